@@ -1,0 +1,21 @@
+/**
+ * Flags shared by several commands, defined once so their names and help read the same everywhere.
+ */
+import { Flags } from '@oclif/core';
+
+export const registryFlag = Flags.string({
+  summary: 'Registry URL: file:<dir> or s3://<bucket>/<prefix>.',
+  description:
+    'Overrides EDGECTL_REGISTRY and edgectl.yaml. S3 endpoint, region and credentials come from the standard AWS configuration (AWS_ENDPOINT_URL_S3, AWS_REGION, profiles).',
+  helpValue: '<url>',
+});
+
+export const trustFlag = Flags.string({
+  summary: 'Path of the trust root (default: trust/root.json of the project, or edgectl.yaml).',
+  helpValue: '<path>',
+});
+
+export const keyFlag = Flags.string({
+  summary: 'Secret key file (mode 0600). EDGECTL_SIGNING_KEY may hold the key instead.',
+  helpValue: '<path>',
+});
