@@ -1,0 +1,82 @@
+/**
+ * The Store interface: the registry's only view of storage (DESIGN: Registry). Two backends
+ * implement it, a directory (fs-store.ts) and S3 (s3-store.ts), and every registry test runs on
+ * both. Keys are slash-separated relative paths such as `blobs/sha256/<hex>`.
+ *
+ * Immutable objects are written with `putIfAbsent` (create-only); the one mutable object
+ * (`fleet/head.json`) is written with `compareAndSwap`. Every operation counts its requests so
+ * commands can report `requests` and benchmarks can measure requests per GiB.
+ */
+
+export interface ObjectInfo {
+  key: string;
+  size: number;
+  /** Opaque version tag: S3 ETag, or a content hash on fs. Used for conditional get and CAS. */
+  etag: string;
+}
+
+export interface GetResult extends ObjectInfo {
+  body: Buffer;
+}
+
+export type PutIfAbsentResult =
+  /** The object did not exist and was written. */
+  | { status: 'created'; etag: string }
+  /** An object with exactly these bytes was already there: success, nothing written. */
+  | { status: 'exists'; etag: string };
+
+export interface StoreStats {
+  /** Requests sent (S3) or operations performed (fs), by kind. */
+  requests: number;
+  gets: number;
+  puts: number;
+  heads: number;
+  lists: number;
+  deletes: number;
+  bytesRead: number;
+  bytesWritten: number;
+}
+
+export interface Store {
+  /** The URL the store was opened with (`file:/abs/path` or `s3://bucket/prefix`). */
+  readonly url: string;
+  /** Whether the backend enforces create-only and compare-and-swap against concurrent writers. */
+  readonly enforcesConditionalWrites: boolean;
+  /** Running request counters; `resetStats()` zeroes them. */
+  readonly stats: StoreStats;
+  resetStats(): void;
+
+  /** Whole object, or undefined when missing. */
+  get(key: string): Promise<GetResult | undefined>;
+  /**
+   * Conditional get: undefined body with `notModified: true` when the current etag equals `etag`
+   * (one request, no body on S3: If-None-Match → 304).
+   */
+  getIfChanged(key: string, etag: string | undefined): Promise<
+    { notModified: true; etag: string } | { notModified: false; object: GetResult } | undefined
+  >;
+  /** Bytes [start, end) of an object (ranged GET). Throws NotFoundError if missing. */
+  getRange(key: string, start: number, end: number): Promise<Buffer>;
+  /** Metadata only, or undefined when missing. */
+  head(key: string): Promise<ObjectInfo | undefined>;
+  /** Every object whose key starts with `prefix`, sorted by key. */
+  list(prefix: string): Promise<ObjectInfo[]>;
+  /**
+   * Create-only write (`If-None-Match: *` on S3, O_EXCL on fs). Same bytes already there:
+   * `exists`. Different bytes: throws ConflictError. Writes are atomic (no partial object visible).
+   */
+  putIfAbsent(key: string, body: Buffer): Promise<PutIfAbsentResult>;
+  /**
+   * Replace the object only if its current etag is `expectedEtag` (`undefined` = must not exist).
+   * Throws ConflictError when another writer moved it first. Returns the new etag.
+   */
+  compareAndSwap(key: string, body: Buffer, expectedEtag: string | undefined): Promise<string>;
+  /** Deletes an object (gc only). Missing is not an error. */
+  delete(key: string): Promise<void>;
+  /** Releases sockets and handles. */
+  close(): Promise<void>;
+}
+
+export function emptyStats(): StoreStats {
+  return { requests: 0, gets: 0, puts: 0, heads: 0, lists: 0, deletes: 0, bytesRead: 0, bytesWritten: 0 };
+}
