@@ -13,6 +13,8 @@ export interface ObjectInfo {
   size: number;
   /** Opaque version tag: S3 ETag, or a content hash on fs. Used for conditional get and CAS. */
   etag: string;
+  /** Last modification time when the backend reports it (fs mtime, S3 LastModified); gc's grace period uses it. */
+  modified?: Date;
 }
 
 export interface GetResult extends ObjectInfo {

@@ -1,0 +1,38 @@
+import { resolve } from 'node:path';
+import { BaseCommand } from '../../src/cli/base-command.js';
+import { registryFlag, trustFlag } from '../../src/cli/flags.js';
+import { initRegistryFromFiles, type InitRegistryResult } from '../../src/registry/init.js';
+
+export default class RegistryInit extends BaseCommand<typeof RegistryInit> {
+  static override summary =
+    'Initialise a registry: publish the trust root and check conditional-write support.';
+  static override description =
+    'Writes every version of the project trust root to trust/root/<version>.json (create-only: re-running is a ' +
+    "no-op, and a registry holding another trust root is refused), verifies the registry's root chain, and probes " +
+    'whether the backend enforces create-only and compare-and-swap writes. Without them (e.g. some S3-compatible ' +
+    'servers) concurrent `site apply` runs are not protected against each other.';
+  static override examples = [
+    '<%= config.bin %> registry init',
+    '<%= config.bin %> registry init --registry file:/srv/edgectl-registry',
+    'AWS_ENDPOINT_URL_S3=http://minio:9000 <%= config.bin %> registry init --registry s3://models/edgectl --json',
+  ];
+  static override flags = { registry: registryFlag, trust: trustFlag };
+
+  public async run(): Promise<InitRegistryResult> {
+    const cfg = this.projectConfig(this.flags.registry);
+    this.io.log('info', `Initialising registry ${cfg.registry}`);
+    const result = await initRegistryFromFiles({
+      registryUrl: cfg.registry,
+      trustPath: this.flags.trust ? resolve(this.flags.trust) : cfg.trustPath,
+    });
+    this.out(
+      `Registry ${result.url} ${result.created ? 'initialised' : 'already initialised'}; trust root version ${result.trustVersion}.`,
+    );
+    this.out(
+      result.conditionalWrites
+        ? 'Conditional writes: enforced (create-only and compare-and-swap are safe against concurrent writers).'
+        : 'Conditional writes: NOT enforced by this server; run one writer at a time (publish, site apply).',
+    );
+    return result;
+  }
+}

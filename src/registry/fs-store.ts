@@ -1,0 +1,415 @@
+/**
+ * The directory backend of the Store interface (DESIGN: Registry). Keys map to files under the root
+ * directory. Create-only writes go temp file + fsync + link(2): link fails with EEXIST atomically,
+ * so of several concurrent writers exactly one creates the object and readers never see a partial
+ * file. Compare-and-swap takes a per-key lock file (O_EXCL), checks the etag, then temp + fsync +
+ * rename(2). The etag is the SHA-256 of the content, cached per (inode, size, mtime, ctime) so that
+ * heads and lists of large immutable blobs do not rehash them within a process.
+ *
+ * Temp files live in `<root>/.tmp/` and locks in `<root>/.locks/` (same file system, so link and
+ * rename stay atomic); keys may not start a segment with a dot, so these never collide with objects.
+ *
+ * Limitation: a lock left by a crashed process is broken when its pid is gone (same host) or it is
+ * older than `staleLockMs`; two processes breaking the same stale lock at the same instant could
+ * both proceed. Stale locks only exist after a crash inside the few milliseconds a CAS holds one.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { link, mkdir, open, readFile, readdir, rename, stat, unlink } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ConflictError, NotFoundError, OperationalError } from '../cli/errors.js';
+import { sha256Hex } from './digest.js';
+import {
+  emptyStats,
+  type GetResult,
+  type ObjectInfo,
+  type PutIfAbsentResult,
+  type Store,
+  type StoreStats,
+} from './store.js';
+import { checkKey, checkPrefix, compareKeys } from './store-keys.js';
+
+export interface FsStoreOptions {
+  /** How long compareAndSwap waits for another writer's lock (default 10 s). */
+  lockTimeoutMs?: number;
+  /** A lock older than this is considered abandoned (default 30 s). */
+  staleLockMs?: number;
+}
+
+interface StatIdentity {
+  ino: bigint;
+  size: bigint;
+  mtimeNs: bigint;
+  ctimeNs: bigint;
+  etag: string;
+}
+
+const TMP_DIR = '.tmp';
+const LOCK_DIR = '.locks';
+
+function errCode(err: unknown): string | undefined {
+  return (err as NodeJS.ErrnoException | null)?.code;
+}
+
+function isMissing(err: unknown): boolean {
+  const code = errCode(err);
+  return code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR';
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+async function hashFile(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return errCode(err) === 'EPERM';
+  }
+}
+
+export class FsStore implements Store {
+  readonly url: string;
+  readonly root: string;
+  readonly enforcesConditionalWrites = true;
+  readonly stats: StoreStats = emptyStats();
+  private readonly lockTimeoutMs: number;
+  private readonly staleLockMs: number;
+  private readonly etags = new Map<string, StatIdentity>();
+
+  constructor(root: string, opts: FsStoreOptions = {}) {
+    this.root = resolve(root);
+    this.url = `file:${this.root}`;
+    this.lockTimeoutMs = opts.lockTimeoutMs ?? 10_000;
+    this.staleLockMs = opts.staleLockMs ?? 30_000;
+  }
+
+  resetStats(): void {
+    Object.assign(this.stats, emptyStats());
+  }
+
+  private count(kind: 'gets' | 'puts' | 'heads' | 'lists' | 'deletes'): void {
+    this.stats.requests++;
+    this.stats[kind]++;
+  }
+
+  private pathOf(key: string): string {
+    return join(this.root, ...checkKey(key).split('/'));
+  }
+
+  /** Etag of a file: cached content hash while the file's identity is unchanged. */
+  private async etagOf(path: string): Promise<{ size: number; etag: string; modified: Date } | undefined> {
+    let st;
+    try {
+      st = await stat(path, { bigint: true });
+    } catch (err) {
+      if (isMissing(err)) return undefined;
+      throw this.ioError('stat', path, err);
+    }
+    if (!st.isFile()) return undefined;
+    const cached = this.etags.get(path);
+    if (
+      cached &&
+      cached.ino === st.ino &&
+      cached.size === st.size &&
+      cached.mtimeNs === st.mtimeNs &&
+      cached.ctimeNs === st.ctimeNs
+    ) {
+      return {
+        size: Number(st.size),
+        etag: cached.etag,
+        modified: new Date(Number(st.mtimeNs / 1_000_000n)),
+      };
+    }
+    let etag: string;
+    try {
+      etag = await hashFile(path);
+    } catch (err) {
+      if (isMissing(err)) return undefined;
+      throw this.ioError('read', path, err);
+    }
+    this.etags.set(path, { ino: st.ino, size: st.size, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, etag });
+    return { size: Number(st.size), etag, modified: new Date(Number(st.mtimeNs / 1_000_000n)) };
+  }
+
+  private ioError(op: string, path: string, err: unknown): OperationalError {
+    return new OperationalError(`registry ${this.url}: cannot ${op} ${path}: ${(err as Error).message}`, {
+      code: 'E_REGISTRY_IO',
+      suggestion: 'check that the registry directory exists, is writable and the disk is not full',
+      cause: err,
+    });
+  }
+
+  private async readBody(key: string): Promise<Buffer | undefined> {
+    const path = this.pathOf(key);
+    try {
+      const body = await readFile(path);
+      this.stats.bytesRead += body.length;
+      return body;
+    } catch (err) {
+      if (isMissing(err)) return undefined;
+      throw this.ioError('read', path, err);
+    }
+  }
+
+  async get(key: string): Promise<GetResult | undefined> {
+    this.count('gets');
+    const body = await this.readBody(key);
+    if (!body) return undefined;
+    return { key, size: body.length, etag: sha256Hex(body), body };
+  }
+
+  async getIfChanged(
+    key: string,
+    etag: string | undefined,
+  ): Promise<{ notModified: true; etag: string } | { notModified: false; object: GetResult } | undefined> {
+    this.count('gets');
+    if (etag !== undefined) {
+      const current = await this.etagOf(this.pathOf(key));
+      if (!current) return undefined;
+      if (current.etag === etag) return { notModified: true, etag };
+    }
+    const body = await this.readBody(key);
+    if (!body) return undefined;
+    const bodyEtag = sha256Hex(body);
+    // The file may have been replaced between the stat and the read: judge by the bytes read.
+    if (bodyEtag === etag) return { notModified: true, etag };
+    return { notModified: false, object: { key, size: body.length, etag: bodyEtag, body } };
+  }
+
+  async getRange(key: string, start: number, end: number): Promise<Buffer> {
+    if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end < start) {
+      throw new RangeError(`invalid byte range [${start}, ${end}) of ${key}`);
+    }
+    this.count('gets');
+    const path = this.pathOf(key);
+    let fh;
+    try {
+      fh = await open(path, 'r');
+    } catch (err) {
+      if (isMissing(err))
+        throw new NotFoundError(`registry object ${key} does not exist`, { details: { key } });
+      throw this.ioError('open', path, err);
+    }
+    try {
+      const buf = Buffer.alloc(end - start);
+      let off = 0;
+      while (off < buf.length) {
+        const { bytesRead } = await fh.read(buf, off, buf.length - off, start + off);
+        if (bytesRead === 0) break;
+        off += bytesRead;
+      }
+      if (off !== buf.length) {
+        throw new OperationalError(
+          `registry object ${key} is shorter than the requested range [${start}, ${end})`,
+          {
+            code: 'E_RANGE',
+            details: { key, start, end },
+          },
+        );
+      }
+      this.stats.bytesRead += off;
+      return buf;
+    } finally {
+      await fh.close();
+    }
+  }
+
+  async head(key: string): Promise<ObjectInfo | undefined> {
+    this.count('heads');
+    const info = await this.etagOf(this.pathOf(key));
+    return info ? { key, size: info.size, etag: info.etag, modified: info.modified } : undefined;
+  }
+
+  async list(prefix: string): Promise<ObjectInfo[]> {
+    checkPrefix(prefix);
+    this.count('lists');
+    const slash = prefix.lastIndexOf('/');
+    const baseKey = slash < 0 ? '' : prefix.slice(0, slash);
+    const keys: string[] = [];
+    const walk = async (dirKey: string): Promise<void> => {
+      const dir = dirKey === '' ? this.root : join(this.root, ...dirKey.split('/'));
+      let entries;
+      try {
+        entries = await readdir(dir, { withFileTypes: true });
+      } catch (err) {
+        if (isMissing(err)) return;
+        throw this.ioError('list', dir, err);
+      }
+      for (const e of entries) {
+        if (e.name.startsWith('.')) continue;
+        const key = dirKey === '' ? e.name : `${dirKey}/${e.name}`;
+        // Skip subtrees that cannot hold a key with the prefix.
+        if (!key.startsWith(prefix) && !prefix.startsWith(`${key}/`)) continue;
+        if (e.isDirectory()) await walk(key);
+        else if (e.isFile() && key.startsWith(prefix)) keys.push(key);
+      }
+    };
+    await walk(baseKey);
+    keys.sort(compareKeys);
+    const out: ObjectInfo[] = [];
+    for (const key of keys) {
+      const info = await this.etagOf(this.pathOf(key));
+      if (info) out.push({ key, size: info.size, etag: info.etag, modified: info.modified });
+    }
+    return out;
+  }
+
+  /** Writes bytes to a fresh, fsynced temp file on the registry's file system. */
+  private async writeTemp(body: Buffer): Promise<string> {
+    const dir = join(this.root, TMP_DIR);
+    await mkdir(dir, { recursive: true });
+    const tmp = join(dir, `${process.pid}-${randomBytes(8).toString('hex')}`);
+    const fh = await open(tmp, 'wx', 0o644);
+    try {
+      await fh.writeFile(body);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    return tmp;
+  }
+
+  async putIfAbsent(key: string, body: Buffer): Promise<PutIfAbsentResult> {
+    const target = this.pathOf(key);
+    this.count('puts');
+    const etag = sha256Hex(body);
+    let tmp: string | undefined;
+    try {
+      await mkdir(dirname(target), { recursive: true });
+      tmp = await this.writeTemp(body);
+      await link(tmp, target);
+      await fsyncDir(dirname(target));
+      this.stats.bytesWritten += body.length;
+      return { status: 'created', etag };
+    } catch (err) {
+      if (errCode(err) !== 'EEXIST') throw this.ioError('write', target, err);
+      const existing = await readFile(target).catch((e: unknown) => {
+        throw this.ioError('read', target, e);
+      });
+      this.stats.bytesRead += existing.length;
+      if (existing.equals(body)) return { status: 'exists', etag };
+      throw new ConflictError(`registry object ${key} already exists with different content`, {
+        code: 'E_EXISTS_DIFFERENT',
+        details: { key, existingEtag: sha256Hex(existing), etag },
+      });
+    } finally {
+      if (tmp) await unlink(tmp).catch(() => undefined);
+    }
+  }
+
+  async compareAndSwap(key: string, body: Buffer, expectedEtag: string | undefined): Promise<string> {
+    const target = this.pathOf(key);
+    this.count('puts');
+    await mkdir(dirname(target), { recursive: true }).catch((err: unknown) => {
+      throw this.ioError('create directory for', target, err);
+    });
+    const release = await this.lock(key);
+    try {
+      let current: string | undefined;
+      try {
+        current = sha256Hex(await readFile(target));
+      } catch (err) {
+        if (!isMissing(err)) throw this.ioError('read', target, err);
+      }
+      if (current !== expectedEtag) {
+        throw new ConflictError(
+          `registry object ${key} was changed by another writer (expected ${expectedEtag ?? 'no object'}, found ${current ?? 'no object'})`,
+          { code: 'E_CAS', details: { key, expected: expectedEtag ?? null, found: current ?? null } },
+        );
+      }
+      const tmp = await this.writeTemp(body);
+      try {
+        await rename(tmp, target);
+      } catch (err) {
+        await unlink(tmp).catch(() => undefined);
+        throw this.ioError('replace', target, err);
+      }
+      await fsyncDir(dirname(target));
+      this.stats.bytesWritten += body.length;
+      return sha256Hex(body);
+    } finally {
+      await release();
+    }
+  }
+
+  private async lock(key: string): Promise<() => Promise<void>> {
+    const dir = join(this.root, LOCK_DIR);
+    await mkdir(dir, { recursive: true });
+    const path = join(dir, `${sha256Hex(key)}.lock`);
+    const deadline = Date.now() + this.lockTimeoutMs;
+    let delay = 1;
+    for (;;) {
+      try {
+        const fh = await open(path, 'wx', 0o644);
+        try {
+          await fh.writeFile(`${process.pid} ${hostname()} ${Date.now()}\n`);
+        } finally {
+          await fh.close();
+        }
+        return async () => {
+          await unlink(path).catch(() => undefined);
+        };
+      } catch (err) {
+        if (errCode(err) !== 'EEXIST') throw this.ioError('create lock', path, err);
+      }
+      if (await this.isStale(path)) {
+        await unlink(path).catch(() => undefined);
+        continue;
+      }
+      if (Date.now() > deadline) {
+        throw new OperationalError(`timed out waiting for the lock on registry object ${key}`, {
+          code: 'E_LOCK_TIMEOUT',
+          suggestion: `if no other edgectl process is writing to ${this.url}, remove ${path}`,
+          details: { key, lock: path },
+        });
+      }
+      await sleep(delay + Math.random() * delay);
+      delay = Math.min(delay * 2, 50);
+    }
+  }
+
+  private async isStale(path: string): Promise<boolean> {
+    let text: string;
+    try {
+      text = await readFile(path, 'utf8');
+    } catch {
+      return false; // released meanwhile: just retry
+    }
+    const [pidText, host, timeText] = text.trim().split(' ');
+    const time = Number(timeText);
+    // A lock being written right now is empty or partial: only age can make it stale.
+    if (host === hostname() && pidText && Number(pidText) > 0 && !pidAlive(Number(pidText))) return true;
+    if (Number.isFinite(time) && time > 0) return Date.now() - time > this.staleLockMs;
+    const st = await stat(path).catch(() => undefined);
+    return st !== undefined && Date.now() - st.mtimeMs > this.staleLockMs;
+  }
+
+  async delete(key: string): Promise<void> {
+    const path = this.pathOf(key);
+    this.count('deletes');
+    try {
+      await unlink(path);
+    } catch (err) {
+      if (!isMissing(err)) throw this.ioError('delete', path, err);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.etags.clear();
+  }
+}

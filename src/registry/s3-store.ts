@@ -1,0 +1,493 @@
+/**
+ * The S3 backend of the Store interface (DESIGN: Registry), for AWS S3 and S3-compatible servers,
+ * through @aws-sdk/client-s3. Endpoint, region and credentials come from the standard AWS
+ * configuration (AWS_ENDPOINT_URL_S3, AWS_REGION, AWS_ACCESS_KEY_ID, profiles); path-style
+ * addressing is the default when a custom endpoint is set (MinIO, s3rver, Ceph).
+ *
+ * Create-only writes send `If-None-Match: *` and HEAD first: the HEAD saves re-uploading an
+ * object that is already there and gives the same-bytes/different-bytes answer on servers that
+ * ignore the header (s3rver). Compare-and-swap sends `If-Match` (or `If-None-Match: *` to create).
+ * Whether the server enforces these headers is probed by `registry init` (probeConditionalWrites).
+ * ETags are opaque CAS tokens here, never content digests (multipart ETags are not MD5s).
+ *
+ * The SDK's default request checksums are turned off (WHEN_REQUIRED) because they break several
+ * S3-compatible stores (reference study 5.4); content integrity comes from our own SHA-256 digests.
+ * Timeouts and retries are bounded so an unreachable registry fails in seconds with exit 1.
+ */
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  type S3ClientConfig,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { randomBytes } from 'node:crypto';
+import { ConflictError, NotFoundError, OperationalError, UserError } from '../cli/errors.js';
+import { sha256Hex } from './digest.js';
+import { BLOB_PREFIX } from './layout.js';
+import {
+  emptyStats,
+  type GetResult,
+  type ObjectInfo,
+  type PutIfAbsentResult,
+  type Store,
+  type StoreStats,
+} from './store.js';
+import { checkKey, checkPrefix, compareKeys } from './store-keys.js';
+
+export interface S3StoreOptions {
+  /** Environment to read AWS settings from (default process.env). */
+  env?: NodeJS.ProcessEnv;
+  /** Default: EDGECTL_S3_FORCE_PATH_STYLE, else true when a custom endpoint is set. */
+  forcePathStyle?: boolean;
+  endpoint?: string;
+  region?: string;
+  /** Attempts per request including the first (default 3). */
+  maxAttempts?: number;
+  /** TCP connect timeout per attempt (default 3 s). */
+  connectionTimeoutMs?: number;
+  /** Socket inactivity timeout per attempt (default 10 s). */
+  requestTimeoutMs?: number;
+  /** Bodies larger than this go multipart (default 16 MiB). */
+  multipartThreshold?: number;
+  /** Multipart part size (default 8 MiB; S3's minimum is 5 MiB). */
+  partSize?: number;
+  /** Initial belief about conditional-write support until probed (default: true for AWS itself). */
+  enforcesConditionalWrites?: boolean;
+}
+
+type Kind = 'gets' | 'puts' | 'heads' | 'lists' | 'deletes';
+const COMMAND_KIND: Record<string, Kind> = {
+  GetObjectCommand: 'gets',
+  HeadObjectCommand: 'heads',
+  ListObjectsV2Command: 'lists',
+  DeleteObjectCommand: 'deletes',
+  PutObjectCommand: 'puts',
+  CreateMultipartUploadCommand: 'puts',
+  UploadPartCommand: 'puts',
+  CompleteMultipartUploadCommand: 'puts',
+  AbortMultipartUploadCommand: 'puts',
+};
+
+const NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EPIPE',
+  'ECONNABORTED',
+]);
+
+interface SdkError {
+  name?: string;
+  code?: string;
+  message?: string;
+  $metadata?: { httpStatusCode?: number };
+}
+
+function statusOf(err: unknown): number | undefined {
+  return (err as SdkError | null)?.$metadata?.httpStatusCode;
+}
+
+function nameOf(err: unknown): string {
+  return (err as SdkError | null)?.name ?? '';
+}
+
+/**
+ * A missing object. A missing bucket is also a 404 but must not read as an empty registry; HEAD
+ * responses carry no error body, so there the two look alike and the next GET, PUT or LIST tells.
+ */
+function isNotFound(err: unknown): boolean {
+  if (nameOf(err) === 'NoSuchBucket') return false;
+  return statusOf(err) === 404 || nameOf(err) === 'NoSuchKey' || nameOf(err) === 'NotFound';
+}
+
+function isPreconditionFailed(err: unknown): boolean {
+  return statusOf(err) === 412 || nameOf(err) === 'PreconditionFailed';
+}
+
+/** 409 ConditionalRequestConflict: a concurrent conditional write is in flight; AWS says retry. */
+function isConditionalConflict(err: unknown): boolean {
+  return statusOf(err) === 409 || nameOf(err) === 'ConditionalRequestConflict';
+}
+
+function envFlag(value: string | undefined): boolean | undefined {
+  if (value === undefined || value === '') return undefined;
+  return !['0', 'false', 'no', 'off'].includes(value.toLowerCase());
+}
+
+export class S3Store implements Store {
+  readonly url: string;
+  readonly bucket: string;
+  /** Key prefix inside the bucket, without slashes at either end ('' for the bucket root). */
+  readonly prefix: string;
+  readonly endpoint: string | undefined;
+  enforcesConditionalWrites: boolean;
+  readonly stats: StoreStats = emptyStats();
+  private readonly client: S3Client;
+  private readonly multipartThreshold: number;
+  private readonly partSize: number;
+
+  constructor(bucket: string, prefix: string, opts: S3StoreOptions = {}) {
+    const env = opts.env ?? process.env;
+    this.bucket = bucket;
+    this.prefix = prefix.replace(/^\/+|\/+$/g, '');
+    this.url = `s3://${bucket}${this.prefix ? `/${this.prefix}` : ''}`;
+    this.endpoint = opts.endpoint ?? (env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL || undefined);
+    const region = opts.region ?? (env.AWS_REGION || env.AWS_DEFAULT_REGION || undefined);
+    const config: S3ClientConfig = {
+      forcePathStyle:
+        opts.forcePathStyle ?? envFlag(env.EDGECTL_S3_FORCE_PATH_STYLE) ?? this.endpoint !== undefined,
+      maxAttempts: opts.maxAttempts ?? 3,
+      requestHandler: {
+        connectionTimeout: opts.connectionTimeoutMs ?? 3_000,
+        requestTimeout: opts.requestTimeoutMs ?? 10_000,
+      },
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+    };
+    if (this.endpoint) config.endpoint = this.endpoint;
+    // A custom endpoint rarely cares about the region, but the SDK refuses to sign without one.
+    if (region) config.region = region;
+    else if (this.endpoint) config.region = 'us-east-1';
+    if (env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY) {
+      config.credentials = {
+        accessKeyId: env.AWS_ACCESS_KEY_ID,
+        secretAccessKey: env.AWS_SECRET_ACCESS_KEY,
+        ...(env.AWS_SESSION_TOKEN ? { sessionToken: env.AWS_SESSION_TOKEN } : {}),
+      };
+    }
+    this.client = new S3Client(config);
+    this.multipartThreshold = opts.multipartThreshold ?? 16 * 1024 * 1024;
+    this.partSize = opts.partSize ?? 8 * 1024 * 1024;
+    this.enforcesConditionalWrites = opts.enforcesConditionalWrites ?? this.endpoint === undefined;
+    // Counted per attempt (the deserialize step runs inside the retry loop), so retries show up.
+    this.client.middlewareStack.add(
+      (next, context) => async (args) => {
+        this.stats.requests++;
+        const kind = COMMAND_KIND[context.commandName ?? ''];
+        if (kind) this.stats[kind]++;
+        return next(args);
+      },
+      { step: 'deserialize', name: 'edgectlRequestCounter' },
+    );
+  }
+
+  resetStats(): void {
+    Object.assign(this.stats, emptyStats());
+  }
+
+  private fullKey(key: string): string {
+    checkKey(key);
+    return this.prefix ? `${this.prefix}/${key}` : key;
+  }
+
+  /** Turns an unexpected SDK failure into an error that says what to check. */
+  private failure(err: unknown, op: string, key?: string): Error {
+    if (err instanceof OperationalError || err instanceof UserError || err instanceof ConflictError)
+      return err;
+    const e = (err ?? {}) as SdkError;
+    const where = `the registry at ${this.url}${this.endpoint ? ` (endpoint ${this.endpoint})` : ''}`;
+    const message = e.message ?? String(err);
+    const status = statusOf(err);
+    if (
+      (e.code && NETWORK_CODES.has(e.code)) ||
+      e.name === 'TimeoutError' ||
+      e.name === 'RequestTimeout' ||
+      /socket hang up|timed out|ECONNREFUSED|getaddrinfo/i.test(message)
+    ) {
+      return new OperationalError(`${where} is unreachable: ${message}`, {
+        code: 'E_REGISTRY_UNREACHABLE',
+        suggestion:
+          'check the registry URL and AWS_ENDPOINT_URL_S3, that the S3 server is running, and your network or proxy',
+        details: { url: this.url, endpoint: this.endpoint ?? null, operation: op },
+        cause: err,
+      });
+    }
+    if (/Region is missing/i.test(message)) {
+      return new UserError(`${where}: no AWS region configured`, {
+        code: 'E_S3_CONFIG',
+        suggestion: 'set AWS_REGION (or a region in your AWS profile)',
+      });
+    }
+    if (/Could not load credentials/i.test(message)) {
+      return new UserError(`${where}: no AWS credentials found`, {
+        code: 'E_S3_CONFIG',
+        suggestion: 'set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE',
+      });
+    }
+    if (e.name === 'NoSuchBucket') {
+      return new OperationalError(`${where}: bucket ${this.bucket} does not exist`, {
+        code: 'E_NO_BUCKET',
+        suggestion: `create the bucket ${this.bucket}, or fix the registry URL`,
+      });
+    }
+    if (
+      status === 403 ||
+      ['AccessDenied', 'InvalidAccessKeyId', 'SignatureDoesNotMatch'].includes(e.name ?? '')
+    ) {
+      return new OperationalError(
+        `${where}: access denied for ${op}${key ? ` ${key}` : ''} (${e.name ?? status})`,
+        {
+          code: 'E_ACCESS_DENIED',
+          suggestion: 'check the AWS credentials (AWS_ACCESS_KEY_ID, AWS_PROFILE) and the bucket policy',
+        },
+      );
+    }
+    return new OperationalError(
+      `${where}: ${op}${key ? ` ${key}` : ''} failed: ${e.name ?? 'Error'}${status ? ` (HTTP ${status})` : ''}: ${message}`,
+      {
+        code: 'E_REGISTRY_IO',
+        details: { operation: op, key: key ?? null, status: status ?? null },
+        cause: err,
+      },
+    );
+  }
+
+  async get(key: string): Promise<GetResult | undefined> {
+    const Key = this.fullKey(key);
+    try {
+      const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key }));
+      const body = Buffer.from((await res.Body?.transformToByteArray()) ?? new Uint8Array());
+      this.stats.bytesRead += body.length;
+      return { key, size: body.length, etag: res.ETag ?? '', body };
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw this.failure(err, 'get', key);
+    }
+  }
+
+  async getIfChanged(
+    key: string,
+    etag: string | undefined,
+  ): Promise<{ notModified: true; etag: string } | { notModified: false; object: GetResult } | undefined> {
+    const Key = this.fullKey(key);
+    try {
+      const res = await this.client.send(
+        new GetObjectCommand({
+          Bucket: this.bucket,
+          Key,
+          ...(etag !== undefined ? { IfNoneMatch: etag } : {}),
+        }),
+      );
+      const body = Buffer.from((await res.Body?.transformToByteArray()) ?? new Uint8Array());
+      this.stats.bytesRead += body.length;
+      return { notModified: false, object: { key, size: body.length, etag: res.ETag ?? '', body } };
+    } catch (err) {
+      // The SDK reports 304 Not Modified as an error; it is the cheap, expected answer.
+      if (statusOf(err) === 304 && etag !== undefined) return { notModified: true, etag };
+      if (isNotFound(err)) return undefined;
+      throw this.failure(err, 'get', key);
+    }
+  }
+
+  async getRange(key: string, start: number, end: number): Promise<Buffer> {
+    if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end < start) {
+      throw new RangeError(`invalid byte range [${start}, ${end}) of ${key}`);
+    }
+    if (end === start) {
+      // HTTP cannot express an empty range; still report a missing object like a real read would.
+      if (!(await this.head(key)))
+        throw new NotFoundError(`registry object ${key} does not exist`, { details: { key } });
+      return Buffer.alloc(0);
+    }
+    const Key = this.fullKey(key);
+    let body: Buffer;
+    try {
+      const res = await this.client.send(
+        new GetObjectCommand({ Bucket: this.bucket, Key, Range: `bytes=${start}-${end - 1}` }),
+      );
+      body = Buffer.from((await res.Body?.transformToByteArray()) ?? new Uint8Array());
+    } catch (err) {
+      if (isNotFound(err))
+        throw new NotFoundError(`registry object ${key} does not exist`, { details: { key } });
+      if (statusOf(err) === 416) body = Buffer.alloc(0);
+      else throw this.failure(err, 'get range of', key);
+    }
+    this.stats.bytesRead += body.length;
+    if (body.length !== end - start) {
+      throw new OperationalError(
+        `registry object ${key} is shorter than the requested range [${start}, ${end})`,
+        {
+          code: 'E_RANGE',
+          details: { key, start, end, got: body.length },
+        },
+      );
+    }
+    return body;
+  }
+
+  async head(key: string): Promise<ObjectInfo | undefined> {
+    const Key = this.fullKey(key);
+    try {
+      const res = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key }));
+      return {
+        key,
+        size: res.ContentLength ?? 0,
+        etag: res.ETag ?? '',
+        ...(res.LastModified ? { modified: res.LastModified } : {}),
+      };
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw this.failure(err, 'head', key);
+    }
+  }
+
+  async list(prefix: string): Promise<ObjectInfo[]> {
+    checkPrefix(prefix);
+    const base = this.prefix ? `${this.prefix}/` : '';
+    const out: ObjectInfo[] = [];
+    let token: string | undefined;
+    do {
+      let res;
+      try {
+        res = await this.client.send(
+          new ListObjectsV2Command({ Bucket: this.bucket, Prefix: base + prefix, ContinuationToken: token }),
+        );
+      } catch (err) {
+        throw this.failure(err, 'list', prefix);
+      }
+      for (const o of res.Contents ?? []) {
+        if (!o.Key?.startsWith(base)) continue;
+        out.push({
+          key: o.Key.slice(base.length),
+          size: o.Size ?? 0,
+          etag: o.ETag ?? '',
+          ...(o.LastModified ? { modified: o.LastModified } : {}),
+        });
+      }
+      token = res.IsTruncated ? res.NextContinuationToken : undefined;
+    } while (token);
+    return out.sort((a, b) => compareKeys(a.key, b.key));
+  }
+
+  /** PUT (multipart above the threshold) with conditional headers; returns the new ETag. */
+  private async put(
+    key: string,
+    body: Buffer,
+    condition: { IfNoneMatch: '*' } | { IfMatch: string } | Record<string, never>,
+  ): Promise<string> {
+    const params = { Bucket: this.bucket, Key: this.fullKey(key), Body: body, ...condition };
+    let etag: string | undefined;
+    if (body.length > this.multipartThreshold) {
+      const upload = new Upload({ client: this.client, params, partSize: this.partSize, queueSize: 4 });
+      etag = (await upload.done()).ETag;
+    } else {
+      etag = (await this.client.send(new PutObjectCommand(params))).ETag;
+    }
+    this.stats.bytesWritten += body.length;
+    return etag ?? '';
+  }
+
+  /**
+   * Same bytes as an existing object? Blob keys name the SHA-256 of their content, so a blob whose
+   * size matches and whose key is the digest of `body` is taken as equal without downloading it.
+   */
+  private async existingMatches(key: string, body: Buffer, existing: ObjectInfo): Promise<PutIfAbsentResult> {
+    const sameSize = existing.size === body.length;
+    if (sameSize && key.startsWith(BLOB_PREFIX) && key.slice(BLOB_PREFIX.length) === sha256Hex(body)) {
+      return { status: 'exists', etag: existing.etag };
+    }
+    const current = sameSize ? await this.get(key) : undefined;
+    if (current?.body.equals(body)) return { status: 'exists', etag: current.etag };
+    throw new ConflictError(`registry object ${key} already exists with different content`, {
+      code: 'E_EXISTS_DIFFERENT',
+      details: { key, existingEtag: existing.etag },
+    });
+  }
+
+  async putIfAbsent(key: string, body: Buffer): Promise<PutIfAbsentResult> {
+    for (let attempt = 0; ; attempt++) {
+      const existing = await this.head(key);
+      if (existing) return this.existingMatches(key, body, existing);
+      try {
+        return { status: 'created', etag: await this.put(key, body, { IfNoneMatch: '*' }) };
+      } catch (err) {
+        // Lost a race with another creator (412) or hit one in flight (409): look again.
+        if ((isPreconditionFailed(err) || isConditionalConflict(err)) && attempt < 4) continue;
+        throw this.failure(err, 'put', key);
+      }
+    }
+  }
+
+  async compareAndSwap(key: string, body: Buffer, expectedEtag: string | undefined): Promise<string> {
+    const conflict = (found: string | undefined) =>
+      new ConflictError(
+        `registry object ${key} was changed by another writer (expected ${expectedEtag ?? 'no object'}, found ${found ?? 'no object'})`,
+        { code: 'E_CAS', details: { key, expected: expectedEtag ?? null, found: found ?? null } },
+      );
+    if (!this.enforcesConditionalWrites) {
+      // The server ignores If-Match: at least catch a stale etag (this check is not atomic).
+      const current = await this.head(key);
+      if (current?.etag !== expectedEtag) throw conflict(current?.etag);
+    }
+    try {
+      return await this.put(
+        key,
+        body,
+        expectedEtag === undefined ? { IfNoneMatch: '*' } : { IfMatch: expectedEtag },
+      );
+    } catch (err) {
+      if (
+        isPreconditionFailed(err) ||
+        isConditionalConflict(err) ||
+        (expectedEtag !== undefined && isNotFound(err))
+      ) {
+        throw conflict((await this.head(key))?.etag);
+      }
+      throw this.failure(err, 'put', key);
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    const Key = this.fullKey(key);
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key }));
+    } catch (err) {
+      if (isNotFound(err)) return;
+      throw this.failure(err, 'delete', key);
+    }
+  }
+
+  /**
+   * Writes a scratch object twice with `If-None-Match: *` and once with a wrong `If-Match`, and
+   * records whether the server refused the second and third writes (s3rver does not). Sets
+   * `enforcesConditionalWrites` from the answer.
+   */
+  async probeConditionalWrites(): Promise<boolean> {
+    const key = `edgectl-probe/${Date.now()}-${randomBytes(6).toString('hex')}`;
+    const body = Buffer.from('edgectl conditional-write probe\n');
+    const refused = async (condition: { IfNoneMatch: '*' } | { IfMatch: string }): Promise<boolean> => {
+      try {
+        await this.put(key, body, condition);
+        return false;
+      } catch (err) {
+        if (isPreconditionFailed(err) || isConditionalConflict(err)) return true;
+        throw this.failure(err, 'probe write', key);
+      }
+    };
+    try {
+      await this.put(key, body, { IfNoneMatch: '*' });
+    } catch (err) {
+      throw this.failure(err, 'probe write', key);
+    }
+    try {
+      const createOnly = await refused({ IfNoneMatch: '*' });
+      const cas = await refused({ IfMatch: '"edgectl-probe-mismatch"' });
+      this.enforcesConditionalWrites = createOnly && cas;
+      return this.enforcesConditionalWrites;
+    } finally {
+      await this.delete(key).catch(() => undefined);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.client.destroy();
+  }
+}

@@ -1,0 +1,69 @@
+/**
+ * Runs the same tests on both Store backends: a temp directory (FsStore) and s3rver (S3Store).
+ *
+ *   forEachBackend((mk) => {
+ *     it('round-trips', async () => {
+ *       const store = await mk();          // a fresh, empty store for this test
+ *       await store.putIfAbsent('a/b', Buffer.from('x'));
+ *     });
+ *   });
+ *
+ * Each backend gets its own `describe` block named `fs` or `s3`. `mk()` returns a new empty store
+ * (a new directory, or a new prefix in the shared bucket); stores and the server are closed after
+ * the block. `mk.backend` says which backend runs and `mk.s3` holds the s3rver fixture on s3.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe } from 'vitest';
+import { FsStore } from '../../src/registry/fs-store.js';
+import { S3Store, type S3StoreOptions } from '../../src/registry/s3-store.js';
+import type { Store } from '../../src/registry/store.js';
+import { startS3, type S3Fixture } from './s3.js';
+
+export type Backend = 'fs' | 's3';
+
+export interface MakeStore {
+  (opts?: { s3?: Omit<S3StoreOptions, 'env'> }): Promise<Store>;
+  backend: Backend;
+  /** The s3rver fixture (only on the s3 backend, after beforeAll ran). */
+  s3: S3Fixture | undefined;
+}
+
+export function forEachBackend(body: (mk: MakeStore) => void, backends: Backend[] = ['fs', 's3']): void {
+  for (const backend of backends) {
+    describe(backend, () => {
+      const open: Store[] = [];
+      const dirs: string[] = [];
+      let counter = 0;
+      const mk = (async (opts = {}) => {
+        let store: Store;
+        if (backend === 'fs') {
+          const dir = mkdtempSync(join(tmpdir(), 'edgectl-store-'));
+          dirs.push(dir);
+          store = new FsStore(join(dir, 'registry'));
+        } else {
+          if (!mk.s3) throw new Error('s3rver is not running (call mk() inside a test)');
+          store = new S3Store(mk.s3.bucket, `t${++counter}-${process.pid}`, { ...opts.s3, env: mk.s3.env });
+        }
+        open.push(store);
+        return store;
+      }) as MakeStore;
+      mk.backend = backend;
+      mk.s3 = undefined;
+      if (backend === 's3') {
+        beforeAll(async () => {
+          mk.s3 = await startS3();
+        });
+        afterAll(async () => {
+          await mk.s3?.stop();
+        });
+      }
+      afterEach(async () => {
+        await Promise.all(open.splice(0).map((s) => s.close()));
+        for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+      });
+      body(mk);
+    });
+  }
+}
