@@ -1,0 +1,33 @@
+import { Args } from '@oclif/core';
+import { BaseCommand } from '../../src/cli/base-command.js';
+import { registryFlag } from '../../src/cli/flags.js';
+import { listPublished, type ListResult } from '../../src/artifact/show.js';
+import { openStore } from '../../src/registry/open-store.js';
+
+export default class ArtifactList extends BaseCommand<typeof ArtifactList> {
+  static override summary = 'List published artifacts, newest version first.';
+  static override description = 'Lists every published version, or those of one kind or one kind/name.';
+  static override examples = [
+    '<%= config.bin %> artifact list',
+    '<%= config.bin %> artifact list model',
+    '<%= config.bin %> artifact list adapter/support --json',
+  ];
+  static override args = {
+    selector: Args.string({ required: false, description: '<kind> or <kind>/<name>.' }),
+  };
+  static override flags = { registry: registryFlag };
+
+  public async run(): Promise<ListResult> {
+    const cfg = this.projectConfig(this.flags.registry);
+    const store = await openStore(cfg.registry);
+    try {
+      const result = await listPublished(store, this.args.selector);
+      if (result.artifacts.length === 0)
+        this.out(`No artifacts${this.args.selector ? ` matching ${this.args.selector}` : ''}.`);
+      for (const a of result.artifacts) this.out(a.ref);
+      return result;
+    } finally {
+      await store.close();
+    }
+  }
+}
