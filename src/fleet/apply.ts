@@ -1,0 +1,205 @@
+/**
+ * `site apply`: turns the plan into the next signed fleet entry and moves the head, following the
+ * registry's commit protocol (immutable objects first, then one compare-and-swap):
+ *
+ *   1. read and verify the head (keeping its etag), the snapshot and the entries after it;
+ *   2. roll forward over entries past the head (an apply that crashed, or is racing us, between
+ *      writing its entry and moving the head), so they are never overwritten or lost;
+ *   3. plan; with no ops and a fresh head, stop without writing anything;
+ *   4. write entry seq+1 create-only: if another apply created that seq first, we lost the race
+ *      (ConflictError, retryable) and nothing of ours was written;
+ *   5. write a snapshot every `snapshotEvery` entries (create-only, idempotent);
+ *   6. compare-and-swap the head from the etag read in step 1.
+ *
+ * Each seq can be created once and each entry's `prev` must match the only entry at seq-1, so two
+ * concurrent applies can never fork the log; the head only moves from the state its writer read,
+ * so it never goes backwards. A head past half its lifetime is re-signed even without changes, so
+ * sites do not freeze on an expired head while the fleet is quiet.
+ */
+import { ConflictError, isEdgectlError } from '../cli/errors.js';
+import type { Io } from '../cli/output.js';
+import { PayloadType } from '../registry/envelope.js';
+import type { KeyPair } from '../registry/keys.js';
+import { HEAD_KEY, fleetLogKey, snapshotKey } from '../registry/layout.js';
+import type { Store } from '../registry/store.js';
+import type { TrustRoot } from '../registry/trust.js';
+import { applyEntry, buildEntry, type AppliedFleet } from './entry.js';
+import { DEFAULT_HEAD_TTL_MS, buildHead, headNeedsRefresh } from './head.js';
+import type { FleetOp } from './ops.js';
+import { planFleet, type FleetPlan } from './plan.js';
+import { readEntry, readFleet } from './read.js';
+import { registryRefResolver, type RefResolver } from './resolve.js';
+import type { RolloutReducer } from './rollout-ops.js';
+import { checkFleetSigners, fleetKeys, signFleetBytes, signFleetObject } from './signed.js';
+import { loadSiteDeclarations, type DeclaredSite } from './site-schema.js';
+import { DEFAULT_SNAPSHOT_EVERY, buildSnapshot, snapshotPayloadBytes } from './snapshot.js';
+import { stateDigest } from './state.js';
+
+export interface ApplyFleetOptions {
+  store: Store;
+  trust: TrustRoot;
+  /** The fleet role key (or keys, for a threshold above 1). */
+  signer: KeyPair | KeyPair[];
+  /** Directory of `<site>.yaml` declarations; or pass `desired` directly. */
+  sitesDir?: string;
+  desired?: DeclaredSite[];
+  clock: () => Date;
+  snapshotEvery?: number;
+  headTtlMs?: number;
+  /** Default: resolve refs against the same registry. */
+  resolveRef?: RefResolver;
+  /** Turns paths into the names shown in messages. */
+  display?: (path: string) => string;
+  io?: Io;
+  rolloutReducer?: RolloutReducer;
+}
+
+export interface ApplyFleetResult {
+  /** Seq of the head after the apply. */
+  seq: number;
+  /** Seq of the head before. */
+  previousSeq: number;
+  /** Ops of the entry written by this apply (empty: nothing to change). */
+  ops: FleetOp[];
+  sites: FleetPlan['sites'];
+  summary: FleetPlan['summary'];
+  stateDigest: string;
+  entryDigest: string | null;
+  /** Whether this apply wrote a snapshot. */
+  snapshot: boolean;
+  /** Whether the head was written (new entries, or a refresh). */
+  headMoved: boolean;
+  /** Entries past the old head that this apply found and included (a crashed or racing apply). */
+  rolledForward: number;
+}
+
+function desiredSites(opts: ApplyFleetOptions): DeclaredSite[] {
+  if (opts.desired) return opts.desired;
+  if (!opts.sitesDir) throw new TypeError('applyFleet needs sitesDir or desired');
+  return loadSiteDeclarations(opts.sitesDir, opts.display);
+}
+
+function lostRace(seq: number, what: string, cause: unknown): ConflictError {
+  return new ConflictError(
+    `another \`site apply\` ${what} (fleet seq ${seq}); nothing of this apply was lost`,
+    {
+      code: 'E_APPLY_CONFLICT',
+      suggestion: 'run `edgectl site apply` again to plan against the new head, or pass --retries <n>',
+      details: { seq, retryable: true },
+      cause,
+    },
+  );
+}
+
+/** One apply attempt; ConflictError when another writer won a race (see applyFleetWithRetries). */
+export async function applyFleet(opts: ApplyFleetOptions): Promise<ApplyFleetResult> {
+  const { store, trust, io } = opts;
+  const signers = Array.isArray(opts.signer) ? opts.signer : [opts.signer];
+  const keys = fleetKeys(trust);
+  checkFleetSigners(signers, keys);
+  const desired = desiredSites(opts);
+  const every = opts.snapshotEvery ?? DEFAULT_SNAPSHOT_EVERY;
+  const now = opts.clock();
+  const applyOpts = opts.rolloutReducer ? { rolloutReducer: opts.rolloutReducer } : {};
+
+  const read = await readFleet(store, keys, { now, allowExpired: true, ...applyOpts });
+  const previousSeq = read.seq;
+  let applied: AppliedFleet = read.applied;
+  const snapshots: AppliedFleet[] = [];
+  for (
+    let next = await readEntry(store, keys, applied.seq + 1);
+    next;
+    next = await readEntry(store, keys, applied.seq + 1)
+  ) {
+    applied = applyEntry(applied, next.entry, applyOpts);
+    if (applied.seq % every === 0) snapshots.push(applied);
+    io?.log('info', `including fleet entry ${applied.seq}, written past the head by an earlier apply`);
+  }
+  const rolledForward = applied.seq - previousSeq;
+
+  const plan = await planFleet(desired, applied.state, opts.resolveRef ?? registryRefResolver(store, trust));
+  if (plan.ops.length > 0) {
+    const { entry, payload, next } = buildEntry(applied, plan.ops, now, applyOpts);
+    const body = signFleetBytes(PayloadType.entry, payload, signers);
+    try {
+      await store.putIfAbsent(fleetLogKey(entry.seq), body);
+    } catch (err) {
+      if (err instanceof ConflictError) throw lostRace(entry.seq, 'wrote this seq first', err);
+      throw err;
+    }
+    io?.log('info', `wrote fleet entry ${entry.seq} (${plan.ops.length} ops)`);
+    applied = next;
+    if (applied.seq % every === 0) snapshots.push(applied);
+  }
+
+  for (const snap of snapshots) {
+    try {
+      await store.putIfAbsent(
+        snapshotKey(snap.seq),
+        signFleetBytes(PayloadType.snapshot, snapshotPayloadBytes(buildSnapshot(snap)), signers),
+      );
+      io?.log('info', `wrote snapshot ${snap.seq}`);
+    } catch (err) {
+      // Another writer's snapshot of the same seq (e.g. signed by another fleet key) is as good.
+      if (!(err instanceof ConflictError)) throw err;
+    }
+  }
+
+  const head = read.head;
+  const moved = applied.seq !== previousSeq || head === undefined || headNeedsRefresh(head, now);
+  if (moved && applied.seq > 0 && applied.entryDigest !== null) {
+    const lastSnapshot = snapshots.at(-1)?.seq ?? head?.snapshotSeq ?? null;
+    const newHead = buildHead({
+      seq: applied.seq,
+      entryDigest: applied.entryDigest,
+      snapshotSeq: lastSnapshot,
+      now,
+      ttlMs: opts.headTtlMs ?? DEFAULT_HEAD_TTL_MS,
+    });
+    try {
+      await store.compareAndSwap(
+        HEAD_KEY,
+        signFleetObject(PayloadType.head, newHead, signers),
+        read.headEtag,
+      );
+    } catch (err) {
+      if (err instanceof ConflictError) throw lostRace(applied.seq, 'moved the fleet head first', err);
+      throw err;
+    }
+    io?.log('info', `moved the fleet head to seq ${applied.seq}`);
+  }
+
+  return {
+    seq: applied.seq,
+    previousSeq,
+    ops: plan.ops,
+    sites: plan.sites,
+    summary: plan.summary,
+    stateDigest: stateDigest(applied.state),
+    entryDigest: applied.entryDigest,
+    snapshot: snapshots.length > 0,
+    headMoved: moved && applied.seq > 0,
+    rolledForward,
+  };
+}
+
+/**
+ * applyFleet, retried up to `retries` times when another apply wins a race (each retry re-reads
+ * the head and re-plans). Other errors are not retried.
+ */
+export async function applyFleetWithRetries(
+  opts: ApplyFleetOptions,
+  retries: number,
+): Promise<ApplyFleetResult> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await applyFleet(opts);
+    } catch (err) {
+      const retryable = isEdgectlError(err) && err.code === 'E_APPLY_CONFLICT';
+      if (!retryable || attempt >= retries) throw err;
+      opts.io?.log('warn', `${(err as Error).message}; retrying (${attempt + 1}/${retries})`);
+      // Jittered backoff so racing writers do not collide again in lockstep.
+      await new Promise((r) => setTimeout(r, 20 * (attempt + 1) + Math.random() * 50));
+    }
+  }
+}

@@ -1,0 +1,267 @@
+/**
+ * Planning (`edgectl site plan`): the ops that take the fleet state from what the registry's log
+ * says to what `sites/*.yaml` declares, and a readable per-site diff of them. Every ref is
+ * resolved to its manifest digest first; a ref the registry lacks is a UserError (exit 2) naming
+ * the file:line of each place it is used.
+ *
+ * Ops come out in a fixed order (deletes, puts, assigns, unassigns; sites sorted) and `assign` ops
+ * are grouped by (slot, ref, digest), so the same desired state always plans to the same entry and
+ * a 10,000-site fleet moving to a new model is one op, not 10,000.
+ */
+import { UserError } from '../cli/errors.js';
+import { formatProblem, type YamlProblem } from '../config/yaml-file.js';
+import type { AssignOp, FleetOp, UnassignOp } from './ops.js';
+import { refIdentity } from './refs.js';
+import type { DeclaredSite, SiteDeclaration, Slot } from './site-schema.js';
+import type { FleetState, ResolvedRef, SiteAssignments } from './state.js';
+import type { RefResolver } from './resolve.js';
+
+export interface FieldChange {
+  /** `labels.tier`, `runtime.listen`, `model`, `adapters[adapter/support]`... */
+  field: string;
+  from?: string;
+  to?: string;
+}
+
+export interface SiteChange {
+  site: string;
+  action: 'add' | 'change' | 'remove';
+  fields: FieldChange[];
+}
+
+export interface FleetPlan {
+  ops: FleetOp[];
+  sites: SiteChange[];
+  summary: { add: number; change: number; remove: number };
+}
+
+/** Resolves every distinct ref once; throws one UserError naming each missing ref's uses. */
+async function resolveAll(desired: DeclaredSite[], resolveRef: RefResolver): Promise<Map<string, string>> {
+  const uses = new Map<string, { site: DeclaredSite; path: PropertyKey[] }[]>();
+  const note = (ref: string, site: DeclaredSite, path: PropertyKey[]) => {
+    const list = uses.get(ref);
+    if (list) list.push({ site, path });
+    else uses.set(ref, [{ site, path }]);
+  };
+  for (const site of desired) {
+    const a = site.assignments;
+    if (a.model) note(a.model, site, ['assignments', 'model']);
+    a.adapters.forEach((r, i) => note(r, site, ['assignments', 'adapters', i]));
+    if (a.policy) note(a.policy, site, ['assignments', 'policy']);
+  }
+  const refs = [...uses.keys()];
+  const digests = await Promise.all(refs.map((r) => resolveRef(r)));
+  const resolved = new Map<string, string>();
+  const problems: YamlProblem[] = [];
+  refs.forEach((ref, i) => {
+    const digest = digests[i];
+    if (digest !== undefined) {
+      resolved.set(ref, digest);
+      return;
+    }
+    const list = uses.get(ref) ?? [];
+    const more = list.length > 3 ? ` (used by ${list.length} sites)` : '';
+    for (const use of list.slice(0, 3)) {
+      problems.push({
+        file: use.site.file,
+        line: use.site.lineOf(use.path),
+        field: use.path.map(String).join('.'),
+        message: `${ref} is not in the registry${more}`,
+      });
+    }
+  });
+  if (problems.length > 0) {
+    const [first, ...rest] = problems;
+    const text = [formatProblem(first as YamlProblem), ...rest.map((p) => `  ${formatProblem(p)}`)].join(
+      '\n',
+    );
+    throw new UserError(text, {
+      code: 'E_ARTIFACT_MISSING',
+      suggestion: 'publish the artifact first (`edgectl publish artifact <dir>`), or fix the ref',
+      details: { problems },
+    });
+  }
+  return resolved;
+}
+
+/** Equality of JSON values as canonical JSON sees it (undefined members do not count). */
+function sameJson(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  const x = a as Record<string, unknown>;
+  const y = b as Record<string, unknown>;
+  const keys = new Set([...Object.keys(x), ...Object.keys(y)]);
+  for (const k of keys) if (!sameJson(x[k], y[k])) return false;
+  return true;
+}
+
+function flatten(value: unknown, prefix: string, out: Map<string, string>): void {
+  if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
+    for (const [k, v] of Object.entries(value)) flatten(v, prefix ? `${prefix}.${k}` : k, out);
+  } else if (value !== undefined) {
+    out.set(prefix, typeof value === 'string' ? value : JSON.stringify(value));
+  }
+}
+
+function declarationChanges(
+  from: SiteDeclaration | undefined,
+  to: SiteDeclaration | undefined,
+): FieldChange[] {
+  const a = new Map<string, string>();
+  const b = new Map<string, string>();
+  if (from) flatten(from, '', a);
+  if (to) flatten(to, '', b);
+  a.delete('name');
+  b.delete('name');
+  const fields = [...new Set([...a.keys(), ...b.keys()])].sort();
+  const out: FieldChange[] = [];
+  for (const f of fields) {
+    const x = a.get(f);
+    const y = b.get(f);
+    if (x === y) continue;
+    out.push({ field: f, ...(x !== undefined ? { from: x } : {}), ...(y !== undefined ? { to: y } : {}) });
+  }
+  return out;
+}
+
+function show(r: ResolvedRef | undefined): string | undefined {
+  return r ? `${r.ref} (${r.manifestDigest.slice(0, 19)}…)` : undefined;
+}
+
+function sameRef(x: ResolvedRef | undefined, y: ResolvedRef | undefined): boolean {
+  return x?.ref === y?.ref && x?.manifestDigest === y?.manifestDigest;
+}
+
+interface OpGroups {
+  assigns: Map<string, AssignOp>;
+  unassigns: Map<string, UnassignOp>;
+}
+
+function addAssign(g: OpGroups, site: string, slot: Slot, r: ResolvedRef): void {
+  const key = `${slot}\u0000${r.ref}\u0000${r.manifestDigest}`;
+  const op = g.assigns.get(key);
+  if (op) op.sites.push(site);
+  else
+    g.assigns.set(key, { op: 'assign', sites: [site], slot, ref: r.ref, manifestDigest: r.manifestDigest });
+}
+
+function addUnassign(g: OpGroups, site: string, slot: Slot, name?: string): void {
+  const key = `${slot}\u0000${name ?? ''}`;
+  const op = g.unassigns.get(key);
+  if (op) op.sites.push(site);
+  else g.unassigns.set(key, { op: 'unassign', sites: [site], slot, ...(name !== undefined ? { name } : {}) });
+}
+
+/** Diffs one site's assignments, adding ops to the groups and returning the field changes. */
+function assignmentChanges(
+  site: string,
+  cur: SiteAssignments,
+  want: SiteAssignments,
+  g: OpGroups,
+): FieldChange[] {
+  const out: FieldChange[] = [];
+  const change = (field: string, x: ResolvedRef | undefined, y: ResolvedRef | undefined) => {
+    const from = show(x);
+    const to = show(y);
+    out.push({ field, ...(from ? { from } : {}), ...(to ? { to } : {}) });
+  };
+  const single = (slot: 'model' | 'policy') => {
+    const x = cur[slot];
+    const y = want[slot];
+    if (sameRef(x, y)) return;
+    if (y) addAssign(g, site, slot, y);
+    else addUnassign(g, site, slot);
+    change(slot, x, y);
+  };
+  single('model');
+  const curById = new Map(cur.adapters.map((r) => [refIdentity(r.ref), r]));
+  const wantById = new Map(want.adapters.map((r) => [refIdentity(r.ref), r]));
+  for (const id of [...new Set([...curById.keys(), ...wantById.keys()])].sort()) {
+    const x = curById.get(id);
+    const y = wantById.get(id);
+    if (sameRef(x, y)) continue;
+    if (y) addAssign(g, site, 'adapters', y);
+    else addUnassign(g, site, 'adapters', id.slice(id.indexOf('/') + 1));
+    change(`adapters[${id}]`, x, y);
+  }
+  single('policy');
+  return out;
+}
+
+const SLOT_ORDER: Record<Slot, number> = { model: 0, adapters: 1, policy: 2 };
+
+/**
+ * The ops and diff from `current` to the declared sites. `resolveRef` maps a ref to its manifest
+ * digest (undefined = not in the registry).
+ */
+export async function planFleet(
+  desired: DeclaredSite[],
+  current: FleetState,
+  resolveRef: RefResolver,
+): Promise<FleetPlan> {
+  const digests = await resolveAll(desired, resolveRef);
+  const pin = (ref: string): ResolvedRef => ({ ref, manifestDigest: digests.get(ref) as string });
+  const wanted = new Map(desired.map((s) => [s.declaration.name, s]));
+  const names = [...new Set([...Object.keys(current.sites), ...wanted.keys()])].sort();
+
+  const deletes: FleetOp[] = [];
+  const puts: FleetOp[] = [];
+  const groups: OpGroups = { assigns: new Map(), unassigns: new Map() };
+  const sites: SiteChange[] = [];
+  for (const name of names) {
+    const cur = current.sites[name];
+    const want = wanted.get(name);
+    if (!want) {
+      deletes.push({ op: 'site.delete', site: name });
+      sites.push({ site: name, action: 'remove', fields: [] });
+      continue;
+    }
+    const fields: FieldChange[] = [];
+    if (!cur || !sameJson(cur.declaration, want.declaration)) {
+      puts.push({ op: 'site.put', site: want.declaration });
+      fields.push(...declarationChanges(cur?.declaration, want.declaration));
+    }
+    const wantAssignments: SiteAssignments = { adapters: want.assignments.adapters.map(pin) };
+    if (want.assignments.model) wantAssignments.model = pin(want.assignments.model);
+    if (want.assignments.policy) wantAssignments.policy = pin(want.assignments.policy);
+    fields.push(...assignmentChanges(name, cur?.assignments ?? { adapters: [] }, wantAssignments, groups));
+    if (!cur) sites.push({ site: name, action: 'add', fields });
+    else if (fields.length > 0) sites.push({ site: name, action: 'change', fields });
+  }
+  const assigns = [...groups.assigns.values()].sort(
+    (x, y) => SLOT_ORDER[x.slot] - SLOT_ORDER[y.slot] || (x.ref < y.ref ? -1 : x.ref > y.ref ? 1 : 0),
+  );
+  const unassigns = [...groups.unassigns.values()].sort(
+    (x, y) => SLOT_ORDER[x.slot] - SLOT_ORDER[y.slot] || ((x.name ?? '') < (y.name ?? '') ? -1 : 1),
+  );
+  const count = (action: SiteChange['action']) => sites.filter((s) => s.action === action).length;
+  return {
+    ops: [...deletes, ...puts, ...assigns, ...unassigns],
+    sites,
+    summary: { add: count('add'), change: count('change'), remove: count('remove') },
+  };
+}
+
+/** Human lines for a plan: one block per site, then a summary line. */
+export function renderPlan(plan: FleetPlan): string[] {
+  const lines: string[] = [];
+  const mark = { add: '+', change: '~', remove: '-' } as const;
+  for (const s of plan.sites) {
+    lines.push(
+      `${mark[s.action]} site ${s.site}${s.action === 'remove' ? ' (removed with its assignments)' : ''}`,
+    );
+    for (const f of s.fields) {
+      if (f.from === undefined) lines.push(`    + ${f.field}: ${f.to}`);
+      else if (f.to === undefined) lines.push(`    - ${f.field}: ${f.from}`);
+      else lines.push(`    ~ ${f.field}: ${f.from} → ${f.to}`);
+    }
+  }
+  const { add, change, remove } = plan.summary;
+  lines.push(
+    plan.ops.length === 0
+      ? 'No changes: the fleet log matches sites/.'
+      : `Plan: ${add} to add, ${change} to change, ${remove} to remove (${plan.ops.length} ops).`,
+  );
+  return lines;
+}

@@ -1,0 +1,35 @@
+/**
+ * Resolving assignment refs to manifest digests through the registry, for the planner: a ref is
+ * assignable only if its manifest is published, verifies under the trust root's artifacts role and
+ * is the manifest the ref names (src/artifact/manifest-store.ts does those checks). The digest is
+ * the one the artifact module defines: SHA-256 of the manifest's DSSE payload bytes.
+ */
+import { NotFoundError } from '../cli/errors.js';
+import { resolveRef } from '../artifact/manifest-store.js';
+import { parseRef } from '../artifact/ref.js';
+import type { Store } from '../registry/store.js';
+import type { TrustRoot } from '../registry/trust.js';
+
+/** Manifest digest of a ref, or undefined when the registry does not have it. */
+export type RefResolver = (ref: string) => Promise<string | undefined>;
+
+/** A resolver reading the registry; each ref is looked up once for the resolver's lifetime. */
+export function registryRefResolver(store: Store, trust: TrustRoot): RefResolver {
+  const cache = new Map<string, Promise<string | undefined>>();
+  const lookup = async (text: string): Promise<string | undefined> => {
+    try {
+      return (await resolveRef(store, parseRef(text), trust)).digest;
+    } catch (err) {
+      if (err instanceof NotFoundError) return undefined;
+      throw err;
+    }
+  };
+  return (text) => {
+    let p = cache.get(text);
+    if (!p) {
+      p = lookup(text);
+      cache.set(text, p);
+    }
+    return p;
+  };
+}

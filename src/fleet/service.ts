@@ -1,0 +1,128 @@
+/**
+ * What the `site plan`, `site apply` and `fleet log` commands call: each opens the registry named
+ * by the project configuration, walks its trust chain from the pinned root, runs one fleet
+ * operation and closes the store. Kept apart from the pure modules so those stay usable by the
+ * site sync agent without any configuration or key handling.
+ */
+import { relative } from 'node:path';
+import type { Io } from '../cli/output.js';
+import { loadSigningKey } from '../registry/keys.js';
+import { openStore } from '../registry/open-store.js';
+import type { Store } from '../registry/store.js';
+import { loadRegistryTrust, type TrustRoot } from '../registry/trust.js';
+import { applyFleetWithRetries, type ApplyFleetResult } from './apply.js';
+import { isHeadExpired } from './head.js';
+import { listFleetLog, type FleetLogResult } from './log.js';
+import { planFleet, type FleetPlan } from './plan.js';
+import { readFleet } from './read.js';
+import { registryRefResolver } from './resolve.js';
+import { loadSiteDeclarations } from './site-schema.js';
+
+export interface RegistryTarget {
+  registryUrl: string;
+  trustPath: string;
+  /** Paths in messages are shown relative to this directory (default: the working directory). */
+  cwd?: string;
+}
+
+/** Shows paths relative to `cwd` when that is shorter, as users typed them. */
+export function displayPath(cwd: string = process.cwd()): (path: string) => string {
+  return (path) => {
+    const rel = relative(cwd, path);
+    return rel && !rel.startsWith('..') && rel.length < path.length ? rel : path;
+  };
+}
+
+async function withRegistry<T>(
+  target: RegistryTarget,
+  now: Date,
+  body: (store: Store, trust: TrustRoot) => Promise<T>,
+): Promise<T> {
+  const store = await openStore(target.registryUrl);
+  try {
+    const trust = await loadRegistryTrust(store, target.trustPath, now);
+    return await body(store, trust);
+  } finally {
+    await store.close();
+  }
+}
+
+export interface SitePlanResult {
+  registry: string;
+  /** Seq of the fleet head the plan was made against (0: empty fleet). */
+  seq: number;
+  headExpired: boolean;
+  changes: boolean;
+  summary: FleetPlan['summary'];
+  sites: FleetPlan['sites'];
+  ops: FleetPlan['ops'];
+}
+
+export async function planSites(
+  opts: RegistryTarget & { sitesDir: string; now?: Date },
+): Promise<SitePlanResult> {
+  const now = opts.now ?? new Date();
+  const display = displayPath(opts.cwd);
+  const desired = loadSiteDeclarations(opts.sitesDir, display);
+  return withRegistry(opts, now, async (store, trust) => {
+    const fleet = await readFleet(store, trust, { now, allowExpired: true });
+    const plan = await planFleet(desired, fleet.state, registryRefResolver(store, trust));
+    return {
+      registry: store.url,
+      seq: fleet.seq,
+      headExpired: fleet.head !== undefined && isHeadExpired(fleet.head, now),
+      changes: plan.ops.length > 0,
+      summary: plan.summary,
+      sites: plan.sites,
+      ops: plan.ops,
+    };
+  });
+}
+
+export interface ApplySitesOptions extends RegistryTarget {
+  sitesDir: string;
+  /** Fleet secret key file; undefined = EDGECTL_SIGNING_KEY. */
+  keyPath: string | undefined;
+  env?: NodeJS.ProcessEnv;
+  retries?: number;
+  snapshotEvery?: number;
+  headTtlMs?: number;
+  clock?: () => Date;
+  io?: Io;
+}
+
+export async function applySites(opts: ApplySitesOptions): Promise<ApplyFleetResult & { registry: string }> {
+  const clock = opts.clock ?? (() => new Date());
+  const display = displayPath(opts.cwd);
+  const signer = loadSigningKey(opts.keyPath, opts.env ?? process.env, {
+    flag: '--key',
+    configKey: 'keys.fleet',
+  });
+  const desired = loadSiteDeclarations(opts.sitesDir, display);
+  return withRegistry(opts, clock(), async (store, trust) => {
+    const result = await applyFleetWithRetries(
+      {
+        store,
+        trust,
+        signer,
+        desired,
+        clock,
+        display,
+        ...(opts.snapshotEvery !== undefined ? { snapshotEvery: opts.snapshotEvery } : {}),
+        ...(opts.headTtlMs !== undefined ? { headTtlMs: opts.headTtlMs } : {}),
+        ...(opts.io ? { io: opts.io } : {}),
+      },
+      opts.retries ?? 0,
+    );
+    return { registry: store.url, ...result };
+  });
+}
+
+export async function fleetLog(
+  opts: RegistryTarget & { since?: number; now?: Date },
+): Promise<FleetLogResult> {
+  const now = opts.now ?? new Date();
+  return withRegistry(opts, now, (store, trust) =>
+    listFleetLog(store, trust, { now, ...(opts.since ? { since: opts.since } : {}) }),
+  );
+}

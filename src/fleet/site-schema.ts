@@ -1,0 +1,346 @@
+/**
+ * Site declarations (DESIGN: Fleet state, Sites): the schema of `sites/<name>.yaml`, its normalized
+ * form as it enters the fleet state, and loading a whole sites directory with errors that name
+ * file:line and field. A declaration is strict (unknown fields are refused), its `name` must equal
+ * the file name, and each assignment slot only takes refs of its kind (model, adapter, policy).
+ *
+ * The normalized declaration keeps only what the file says (no defaults filled in), so a change in
+ * a default never shows up as a fleet change; `effectiveRuntime` applies the defaults for consumers.
+ */
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import jsyaml from 'js-yaml';
+import { z } from 'zod';
+import { UserError } from '../cli/errors.js';
+import { parseYamlWithSchema, yamlError, type ParsedYaml, type YamlProblem } from '../config/yaml-file.js';
+import { decodeBase64, keyIdOf } from '../registry/keys.js';
+import { parseDuration } from '../registry/duration.js';
+import { refIdentity, refProblem } from './refs.js';
+
+export const SITE_NAME_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+const LABEL_KEY_RE = /^[a-z0-9]([a-z0-9._/-]{0,61}[a-z0-9])?$/;
+const LABEL_VALUE_RE = /^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$/;
+const LISTEN_RE = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})$/;
+
+/** Runtime defaults, applied by consumers (the site daemon), never stored in the fleet state. */
+export const RUNTIME_DEFAULTS = { listen: '127.0.0.1:8080', interval: '30s' } as const;
+
+/** The assignment slots of a site and the artifact kind each takes. */
+export const SLOTS = ['model', 'adapters', 'policy'] as const;
+export type Slot = (typeof SLOTS)[number];
+export const SLOT_KIND = { model: 'model', adapters: 'adapter', policy: 'policy' } as const satisfies Record<
+  Slot,
+  string
+>;
+
+const siteName = z
+  .string()
+  .regex(SITE_NAME_RE, 'must be lower-case letters, digits and dashes (1-63 chars, DNS label style)');
+
+const labels = z.record(
+  z.string().regex(LABEL_KEY_RE, 'label keys are lower-case letters, digits and . _ / - (max 63)'),
+  z
+    .string({ error: 'label values must be strings (quote numbers: "1")' })
+    .regex(LABEL_VALUE_RE, 'label values are letters, digits and . _ - (max 63)'),
+);
+
+const listen = z.string().refine(
+  (v) => {
+    const m = LISTEN_RE.exec(v);
+    const port = m ? Number(m[2]) : 0;
+    return port >= 1 && port <= 65535;
+  },
+  { message: 'must be host:port, e.g. 127.0.0.1:8080' },
+);
+
+const verifier = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL, e.g. https://verifier:9443' });
+
+function isDuration(text: string): boolean {
+  try {
+    parseDuration(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const interval = z.string().refine(isDuration, { message: 'must be a duration like 30s, 5m or 1h' });
+
+const runtime = z
+  .object({ listen: listen.optional(), verifier: verifier.optional(), interval: interval.optional() })
+  .strict();
+
+const publicKeyObject = z.object({ keyid: z.string(), key: z.string() }).strict();
+
+/** Checks a base64 Ed25519 public key and its key id; returns the problem or undefined. */
+function publicKeyProblem(key: string, keyid?: string): { field: string; message: string } | undefined {
+  const bytes = decodeBase64(key);
+  if (!bytes || bytes.length !== 32) {
+    return {
+      field: keyid === undefined ? '' : 'key',
+      message: 'must be a base64 Ed25519 public key (32 bytes)',
+    };
+  }
+  const expected = keyIdOf(bytes);
+  if (keyid !== undefined && keyid !== expected) {
+    return { field: 'keyid', message: `does not match the key (expected ${expected})` };
+  }
+  return undefined;
+}
+
+const publicKey = z.union([z.string(), publicKeyObject]).superRefine((v, ctx) => {
+  const p = typeof v === 'string' ? publicKeyProblem(v) : publicKeyProblem(v.key, v.keyid);
+  if (p) ctx.addIssue({ code: 'custom', message: p.message, path: p.field ? [p.field] : [] });
+});
+
+function refIn(slot: Slot) {
+  return z.string().superRefine((v, ctx) => {
+    const problem = refProblem(v, SLOT_KIND[slot], slot);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  });
+}
+
+const assignments = z
+  .object({
+    model: refIn('model').optional(),
+    // `adapters:` with nothing under it is YAML null: read it as no adapters.
+    adapters: z
+      .array(refIn('adapters'))
+      .nullable()
+      .default([])
+      .transform((v) => v ?? []),
+    policy: refIn('policy').optional(),
+  })
+  .strict()
+  .superRefine((v, ctx) => {
+    const seen = new Map<string, number>();
+    v.adapters.forEach((ref, i) => {
+      const name = refIdentity(ref);
+      const first = seen.get(name);
+      if (first !== undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `adapter ${name} is listed twice (also at adapters.${first}); a site runs one version of an adapter`,
+          path: ['adapters', i],
+        });
+      } else seen.set(name, i);
+    });
+  });
+
+/** The YAML file as written (after validation). */
+export const siteFileSchema = z
+  .object({
+    name: siteName,
+    labels: labels.default({}),
+    publicKey,
+    runtime: runtime.default({}),
+    assignments: assignments.default({ adapters: [] }),
+  })
+  .strict();
+export type SiteFile = z.infer<typeof siteFileSchema>;
+
+/** The normalized declaration carried by `site.put` ops and stored in the fleet state. */
+export const siteDeclarationSchema = z
+  .object({
+    name: siteName,
+    labels,
+    publicKey: publicKeyObject.superRefine((v, ctx) => {
+      const p = publicKeyProblem(v.key, v.keyid);
+      if (p) ctx.addIssue({ code: 'custom', message: p.message, path: [p.field] });
+    }),
+    runtime,
+  })
+  .strict();
+export type SiteDeclaration = z.infer<typeof siteDeclarationSchema>;
+
+/**
+ * The structure of a declaration without the semantic checks (key id matches the key, URL and
+ * duration syntax). For snapshots: every declaration in one was fully checked when its `site.put`
+ * entered the log, and re-checking 10,000 keys and URLs on every snapshot read is most of the read.
+ */
+export const siteDeclarationShape = z
+  .object({
+    name: siteName,
+    labels: z.record(z.string(), z.string()),
+    publicKey: publicKeyObject,
+    runtime: z
+      .object({
+        listen: z.string().optional(),
+        verifier: z.string().optional(),
+        interval: z.string().optional(),
+      })
+      .strict(),
+  })
+  .strict();
+export type SitePublicKey = SiteDeclaration['publicKey'];
+export type SiteRuntime = SiteDeclaration['runtime'];
+
+/** The assignments a declaration asks for, as refs (resolved to manifest digests by the planner). */
+export interface DesiredAssignments {
+  model?: string;
+  adapters: string[];
+  policy?: string;
+}
+
+/** One loaded `sites/<name>.yaml`. */
+export interface DeclaredSite {
+  /** Path as shown in messages (relative to the working directory when possible). */
+  file: string;
+  declaration: SiteDeclaration;
+  assignments: DesiredAssignments;
+  /** Line of a field path in the file, for errors found later (e.g. a ref missing from the registry). */
+  lineOf(path: PropertyKey[]): number;
+}
+
+/** Normalizes a validated file into the declaration stored in the state (no undefined fields). */
+export function toDeclaration(file: SiteFile): {
+  declaration: SiteDeclaration;
+  assignments: DesiredAssignments;
+} {
+  const pk =
+    typeof file.publicKey === 'string'
+      ? { keyid: keyIdOf(decodeBase64(file.publicKey) ?? Buffer.alloc(0)), key: file.publicKey }
+      : { keyid: file.publicKey.keyid, key: file.publicKey.key };
+  const rt: SiteRuntime = {};
+  if (file.runtime.listen !== undefined) rt.listen = file.runtime.listen;
+  if (file.runtime.verifier !== undefined) rt.verifier = file.runtime.verifier;
+  if (file.runtime.interval !== undefined) rt.interval = file.runtime.interval;
+  const desired: DesiredAssignments = { adapters: [...file.assignments.adapters] };
+  if (file.assignments.model !== undefined) desired.model = file.assignments.model;
+  if (file.assignments.policy !== undefined) desired.policy = file.assignments.policy;
+  return {
+    declaration: { name: file.name, labels: { ...file.labels }, publicKey: pk, runtime: rt },
+    assignments: desired,
+  };
+}
+
+/** Runtime settings with defaults applied: what a site daemon actually uses. */
+export function effectiveRuntime(decl: SiteDeclaration): {
+  listen: string;
+  verifier?: string;
+  interval: string;
+} {
+  return {
+    listen: decl.runtime.listen ?? RUNTIME_DEFAULTS.listen,
+    interval: decl.runtime.interval ?? RUNTIME_DEFAULTS.interval,
+    ...(decl.runtime.verifier !== undefined ? { verifier: decl.runtime.verifier } : {}),
+  };
+}
+
+export interface SiteDirResult {
+  sites: DeclaredSite[];
+  problems: YamlProblem[];
+}
+
+/** The `*.yaml` files of a sites directory (sorted); a missing directory is an empty fleet. */
+export function siteFilesIn(dir: string): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw new UserError(`${dir}: cannot read the sites directory (${(err as NodeJS.ErrnoException).code})`);
+  }
+  return names
+    .filter((n) => n.endsWith('.yaml') || n.endsWith('.yml'))
+    .sort()
+    .map((n) => join(dir, n));
+}
+
+const NOT_PARSED = Symbol('not parsed');
+
+/**
+ * Reads and validates one site file. Fleets have thousands of these, and the `yaml` package that
+ * gives every error its line (config/yaml-file.ts) parses about 8x slower than js-yaml, so valid
+ * files take a fast path: js-yaml with the YAML 1.2 core schema (the same types `yaml` resolves),
+ * then the schema. Only a file that fails, or a later `lineOf` call, is parsed with `yaml` for the
+ * line numbers, so errors read exactly as for every other YAML file of the tool.
+ */
+export function readSiteFile(path: string, file: string): ParsedYaml<SiteFile> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new UserError(`${file}: cannot read file (${(err as NodeJS.ErrnoException).code ?? String(err)})`, {
+      code: 'E_READ',
+    });
+  }
+  let raw: unknown = NOT_PARSED;
+  try {
+    raw = jsyaml.load(text, { schema: jsyaml.CORE_SCHEMA, filename: file });
+  } catch {
+    // Reported with its line by the slow path below.
+  }
+  const fast = raw === NOT_PARSED ? undefined : siteFileSchema.safeParse(raw ?? {});
+  if (fast?.success) {
+    let lines: ParsedYaml<unknown> | undefined;
+    return {
+      value: fast.data,
+      lineOf: (p) => (lines ??= parseYamlWithSchema(text, file, z.unknown())).lineOf(p),
+    };
+  }
+  return parseYamlWithSchema(text, file, siteFileSchema);
+}
+
+/**
+ * Validates site files and collects every problem instead of stopping at the first file: what
+ * `edgectl lint` reports. `display` turns a path into the name shown in messages.
+ */
+export function checkSiteFiles(files: string[], display: (path: string) => string = (p) => p): SiteDirResult {
+  const sites: DeclaredSite[] = [];
+  const problems: YamlProblem[] = [];
+  const byName = new Map<string, DeclaredSite>();
+  for (const path of files) {
+    const file = display(path);
+    let parsed;
+    try {
+      parsed = readSiteFile(path, file);
+    } catch (err) {
+      const list = (err as UserError).details?.problems as YamlProblem[] | undefined;
+      if (err instanceof UserError && list) problems.push(...list);
+      else if (err instanceof UserError) problems.push({ file, line: 1, field: '', message: err.message });
+      else throw err;
+      continue;
+    }
+    const base = path.replace(/^.*[\\/]/, '').replace(/\.ya?ml$/, '');
+    const { declaration, assignments } = toDeclaration(parsed.value);
+    const other = byName.get(declaration.name);
+    // Only computed for a problem: it costs a second, slower parse of the file.
+    const line = () => parsed.lineOf(['name']);
+    if (other) {
+      // Usually a copied file whose name was not changed.
+      const rename = declaration.name !== base ? `; the name must equal the file name "${base}"` : '';
+      const where = `${other.file}:${other.lineOf(['name'])}`;
+      const message = `duplicate site name "${declaration.name}" (also declared in ${where})${rename}`;
+      problems.push({ file, line: line(), field: 'name', message });
+      continue;
+    }
+    if (declaration.name !== base) {
+      const message = `"${declaration.name}" must equal the file name "${base}" (rename the file or the site)`;
+      problems.push({ file, line: line(), field: 'name', message });
+      continue;
+    }
+    const site: DeclaredSite = { file, declaration, assignments, lineOf: parsed.lineOf };
+    byName.set(declaration.name, site);
+    sites.push(site);
+  }
+  return { sites, problems };
+}
+
+/**
+ * Loads every declaration of a sites directory. Throws one UserError (exit 2) listing every problem
+ * as `file:line: field: message` (details.problems holds them for --json).
+ */
+export function loadSiteDeclarations(dir: string, display?: (path: string) => string): DeclaredSite[] {
+  const { sites, problems } = checkSiteFiles(siteFilesIn(dir), display);
+  if (problems.length > 0) {
+    const first = problems[0] as YamlProblem;
+    const err = yamlError(first.file, problems);
+    throw new UserError(err.message, {
+      code: 'E_INVALID_SITE',
+      suggestion: `fix the site declarations in ${display ? display(dir) : dir} (\`edgectl lint\` lists every problem)`,
+      details: { problems },
+    });
+  }
+  return sites;
+}

@@ -1,0 +1,59 @@
+/**
+ * Reading feedback for the rollout controller (DESIGN: Feedback and rollouts): lists a site's
+ * reports in the registry, verifies each against the key declared for that site and returns them
+ * in seq order. Reports that fail verification (another key, a report claiming another site or
+ * seq, a malformed payload) are ignored as DESIGN requires, but listed in `rejected` with the
+ * reason so the controller can show them; they never abort the read.
+ */
+import { mapConcurrent } from '../../artifact/concurrency.js';
+import { decodeEnvelope } from '../../registry/envelope.js';
+import { feedbackPrefix, parseSeqKey } from '../../registry/layout.js';
+import type { Store } from '../../registry/store.js';
+import { verifyReport, type DeclaredSiteKeys, type FeedbackReport } from './report.js';
+
+export interface ReadFeedbackOptions {
+  /** Only reports with a seq above this (incremental polling). */
+  afterSeq?: number;
+  /** Only reports whose window ends at or after this time. */
+  since?: Date;
+  /** Parallel GETs (default 8). */
+  concurrency?: number;
+}
+
+export interface ReadFeedbackResult {
+  reports: FeedbackReport[];
+  rejected: { key: string; reason: string }[];
+  /** Highest seq seen (valid or not), to pass as `afterSeq` next time; 0 when none. */
+  lastSeq: number;
+}
+
+export async function readFeedback(
+  store: Store,
+  site: string,
+  declared: DeclaredSiteKeys,
+  opts: ReadFeedbackOptions = {},
+): Promise<ReadFeedbackResult> {
+  const prefix = feedbackPrefix(site);
+  const afterSeq = opts.afterSeq ?? 0;
+  const keys = (await store.list(prefix))
+    .map((o) => ({ key: o.key, seq: parseSeqKey(o.key, prefix) }))
+    .filter((k): k is { key: string; seq: number } => k.seq !== undefined && k.seq > afterSeq)
+    .sort((a, b) => a.seq - b.seq);
+  const rejected: ReadFeedbackResult['rejected'] = [];
+  const results = await mapConcurrent(keys, opts.concurrency ?? 8, async ({ key, seq }) => {
+    const obj = await store.get(key);
+    if (!obj) return undefined; // deleted between list and get (registry gc)
+    try {
+      return verifyReport(decodeEnvelope(obj.body, key), declared, { what: key, expectSite: site, expectSeq: seq });
+    } catch (err) {
+      rejected.push({ key, reason: err instanceof Error ? err.message : String(err) });
+      return undefined;
+    }
+  });
+  const since = opts.since?.getTime();
+  const reports = results.filter(
+    (r): r is FeedbackReport => r !== undefined && (since === undefined || Date.parse(r.windowEnd) >= since),
+  );
+  rejected.sort((a, b) => (a.key < b.key ? -1 : 1));
+  return { reports, rejected, lastSeq: keys.at(-1)?.seq ?? afterSeq };
+}
