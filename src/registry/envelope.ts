@@ -10,6 +10,7 @@
  * says what failed. The keyid in a signature is only a hint for which key to try (DSSE): it is
  * trusted only because the signature must verify under the key the trust root lists for that id.
  */
+import { createPublicKey, verify as cryptoVerify, type KeyObject } from 'node:crypto';
 import nacl from 'tweetnacl';
 import { VerificationError } from '../cli/errors.js';
 import { canonicalJsonBytes } from './canonical-json.js';
@@ -155,6 +156,37 @@ export interface SignatureCheck {
   rejected: { keyid: string; reason: 'unknown key' | 'bad signature' | 'duplicate key' }[];
 }
 
+const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
+const publicKeyObjects = new Map<string, KeyObject>();
+
+/**
+ * Ed25519 verification with node:crypto (OpenSSL): the same answer as tweetnacl's verify for every
+ * signature tweetnacl makes, about 100 times faster (tweetnacl's pure-JS verify ran ~200/s and
+ * dominated a site catching up on 100 fleet entries).
+ */
+function verifyEd25519(message: Uint8Array, sig: Uint8Array, publicKey: Uint8Array): boolean {
+  const id = Buffer.from(publicKey).toString('base64');
+  let key = publicKeyObjects.get(id);
+  if (!key) {
+    try {
+      key = createPublicKey({
+        key: Buffer.concat([ED25519_SPKI_PREFIX, publicKey]),
+        format: 'der',
+        type: 'spki',
+      });
+    } catch {
+      return false;
+    }
+    if (publicKeyObjects.size > 1024) publicKeyObjects.clear();
+    publicKeyObjects.set(id, key);
+  }
+  try {
+    return cryptoVerify(null, message, key, sig);
+  } catch {
+    return false;
+  }
+}
+
 /** Checks every signature against a role; never throws for bad signatures, only reports them. */
 export function checkSignatures(
   env: Envelope,
@@ -180,7 +212,7 @@ export function checkSignatures(
       sig !== undefined &&
       sig.length === nacl.sign.signatureLength &&
       publicKey.length === nacl.sign.publicKeyLength &&
-      nacl.sign.detached.verify(message, sig, publicKey);
+      verifyEd25519(message, sig, publicKey);
     if (ok) valid.push(s.keyid);
     else rejected.push({ keyid: s.keyid, reason: 'bad signature' });
   }
