@@ -118,11 +118,9 @@ export const policySchema = z
          */
         phoneRegions: z
           .array(
-            z
-              .string()
-              .refine((c) => /^[A-Z]{2}$/.test(c) && isSupportedCountry(c), {
-                message: 'must be a supported ISO 3166 alpha-2 region code (upper case), e.g. US, GB, DE',
-              }),
+            z.string().refine((c) => /^[A-Z]{2}$/.test(c) && isSupportedCountry(c), {
+              message: 'must be a supported ISO 3166 alpha-2 region code (upper case), e.g. US, GB, DE',
+            }),
           )
           .optional(),
       })

@@ -145,7 +145,8 @@ export class FeedbackAccumulator {
   private segmentFor(context: FeedbackContext): Segment {
     const key = contextKey(context);
     if (key === this.current.key) return this.current;
-    for (let i = this.segments.length - 1; i >= 0; i--) if (this.segments[i]!.key === key) return this.segments[i]!;
+    for (let i = this.segments.length - 1; i >= 0; i--)
+      if (this.segments[i]!.key === key) return this.segments[i]!;
     // A context this window has not seen: a segment of its own, spanning the window so far.
     const seg: Segment = {
       ...this.blank(context, this.segments[0]?.start ?? this.current.start),

@@ -44,7 +44,11 @@ export async function readFeedback(
     const obj = await store.get(key);
     if (!obj) return undefined; // deleted between list and get (registry gc)
     try {
-      return verifyReport(decodeEnvelope(obj.body, key), declared, { what: key, expectSite: site, expectSeq: seq });
+      return verifyReport(decodeEnvelope(obj.body, key), declared, {
+        what: key,
+        expectSite: site,
+        expectSeq: seq,
+      });
     } catch (err) {
       rejected.push({ key, reason: err instanceof Error ? err.message : String(err) });
       return undefined;

@@ -15,7 +15,14 @@
  */
 import { z } from 'zod';
 import { VerificationError } from '../../cli/errors.js';
-import { PayloadType, parseEnvelope, peekPayload, signEnvelope, verifyEnvelope, type Envelope } from '../../registry/envelope.js';
+import {
+  PayloadType,
+  parseEnvelope,
+  peekPayload,
+  signEnvelope,
+  verifyEnvelope,
+  type Envelope,
+} from '../../registry/envelope.js';
 import { decodeBase64, keyIdOf, type KeyPair } from '../../registry/keys.js';
 import type { FleetState } from '../../fleet/state.js';
 
@@ -28,8 +35,8 @@ export const FEEDBACK_REPORT_VERSION = 1;
  * reports: add a new report version instead.
  */
 export const LATENCY_BOUNDS_MS: readonly number[] = Object.freeze([
-  5, 10, 20, 30, 50, 75, 100, 150, 200, 300, 500, 750, 1000, 1500, 2000, 3000, 5000, 7500, 10000, 15000, 30000,
-  60000, 120000,
+  5, 10, 20, 30, 50, 75, 100, 150, 200, 300, 500, 750, 1000, 1500, 2000, 3000, 5000, 7500, 10000, 15000,
+  30000, 60000, 120000,
 ]);
 
 const count = z.number().int().nonnegative();
@@ -45,10 +52,14 @@ export const histogramSchema = z
     sum: z.number().nonnegative(),
     count,
   })
-  .refine((h) => h.bounds.length === LATENCY_BOUNDS_MS.length && h.bounds.every((b, i) => b === LATENCY_BOUNDS_MS[i]), {
-    message: 'bounds must be the fixed LATENCY_BOUNDS_MS',
-    path: ['bounds'],
-  })
+  .refine(
+    (h) =>
+      h.bounds.length === LATENCY_BOUNDS_MS.length && h.bounds.every((b, i) => b === LATENCY_BOUNDS_MS[i]),
+    {
+      message: 'bounds must be the fixed LATENCY_BOUNDS_MS',
+      path: ['bounds'],
+    },
+  )
   .refine((h) => h.counts.length === LATENCY_BOUNDS_MS.length + 1, {
     message: `counts must have ${LATENCY_BOUNDS_MS.length + 1} entries`,
     path: ['counts'],
@@ -112,7 +123,11 @@ function checkWindow(w: z.infer<typeof windowShape>, ctx: z.RefinementCtx): void
     ctx.addIssue({ code: 'custom', message: 'windowStart is after windowEnd', path: ['windowEnd'] });
   }
   if (w.counters.acceptedTokens > w.counters.draftTokens) {
-    ctx.addIssue({ code: 'custom', message: 'more accepted than drafted tokens', path: ['counters', 'acceptedTokens'] });
+    ctx.addIssue({
+      code: 'custom',
+      message: 'more accepted than drafted tokens',
+      path: ['counters', 'acceptedTokens'],
+    });
   }
 }
 
@@ -133,7 +148,12 @@ export type FeedbackReport = z.infer<typeof reportSchema>;
 // ---------------------------------------------------------------------------------------------
 
 export function emptyHistogram(): LatencyHistogram {
-  return { bounds: [...LATENCY_BOUNDS_MS], counts: new Array<number>(LATENCY_BOUNDS_MS.length + 1).fill(0), sum: 0, count: 0 };
+  return {
+    bounds: [...LATENCY_BOUNDS_MS],
+    counts: new Array<number>(LATENCY_BOUNDS_MS.length + 1).fill(0),
+    sum: 0,
+    count: 0,
+  };
 }
 
 export function observe(h: LatencyHistogram, ms: number): void {
@@ -246,7 +266,12 @@ export function signReport(report: FeedbackReport, siteKey: KeyPair): Envelope {
   return signEnvelope(PayloadType.feedback, report, [siteKey]);
 }
 
-function rejected(what: string, why: string, code: string, details: Record<string, unknown> = {}): VerificationError {
+function rejected(
+  what: string,
+  why: string,
+  code: string,
+  details: Record<string, unknown> = {},
+): VerificationError {
   return new VerificationError(`${what}: ${why}`, {
     code,
     suggestion: 'only reports signed by the key declared in sites/<name>.yaml count; this one is ignored',
@@ -280,21 +305,44 @@ export function verifyReport(
   if (site === undefined) throw rejected(what, 'the payload names no site', 'E_FEEDBACK_MALFORMED');
   const declaredKey = Object.hasOwn(declared, site) ? declared[site] : undefined;
   if (!declaredKey) {
-    throw rejected(what, `site "${site}" is not declared, so no key may sign its feedback`, 'E_FEEDBACK_SITE', { site });
+    throw rejected(
+      what,
+      `site "${site}" is not declared, so no key may sign its feedback`,
+      'E_FEEDBACK_SITE',
+      { site },
+    );
   }
   const keyBytes = decodeBase64(declaredKey.key);
   if (!keyBytes || keyBytes.length !== 32) {
-    throw rejected(what, `the declared key of site "${site}" is not an Ed25519 public key`, 'E_FEEDBACK_SITE');
+    throw rejected(
+      what,
+      `the declared key of site "${site}" is not an Ed25519 public key`,
+      'E_FEEDBACK_SITE',
+    );
   }
   const keyid = keyIdOf(keyBytes);
-  const payload = verifyEnvelope<unknown>(env, PayloadType.feedback, { keyids: [keyid], threshold: 1 }, { [keyid]: keyBytes }, what);
+  const payload = verifyEnvelope<unknown>(
+    env,
+    PayloadType.feedback,
+    { keyids: [keyid], threshold: 1 },
+    { [keyid]: keyBytes },
+    what,
+  );
   const parsed = reportSchema.safeParse(payload);
   if (!parsed.success) {
-    throw rejected(what, `invalid report: ${z.prettifyError(parsed.error).replace(/\n/g, '; ')}`, 'E_FEEDBACK_MALFORMED');
+    throw rejected(
+      what,
+      `invalid report: ${z.prettifyError(parsed.error).replace(/\n/g, '; ')}`,
+      'E_FEEDBACK_MALFORMED',
+    );
   }
   const report = parsed.data;
   if (opts.expectSite !== undefined && report.site !== opts.expectSite) {
-    throw rejected(what, `the report is for site "${report.site}", not "${opts.expectSite}"`, 'E_FEEDBACK_MISPLACED');
+    throw rejected(
+      what,
+      `the report is for site "${report.site}", not "${opts.expectSite}"`,
+      'E_FEEDBACK_MISPLACED',
+    );
   }
   if (opts.expectSeq !== undefined && report.seq !== opts.expectSeq) {
     throw rejected(what, `the report has seq ${report.seq}, not ${opts.expectSeq}`, 'E_FEEDBACK_MISPLACED');

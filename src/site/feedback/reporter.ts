@@ -81,7 +81,12 @@ export class FeedbackReporter {
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<UploadResult>((resolve) => {
       timer = setTimeout(
-        () => void this.spool.pending().then((pending) => resolve({ uploaded: [], pending, error: `upload timed out after ${timeoutMs} ms` })),
+        () =>
+          void this.spool
+            .pending()
+            .then((pending) =>
+              resolve({ uploaded: [], pending, error: `upload timed out after ${timeoutMs} ms` }),
+            ),
         timeoutMs,
       );
       timer.unref();

@@ -25,7 +25,13 @@ import { decodeEnvelope, encodeEnvelope } from '../../registry/envelope.js';
 import type { KeyPair } from '../../registry/keys.js';
 import { feedbackKey, feedbackPrefix, parseSeqKey } from '../../registry/layout.js';
 import type { Store } from '../../registry/store.js';
-import { FEEDBACK_REPORT_VERSION, signReport, verifyReport, type FeedbackReport, type FeedbackWindow } from './report.js';
+import {
+  FEEDBACK_REPORT_VERSION,
+  signReport,
+  verifyReport,
+  type FeedbackReport,
+  type FeedbackWindow,
+} from './report.js';
 
 export const COUNTER_FILE = 'next-seq.json';
 export const REJECTED_DIR = 'rejected';
@@ -146,7 +152,7 @@ export class FeedbackSpool {
     return this.serial(async () => {
       const seq = this.next;
       await this.persistCounter(seq + 1);
-      await this.writeReport({ version: FEEDBACK_REPORT_VERSION, site: this.opts.site, seq, ...window });
+      await this.writeReport({ ...window, version: FEEDBACK_REPORT_VERSION, site: this.opts.site, seq });
       return seq;
     });
   }
@@ -176,8 +182,19 @@ export class FeedbackSpool {
           this.failures++;
           const delay = this.backoffMs(this.failures);
           this.nextAttempt = this.now() + delay;
-          this.opts.onEvent?.({ kind: 'upload-failed', seq, error: describe(err), attempt: this.failures, retryInMs: delay });
-          return { uploaded, pending: await this.pending(), error: describe(err), nextAttemptAt: this.nextAttempt };
+          this.opts.onEvent?.({
+            kind: 'upload-failed',
+            seq,
+            error: describe(err),
+            attempt: this.failures,
+            retryInMs: delay,
+          });
+          return {
+            uploaded,
+            pending: await this.pending(),
+            error: describe(err),
+            nextAttemptAt: this.nextAttempt,
+          };
         }
       }
       this.failures = 0;
@@ -206,11 +223,15 @@ export class FeedbackSpool {
     const bytes = await readFile(path);
     let report: FeedbackReport;
     try {
-      report = verifyReport(decodeEnvelope(bytes, path), { [this.opts.site]: this.publicKey() }, {
-        what: path,
-        expectSite: this.opts.site,
-        expectSeq: seq,
-      });
+      report = verifyReport(
+        decodeEnvelope(bytes, path),
+        { [this.opts.site]: this.publicKey() },
+        {
+          what: path,
+          expectSite: this.opts.site,
+          expectSeq: seq,
+        },
+      );
     } catch (err) {
       await this.setAside(path, describe(err));
       return undefined;
@@ -231,7 +252,10 @@ export class FeedbackSpool {
   /** Moves a report to a seq past both the counter and the registry's highest, then uploads it. */
   private async renumber(report: FeedbackReport, path: string, reason: string): Promise<number | undefined> {
     const listed = await this.opts.store.list(feedbackPrefix(this.opts.site));
-    const registryMax = Math.max(0, ...listed.map((o) => parseSeqKey(o.key, feedbackPrefix(this.opts.site)) ?? 0));
+    const registryMax = Math.max(
+      0,
+      ...listed.map((o) => parseSeqKey(o.key, feedbackPrefix(this.opts.site)) ?? 0),
+    );
     const seq = Math.max(this.next, registryMax + 1);
     await this.persistCounter(seq + 1);
     await this.writeReport({ ...report, seq });
@@ -286,7 +310,8 @@ export class FeedbackSpool {
           },
         );
       }
-      if (!Number.isSafeInteger(doc.next) || (doc.next as number) < 1) problem = `next is ${String(doc.next)}`;
+      if (!Number.isSafeInteger(doc.next) || (doc.next as number) < 1)
+        problem = `next is ${String(doc.next)}`;
       else persisted = doc.next as number;
     } catch (err) {
       if (err instanceof UserError) throw err;
