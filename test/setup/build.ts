@@ -20,6 +20,13 @@ export default function setup(): void {
     },
   );
   if (res.error) throw res.error;
+  // The oclif manifest lets each CLI start load only its own command; a stale one would hide new commands.
+  const manifest = spawnSync(join(root, 'node_modules/.bin/node'), [join(root, 'scripts/manifest.mjs')], {
+    cwd: root,
+    encoding: 'utf8',
+  });
+  if (manifest.status !== 0)
+    process.stderr.write(`warning: scripts/manifest.mjs failed:\n${manifest.stderr}\n`);
   if (res.status !== 0) {
     process.stderr.write(
       `warning: tsc -p tsconfig.build.json reported errors (dist/ was still emitted):\n${res.stdout}${res.stderr}\n`,
