@@ -17,10 +17,10 @@
  * A crash between persisting the counter and writing the file leaves a gap in the seqs, which
  * readers tolerate. One process (the site daemon) owns a spool directory at a time.
  */
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, readdir, rename, rm, unlink } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rename, rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ConflictError, UserError } from '../../cli/errors.js';
+import { fsyncDir, writeFileAtomic } from '../atomic.js';
 import { decodeEnvelope, encodeEnvelope } from '../../registry/envelope.js';
 import type { KeyPair } from '../../registry/keys.js';
 import { feedbackKey, feedbackPrefix, parseSeqKey } from '../../registry/layout.js';
@@ -68,34 +68,6 @@ export interface UploadResult {
   error?: string;
   /** When the next attempt is due (ms since the epoch); undefined when nothing failed. */
   nextAttemptAt?: number;
-}
-
-async function fsyncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
-/** temp file + fsync + rename + fsync(dir): after a crash the file is wholly old or wholly new. */
-async function writeAtomic(dir: string, name: string, data: Uint8Array | string): Promise<void> {
-  const tmp = join(dir, `.${name}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`);
-  const fh = await open(tmp, 'wx', 0o600);
-  try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  try {
-    await rename(tmp, join(dir, name));
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
-  }
-  await fsyncDir(dir);
 }
 
 export function spoolFileName(seq: number): string {
@@ -268,12 +240,16 @@ export class FeedbackSpool {
   private async writeReport(report: FeedbackReport): Promise<void> {
     const bytes = encodeEnvelope(signReport(report, this.opts.key));
     const name = spoolFileName(report.seq);
-    await writeAtomic(this.opts.dir, name, bytes);
+    await writeFileAtomic(join(this.opts.dir, name), bytes, 0o600);
     this.opts.onEvent?.({ kind: 'spooled', seq: report.seq, path: join(this.opts.dir, name) });
   }
 
   private async persistCounter(next: number): Promise<void> {
-    await writeAtomic(this.opts.dir, COUNTER_FILE, `${JSON.stringify({ site: this.opts.site, next })}\n`);
+    await writeFileAtomic(
+      join(this.opts.dir, COUNTER_FILE),
+      `${JSON.stringify({ site: this.opts.site, next })}\n`,
+      0o600,
+    );
     this.next = next;
   }
 
