@@ -1,0 +1,245 @@
+/**
+ * Generation loops as async iterators of token events: `generate` runs one model alone (edge-only
+ * on the draft, cloud-only on the verifier's model), `generateSpeculative` runs a draft model
+ * against any `Verifier` (in-process or HTTP) with a fixed or adaptive k.
+ *
+ * Both share the same output rules: end-of-sequence ends generation and is not returned, stop
+ * strings end it with the text cut before the stop (held-back text is released only once it can
+ * no longer start a stop string), `maxTokens` caps the returned tokens, the model's context length
+ * caps the sequence, and an AbortSignal ends it early. A speculative round may yield several
+ * tokens; they are returned one event each, and whatever follows a stop is discarded. The last
+ * event is always `done` with the statistics.
+ */
+import { AdaptiveK, type AdaptiveKOptions } from './adaptive-k.js';
+import { DecodeState } from './decode-state.js';
+import { StatsRecorder, type GenerationStats } from './generation-stats.js';
+import type { KvCache } from './kv-cache.js';
+import type { LoraFeeds } from './lora-slots.js';
+import type { CausalLm } from './model-session.js';
+import { createRng } from './rng.js';
+import { GREEDY, sampleToken, validateSamplingParams, type SamplingParams } from './sampling.js';
+import { Drafter, speculativeRound } from './speculative.js';
+import { StopMatcher } from './stop.js';
+import type { StreamDetokenizer, TextTokenizer } from './tokenizer.js';
+import type { Verifier } from './verifier.js';
+
+export type FinishReason = 'eos' | 'stop' | 'length' | 'aborted';
+
+export interface TokenEvent {
+  type: 'token';
+  token: number;
+  /** Newly complete text (may be empty while a character or a possible stop string is pending). */
+  text: string;
+}
+
+export interface DoneEvent {
+  type: 'done';
+  finishReason: FinishReason;
+  /** Text released at the end (held back until now); append it to the streamed text. */
+  text: string;
+  stats: GenerationStats;
+}
+
+export type GenerateEvent = TokenEvent | DoneEvent;
+
+export interface GenerateOptions {
+  /** Most tokens to return. */
+  maxTokens: number;
+  /** Greedy when absent. */
+  sampling?: SamplingParams;
+  seed?: number;
+  /** Stop strings (need `tokenizer`). */
+  stop?: readonly string[];
+  /** Default: the model's eos ids from config.json / generation_config.json. */
+  eosTokenIds?: readonly number[];
+  /** Decodes text for events and stop strings; without it events carry empty text. */
+  tokenizer?: TextTokenizer;
+  /** Adapter feeds for the (draft) model. */
+  lora?: LoraFeeds;
+  /**
+   * A cache of the (draft) model covering a prefix of the prompt, computed with the same adapter
+   * (e.g. from `analyzePrompt`), so the prompt is not prefilled twice.
+   */
+  cache?: KvCache;
+  signal?: AbortSignal;
+  now?: () => number;
+}
+
+export interface SpeculativeOptions extends GenerateOptions {
+  /** Tokens drafted per round, or 'auto' for adaptive k (default 'auto'). */
+  k?: number | 'auto';
+  adaptive?: AdaptiveKOptions;
+  /** Seed of the verifier's draws; default derived from `seed`. */
+  verifierSeed?: number;
+  /** Context length of the verifier's model when it is smaller than the draft's. */
+  verifierMaxPositions?: number;
+}
+
+/** Turns generated tokens into events and decides when generation ends. */
+class OutputTracker {
+  private readonly detok: StreamDetokenizer | undefined;
+  private readonly stop: StopMatcher;
+  private readonly eos: ReadonlySet<number>;
+  count = 0;
+
+  constructor(
+    promptIds: readonly number[],
+    private readonly opts: GenerateOptions,
+    defaultEos: readonly number[],
+    private readonly stats: StatsRecorder,
+  ) {
+    this.detok = opts.tokenizer?.streamDecoder(promptIds);
+    this.stop = new StopMatcher(opts.stop ?? []);
+    this.eos = new Set(opts.eosTokenIds ?? defaultEos);
+  }
+
+  push(token: number): { event?: TokenEvent; finish?: FinishReason } {
+    if (this.eos.has(token)) return { finish: 'eos' };
+    this.count++;
+    this.stats.token();
+    const { text, stopped } = this.stop.push(this.detok?.push(token) ?? '');
+    const event: TokenEvent = { type: 'token', token, text };
+    if (stopped) return { event, finish: 'stop' };
+    if (this.count >= this.opts.maxTokens) return { event, finish: 'length' };
+    return { event };
+  }
+
+  done(finishReason: FinishReason): DoneEvent {
+    let text = '';
+    if (finishReason !== 'stop') {
+      const pushed = this.stop.push(this.detok?.flush() ?? '');
+      text = pushed.text + (pushed.stopped ? '' : this.stop.flush());
+      if (pushed.stopped) finishReason = 'stop';
+    }
+    return { type: 'done', finishReason, text, stats: this.stats.finish() };
+  }
+}
+
+function checkOptions(opts: GenerateOptions, promptIds: readonly number[]): SamplingParams {
+  if (!Number.isInteger(opts.maxTokens) || opts.maxTokens < 0) {
+    throw new RangeError(`maxTokens must be an integer >= 0, got ${opts.maxTokens}`);
+  }
+  if (promptIds.length === 0) throw new RangeError('the prompt has no tokens');
+  const sampling = opts.sampling ?? GREEDY;
+  validateSamplingParams(sampling);
+  return sampling;
+}
+
+/** Single-model generation: one forward pass per token. */
+export async function* generate(
+  model: CausalLm,
+  promptIds: readonly number[],
+  opts: GenerateOptions,
+): AsyncGenerator<GenerateEvent, void, undefined> {
+  const sampling = checkOptions(opts, promptIds);
+  const now = opts.now ?? (() => performance.now());
+  const stats = new StatsRecorder('single', promptIds.length, now);
+  const out = new OutputTracker(promptIds, opts, model.config.eosTokenIds, stats);
+  const rng = createRng(opts.seed);
+  const state = new DecodeState(model, promptIds, opts.cache);
+  const maxPositions = model.config.maxPositions ?? Infinity;
+  let finish: FinishReason | undefined = opts.maxTokens === 0 ? 'length' : undefined;
+  while (finish === undefined) {
+    if (opts.signal?.aborted) {
+      finish = 'aborted';
+      break;
+    }
+    if (state.length >= maxPositions) {
+      finish = 'length';
+      break;
+    }
+    const row = await state.nextLogits(opts.lora);
+    const token = sampleToken(row, sampling, rng);
+    state.append(token);
+    const r = out.push(token);
+    if (r.event) yield r.event;
+    finish = r.finish;
+  }
+  yield out.done(finish);
+}
+
+/** Speculative generation: the draft proposes, the verifier decides, one verify call per round. */
+export async function* generateSpeculative(
+  draft: CausalLm,
+  verifier: Verifier,
+  promptIds: readonly number[],
+  opts: SpeculativeOptions,
+): AsyncGenerator<GenerateEvent, void, undefined> {
+  const sampling = checkOptions(opts, promptIds);
+  const now = opts.now ?? (() => performance.now());
+  const stats = new StatsRecorder('speculative', promptIds.length, now);
+  const out = new OutputTracker(promptIds, opts, draft.config.eosTokenIds, stats);
+  const fixedK = opts.k === undefined || opts.k === 'auto' ? undefined : opts.k;
+  if (fixedK !== undefined && !(Number.isInteger(fixedK) && fixedK >= 0)) {
+    throw new RangeError(`k must be an integer >= 0 or 'auto', got ${fixedK}`);
+  }
+  const adaptive = fixedK === undefined ? new AdaptiveK(opts.adaptive) : undefined;
+  const seed = opts.seed ?? Math.floor(Math.random() * 0x100000000);
+  const drafter = new Drafter(draft, promptIds, {
+    sampling,
+    rng: createRng(seed),
+    ...(opts.lora ? { lora: opts.lora } : {}),
+    ...(opts.cache ? { cache: opts.cache } : {}),
+    now,
+  });
+  const maxPositions = Math.min(draft.config.maxPositions ?? Infinity, opts.verifierMaxPositions ?? Infinity);
+  // Prefill both models at once: with a remote verifier the network round trip hides the draft's prefill.
+  const [started, prefilled] = await Promise.allSettled([
+    verifier.start(promptIds, { sampling, seed: opts.verifierSeed ?? (seed ^ 0x5bd1e995) >>> 0 }),
+    drafter.prefill(),
+  ]);
+  if (started.status === 'rejected') throw started.reason;
+  const session = started.value;
+  if (prefilled.status === 'rejected') {
+    await session.close();
+    throw prefilled.reason;
+  }
+  let finish: FinishReason | undefined = opts.maxTokens === 0 ? 'length' : undefined;
+  try {
+    while (finish === undefined) {
+      if (opts.signal?.aborted) {
+        finish = 'aborted';
+        break;
+      }
+      const length = drafter.state.length;
+      if (length >= maxPositions) {
+        finish = 'length';
+        break;
+      }
+      // A round returns up to k + 1 tokens and the verifier feeds up to position length + k.
+      const room = Math.min(opts.maxTokens - out.count - 1, maxPositions - length - 1);
+      const k = Math.max(0, Math.min(fixedK ?? (adaptive as AdaptiveK).k, room));
+      const round = await speculativeRound(drafter, session, k, now);
+      stats.round(k, round.accepted, round.draftMs, round.roundMs);
+      adaptive?.observe({
+        drafted: k,
+        accepted: round.accepted,
+        draftMs: round.draftMs,
+        roundMs: round.roundMs,
+      });
+      for (const token of round.emitted) {
+        const r = out.push(token);
+        if (r.event) yield r.event;
+        finish = r.finish;
+        if (finish !== undefined) break;
+      }
+    }
+  } finally {
+    await session.close();
+  }
+  yield out.done(finish);
+}
+
+/** Runs a generator to completion: all token ids, the full text and the final event. */
+export async function collect(
+  events: AsyncIterable<GenerateEvent>,
+): Promise<{ tokens: number[]; text: string; done: DoneEvent }> {
+  const tokens: number[] = [];
+  let text = '';
+  for await (const e of events) {
+    text += e.text;
+    if (e.type === 'token') tokens.push(e.token);
+    else return { tokens, text, done: e };
+  }
+  throw new Error('generation ended without a done event');
+}

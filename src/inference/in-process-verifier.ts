@@ -1,0 +1,197 @@
+/**
+ * `InProcessVerifier`: the `Verifier` interface over a local model (`LmSession`, or a
+ * `ForwardBatcher` over one to batch concurrent sessions) — the engine behind the
+ * verifier HTTP service and the in-process path of tests and benchmarks.
+ *
+ * A session prefills the prompt at start. Each round feeds the session's unfed tokens (the
+ * previous round's correction or bonus token) followed by the draft in ONE forward pass, reads
+ * the k + 1 distributions that pass yields, applies greedy acceptance or lossless rejection
+ * sampling (acceptance.ts), and rolls the cache back to the accepted length.
+ */
+import { randomUUID } from 'node:crypto';
+import { ConflictError, UserError } from '../cli/errors.js';
+import { acceptGreedy, acceptRejectionSampling, type AcceptanceResult } from './acceptance.js';
+import { DecodeState } from './decode-state.js';
+import type { KvCache } from './kv-cache.js';
+import type { CausalLm } from './model-session.js';
+import { createRng, type Rng } from './rng.js';
+import {
+  GREEDY,
+  isGreedy,
+  samplingDistribution,
+  validateSamplingParams,
+  type SamplingParams,
+} from './sampling.js';
+import {
+  toDense,
+  type Verifier,
+  type VerifierSession,
+  type VerifierStartOptions,
+  type VerifyRequest,
+  type VerifyResult,
+} from './verifier.js';
+
+/** Upper bound on drafted tokens per round accepted from a client (adaptive k stays within 1..8). */
+export const MAX_DRAFT_TOKENS = 64;
+
+export class InProcessVerifier implements Verifier {
+  constructor(
+    readonly model: CausalLm,
+    private readonly now: () => number = () => performance.now(),
+  ) {}
+
+  get vocabSize(): number {
+    return this.model.vocabSize;
+  }
+
+  async start(
+    promptIds: readonly number[],
+    opts: VerifierStartOptions = {},
+  ): Promise<InProcessVerifierSession> {
+    const session = this.resume(promptIds, undefined, opts);
+    await session.prefill();
+    return session;
+  }
+
+  /**
+   * A session over `tokens` whose first `cache.length` positions are already in `cache` (a shared
+   * prefix cache, or a snapshot taken earlier); KvCache is immutable, so sharing it is safe.
+   * Nothing runs until the first verify, so `resume(context, undefined).verify(draft)` is a
+   * stateless verify in ONE forward pass over context + draft.
+   */
+  resume(
+    tokens: readonly number[],
+    cache: KvCache | undefined,
+    opts: VerifierStartOptions = {},
+  ): InProcessVerifierSession {
+    if (tokens.length === 0) {
+      throw new UserError('the prompt has no tokens', {
+        code: 'E_VERIFY_INPUT',
+        suggestion: 'Send at least one token (e.g. the BOS token).',
+      });
+    }
+    const sampling = opts.sampling ?? GREEDY;
+    validateSamplingParams(sampling);
+    const state = new DecodeState(this.model, tokens, cache);
+    return new InProcessVerifierSession(state, sampling, createRng(opts.seed), this.now);
+  }
+}
+
+export class InProcessVerifierSession implements VerifierSession {
+  readonly id = randomUUID();
+  private busy = false;
+  private closed = false;
+
+  constructor(
+    private readonly state: DecodeState,
+    readonly sampling: SamplingParams,
+    private readonly rng: Rng,
+    private readonly now: () => number,
+  ) {}
+
+  /** Runs the tokens not yet in the cache, so the first verify only scores the draft. */
+  async prefill(): Promise<void> {
+    await this.state.nextLogits();
+  }
+
+  /** The session's KV cache (immutable; share it to resume from this point later). */
+  get cache(): KvCache {
+    return this.state.cache;
+  }
+
+  /** Tokens held: the prompt plus every accepted and next token so far. */
+  get length(): number {
+    return this.state.length;
+  }
+
+  get tokens(): readonly number[] {
+    return this.state.tokens;
+  }
+
+  async verify(request: VerifyRequest): Promise<VerifyResult> {
+    if (this.closed)
+      throw new UserError(`verifier session ${this.id} is closed`, { code: 'E_SESSION_CLOSED' });
+    if (this.busy) {
+      throw new ConflictError(`verifier session ${this.id} is already verifying`, {
+        suggestion: 'Send one verify request per session at a time.',
+      });
+    }
+    this.busy = true;
+    try {
+      return await this.round(request);
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private async round({ draft, draftDists }: VerifyRequest): Promise<VerifyResult> {
+    const t0 = this.now();
+    const vocab = this.state.model.vocabSize;
+    if (draft.length > MAX_DRAFT_TOKENS) {
+      throw new UserError(`draft has ${draft.length} tokens; at most ${MAX_DRAFT_TOKENS} per round`, {
+        code: 'E_VERIFY_INPUT',
+      });
+    }
+    draft.forEach((id, i) => {
+      if (!Number.isInteger(id) || id < 0 || id >= vocab) {
+        throw new UserError(`draft[${i}]: token id ${id} is outside the vocabulary (0..${vocab - 1})`, {
+          code: 'E_VERIFY_INPUT',
+          suggestion: 'Draft and verifier must share one tokenizer.',
+        });
+      }
+    });
+    const greedy = isGreedy(this.sampling);
+    if (!greedy && draft.length > 0 && draftDists?.length !== draft.length) {
+      throw new UserError(
+        `a sampling session needs one draft distribution per drafted token (${draftDists?.length ?? 0} for ${draft.length})`,
+        {
+          code: 'E_VERIFY_INPUT',
+          suggestion: 'Send draftDists, the distributions the draft tokens were sampled from.',
+        },
+      );
+    }
+    // Validate everything before the forward pass, so a bad request leaves the session untouched.
+    const q = greedy ? [] : (draftDists ?? []).map((d, i) => toDense(d, vocab, `draftDists[${i}]`));
+    q.forEach((dist, i) => {
+      if (!((dist[draft[i] as number] as number) > 0)) {
+        throw new UserError(`draftDists[${i}] gives probability 0 to the drafted token ${draft[i]}`, {
+          code: 'E_VERIFY_INPUT',
+          suggestion: 'Send the distribution each draft token was actually sampled from.',
+        });
+      }
+    });
+    const base = this.state.length;
+    // The verifier's logits rows after base-1, base, ..., base+k-1: p_1 .. p_{k+1}.
+    const rows: Float32Array[] = [];
+    if (this.state.unfed.length === 0) rows.push(await this.state.nextLogits());
+    const { logits, unfedCount } = await this.state.feed(draft);
+    if (logits !== undefined) {
+      for (let r = Math.max(0, unfedCount - 1); r < logits.rows; r++) rows.push(logits.row(r));
+    }
+    let result: AcceptanceResult;
+    if (greedy) {
+      result = acceptGreedy(draft, rows);
+    } else {
+      const p = rows.map((row) => samplingDistribution(row, this.sampling));
+      result = acceptRejectionSampling(draft, q, p, this.rng);
+    }
+    this.state.truncate(base + result.accepted);
+    this.state.append(result.nextToken);
+    return {
+      accepted: result.accepted,
+      nextToken: result.nextToken,
+      length: this.state.length,
+      verifierMs: this.now() - t0,
+    };
+  }
+
+  async close(): Promise<void> {
+    this.dispose();
+  }
+
+  /** Synchronous release, for session tables that expire sessions on a timer. */
+  dispose(): void {
+    this.closed = true;
+    this.state.clear();
+  }
+}

@@ -1,0 +1,128 @@
+/**
+ * The draft side of speculative decoding and one draft→verify round (reference specdecode.md §1).
+ *
+ * `Drafter` runs the small model: it proposes k tokens autoregressively (greedy, or sampled from
+ * its adjusted distribution q, which it keeps for the verifier's rejection test), then, once the
+ * verifier has answered, rolls its state back to the accepted prefix and appends the verifier's
+ * token. `speculativeRound` ties one proposal to one `Verifier` call and times both, which is what
+ * the generate loop and adaptive k need.
+ */
+import { OperationalError } from '../cli/errors.js';
+import { DecodeState } from './decode-state.js';
+import type { KvCache } from './kv-cache.js';
+import type { LoraFeeds } from './lora-slots.js';
+import type { CausalLm } from './model-session.js';
+import type { Rng } from './rng.js';
+import { argmax, isGreedy, sampleFrom, samplingDistribution, type SamplingParams } from './sampling.js';
+import type { VerifierSession, VerifyResult } from './verifier.js';
+
+export interface DraftProposal {
+  tokens: number[];
+  /** The distribution each token was drawn from (sampling only). */
+  dists: Float32Array[] | undefined;
+  draftMs: number;
+}
+
+export interface DrafterOptions {
+  sampling: SamplingParams;
+  rng: Rng;
+  /** LoRA feeds of the adapter chosen for this request (base model when absent). */
+  lora?: LoraFeeds;
+  /** A cache already covering a prefix of the prompt (computed with the same adapter). */
+  cache?: KvCache;
+  now?: () => number;
+}
+
+export class Drafter {
+  readonly state: DecodeState;
+  private readonly now: () => number;
+
+  constructor(
+    readonly model: CausalLm,
+    promptIds: readonly number[],
+    private readonly opts: DrafterOptions,
+  ) {
+    this.state = new DecodeState(model, promptIds, opts.cache);
+    this.now = opts.now ?? (() => performance.now());
+  }
+
+  /** Runs the prompt through the draft model (so the first proposal only decodes). */
+  async prefill(): Promise<void> {
+    await this.state.nextLogits(this.opts.lora);
+  }
+
+  async propose(k: number): Promise<DraftProposal> {
+    const t0 = this.now();
+    const greedy = isGreedy(this.opts.sampling);
+    const tokens: number[] = [];
+    const dists: Float32Array[] = [];
+    for (let i = 0; i < k; i++) {
+      const row = await this.state.nextLogits(this.opts.lora);
+      let token: number;
+      if (greedy) {
+        token = argmax(row);
+      } else {
+        const q = samplingDistribution(row, this.opts.sampling);
+        token = sampleFrom(q, this.opts.rng);
+        dists.push(q);
+      }
+      tokens.push(token);
+      this.state.append(token);
+    }
+    return { tokens, dists: greedy ? undefined : dists, draftMs: this.now() - t0 };
+  }
+
+  /** Applies the verifier's answer: keep `accepted` of the tokens proposed after `base`, then `nextToken`. */
+  commit(base: number, accepted: number, nextToken: number): void {
+    this.state.truncate(base + accepted);
+    this.state.append(nextToken);
+  }
+}
+
+export interface RoundResult extends VerifyResult {
+  drafted: number[];
+  /** Tokens the round adds: the accepted drafts followed by the verifier's token. */
+  emitted: number[];
+  draftMs: number;
+  /** The verify call as the client saw it (network included). */
+  roundMs: number;
+}
+
+/** Drafts k tokens, verifies them in one verifier call and brings the draft in line with the answer. */
+export async function speculativeRound(
+  drafter: Drafter,
+  session: VerifierSession,
+  k: number,
+  now: () => number = () => performance.now(),
+): Promise<RoundResult> {
+  const base = drafter.state.length;
+  const proposal = await drafter.propose(k);
+  const t0 = now();
+  const result = await session.verify(
+    proposal.dists === undefined
+      ? { draft: proposal.tokens }
+      : { draft: proposal.tokens, draftDists: proposal.dists },
+  );
+  const roundMs = now() - t0;
+  if (!(
+    Number.isInteger(result.accepted) &&
+    result.accepted >= 0 &&
+    result.accepted <= proposal.tokens.length
+  )) {
+    throw new OperationalError(
+      `the verifier accepted ${result.accepted} of ${proposal.tokens.length} drafted tokens`,
+      {
+        code: 'E_VERIFIER_PROTOCOL',
+        suggestion: 'The verifier answered out of protocol; check that it runs a compatible edgectl version.',
+      },
+    );
+  }
+  drafter.commit(base, result.accepted, result.nextToken);
+  return {
+    ...result,
+    drafted: proposal.tokens,
+    emitted: [...proposal.tokens.slice(0, result.accepted), result.nextToken],
+    draftMs: proposal.draftMs,
+    roundMs,
+  };
+}
