@@ -54,9 +54,10 @@ export interface Store {
    * Conditional get: undefined body with `notModified: true` when the current etag equals `etag`
    * (one request, no body on S3: If-None-Match → 304).
    */
-  getIfChanged(key: string, etag: string | undefined): Promise<
-    { notModified: true; etag: string } | { notModified: false; object: GetResult } | undefined
-  >;
+  getIfChanged(
+    key: string,
+    etag: string | undefined,
+  ): Promise<{ notModified: true; etag: string } | { notModified: false; object: GetResult } | undefined>;
   /** Bytes [start, end) of an object (ranged GET). Throws NotFoundError if missing. */
   getRange(key: string, start: number, end: number): Promise<Buffer>;
   /** Metadata only, or undefined when missing. */
