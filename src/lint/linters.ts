@@ -1,10 +1,12 @@
 /**
- * The linters `edgectl lint` runs. Add artifact-directory and policy linters here: each claims its
- * paths (see lint.ts), so adding one changes nothing else.
+ * The linters `edgectl lint` runs: site declarations, and artifact directories (which covers
+ * policies: a policy is an artifact). Each claims its paths (see lint.ts), so adding one changes
+ * nothing else.
  */
+import { artifactsLinter } from '../artifact/lint-artifacts.js';
 import { sitesLinter } from '../fleet/lint-sites.js';
 import type { Linter } from './lint.js';
 
 export function defaultLinters(): Linter[] {
-  return [sitesLinter];
+  return [sitesLinter, artifactsLinter];
 }

@@ -12,10 +12,14 @@ import type { SourceFile } from '../source.js';
 
 export type Meta = Record<string, unknown>;
 
-export interface ValidateContext {
+/** What the validators that need no registry (model, policy) read: the directory alone. */
+export interface LocalValidateContext {
   dir: string;
   files: SourceFile[];
   yaml: ArtifactYamlFile;
+}
+
+export interface ValidateContext extends LocalValidateContext {
   /** The registry, for kinds that depend on other artifacts (adapters on their base model). */
   store: Store;
   trust: TrustRoot | undefined;
@@ -30,7 +34,7 @@ export function invalidFile(file: string, field: string, message: string, sugges
 }
 
 /** Throws unless every named file is in the artifact. */
-export function requireFiles(ctx: ValidateContext, kind: string, names: string[]): void {
+export function requireFiles(ctx: LocalValidateContext, kind: string, names: string[]): void {
   const have = new Set(ctx.files.map((f) => f.path));
   const missing = names.filter((n) => !have.has(n));
   if (missing.length > 0) {
@@ -42,7 +46,7 @@ export function requireFiles(ctx: ValidateContext, kind: string, names: string[]
   }
 }
 
-export function hasFile(ctx: ValidateContext, name: string): boolean {
+export function hasFile(ctx: LocalValidateContext, name: string): boolean {
   return ctx.files.some((f) => f.path === name);
 }
 
@@ -61,7 +65,7 @@ export function parseJsonObject(text: string, file: string): Record<string, unkn
 }
 
 export function readJsonObject(
-  ctx: ValidateContext,
+  ctx: LocalValidateContext,
   name: string,
 ): { value: Record<string, unknown>; file: string } {
   const file = join(ctx.dir, name);

@@ -19,7 +19,7 @@ import {
   readJsonObject,
   requireFiles,
   type Meta,
-  type ValidateContext,
+  type LocalValidateContext,
 } from './common.js';
 
 export const MODEL_FILES = ['model.onnx', 'config.json', 'tokenizer.json'];
@@ -48,7 +48,7 @@ async function readOnnxIo(file: string): Promise<OnnxIo> {
   }
 }
 
-function roleOf(ctx: ValidateContext, config: Record<string, unknown>, configFile: string): ModelRole {
+function roleOf(ctx: LocalValidateContext, config: Record<string, unknown>, configFile: string): ModelRole {
   const fromConfig = (config.edgectl as { role?: unknown } | undefined)?.role;
   const declared = ctx.yaml.value.role;
   if (declared && fromConfig !== undefined && fromConfig !== declared) {
@@ -70,7 +70,7 @@ function roleOf(ctx: ValidateContext, config: Record<string, unknown>, configFil
   return role;
 }
 
-export async function validateModel(ctx: ValidateContext): Promise<Meta> {
+export async function validateModel(ctx: LocalValidateContext): Promise<Meta> {
   requireFiles(ctx, 'model', MODEL_FILES);
   const { value: config, file: configFile } = readJsonObject(ctx, 'config.json');
   const layers = positiveInt(config, 'num_hidden_layers', configFile);

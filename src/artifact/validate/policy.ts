@@ -4,9 +4,9 @@
  */
 import { join } from 'node:path';
 import { loadPolicyFile } from '../../policy/schema.js';
-import { requireFiles, type Meta, type ValidateContext } from './common.js';
+import { requireFiles, type Meta, type LocalValidateContext } from './common.js';
 
-export function validatePolicy(ctx: ValidateContext): Meta {
+export function validatePolicy(ctx: LocalValidateContext): Meta {
   requireFiles(ctx, 'policy', ['policy.yaml']);
   const policy = loadPolicyFile(join(ctx.dir, 'policy.yaml'));
   return {
