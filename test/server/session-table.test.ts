@@ -1,0 +1,78 @@
+import { describe, expect, it } from 'vitest';
+import { HttpError } from '../../src/server/http.js';
+import { SessionTable } from '../../src/server/verifier/session-table.js';
+
+class Resource {
+  disposed = 0;
+  dispose(): void {
+    this.disposed++;
+  }
+}
+
+function table(ttlMs = 1000, maxSessions = 10) {
+  let now = 0;
+  const t = new SessionTable<Resource>({ ttlMs, maxSessions, now: () => now });
+  return { t, advance: (ms: number) => (now += ms) };
+}
+
+const status = (fn: () => unknown): number | undefined => {
+  try {
+    fn();
+  } catch (err) {
+    return (err as HttpError).status;
+  }
+  return undefined;
+};
+
+describe('SessionTable', () => {
+  it('releases an idle session once its TTL passes, exactly once', () => {
+    const { t, advance } = table(1000);
+    const r = new Resource();
+    const lease = t.add(r);
+    lease.release();
+    advance(999);
+    expect(t.sweep()).toBe(0);
+    t.acquire(lease.id).release(); // touching refreshes the idle timer
+    advance(1001);
+    expect(t.sweep()).toBe(1);
+    expect(t.sweep()).toBe(0);
+    expect(r.disposed).toBe(1);
+    expect(t.size).toBe(0);
+    expect(status(() => t.acquire(lease.id))).toBe(404);
+  });
+
+  it('never frees a leased session; a delete during a request frees it when the request ends', () => {
+    const { t, advance } = table(1000);
+    const r = new Resource();
+    const lease = t.add(r);
+    advance(5000);
+    expect(t.sweep()).toBe(0);
+    expect(status(() => t.acquire(lease.id))).toBe(409);
+    expect(t.delete(lease.id)).toBe(true);
+    expect(r.disposed).toBe(0);
+    lease.release();
+    lease.release();
+    expect(r.disposed).toBe(1);
+    expect(t.size).toBe(0);
+    expect(t.delete(lease.id)).toBe(false);
+  });
+
+  it('refuses new sessions past the cap with 429 and Retry-After, and frees all on close', () => {
+    const { t } = table(60_000, 2);
+    const a = new Resource();
+    const b = new Resource();
+    t.add(a).release();
+    t.add(b).release();
+    let err: HttpError | undefined;
+    try {
+      t.assertCapacity();
+    } catch (e) {
+      err = e as HttpError;
+    }
+    expect(err?.status).toBe(429);
+    expect(Number(err?.headers['retry-after'])).toBeGreaterThan(0);
+    t.close();
+    expect([a.disposed, b.disposed]).toEqual([1, 1]);
+    expect(t.released.closed).toBe(2);
+  });
+});
