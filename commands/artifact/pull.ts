@@ -41,11 +41,7 @@ export default class ArtifactPull extends BaseCommand<typeof ArtifactPull> {
     const cfg = this.projectConfig(this.flags.registry);
     const store = await openStore(cfg.registry);
     try {
-      const trust = await loadRegistryTrust(
-        store,
-        this.flags.trust ? resolve(this.flags.trust) : cfg.trustPath,
-        new Date(),
-      );
+      const trust = await loadRegistryTrust(store, cfg.trustPath, new Date());
       const r = await pullArtifact({
         store,
         ref: this.args.ref,

@@ -1,4 +1,3 @@
-import { resolve } from 'node:path';
 import { Args } from '@oclif/core';
 import { BaseCommand } from '../../src/cli/base-command.js';
 import { NotFoundError } from '../../src/cli/errors.js';
@@ -31,11 +30,7 @@ export default class ArtifactShow extends BaseCommand<typeof ArtifactShow> {
     try {
       let trust: TrustRoot | undefined;
       try {
-        trust = await loadRegistryTrust(
-          store,
-          this.flags.trust ? resolve(this.flags.trust) : cfg.trustPath,
-          new Date(),
-        );
+        trust = await loadRegistryTrust(store, cfg.trustPath, new Date());
       } catch (err) {
         if (!(err instanceof NotFoundError) || this.flags.trust) throw err;
         this.io.log('warn', `no trust root (${err.message}); the manifest is shown unverified`);

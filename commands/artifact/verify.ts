@@ -1,4 +1,3 @@
-import { resolve } from 'node:path';
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../../src/cli/base-command.js';
 import { registryFlag, trustFlag } from '../../src/cli/flags.js';
@@ -34,11 +33,7 @@ export default class ArtifactVerify extends BaseCommand<typeof ArtifactVerify> {
     const cfg = this.projectConfig(this.flags.registry);
     const store = await openStore(cfg.registry);
     try {
-      const trust = await loadRegistryTrust(
-        store,
-        this.flags.trust ? resolve(this.flags.trust) : cfg.trustPath,
-        new Date(),
-      );
+      const trust = await loadRegistryTrust(store, cfg.trustPath, new Date());
       const r = await verifyArtifact({
         store,
         ref: this.args.ref,

@@ -1,5 +1,4 @@
 import { Flags } from '@oclif/core';
-import { resolve } from 'node:path';
 import { BaseCommand } from '../../src/cli/base-command.js';
 import { registryFlag, trustFlag } from '../../src/cli/flags.js';
 import { fleetLog } from '../../src/fleet/service.js';
@@ -21,7 +20,7 @@ export default class FleetLog extends BaseCommand<typeof FleetLog> {
     const cfg = this.projectConfig(this.flags.registry);
     const result = await fleetLog({
       registryUrl: cfg.registry,
-      trustPath: this.flags.trust ? resolve(this.flags.trust) : cfg.trustPath,
+      trustPath: cfg.trustPath,
       since: this.flags.since,
     });
     if (!result.head) {

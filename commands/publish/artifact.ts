@@ -55,11 +55,7 @@ export default class PublishArtifact extends BaseCommand<typeof PublishArtifact>
     );
     const store = await openStore(cfg.registry, PACK_STORE_OPTIONS);
     try {
-      const trust = await loadRegistryTrust(
-        store,
-        this.flags.trust ? resolve(this.flags.trust) : cfg.trustPath,
-        new Date(),
-      );
+      const trust = await loadRegistryTrust(store, cfg.trustPath, new Date());
       const result = await publishArtifact({
         dir: this.args.dir,
         kind: this.flags.kind,

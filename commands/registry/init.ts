@@ -1,4 +1,3 @@
-import { resolve } from 'node:path';
 import { BaseCommand } from '../../src/cli/base-command.js';
 import { registryFlag, trustFlag } from '../../src/cli/flags.js';
 import { initRegistryFromFiles, type InitRegistryResult } from '../../src/registry/init.js';
@@ -23,7 +22,7 @@ export default class RegistryInit extends BaseCommand<typeof RegistryInit> {
     this.io.log('info', `Initialising registry ${cfg.registry}`);
     const result = await initRegistryFromFiles({
       registryUrl: cfg.registry,
-      trustPath: this.flags.trust ? resolve(this.flags.trust) : cfg.trustPath,
+      trustPath: cfg.trustPath,
     });
     this.out(
       `Registry ${result.url} ${result.created ? 'initialised' : 'already initialised'}; trust root version ${result.trustVersion}.`,

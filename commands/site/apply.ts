@@ -46,7 +46,7 @@ export default class SiteApply extends BaseCommand<typeof SiteApply> {
     const cfg = this.projectConfig(f.registry);
     const result = await applySites({
       registryUrl: cfg.registry,
-      trustPath: f.trust ? resolve(f.trust) : cfg.trustPath,
+      trustPath: cfg.trustPath,
       sitesDir: cfg.sitesDir,
       keyPath: f.key ? resolve(f.key) : cfg.keys.fleet,
       retries: f.retries,

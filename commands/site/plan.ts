@@ -1,5 +1,4 @@
 import { Flags } from '@oclif/core';
-import { resolve } from 'node:path';
 import { BaseCommand } from '../../src/cli/base-command.js';
 import { registryFlag, trustFlag } from '../../src/cli/flags.js';
 import { renderPlan } from '../../src/fleet/plan.js';
@@ -27,7 +26,7 @@ export default class SitePlan extends BaseCommand<typeof SitePlan> {
     const cfg = this.projectConfig(this.flags.registry);
     const result = await planSites({
       registryUrl: cfg.registry,
-      trustPath: this.flags.trust ? resolve(this.flags.trust) : cfg.trustPath,
+      trustPath: cfg.trustPath,
       sitesDir: cfg.sitesDir,
     });
     if (result.headExpired) this.io.log('warn', 'the fleet head has expired; `site apply` will re-sign it');

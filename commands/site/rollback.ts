@@ -1,5 +1,5 @@
-import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../../src/cli/base-command.js';
+import { siteDataDirFlag, siteNameArg } from '../../src/cli/flags.js';
 import { rollbackSite, type RollbackResult } from '../../src/site/rollback.js';
 import { describeRollback, resolveSiteDataDir } from '../../src/site/service.js';
 
@@ -17,13 +17,10 @@ export default class SiteRollback extends BaseCommand<typeof SiteRollback> {
     '<%= config.bin %> site rollback store-001 --data-dir /var/lib/edgectl/store-001 --json',
   ];
   static override args = {
-    name: Args.string({ required: true, description: 'Site name.' }),
+    name: siteNameArg,
   };
   static override flags = {
-    'data-dir': Flags.string({
-      summary: "The site's data directory (default .edgectl/sites/<name> under the project root).",
-      helpValue: '<dir>',
-    }),
+    'data-dir': siteDataDirFlag,
   };
 
   public async run(): Promise<RollbackResult> {

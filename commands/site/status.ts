@@ -1,5 +1,5 @@
-import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../../src/cli/base-command.js';
+import { siteDataDirFlag, siteNameArg } from '../../src/cli/flags.js';
 import { describeStatus, resolveSiteDataDir } from '../../src/site/service.js';
 import { siteStatus, type SiteStatus } from '../../src/site/status.js';
 
@@ -16,13 +16,10 @@ export default class SiteStatusCommand extends BaseCommand<typeof SiteStatusComm
     '<%= config.bin %> site status store-001 --data-dir /var/lib/edgectl/store-001 --json',
   ];
   static override args = {
-    name: Args.string({ required: true, description: 'Site name.' }),
+    name: siteNameArg,
   };
   static override flags = {
-    'data-dir': Flags.string({
-      summary: "The site's data directory (default .edgectl/sites/<name> under the project root).",
-      helpValue: '<dir>',
-    }),
+    'data-dir': siteDataDirFlag,
   };
 
   public async run(): Promise<SiteStatus> {

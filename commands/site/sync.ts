@@ -1,7 +1,6 @@
-import { Args, Flags } from '@oclif/core';
-import { resolve } from 'node:path';
+import { Flags } from '@oclif/core';
 import { BaseCommand } from '../../src/cli/base-command.js';
-import { registryFlag, trustFlag } from '../../src/cli/flags.js';
+import { registryFlag, trustFlag, siteDataDirFlag, siteNameArg } from '../../src/cli/flags.js';
 import { parseDuration } from '../../src/registry/duration.js';
 import type { LoopSummary } from '../../src/site/agent.js';
 import { describeDrift, describeSync, openSyncAgent, resolveSiteDataDir } from '../../src/site/service.js';
@@ -24,13 +23,10 @@ export default class SiteSync extends BaseCommand<typeof SiteSync> {
     '<%= config.bin %> site sync store-001 --once --verify-all --json',
   ];
   static override args = {
-    name: Args.string({ required: true, description: 'Site name.' }),
+    name: siteNameArg,
   };
   static override flags = {
-    'data-dir': Flags.string({
-      summary: "The site's data directory (default .edgectl/sites/<name> under the project root).",
-      helpValue: '<dir>',
-    }),
+    'data-dir': siteDataDirFlag,
     registry: registryFlag,
     trust: trustFlag,
     once: Flags.boolean({ summary: 'Sync once and exit (default: loop until interrupted).' }),
@@ -57,7 +53,7 @@ export default class SiteSync extends BaseCommand<typeof SiteSync> {
       site: this.args.name,
       dataDir: resolveSiteDataDir(cfg.root, this.args.name, f['data-dir']),
       registryUrl: cfg.registry,
-      projectTrustPath: f.trust ? resolve(f.trust) : cfg.trustPath,
+      projectTrustPath: cfg.trustPath,
       io: this.io,
       verifyAll: f['verify-all'],
       concurrency: f.concurrency,

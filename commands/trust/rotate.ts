@@ -66,7 +66,7 @@ export default class TrustRotate extends BaseCommand<typeof TrustRotate> {
       ...(f['fleet-threshold'] !== undefined ? { fleet: f['fleet-threshold'] } : {}),
     };
     const result = rotateTrustFile({
-      path: f.trust ? resolve(f.trust) : cfg.trustPath,
+      path: cfg.trustPath,
       currentKeyPaths: current.map((p) => resolve(p)),
       newKeyPaths: (f['new-key'] ?? []).map((p) => resolve(p)),
       artifactsKeyPaths: (f['artifacts-key'] ?? []).map((p) => resolve(p)),

@@ -1,4 +1,3 @@
-import { resolve } from 'node:path';
 import { BaseCommand } from '../../src/cli/base-command.js';
 import { trustFlag } from '../../src/cli/flags.js';
 import { showTrust, type TrustSummary } from '../../src/registry/trust-files.js';
@@ -16,7 +15,7 @@ export default class TrustShow extends BaseCommand<typeof TrustShow> {
 
   public async run(): Promise<TrustSummary> {
     const cfg = this.projectConfig();
-    const summary = showTrust(this.flags.trust ? resolve(this.flags.trust) : cfg.trustPath, new Date());
+    const summary = showTrust(cfg.trustPath, new Date());
     this.out(`Trust root ${summary.path}`);
     this.out(`  version: ${summary.version}`);
     this.out(

@@ -46,9 +46,13 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     this.io = stderrIo(level, isInteractive() && !this.jsonEnabled());
   }
 
-  /** Project configuration (edgectl.yaml), with `--registry` applied when the command has that flag. */
+  /**
+   * Project configuration (edgectl.yaml), with `--registry` applied when given and the command's own
+   * `--trust` flag, if it has one, applied to `trustPath`.
+   */
   protected projectConfig(registryFlag?: string): ProjectConfig {
-    return loadProjectConfig({ registryFlag });
+    const trust = (this.flags as Record<string, unknown> | undefined)?.trust;
+    return loadProjectConfig({ registryFlag, trustFlag: typeof trust === 'string' ? trust : undefined });
   }
 
   /** True when the command should print human output (no --json). */

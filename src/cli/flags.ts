@@ -1,7 +1,7 @@
 /**
  * Flags shared by several commands, defined once so their names and help read the same everywhere.
  */
-import { Flags } from '@oclif/core';
+import { Args, Flags } from '@oclif/core';
 
 export const registryFlag = Flags.string({
   summary: 'Registry URL: file:<dir> or s3://<bucket>/<prefix>.',
@@ -19,3 +19,10 @@ export const keyFlag = Flags.string({
   summary: 'Secret key file (mode 0600). EDGECTL_SIGNING_KEY may hold the key instead.',
   helpValue: '<path>',
 });
+
+export const siteDataDirFlag = Flags.string({
+  summary: "The site's data directory (default .edgectl/sites/<name> under the project root).",
+  helpValue: '<dir>',
+});
+
+export const siteNameArg = Args.string({ required: true, description: 'Site name.' });

@@ -70,6 +70,8 @@ export interface LoadConfigOptions {
   cwd?: string;
   env?: NodeJS.ProcessEnv;
   registryFlag?: string | undefined;
+  /** `--trust`: a trust root path relative to the working directory. */
+  trustFlag?: string | undefined;
 }
 
 export function loadProjectConfig(opts: LoadConfigOptions = {}): ProjectConfig {
@@ -107,7 +109,7 @@ export function loadProjectConfig(opts: LoadConfigOptions = {}): ProjectConfig {
     file,
     registry,
     registrySource,
-    trustPath: abs(cfg.trust ?? 'trust/root.json'),
+    trustPath: opts.trustFlag ? resolve(cwd, opts.trustFlag) : abs(cfg.trust ?? 'trust/root.json'),
     sitesDir: abs(cfg.sites ?? 'sites'),
     keys,
   };
