@@ -11,7 +11,7 @@ import type { Manifest } from '../artifact/manifest.js';
 import { NotFoundError } from '../cli/errors.js';
 import { readTrustRootEnvelope, verifySelfSignedRoot } from '../registry/trust.js';
 import { siteDataPaths } from './data-dir.js';
-import { checkDrift } from './drift.js';
+import { checkDrift, driftReport } from './drift.js';
 import {
   generationDir,
   generationId,
@@ -103,17 +103,8 @@ export async function siteStatus(opts: { site: string; dataDir: string; now?: Da
       if (m) manifests.set(a.manifestDigest, m);
     }
     const found = await checkDrift(generationDir(paths, current), info, { manifests, fixMtimes: false });
-    drift = {
-      checked: found.checked,
-      changed: found.problems
-        .filter((p) => p.kind === 'changed')
-        .map((p) => `${p.artifact.dir}/${p.file.path}`),
-      missing: found.problems
-        .filter((p) => p.kind === 'missing')
-        .map((p) => `${p.artifact.dir}/${p.file.path}`),
-      extra: found.extra,
-      lastRepaired: lastSync?.drift?.repaired ?? [],
-    };
+    const { checked, changed, missing, extra } = driftReport(found);
+    drift = { checked, changed, missing, extra, lastRepaired: lastSync?.drift?.repaired ?? [] };
   }
 
   let trustRootVersion: number | null = null;
