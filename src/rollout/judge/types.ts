@@ -26,6 +26,13 @@ export interface MetricSpec {
   dryRun: boolean;
   /** Error bound of this metric's sequential test (false rollback rate), default 0.01. */
   alpha: number;
+  /**
+   * Absolute allowance added to the relative margin, in the unit of the rate the metric compares
+   * (so a rate that is zero at baseline can still be shown non-inferior). Defaults
+   * (`DEFAULT_ABSOLUTE_MARGIN` in index.ts): acceptance 0, ttft/e2e 0.005 (share of requests above
+   * the pooled p95 bucket bound), errorRate and policyViolations 0.001.
+   */
+  absoluteMargin?: number;
 }
 
 /** One site's feedback in one arm, summed over the windows that count. */
@@ -35,6 +42,30 @@ export interface ArmSample {
   latency: FeedbackLatency;
   /** How many feedback windows were summed. */
   windows: number;
+  /**
+   * Per-window sums of squares filled by the judge's `sumWindows`/`addWindow`, from which the judge
+   * estimates overdispersion (tokens within a request, and requests within a window, are not
+   * independent). Optional: without it the judge uses the spread between sites only.
+   */
+  dispersion?: ArmDispersion;
+}
+
+/**
+ * For each rate the judge compares (x events out of n per window w): the sum over windows with
+ * n > 0 of x^2 / n, and how many such windows there were. Latency keeps one sum per bucket: x is
+ * the number of requests above bucket i's bound.
+ */
+export interface ArmDispersion {
+  acceptance: WindowSquares;
+  errorRate: WindowSquares;
+  policyViolations: WindowSquares;
+  ttft: { windows: number; sq: number[] };
+  e2e: { windows: number; sq: number[] };
+}
+
+export interface WindowSquares {
+  windows: number;
+  sq: number;
 }
 
 export type Verdict = 'pass' | 'fail' | 'inconclusive';
@@ -53,6 +84,20 @@ export interface Judgement {
   sites: { canary: string[]; baseline: string[] };
   /** One line a person reads in `rollout status` and the log. */
   reason: string;
+  /** The test's internals, for `--json` and the docs (absent when there were too few samples). */
+  detail?: JudgementDetail;
+}
+
+export interface JudgementDetail {
+  /** The rate each arm is compared on (acceptance, error, violation, or share above thresholdMs). */
+  rate: { canary: number; baseline: number };
+  /** Canary rate minus its non-inferiority boundary, signed so that negative is worse. */
+  difference: number;
+  standardError: number;
+  /** Variance inflation used for each arm (1 = independent Bernoulli trials). */
+  dispersion: { canary: number; baseline: number };
+  /** Latency only: the bucket bound near the pooled p95 whose exceedance shares are compared. */
+  thresholdMs?: number;
 }
 
 export type StepDecision = 'promote' | 'rollback' | 'continue';
