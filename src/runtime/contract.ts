@@ -77,6 +77,12 @@ export interface SiteRuntimeStatus {
   sync: DaemonSyncStatus;
   feedback: DaemonFeedbackStatus;
   runtime: RuntimeRequestStatus;
+  /** Hot swap (daemon): swaps so far, replaced generations still finishing requests, a load that failed. */
+  swap?: {
+    swaps: number;
+    draining: { id: string; leases: number }[];
+    lastFailure: { id: string; error: string } | null;
+  };
 }
 
 export interface RuntimeServerOptions<G extends ServedGeneration = ServedGeneration> {

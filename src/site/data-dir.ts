@@ -14,6 +14,8 @@
  *   generations/<id>/             materialized artifacts of one assignment set (generation.ts)
  *   generations/.staging-*        a generation being built (never pointed at)
  *   current, previous             symbolic links to generations/<id>, switched atomically
+ *   feedback-spool/               signed feedback reports waiting for upload (site daemon)
+ *   run/site.{pid,json,log}       the site daemon's pid, state and log files (`site up`)
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -36,6 +38,8 @@ export interface SiteDataPaths {
   generations: string;
   current: string;
   previous: string;
+  feedbackSpool: string;
+  run: string;
 }
 
 export function siteDataPaths(root: string): SiteDataPaths {
@@ -54,6 +58,8 @@ export function siteDataPaths(root: string): SiteDataPaths {
     generations: join(root, 'generations'),
     current: join(root, 'current'),
     previous: join(root, 'previous'),
+    feedbackSpool: join(root, 'feedback-spool'),
+    run: join(root, 'run'),
   };
 }
 

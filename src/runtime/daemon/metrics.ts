@@ -1,0 +1,91 @@
+/**
+ * The daemon's Prometheus series, registered in the registry the runtime server also uses (one
+ * `/metrics`): sync state (one-hot by state), applied fleet seq, the installed generation (an info
+ * gauge labelled with its id), hot swaps, replaced generations still draining, and the feedback
+ * spool. Gauges read the daemon's state at scrape time, so nothing is updated on the request path.
+ */
+import { Gauge, type Registry } from 'prom-client';
+import type { DaemonFeedbackStatus, DaemonSyncStatus } from '../contract.js';
+
+export interface DaemonMetricSources {
+  sync: () => DaemonSyncStatus;
+  generation: () => string | null;
+  swaps: () => number;
+  draining: () => number;
+  feedback: () => DaemonFeedbackStatus;
+}
+
+const SYNC_STATES: DaemonSyncStatus['state'][] = ['starting', 'ok', 'syncing', 'offline', 'refused', 'error'];
+
+export function registerDaemonMetrics(registry: Registry, src: DaemonMetricSources): void {
+  new Gauge({
+    name: 'edgectl_site_sync_state',
+    help: 'Sync state of the site daemon (1 for the current state).',
+    labelNames: ['state'],
+    registers: [registry],
+    collect() {
+      const now = src.sync().state;
+      for (const s of SYNC_STATES) this.set({ state: s }, s === now ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'edgectl_site_applied_seq',
+    help: 'Fleet seq the site has applied.',
+    registers: [registry],
+    collect() {
+      this.set(src.sync().appliedSeq ?? 0);
+    },
+  });
+  new Gauge({
+    name: 'edgectl_site_last_sync_timestamp_seconds',
+    help: 'Unix time of the last completed sync (0 before any).',
+    registers: [registry],
+    collect() {
+      const at = src.sync().lastSyncAt;
+      this.set(at ? Date.parse(at) / 1000 : 0);
+    },
+  });
+  new Gauge({
+    name: 'edgectl_site_generation_info',
+    help: 'The generation new requests are served by (value 1, labelled with its id).',
+    labelNames: ['generation'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const id = src.generation();
+      if (id) this.set({ generation: id }, 1);
+    },
+  });
+  new Gauge({
+    name: 'edgectl_site_generation_swaps',
+    help: 'Generations installed since the daemon started.',
+    registers: [registry],
+    collect() {
+      this.set(src.swaps());
+    },
+  });
+  new Gauge({
+    name: 'edgectl_site_generations_draining',
+    help: 'Replaced generations still finishing in-flight requests.',
+    registers: [registry],
+    collect() {
+      this.set(src.draining());
+    },
+  });
+  new Gauge({
+    name: 'edgectl_site_feedback_spooled_reports',
+    help: 'Signed feedback reports waiting in the spool for upload.',
+    registers: [registry],
+    collect() {
+      this.set(src.feedback().spooled);
+    },
+  });
+  new Gauge({
+    name: 'edgectl_site_feedback_uploaded_reports',
+    help: 'Feedback reports uploaded by this process.',
+    registers: [registry],
+    collect() {
+      this.set(src.feedback().uploaded);
+    },
+  });
+}
