@@ -1,0 +1,166 @@
+/**
+ * `edgectl init [dir]`: scaffolds a GitOps repository for a fleet: edgectl.yaml, sites/ with one
+ * example site (with a real key, so it validates), artifacts/ with the default policy and a README
+ * on the layout, trust/, a .gitignore that keeps secret keys and local state out of git, a
+ * package.json pinning edgectl, and a GitHub Actions workflow.
+ *
+ * It never overwrites: into an empty directory (a lone `.git` counts as empty, for `git init && edgectl
+ * init`) it writes everything; a non-empty directory is refused unless `force`, and then only
+ * missing files are written and existing ones kept, so re-running is idempotent and never destroys
+ * an edited file or a key. The refusal is decided before anything is written.
+ */
+import { copyFileSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join, relative, resolve } from 'node:path';
+import { UserError } from '../cli/errors.js';
+import { defaultSiteDataDir, siteKeyPath } from '../fleet/site-add.js';
+import { readSiteFile, toDeclaration } from '../fleet/site-schema.js';
+import { generateKeyPair, publicKeyFile, readPublicKeyFile, writeKeyPair } from '../registry/keys.js';
+import { edgectlPackage } from './package-root.js';
+import {
+  ARTIFACTS_README,
+  EDGECTL_YAML,
+  GITHUB_WORKFLOW,
+  GITIGNORE,
+  SITES_README,
+  TRUST_README,
+  exampleSiteYaml,
+  packageJson,
+} from './templates.js';
+
+export const EXAMPLE_SITE = 'example-001';
+export const WORKFLOW_PATH = '.github/workflows/edgectl.yml';
+
+export interface InitOptions {
+  dir: string;
+  force?: boolean;
+}
+
+export interface InitResult {
+  dir: string;
+  /** Files written by this run, relative to dir. */
+  created: string[];
+  /** Files that already existed and were left as they were. */
+  kept: string[];
+  site: { name: string; keyid: string; secretKeyPath: string };
+  /** Commands to run next, in order. */
+  next: string[];
+}
+
+type Source = { text: string } | { copyFrom: string };
+
+/** Files of the scaffold (relative path -> content), except the example site, which needs a key. */
+function plannedFiles(dir: string): Map<string, Source> {
+  const files = new Map<string, Source>([
+    ['edgectl.yaml', { text: EDGECTL_YAML }],
+    ['.gitignore', { text: GITIGNORE }],
+    ['package.json', { text: packageJson({ name: npmName(dir), edgectlVersion: edgectlPackage().version }) }],
+    ['sites/README.md', { text: SITES_README }],
+    ['trust/README.md', { text: TRUST_README }],
+    ['artifacts/README.md', { text: ARTIFACTS_README }],
+    [WORKFLOW_PATH, { text: GITHUB_WORKFLOW }],
+  ]);
+  const policy = join(edgectlPackage().root, 'artifacts', 'policies', 'default');
+  for (const name of ['artifact.yaml', 'policy.yaml']) {
+    if (existsSync(join(policy, name)))
+      files.set(`artifacts/policies/default/${name}`, { copyFrom: join(policy, name) });
+  }
+  return files;
+}
+
+/** A valid npm package name from the directory name. */
+function npmName(dir: string): string {
+  const name = basename(dir)
+    .toLowerCase()
+    .replace(/[^a-z0-9._-]+/g, '-')
+    .replace(/^[._-]+/, '');
+  return name === '' ? 'edgectl-fleet' : name.slice(0, 200);
+}
+
+function isEffectivelyEmpty(dir: string): boolean {
+  if (!existsSync(dir)) return true;
+  if (!statSync(dir).isDirectory()) {
+    throw new UserError(`${dir} is a file, not a directory`, {
+      code: 'E_INIT_NOT_DIR',
+      suggestion: 'pass a directory to create, or an empty one',
+    });
+  }
+  return readdirSync(dir).every((n) => n === '.git');
+}
+
+export function initProject(opts: InitOptions): InitResult {
+  const dir = resolve(opts.dir);
+  if (!isEffectivelyEmpty(dir) && !opts.force) {
+    throw new UserError(`${dir} is not empty; edgectl init writes only into an empty directory`, {
+      code: 'E_INIT_NOT_EMPTY',
+      suggestion: `pass --force to add the missing scaffold files (existing files are kept), or choose a new directory`,
+      details: { dir },
+    });
+  }
+  const created: string[] = [];
+  const kept: string[] = [];
+  mkdirSync(dir, { recursive: true });
+  for (const [rel, source] of plannedFiles(dir)) {
+    const path = join(dir, rel);
+    if (existsSync(path)) {
+      kept.push(rel);
+      continue;
+    }
+    mkdirSync(dirname(path), { recursive: true });
+    if ('text' in source) writeFileSync(path, source.text, { flag: 'wx' });
+    else copyFileSync(source.copyFrom, path);
+    created.push(rel);
+  }
+  mkdirSync(join(dir, 'keys'), { recursive: true, mode: 0o700 });
+
+  const site = exampleSite(dir, created, kept);
+  return {
+    dir,
+    created,
+    kept,
+    site,
+    next: [
+      'edgectl keys generate --out keys/root.key',
+      'edgectl keys generate --out keys/artifacts.key',
+      'edgectl keys generate --out keys/fleet.key',
+      'edgectl trust init',
+      'edgectl registry init',
+      'edgectl publish artifact artifacts/policies/default',
+      'edgectl lint && edgectl site plan',
+    ],
+  };
+}
+
+/**
+ * The example site's declaration and key. The key is reused when it already exists (a rerun after
+ * the YAML was deleted), so a site that was provisioned with it keeps working.
+ */
+function exampleSite(dir: string, created: string[], kept: string[]): InitResult['site'] {
+  const rel = `sites/${EXAMPLE_SITE}.yaml`;
+  const file = join(dir, rel);
+  const keyPath = siteKeyPath(defaultSiteDataDir(dir, EXAMPLE_SITE));
+  if (existsSync(file)) {
+    // Declared already: its key is the site's business (`site add --rekey` replaces it).
+    kept.push(rel);
+    const { declaration } = toDeclaration(readSiteFile(file, rel).value);
+    return { name: EXAMPLE_SITE, keyid: declaration.publicKey.keyid, secretKeyPath: keyPath };
+  }
+  let keyid: string;
+  let publicKey: Uint8Array;
+  if (existsSync(keyPath) || existsSync(publicKeyFile(keyPath))) {
+    ({ keyid, publicKey } = readPublicKeyFile(existsSync(keyPath) ? keyPath : publicKeyFile(keyPath)));
+  } else {
+    const kp = generateKeyPair();
+    writeKeyPair(keyPath, kp);
+    ({ keyid, publicKey } = kp);
+    created.push(relative(dir, keyPath));
+  }
+  mkdirSync(dirname(file), { recursive: true });
+  const text = exampleSiteYaml({
+    name: EXAMPLE_SITE,
+    keyid,
+    publicKey: Buffer.from(publicKey).toString('base64'),
+  });
+  writeFileSync(file, text, { flag: 'wx' });
+  created.push(rel);
+  return { name: EXAMPLE_SITE, keyid, secretKeyPath: keyPath };
+}
