@@ -1,0 +1,246 @@
+/**
+ * The site runtime's OpenAI-compatible wire format (DESIGN: Runtime and verifier): request schemas
+ * for `POST /v1/chat/completions` and `POST /v1/completions` (zod, so a bad field is a 400 naming
+ * it; unknown OpenAI fields such as `user` or penalties are accepted and ignored), the chat
+ * template, `model` name parsing and the response/chunk shapes with the `edgectl` extension field
+ * that says how the answer was produced.
+ *
+ * Chat template. The fixture models are plain dialogue language models trained on transcripts such
+ * as `Customer: ...\nAgent: ...` (artifacts/prompts/*.jsonl), the same text `edgectl generate`
+ * takes, so a chat is rendered as that transcript: one line per message, `<speaker>: <content>`,
+ * where the speaker is the message's `name` when given, else `System`, `User` or `Assistant` by role,
+ * followed by `<assistant speaker>:` for the turn to generate (the latest assistant `name`, else
+ * `Assistant`). Newlines inside a message are kept. A turn is one line, so chat generation also stops
+ * at the first newline (`CHAT_TURN_STOP`), on top of the request's own stop strings. Completions send
+ * the prompt text as it is.
+ *
+ * Defaults for fields a request leaves out come from the model's generation_config.json (greedy
+ * when it says `do_sample: false`, as the fixture models do; `max_new_tokens` for max_tokens), and
+ * OpenAI's otherwise (temperature 1; max_tokens 128 here, capped by the context left).
+ */
+import { z } from 'zod';
+import { ROUTES, type Route } from '../../policy/schema.js';
+
+const routeOverride = z.strictObject({ route: z.enum(ROUTES).optional() }).optional();
+
+const stopSchema = z
+  .union([z.string(), z.array(z.string()).max(4)])
+  .nullable()
+  .optional();
+
+const commonFields = {
+  model: z.string().min(1),
+  max_tokens: z.number().int().min(1).nullable().optional(),
+  temperature: z.number().min(0).max(2).nullable().optional(),
+  top_p: z.number().gt(0).max(1).nullable().optional(),
+  seed: z.number().int().nullable().optional(),
+  stop: stopSchema,
+  stream: z.boolean().nullable().optional(),
+  stream_options: z.object({ include_usage: z.boolean().optional() }).nullable().optional(),
+  n: z.literal(1).nullable().optional(),
+  /** vLLM extension: keep generating past end-of-sequence (fixed-length outputs for benchmarks). */
+  ignore_eos: z.boolean().optional(),
+  /** edgectl extension: `{ route: "edge" | "speculative" | "cloud" }` asks for a route (policy permitting). */
+  edgectl: routeOverride,
+};
+
+const contentPart = z.looseObject({ type: z.literal('text'), text: z.string() });
+
+export const chatMessageSchema = z.looseObject({
+  role: z.enum(['system', 'developer', 'user', 'assistant', 'tool']),
+  content: z
+    .union([z.string(), z.array(contentPart)])
+    .nullable()
+    .optional(),
+  name: z
+    .string()
+    .regex(/^[^\n:]{1,64}$/, 'a speaker name has 1-64 characters and no newline or colon')
+    .optional(),
+});
+export type ChatMessage = z.infer<typeof chatMessageSchema>;
+
+export const chatRequestSchema = z.looseObject({
+  ...commonFields,
+  messages: z.array(chatMessageSchema).min(1, 'give at least one message'),
+  /** OpenAI's newer name for max_tokens. */
+  max_completion_tokens: z.number().int().min(1).nullable().optional(),
+});
+export type ChatRequest = z.infer<typeof chatRequestSchema>;
+
+export const completionRequestSchema = z.looseObject({
+  ...commonFields,
+  /** Text only: token-id prompts cannot be checked against block rules or redacted. */
+  prompt: z.union([z.string(), z.array(z.string()).length(1, 'give exactly one prompt')]),
+  echo: z.literal(false).nullable().optional(),
+  logprobs: z.null().optional(),
+});
+export type CompletionRequest = z.infer<typeof completionRequestSchema>;
+
+/** Ends an assistant turn of the chat template. */
+export const CHAT_TURN_STOP = '\n';
+
+const ROLE_SPEAKER: Record<ChatMessage['role'], string> = {
+  system: 'System',
+  developer: 'System',
+  user: 'User',
+  assistant: 'Assistant',
+  tool: 'Tool',
+};
+
+function messageText(m: ChatMessage): string {
+  if (m.content === null || m.content === undefined) return '';
+  if (typeof m.content === 'string') return m.content;
+  return m.content.map((p) => p.text).join('');
+}
+
+/** The transcript the model continues (see the module comment). */
+export function renderChat(messages: readonly ChatMessage[]): string {
+  let assistant = 'Assistant';
+  for (const m of messages) if (m.role === 'assistant' && m.name) assistant = m.name;
+  const lines = messages.map((m) => `${m.name ?? ROLE_SPEAKER[m.role]}: ${messageText(m)}`);
+  return `${lines.join('\n')}\n${assistant}:`;
+}
+
+/** `<model>` or `<model>:<adapter>`. */
+export function parseModelName(model: string): { model: string; adapter: string | undefined } {
+  const i = model.indexOf(':');
+  return i < 0 ? { model, adapter: undefined } : { model: model.slice(0, i), adapter: model.slice(i + 1) };
+}
+
+export function stopList(stop: string | string[] | null | undefined): string[] {
+  if (stop === null || stop === undefined) return [];
+  return (Array.isArray(stop) ? stop : [stop]).filter((s) => s.length > 0);
+}
+
+export type OpenAiFinishReason = 'stop' | 'length' | 'content_filter';
+
+/** How an answer was produced: in every body, on the final stream chunk, and (route) as a header. */
+export interface EdgectlInfo {
+  route: Route | 'blocked';
+  reason: string;
+  /** True when the verifier should have checked the answer but could not (edge fallback). */
+  unverified: boolean;
+  stats: {
+    draftTokens: number;
+    acceptedTokens: number;
+    verifyRounds: number;
+    /** acceptedTokens / draftTokens, null without speculative rounds. */
+    acceptance: number | null;
+    /** Mean tokens drafted per verify round, null without rounds. */
+    k: number | null;
+  };
+  /** PII values replaced by placeholders before anything left the site. */
+  redactions: number;
+}
+
+export interface Usage {
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+}
+
+export function usage(promptTokens: number, completionTokens: number): Usage {
+  return {
+    prompt_tokens: promptTokens,
+    completion_tokens: completionTokens,
+    total_tokens: promptTokens + completionTokens,
+  };
+}
+
+export interface ResponseBase {
+  id: string;
+  created: number;
+  model: string;
+}
+
+export function chatResponse(
+  base: ResponseBase,
+  text: string,
+  finish: OpenAiFinishReason,
+  u: Usage,
+  edgectl: EdgectlInfo,
+): Record<string, unknown> {
+  return {
+    ...base,
+    object: 'chat.completion',
+    choices: [
+      {
+        index: 0,
+        message: { role: 'assistant', content: text, refusal: null },
+        finish_reason: finish,
+        logprobs: null,
+      },
+    ],
+    usage: u,
+    edgectl,
+  };
+}
+
+export function completionResponse(
+  base: ResponseBase,
+  text: string,
+  finish: OpenAiFinishReason,
+  u: Usage,
+  edgectl: EdgectlInfo,
+): Record<string, unknown> {
+  return {
+    ...base,
+    object: 'text_completion',
+    choices: [{ index: 0, text, finish_reason: finish, logprobs: null }],
+    usage: u,
+    edgectl,
+  };
+}
+
+/** One streamed chunk: a text delta (`first` adds the assistant role), or the final one. */
+export function chunk(
+  kind: 'chat' | 'completion',
+  base: ResponseBase,
+  delta: { text: string; first?: boolean; finish?: OpenAiFinishReason; edgectl?: EdgectlInfo },
+): Record<string, unknown> {
+  const finish_reason = delta.finish ?? null;
+  const extra = delta.edgectl ? { edgectl: delta.edgectl } : {};
+  if (kind === 'chat') {
+    const d: Record<string, unknown> = delta.first ? { role: 'assistant', content: delta.text } : {};
+    if (!delta.first && (delta.text !== '' || delta.finish === undefined)) d.content = delta.text;
+    return {
+      ...base,
+      object: 'chat.completion.chunk',
+      choices: [{ index: 0, delta: d, finish_reason, logprobs: null }],
+      ...extra,
+    };
+  }
+  return {
+    ...base,
+    object: 'text_completion',
+    choices: [{ index: 0, text: delta.text, finish_reason, logprobs: null }],
+    ...extra,
+  };
+}
+
+/**
+ * The serialized form of `chunk(kind, base, { text })` for a plain text delta, with the constant
+ * parts serialized once per response: per-token streaming then costs one JSON.stringify of the text.
+ */
+export function deltaWriter(kind: 'chat' | 'completion', base: ResponseBase): (text: string) => string {
+  const marker = '\u0000';
+  const template = JSON.stringify(chunk(kind, base, { text: marker }));
+  const at = template.indexOf(JSON.stringify(marker));
+  const head = template.slice(0, at);
+  const tail = template.slice(at + JSON.stringify(marker).length);
+  return (text) => head + JSON.stringify(text) + tail;
+}
+
+/** The usage chunk of `stream_options.include_usage` (OpenAI sends it last, with no choices). */
+export function usageChunk(
+  kind: 'chat' | 'completion',
+  base: ResponseBase,
+  u: Usage,
+): Record<string, unknown> {
+  return {
+    ...base,
+    object: kind === 'chat' ? 'chat.completion.chunk' : 'text_completion',
+    choices: [],
+    usage: u,
+  };
+}
