@@ -9,8 +9,8 @@ export default class SitePlan extends BaseCommand<typeof SitePlan> {
   static override description =
     'Reads and verifies the fleet head, snapshot and entries from the registry, resolves every assigned ref to its ' +
     'signed manifest, and prints the per-site diff (+ added, ~ changed, - removed) and the ops `site apply` would ' +
-    'write. Writes nothing. With --detailed-exitcode: exit 0 when there is nothing to change, 2 when there is (as ' +
-    'terraform plan does), so CI can tell the two apart.';
+    'write. Writes nothing. With --detailed-exitcode (as terraform plan does): exit 0 when there is nothing to ' +
+    'change, 2 when there is, and 1 for any error (invalid input included), so CI can tell the three apart.';
   static override examples = [
     '<%= config.bin %> site plan',
     '<%= config.bin %> site plan --detailed-exitcode --json',
@@ -19,7 +19,9 @@ export default class SitePlan extends BaseCommand<typeof SitePlan> {
   static override flags = {
     registry: registryFlag,
     trust: trustFlag,
-    'detailed-exitcode': Flags.boolean({ summary: 'Exit 2 when there are changes, 0 when there are none.' }),
+    'detailed-exitcode': Flags.boolean({
+      summary: 'Exit 2 when there are changes, 0 when there are none, 1 on any error.',
+    }),
   };
 
   public async run(): Promise<SitePlanResult> {
@@ -35,5 +37,11 @@ export default class SitePlan extends BaseCommand<typeof SitePlan> {
     // Not an error: the result is still printed, only the exit code says "changes pending".
     if (this.flags['detailed-exitcode'] && result.changes) process.exitCode = 2;
     return result;
+  }
+
+  /** With --detailed-exitcode, exit 2 means "changes", so every error (even invalid input) exits 1. */
+  protected override async catch(err: Error & { exitCode?: number }): Promise<void> {
+    await super.catch(err);
+    if (this.flags?.['detailed-exitcode'] && process.exitCode !== 0) process.exitCode = 1;
   }
 }

@@ -63,6 +63,7 @@ export interface ApplyFleetResult {
   ops: FleetOp[];
   sites: FleetPlan['sites'];
   summary: FleetPlan['summary'];
+  held?: FleetPlan['held'];
   stateDigest: string;
   entryDigest: string | null;
   /** Whether this apply wrote a snapshot. */
@@ -175,6 +176,7 @@ export async function applyFleet(opts: ApplyFleetOptions): Promise<ApplyFleetRes
     ops: plan.ops,
     sites: plan.sites,
     summary: plan.summary,
+    ...(plan.held ? { held: plan.held } : {}),
     stateDigest: stateDigest(applied.state),
     entryDigest: applied.entryDigest,
     snapshot: snapshots.length > 0,

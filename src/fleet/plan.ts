@@ -15,6 +15,7 @@ import { refIdentity } from './refs.js';
 import type { DeclaredSite, SiteDeclaration, Slot } from './site-schema.js';
 import type { FleetState, ResolvedRef, SiteAssignments } from './state.js';
 import type { RefResolver } from './resolve.js';
+import { applyRolloutHolds, rolloutHolds, type HeldField } from './rollout-ops.js';
 
 export interface FieldChange {
   /** `labels.tier`, `runtime.listen`, `model`, `adapters[adapter/support]`... */
@@ -33,6 +34,8 @@ export interface FleetPlan {
   ops: FleetOp[];
   sites: SiteChange[];
   summary: { add: number; change: number; remove: number };
+  /** Slots left as the log has them because a rollout controls them (rollout-ops.ts, holds). */
+  held?: HeldField[];
 }
 
 /** Resolves every distinct ref once; throws one UserError naming each missing ref's uses. */
@@ -209,6 +212,8 @@ export async function planFleet(
   const puts: FleetOp[] = [];
   const groups: OpGroups = { assigns: new Map(), unassigns: new Map() };
   const sites: SiteChange[] = [];
+  const holds = rolloutHolds(current.rollouts);
+  const held: HeldField[] = [];
   for (const name of names) {
     const cur = current.sites[name];
     const want = wanted.get(name);
@@ -225,7 +230,10 @@ export async function planFleet(
     const wantAssignments: SiteAssignments = { adapters: want.assignments.adapters.map(pin) };
     if (want.assignments.model) wantAssignments.model = pin(want.assignments.model);
     if (want.assignments.policy) wantAssignments.policy = pin(want.assignments.policy);
-    fields.push(...assignmentChanges(name, cur?.assignments ?? { adapters: [] }, wantAssignments, groups));
+    const curAssignments = cur?.assignments ?? { adapters: [] };
+    const hold = applyRolloutHolds(name, curAssignments, wantAssignments, holds.get(name));
+    held.push(...hold.held);
+    fields.push(...assignmentChanges(name, curAssignments, hold.want, groups));
     if (!cur) sites.push({ site: name, action: 'add', fields });
     else if (fields.length > 0) sites.push({ site: name, action: 'change', fields });
   }
@@ -240,6 +248,7 @@ export async function planFleet(
     ops: [...deletes, ...puts, ...assigns, ...unassigns],
     sites,
     summary: { add: count('add'), change: count('change'), remove: count('remove') },
+    ...(held.length > 0 ? { held } : {}),
   };
 }
 
@@ -256,6 +265,11 @@ export function renderPlan(plan: FleetPlan): string[] {
       else if (f.to === undefined) lines.push(`    - ${f.field}: ${f.from}`);
       else lines.push(`    ~ ${f.field}: ${f.from} → ${f.to}`);
     }
+  }
+  for (const h of plan.held ?? []) {
+    lines.push(
+      `= site ${h.site}: ${h.field} held at ${h.kept ?? '(none)'} by rollout ${h.rollout} (sites/ declares ${h.declared ?? 'none'})`,
+    );
   }
   const { add, change, remove } = plan.summary;
   lines.push(

@@ -56,6 +56,7 @@ export interface SitePlanResult {
   summary: FleetPlan['summary'];
   sites: FleetPlan['sites'];
   ops: FleetPlan['ops'];
+  held?: FleetPlan['held'];
 }
 
 export async function planSites(
@@ -75,6 +76,7 @@ export async function planSites(
       summary: plan.summary,
       sites: plan.sites,
       ops: plan.ops,
+      ...(plan.held ? { held: plan.held } : {}),
     };
   });
 }

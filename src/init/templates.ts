@@ -140,21 +140,16 @@ jobs:
         run: npx edgectl lint
       - name: Plan
         id: plan
-        # --detailed-exitcode: 0 = nothing to change, 2 = changes. Exit 2 is also what invalid input
-        # (a ref not published, a bad site file) exits with, so the JSON result tells them apart.
+        # --detailed-exitcode (as terraform plan): 0 = nothing to change, 2 = changes, 1 = error.
         run: |
           set +e
           npx edgectl site plan --detailed-exitcode --json > plan.json
           code=$?
           set -e
-          if node -e 'process.exit(require("./plan.json").error ? 0 : 1)'; then
-            npx edgectl site plan || true # the error, readable
-            exit 1
-          fi
           case "$code" in
             0) echo 'changes=false' >> "$GITHUB_OUTPUT" ;;
             2) echo 'changes=true' >> "$GITHUB_OUTPUT" ;;
-            *) exit "$code" ;;
+            *) cat plan.json >&2; exit "$code" ;;
           esac
           npx edgectl site plan > plan.txt
           { echo '### edgectl site plan'; echo '\`\`\`'; cat plan.txt; echo '\`\`\`'; } >> "$GITHUB_STEP_SUMMARY"

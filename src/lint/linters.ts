@@ -1,12 +1,13 @@
 /**
- * The linters `edgectl lint` runs: site declarations, and artifact directories (which covers
- * policies: a policy is an artifact). Each claims its paths (see lint.ts), so adding one changes
- * nothing else.
+ * The linters `edgectl lint` runs: site declarations, artifact directories (which covers
+ * policies: a policy is an artifact), and rollout specs (rollouts/*.yaml). Each claims its paths
+ * (see lint.ts), so adding one changes nothing else.
  */
 import { artifactsLinter } from '../artifact/lint-artifacts.js';
 import { sitesLinter } from '../fleet/lint-sites.js';
+import { rolloutsLinter } from '../rollout/lint.js';
 import type { Linter } from './lint.js';
 
 export function defaultLinters(): Linter[] {
-  return [sitesLinter, artifactsLinter];
+  return [sitesLinter, artifactsLinter, rolloutsLinter];
 }

@@ -113,7 +113,7 @@ describe('edgectl init', () => {
     const list = await runCli(['artifact', 'list', '--json'], { cwd: dir });
     expect(list.stdout).toContain('policy/default@1.0.0');
 
-    // The pull-request plan step: an invalid plan (refs not published; exit 2 like "changes") fails
+    // The pull-request plan step: an invalid plan (refs not published: exit 1 with --detailed-exitcode) fails
     // the job; a valid one with changes passes, sets changes=true and writes the plan to the summary.
     const planStep = wf.jobs.plan?.steps.find((x) => x.name === 'Plan')?.run ?? 'exit 99';
     const runPlan = () => {

@@ -1,0 +1,105 @@
+import { Args, Flags } from '@oclif/core';
+import { resolve } from 'node:path';
+import { BaseCommand } from '../../src/cli/base-command.js';
+import { keyFlag, registryFlag, trustFlag } from '../../src/cli/flags.js';
+import { parseDuration } from '../../src/registry/duration.js';
+import { renderReport, tickLine } from '../../src/rollout/render.js';
+import { startCanary, type RolloutReport } from '../../src/rollout/service.js';
+import { displayPath } from '../../src/fleet/service.js';
+
+export default class RolloutCanary extends BaseCommand<typeof RolloutCanary> {
+  static override summary =
+    'Start a canary rollout of an artifact across sites, judged on verifier feedback.';
+  static override description =
+    'Selects the sites matching --sites (label selector), orders them into waves (--steps: shares like 10,50,100 ' +
+    'or counts like "1 site"), and appends `rollout.start` with wave 1 to the fleet log: the wave\'s sites are ' +
+    'assigned the candidate, every other selected site is the baseline. With --wait the controller then judges ' +
+    'each wave on signed feedback (canary vs baseline over the same time; anytime-valid sequential tests), ' +
+    'advances, promotes, rolls back (instantly: sites still hold the previous generation) or pauses, and exits ' +
+    'with 0 promoted, 5 rolled back, 6 paused or inconclusive, 7 timed out. Without --wait it returns once the ' +
+    'rollout is started; `rollout resume --wait` drives it later (from any machine: the state is the log). ' +
+    '--spec takes the full spec (rollouts/<name>.yaml); flags override it. Signs with the fleet key.';
+  static override examples = [
+    '<%= config.bin %> rollout canary adapter/support@1.1.0 --sites tier=branch --steps 10,50,100 --wait',
+    '<%= config.bin %> rollout canary --spec rollouts/support.yaml --wait --timeout 2h --json',
+    '<%= config.bin %> rollout canary model/draft@1.1.0 --sites "region in (eu|uk)" --steps "1 site,50%"',
+  ];
+  static override args = {
+    ref: Args.string({
+      required: false,
+      description: 'Candidate ref (<kind>/<name>@<version>); or `candidate:` in --spec.',
+    }),
+  };
+  static override flags = {
+    registry: registryFlag,
+    trust: trustFlag,
+    key: keyFlag,
+    sites: Flags.string({
+      summary: 'Label selector of the sites to roll out to (default: all sites).',
+      helpValue: 'k=v,...',
+    }),
+    steps: Flags.string({
+      summary: 'Waves as shares (10,50,100) or counts ("1 site"); default 10,50,100.',
+      helpValue: 'list',
+    }),
+    spec: Flags.string({
+      summary: 'Rollout spec file (YAML); flags override its fields.',
+      helpValue: '<file>',
+    }),
+    wait: Flags.boolean({ summary: 'Drive the rollout until it is promoted, rolled back or paused.' }),
+    timeout: Flags.string({
+      summary: 'With --wait: stop waiting after this long (exit 7); the rollout goes on.',
+      helpValue: '<duration>',
+    }),
+    interval: Flags.string({
+      summary: 'Time between controller passes (spec default 30s).',
+      helpValue: '<duration>',
+    }),
+    'step-timeout': Flags.string({
+      summary: 'How long a step may stay inconclusive (default 30m).',
+      helpValue: '<duration>',
+    }),
+    'on-inconclusive': Flags.option({
+      options: ['pause', 'rollback', 'promote'] as const,
+      summary: 'What happens when a step is still inconclusive at its timeout (default pause).',
+    })(),
+    id: Flags.string({ summary: 'Rollout id (default: <name>-<version>-<random>).', helpValue: '<id>' }),
+  };
+
+  public async run(): Promise<RolloutReport> {
+    const f = this.flags;
+    const cfg = this.projectConfig(f.registry);
+    const controller = new AbortController();
+    const stop = () => controller.abort();
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+    try {
+      const report = await startCanary({
+        registryUrl: cfg.registry,
+        trustPath: cfg.trustPath,
+        keyPath: f.key ? resolve(f.key) : cfg.keys.fleet,
+        io: this.io,
+        ...(this.args.ref ? { candidate: this.args.ref } : {}),
+        ...(f.spec ? { specPath: resolve(f.spec), specDisplay: displayPath()(resolve(f.spec)) } : {}),
+        overrides: {
+          ...(f.sites !== undefined ? { sites: f.sites } : {}),
+          ...(f.steps !== undefined ? { steps: f.steps } : {}),
+          ...(f.interval !== undefined ? { interval: f.interval } : {}),
+          ...(f['step-timeout'] !== undefined ? { stepTimeout: f['step-timeout'] } : {}),
+          ...(f['on-inconclusive'] !== undefined ? { onInconclusive: f['on-inconclusive'] } : {}),
+        },
+        ...(f.id ? { id: f.id } : {}),
+        wait: f.wait,
+        ...(f.timeout ? { timeoutMs: parseDuration(f.timeout, '--timeout') } : {}),
+        signal: controller.signal,
+        onTick: (t) => this.io.log('info', tickLine(t)),
+      });
+      for (const line of renderReport(report)) this.out(line);
+      process.exitCode = controller.signal.aborted && report.outcome === 'running' ? 130 : report.exitCode;
+      return report;
+    } finally {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+    }
+  }
+}

@@ -1,0 +1,372 @@
+/**
+ * What a rollout writes to the fleet log, as pure functions of the fleet state: the ops of each
+ * transition (start, step, promote, abort, undo, pause, resume, judgement) and `decide`, which turns
+ * a step's judgement, the arms' health and the clock into the next transition.
+ *
+ * Every transition that changes assignments carries them as ordinary `assign`/`unassign` ops in
+ * the same entry as the rollout op (see fleet/rollout-ops.ts): step and promote assign the
+ * candidate to the wave's new sites; abort re-assigns each canary site's previous ref (or removes
+ * the slot where it had none); undo does the same for every site of a promoted rollout. Sites
+ * deleted from the fleet since the rollout started are skipped.
+ */
+import { ConflictError, UserError } from '../cli/errors.js';
+import type { AssignOp, FleetOp, UnassignOp } from '../fleet/ops.js';
+import type { JsonValue, ResolvedRefJson, RolloutOp, RolloutState } from '../fleet/rollout-ops.js';
+import { isActive } from '../fleet/rollout-ops.js';
+import { refIdentity } from '../fleet/refs.js';
+import type { FleetState, SiteAssignments } from '../fleet/state.js';
+import type { ArmHealth } from './evidence.js';
+import type { Judgement, StepJudgement } from './judge/types.js';
+import { matches, parseSelector } from './selector.js';
+import { specFromJson, specJson, waveSizes, type RolloutSpec } from './spec.js';
+import { createHash } from 'node:crypto';
+
+type Slot = RolloutState['slot'];
+
+export function slotOfKind(kind: string): Slot {
+  if (kind === 'model') return 'model';
+  if (kind === 'adapter') return 'adapters';
+  if (kind === 'policy') return 'policy';
+  throw new UserError(`cannot roll out a ${kind}: only model, adapter and policy refs`, { code: 'E_SPEC' });
+}
+
+/** The ref a site has in the rollout's slot (for adapters: the adapter with the same identity). */
+export function slotRef(a: SiteAssignments, slot: Slot, identity: string): ResolvedRefJson | undefined {
+  if (slot === 'adapters') return a.adapters.find((r) => refIdentity(r.ref) === identity);
+  const r = a[slot];
+  return r ? { ref: r.ref, manifestDigest: r.manifestDigest } : undefined;
+}
+
+/** Selected sites in wave order: sorted by a hash of (rollout id, site), so waves mix regions. */
+export function waveOrder(id: string, sites: readonly string[]): string[] {
+  const key = (s: string) => createHash('sha256').update(`${id}\u0000${s}`).digest('hex');
+  return [...sites]
+    .map((s) => [key(s), s] as const)
+    .sort((a, b) => (a[0] < b[0] ? -1 : 1))
+    .map(([, s]) => s);
+}
+
+function assignOps(sites: string[], slot: Slot, ref: ResolvedRefJson): AssignOp[] {
+  return sites.length === 0
+    ? []
+    : [{ op: 'assign', sites: [...sites].sort(), slot, ref: ref.ref, manifestDigest: ref.manifestDigest }];
+}
+
+/** Ops that put each site back on its previous ref (grouped by ref), or remove the slot. */
+function revertOps(r: RolloutState, sites: string[]): FleetOp[] {
+  const groups = new Map<string, { ref: ResolvedRefJson; sites: string[] }>();
+  const none: string[] = [];
+  for (const s of sites) {
+    const prev = r.previous[s] ?? null;
+    if (prev === null) {
+      none.push(s);
+      continue;
+    }
+    const k = `${prev.ref}\u0000${prev.manifestDigest}`;
+    const g = groups.get(k);
+    if (g) g.sites.push(s);
+    else groups.set(k, { ref: prev, sites: [s] });
+  }
+  const ops: FleetOp[] = [];
+  for (const g of [...groups.values()].sort((a, b) => (a.ref.ref < b.ref.ref ? -1 : 1))) {
+    ops.push(...assignOps(g.sites, r.slot, g.ref));
+  }
+  if (none.length > 0) {
+    const un: UnassignOp = { op: 'unassign', sites: none.sort(), slot: r.slot };
+    if (r.slot === 'adapters') un.name = r.identity.slice(r.identity.indexOf('/') + 1);
+    ops.push(un);
+  }
+  return ops;
+}
+
+/** Sites of the rollout that still exist and have the candidate in the slot now. */
+function onCandidate(state: FleetState, r: RolloutState, sites: readonly string[]): string[] {
+  return sites.filter((s) => {
+    const site = state.sites[s];
+    if (!site) return false;
+    const cur = slotRef(site.assignments, r.slot, r.identity);
+    return cur?.ref === r.candidate.ref && cur.manifestDigest === r.candidate.manifestDigest;
+  });
+}
+
+export interface StartInput {
+  id: string;
+  spec: RolloutSpec;
+  candidate: ResolvedRefJson;
+  by: string;
+}
+
+/**
+ * The ops of `rollout canary`: `rollout.start` (selection, waves, previous refs, spec) and step 1
+ * with its assignment. UserError when the selection is too small or another active rollout
+ * controls the same slot of a selected site (ConflictError).
+ */
+export function startOps(
+  state: FleetState,
+  input: StartInput,
+): { ops: FleetOp[]; sites: string[]; waves: number[] } {
+  const { id, spec, candidate } = input;
+  if (state.rollouts && Object.hasOwn(state.rollouts, id)) {
+    throw new ConflictError(`a rollout named ${id} already exists`, { code: 'E_ROLLOUT_EXISTS' });
+  }
+  const kind = candidate.ref.slice(0, candidate.ref.indexOf('/'));
+  const slot = slotOfKind(kind);
+  const identity = refIdentity(candidate.ref);
+  const reqs = parseSelector(spec.sites);
+  const selected = Object.keys(state.sites)
+    .filter((name) => matches(reqs, name, state.sites[name]!.declaration.labels))
+    .sort();
+  if (selected.length < 2) {
+    throw new UserError(
+      `the selector "${spec.sites || '(all sites)'}" matches ${selected.length} site${selected.length === 1 ? '' : 's'}; a canary needs at least 2 (one canary, one baseline)`,
+      { code: 'E_SELECTION', suggestion: 'check the labels in sites/*.yaml and `--sites`' },
+    );
+  }
+  for (const other of Object.values(state.rollouts ?? {})) {
+    if (!isActive(other) || other.slot !== slot || other.identity !== identity) continue;
+    const overlap = other.sites.filter((s) => selected.includes(s));
+    if (overlap.length > 0) {
+      throw new ConflictError(
+        `rollout ${other.id} (${other.candidate.ref}, ${other.status}) already controls ${identity} on ${overlap.slice(0, 3).join(', ')}${overlap.length > 3 ? '…' : ''}`,
+        {
+          code: 'E_ROLLOUT_ACTIVE',
+          suggestion: `finish it first: edgectl rollout promote ${other.id} --full, or edgectl rollout abort ${other.id}`,
+        },
+      );
+    }
+  }
+  const already = selected.filter((s) => {
+    const cur = slotRef(state.sites[s]!.assignments, slot, identity);
+    return cur?.ref === candidate.ref && cur.manifestDigest === candidate.manifestDigest;
+  });
+  if (already.length === selected.length) {
+    throw new UserError(`every selected site already runs ${candidate.ref}: nothing to roll out`, {
+      code: 'E_NOTHING_TO_DO',
+    });
+  }
+  const order = waveOrder(id, selected);
+  const { sizes, steps } = waveSizes(spec.steps, order.length);
+  const previous: Record<string, ResolvedRefJson | null> = {};
+  for (const s of order) previous[s] = slotRef(state.sites[s]!.assignments, slot, identity) ?? null;
+  const { json, digest } = specJson({ ...spec, steps });
+  const start: RolloutOp = {
+    op: 'rollout.start',
+    rollout: id,
+    candidate,
+    slot,
+    identity,
+    selector: spec.sites,
+    sites: order,
+    waves: sizes,
+    previous,
+    spec: json,
+    specDigest: digest,
+    by: input.by,
+  };
+  const first = order.slice(0, sizes[0]);
+  const step: RolloutOp = {
+    op: 'rollout.step',
+    rollout: id,
+    step: 1,
+    sites: first,
+    reason: `wave 1: ${first.length} of ${order.length} sites`,
+  };
+  return { ops: [start, step, ...assignOps(first, slot, candidate)], sites: order, waves: sizes };
+}
+
+/** Advances to the next wave, or promotes when the next wave is the whole selection. */
+export function advanceOps(state: FleetState, r: RolloutState, reason: string, by: string): FleetOp[] {
+  const nextSize = r.waves[r.step] ?? r.sites.length;
+  if (r.step + 1 >= r.waves.length || nextSize >= r.sites.length) return promoteOps(state, r, reason, by);
+  const add = r.sites
+    .slice(0, nextSize)
+    .filter((s) => !r.canary.includes(s) && Object.hasOwn(state.sites, s));
+  const step: RolloutOp = {
+    op: 'rollout.step',
+    rollout: r.id,
+    step: r.step + 1,
+    sites: add.length > 0 ? add : r.sites.slice(0, nextSize).filter((s) => !r.canary.includes(s)),
+    reason: `wave ${r.step + 1}: ${nextSize} of ${r.sites.length} sites (${reason})`,
+  };
+  return [step, ...assignOps(add, r.slot, r.candidate)];
+}
+
+/** Assigns the candidate to every remaining selected site and ends the rollout as promoted. */
+export function promoteOps(state: FleetState, r: RolloutState, reason: string, by: string): FleetOp[] {
+  const rest = r.sites.filter((s) => Object.hasOwn(state.sites, s) && !onCandidate(state, r, [s]).length);
+  const op: RolloutOp = { op: 'rollout.promote', rollout: r.id, sites: rest, reason, by };
+  return [op, ...assignOps(rest, r.slot, r.candidate)];
+}
+
+/** Puts every canary site back on its previous ref (instant: sites still hold that generation). */
+export function abortOps(state: FleetState, r: RolloutState, reason: string, by: string): FleetOp[] {
+  const sites = onCandidate(state, r, r.canary);
+  const op: RolloutOp = { op: 'rollout.abort', rollout: r.id, sites, reason, by };
+  return [op, ...revertOps(r, sites)];
+}
+
+/** After a promotion: every site still on the candidate goes back to its previous ref. */
+export function undoOps(state: FleetState, r: RolloutState, reason: string, by: string): FleetOp[] {
+  const sites = onCandidate(state, r, r.sites);
+  const op: RolloutOp = { op: 'rollout.undo', rollout: r.id, sites, reason, by };
+  return [op, ...revertOps(r, sites)];
+}
+
+export type PauseKind = 'manual' | 'inconclusive' | 'timeout' | 'environment';
+
+export function pauseOps(r: RolloutState, kind: PauseKind, message: string, by: string): FleetOp[] {
+  return [{ op: 'rollout.pause', rollout: r.id, reason: kind, message, by }];
+}
+
+export function resumeOps(r: RolloutState, by: string): FleetOp[] {
+  return [{ op: 'rollout.resume', rollout: r.id, by }];
+}
+
+/** JSON-safe copy of a judgement (non-finite numbers become null: canonical JSON has no Infinity). */
+export function judgementJson(j: Judgement): { [key: string]: JsonValue } {
+  return JSON.parse(
+    JSON.stringify(j, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v)),
+  ) as { [key: string]: JsonValue };
+}
+
+export type Decision = 'promote' | 'rollback' | 'continue' | 'pause';
+
+export interface Decided {
+  decision: Decision;
+  reason: string;
+  pauseKind?: PauseKind;
+}
+
+function rate(h: ArmHealth): number {
+  return h.requests > 0 ? h.unhealthy / h.requests : 0;
+}
+
+function pct(x: number): string {
+  return `${(x * 100).toFixed(1)}%`;
+}
+
+/**
+ * The next transition of a running rollout (pure). In order:
+ * 1. abort limit: the canary's failed-or-unverified rate is above `abort.errorRate` (with at least
+ *    `abort.minRequests` requests). If the baseline is as unhealthy, the cause is not the candidate
+ *    (the verifier or the network is down): pause (`environment`), never roll back. Otherwise roll back.
+ *    Likewise when the canary's share of speculatively served requests is more than
+ *    `abort.speculativeDrop` below the baseline's: the router gave up on the candidate's drafts.
+ * 2. the judge says rollback (a non-dry-run metric failed): roll back.
+ * 3. the total timeout (from the start or the last resume) has passed: pause (`timeout`).
+ * 4. the judge says promote: advance once the step has soaked for its `pause`, else continue.
+ * 5. inconclusive past the step timeout: `onInconclusive` (default pause; never a silent rollback).
+ */
+export function decide(
+  r: RolloutState,
+  judged: StepJudgement,
+  health: { canary: ArmHealth; baseline: ArmHealth },
+  now: Date,
+): Decided {
+  const spec = specFromJson(r.spec);
+  const step = spec.steps[r.step - 1] ?? spec.steps.at(-1);
+  const t = now.getTime();
+  const { canary, baseline } = health;
+  const ceiling = spec.abort.errorRate;
+  if (canary.requests >= spec.abort.minRequests && rate(canary) > ceiling) {
+    const what = `canary sites failed or answered unverified ${pct(rate(canary))} of ${canary.requests} requests (limit ${pct(ceiling)})`;
+    if (baseline.requests >= spec.abort.minRequests && rate(baseline) > ceiling) {
+      return {
+        decision: 'pause',
+        pauseKind: 'environment',
+        reason: `${what}, but baseline sites did too (${pct(rate(baseline))}): the verifier or the network is failing, not the candidate`,
+      };
+    }
+    return { decision: 'rollback', reason: `abort limit: ${what}` };
+  }
+  const minReq = spec.abort.minRequests;
+  const drop = spec.abort.speculativeDrop ?? 0.5;
+  if (canary.requests >= minReq && baseline.requests >= minReq && drop < 1) {
+    const c = canary.speculative / canary.requests;
+    const b = baseline.speculative / baseline.requests;
+    if (b - c > drop) {
+      return {
+        decision: 'rollback',
+        reason: `abort limit: canary sites served ${pct(c)} of ${canary.requests} requests speculatively against ${pct(b)} on baseline sites (limit: ${pct(drop)} lower): the router stopped trusting the candidate's drafts`,
+      };
+    }
+  }
+  const failed = judged.judgements.filter((j) => j.verdict === 'fail' && !j.dryRun);
+  if (judged.decision === 'rollback') {
+    return { decision: 'rollback', reason: failed.map((j) => j.reason).join('; ') || 'a metric failed' };
+  }
+  if (t - Date.parse(r.runningSince) > spec.timeoutMs) {
+    return {
+      decision: 'pause',
+      pauseKind: 'timeout',
+      reason: `the rollout ran longer than its timeout (${Math.round(spec.timeoutMs / 1000)} s) without finishing`,
+    };
+  }
+  if (judged.decision === 'promote') {
+    const soakLeft = (step?.pauseMs ?? 0) - (t - Date.parse(r.stepTime));
+    if (soakLeft > 0)
+      return {
+        decision: 'continue',
+        reason: `every metric passed; soaking ${Math.ceil(soakLeft / 1000)} s more`,
+      };
+    return {
+      decision: 'promote',
+      reason: `every metric passed: ${judged.judgements
+        .filter((j) => !j.dryRun)
+        .map((j) => j.metric)
+        .join(', ')}`,
+    };
+  }
+  const waiting = judged.judgements.filter((j) => j.verdict === 'inconclusive' && !j.dryRun);
+  const why = waiting.map((j) => j.reason).join('; ') || 'not enough evidence yet';
+  if (step && t - Date.parse(r.clockFrom) > step.timeoutMs) {
+    const msg = `step ${r.step} stayed inconclusive past its timeout (${Math.round(step.timeoutMs / 1000)} s): ${why}`;
+    if (spec.onInconclusive === 'rollback') return { decision: 'rollback', reason: msg };
+    if (spec.onInconclusive === 'promote')
+      return { decision: 'promote', reason: `${msg} (onInconclusive: promote)` };
+    return { decision: 'pause', pauseKind: 'inconclusive', reason: msg };
+  }
+  return { decision: 'continue', reason: why };
+}
+
+/** Whether a continue-judgement differs from the last one logged for this step (else: not logged). */
+export function judgementChanged(r: RolloutState, judged: StepJudgement, decision: Decision): boolean {
+  const last = r.last;
+  if (!last || last.step !== r.step || last.decision !== decision) return true;
+  const verdicts = Object.fromEntries(judged.judgements.map((j) => [j.metric, j.verdict]));
+  const keys = new Set([...Object.keys(verdicts), ...Object.keys(last.verdicts)]);
+  for (const k of keys) if (verdicts[k] !== last.verdicts[k]) return true;
+  return false;
+}
+
+/** The entry ops for a decision: the judgement first, then the transition it causes. */
+export function decisionOps(
+  state: FleetState,
+  r: RolloutState,
+  judged: StepJudgement,
+  d: Decided,
+  windows: { canary: number; baseline: number },
+  by: string,
+): FleetOp[] {
+  const judgement: RolloutOp = {
+    op: 'rollout.judgement',
+    rollout: r.id,
+    step: r.step,
+    decision: d.decision,
+    reason: d.reason,
+    judgements: judged.judgements.map(judgementJson),
+    windows,
+  };
+  switch (d.decision) {
+    case 'continue':
+      return judgementChanged(r, judged, d.decision) ? [judgement] : [];
+    case 'promote':
+      return [judgement, ...advanceOps(state, r, d.reason, by)];
+    case 'rollback':
+      return [judgement, ...abortOps(state, r, d.reason, by)];
+    case 'pause':
+      return [judgement, ...pauseOps(r, d.pauseKind ?? 'inconclusive', d.reason, by)];
+  }
+}
+
+export { specFromJson };

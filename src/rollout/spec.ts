@@ -1,0 +1,347 @@
+/**
+ * Rollout specs (`rollouts/<name>.yaml`, `rollout canary --spec`, and the flags for the common
+ * case): the zod schema, the documented defaults, and the normalized form the controller runs and
+ * the `rollout.start` op records (so `rollout resume` never needs the file again).
+ *
+ * Step grammar (one for files and flags): `10%` is a share of the selected sites; in `--steps` a
+ * bare number is a share too (`--steps 10,50,100`), in YAML a bare integer is a count of sites
+ * (`3`); `3 sites` is a count everywhere; `all` is every selected site. Each wave's size is rounded
+ * up and is at least one site; waves that would not grow are dropped, and the last wave is always
+ * the whole selection (a rollout that passes its last listed step is promoted to every selected
+ * site).
+ */
+import { z } from 'zod';
+import { UserError } from '../cli/errors.js';
+import { parseYamlWithSchema, readYamlWithSchema, type ParsedYaml } from '../config/yaml-file.js';
+import { parseRef } from '../artifact/ref.js';
+import { canonicalJsonBytes } from '../registry/canonical-json.js';
+import { digestOf } from '../registry/digest.js';
+import { parseDuration } from '../registry/duration.js';
+import type { JsonValue } from '../fleet/rollout-ops.js';
+import { METRIC_NAMES, type MetricName, type MetricSpec } from './judge/types.js';
+import { parseSelector } from './selector.js';
+
+/** Defaults of every metric the judge knows (used when a spec lists the metric without them). */
+export const METRIC_DEFAULTS: Readonly<Record<MetricName, Omit<MetricSpec, 'metric'>>> = {
+  acceptance: { margin: 0.05, minSamples: 2000, dryRun: false, alpha: 0.01 },
+  ttft: { margin: 0.1, minSamples: 200, dryRun: false, alpha: 0.01 },
+  e2e: { margin: 0.1, minSamples: 200, dryRun: false, alpha: 0.01 },
+  // An absolute allowance of one point: with no errors in either arm, showing "not worse" within
+  // a purely relative margin takes thousands of requests; with it, about 400 per arm.
+  errorRate: { margin: 0.25, minSamples: 200, dryRun: false, alpha: 0.01, absoluteMargin: 0.01 },
+  policyViolations: { margin: 0.25, minSamples: 200, dryRun: false, alpha: 0.01 },
+};
+
+/** The metrics judged when a spec names none. */
+export const DEFAULT_METRICS: readonly MetricName[] = ['acceptance', 'errorRate', 'ttft'];
+
+export const SPEC_DEFAULTS = {
+  sites: '',
+  steps: ['10%', '50%', '100%'],
+  interval: '30s',
+  pause: '0s',
+  stepTimeout: '30m',
+  timeout: '6h',
+  onInconclusive: 'pause',
+  abort: { errorRate: 0.5, minRequests: 50, speculativeDrop: 0.5 },
+} as const;
+
+export type StepSize = { share: number } | { count: number } | { all: true };
+
+export interface NormalizedStep {
+  size: StepSize;
+  /** Minimum time the wave runs before it may advance (soak), ms. */
+  pauseMs: number;
+  /** Time the step may stay inconclusive before `onInconclusive` applies, ms. */
+  timeoutMs: number;
+}
+
+/** What the controller runs: every default filled in, durations in ms. Plain JSON. */
+export interface RolloutSpec {
+  candidate: string;
+  sites: string;
+  steps: NormalizedStep[];
+  metrics: MetricSpec[];
+  intervalMs: number;
+  timeoutMs: number;
+  onInconclusive: 'pause' | 'rollback' | 'promote';
+  /**
+   * errorRate: canary share of failed or unverified requests that rolls back at once.
+   * speculativeDrop: how far (absolute share) the canary's speculatively served requests may fall
+   * below the baseline's before it rolls back: a candidate whose drafts the router stops trusting
+   * (too uncertain, so requests go to the cloud or stay on the edge) drafts nothing to judge.
+   */
+  abort: { errorRate: number; minRequests: number; speculativeDrop: number };
+}
+
+const STEP_TEXT_RE = /^\s*(?:(\d+(?:\.\d+)?)\s*%|(\d+)\s*sites?|(all))\s*$/i;
+
+function parseStepText(text: string, bareIs: 'share' | 'count'): StepSize | string {
+  const bare = /^\s*(\d+(?:\.\d+)?)\s*$/.exec(text);
+  const m = bare ? null : STEP_TEXT_RE.exec(text);
+  if (bare) {
+    const n = Number(bare[1]);
+    if (bareIs === 'count')
+      return Number.isInteger(n) && n >= 1 ? { count: n } : 'a count is a whole number >= 1';
+    return n > 0 && n <= 100 ? { share: n } : 'a share is a percentage in (0, 100]';
+  }
+  if (!m) return `"${text}" is not a step: use 10%, "3 sites" or all`;
+  if (m[3]) return { all: true };
+  if (m[2]) return Number(m[2]) >= 1 ? { count: Number(m[2]) } : 'a count is a whole number >= 1';
+  const share = Number(m[1]);
+  return share > 0 && share <= 100 ? { share } : 'a share is a percentage in (0, 100]';
+}
+
+const duration = z.string().refine(
+  (v) => {
+    if (/^0+(ms|s|m|h)?$/.test(v.trim())) return true;
+    try {
+      parseDuration(v);
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  { message: 'must be a duration like 30s, 5m or 1h' },
+);
+
+function ms(text: string): number {
+  return /^0+(ms|s|m|h)?$/.test(text.trim()) ? 0 : parseDuration(text);
+}
+
+const stepSize = z.union([z.string(), z.number()]).superRefine((v, ctx) => {
+  const r = parseStepText(String(v), typeof v === 'number' ? 'count' : 'count');
+  if (typeof r === 'string') ctx.addIssue({ code: 'custom', message: r });
+});
+
+const stepSchema = z.union([
+  stepSize,
+  z.strictObject({ sites: stepSize, pause: duration.optional(), timeout: duration.optional() }),
+]);
+
+const fraction = (what: string) => z.number().gt(0, `${what} must be > 0`).lt(1, `${what} must be < 1`);
+
+const metricSchema = z.strictObject({
+  metric: z.enum(METRIC_NAMES, { error: `metric must be one of ${METRIC_NAMES.join(', ')}` }),
+  margin: z.number().min(0).max(10).optional(),
+  minSamples: z.number().int().min(1).optional(),
+  dryRun: z.boolean().optional(),
+  alpha: fraction('alpha').max(0.2, 'alpha above 0.2 would roll back good candidates too often').optional(),
+  absoluteMargin: z.number().min(0).max(1).optional(),
+});
+
+const selectorSchema = z.string().superRefine((v, ctx) => {
+  try {
+    parseSelector(v);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+  }
+});
+
+const candidateSchema = z.string().superRefine((v, ctx) => {
+  try {
+    parseRef(v);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+  }
+});
+
+/** The YAML file as written. */
+export const rolloutFileSchema = z
+  .strictObject({
+    candidate: candidateSchema.optional(),
+    sites: selectorSchema.optional(),
+    steps: z.array(stepSchema).min(1, 'at least one step').optional(),
+    analysis: z
+      .strictObject({
+        interval: duration.optional(),
+        metrics: z
+          .array(metricSchema)
+          .min(1, 'list at least one metric, or leave analysis.metrics out')
+          .optional(),
+      })
+      .optional(),
+    pause: duration.optional(),
+    stepTimeout: duration.optional(),
+    timeout: duration.optional(),
+    onInconclusive: z.enum(['pause', 'rollback', 'promote']).optional(),
+    abort: z
+      .strictObject({
+        errorRate: fraction('abort.errorRate').optional(),
+        minRequests: z.number().int().min(1).optional(),
+        speculativeDrop: z.number().gt(0).max(1).optional(),
+      })
+      .optional(),
+  })
+  .superRefine((v, ctx) => {
+    const seen = new Set<string>();
+    v.analysis?.metrics?.forEach((m, i) => {
+      if (seen.has(m.metric)) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `metric ${m.metric} is listed twice`,
+          path: ['analysis', 'metrics', i],
+        });
+      }
+      seen.add(m.metric);
+    });
+  });
+export type RolloutFile = z.infer<typeof rolloutFileSchema>;
+
+/** Flags of `rollout canary` that override the file (or make a spec without one). */
+export interface SpecOverrides {
+  candidate?: string;
+  sites?: string;
+  /** `--steps 10,50,100`: bare numbers are shares here. */
+  steps?: string;
+  interval?: string;
+  stepTimeout?: string;
+  timeout?: string;
+  pause?: string;
+  onInconclusive?: 'pause' | 'rollback' | 'promote';
+}
+
+function stepOf(v: string | number): StepSize {
+  const r = parseStepText(String(v), 'count');
+  if (typeof r === 'string') throw new UserError(r, { code: 'E_SPEC' });
+  return r;
+}
+
+function flagSteps(text: string): StepSize[] {
+  return text.split(',').map((part) => {
+    const r = parseStepText(part, 'share');
+    if (typeof r === 'string') {
+      throw new UserError(`--steps: ${r}`, {
+        code: 'E_SPEC',
+        suggestion: 'list shares or counts: --steps 10,50,100 (percent) or --steps "1 site,50%,all"',
+      });
+    }
+    return r;
+  });
+}
+
+/** Fills defaults and applies flag overrides; throws UserError for anything missing or invalid. */
+export function normalizeSpec(file: RolloutFile, over: SpecOverrides = {}): RolloutSpec {
+  const candidate = over.candidate ?? file.candidate;
+  if (!candidate) {
+    throw new UserError(
+      'no candidate: give the ref to roll out (rollout canary <ref>) or `candidate:` in the spec',
+      {
+        code: 'E_SPEC',
+      },
+    );
+  }
+  parseRef(candidate);
+  const sites = over.sites ?? file.sites ?? SPEC_DEFAULTS.sites;
+  parseSelector(sites);
+  const pauseText = over.pause ?? file.pause ?? SPEC_DEFAULTS.pause;
+  const stepTimeoutText = over.stepTimeout ?? file.stepTimeout ?? SPEC_DEFAULTS.stepTimeout;
+  const check = (text: string, what: string) => {
+    if (/^0+(ms|s|m|h)?$/.test(text.trim())) return 0;
+    return parseDuration(text, what);
+  };
+  const pauseMs = check(pauseText, 'pause');
+  const stepTimeoutMs = check(stepTimeoutText, 'stepTimeout');
+  let steps: NormalizedStep[];
+  if (over.steps !== undefined) {
+    steps = flagSteps(over.steps).map((size) => ({ size, pauseMs, timeoutMs: stepTimeoutMs }));
+  } else {
+    const list = file.steps ?? [...SPEC_DEFAULTS.steps];
+    steps = list.map((s) =>
+      typeof s === 'object'
+        ? {
+            size: stepOf(s.sites),
+            pauseMs: s.pause !== undefined ? ms(s.pause) : pauseMs,
+            timeoutMs: s.timeout !== undefined ? ms(s.timeout) : stepTimeoutMs,
+          }
+        : { size: stepOf(s), pauseMs, timeoutMs: stepTimeoutMs },
+    );
+  }
+  const listed: z.infer<typeof metricSchema>[] =
+    file.analysis?.metrics ?? DEFAULT_METRICS.map((metric) => ({ metric }));
+  const metrics: MetricSpec[] = listed.map((m) => {
+    const d = METRIC_DEFAULTS[m.metric];
+    return {
+      metric: m.metric,
+      margin: m.margin ?? d.margin,
+      minSamples: m.minSamples ?? d.minSamples,
+      dryRun: m.dryRun ?? d.dryRun,
+      alpha: m.alpha ?? d.alpha,
+      ...((m.absoluteMargin ?? d.absoluteMargin) !== undefined
+        ? { absoluteMargin: (m.absoluteMargin ?? d.absoluteMargin) as number }
+        : {}),
+    };
+  });
+  const intervalMs = check(over.interval ?? file.analysis?.interval ?? SPEC_DEFAULTS.interval, 'interval');
+  return {
+    candidate,
+    sites,
+    steps,
+    metrics,
+    intervalMs: Math.max(intervalMs, 10),
+    timeoutMs: check(over.timeout ?? file.timeout ?? SPEC_DEFAULTS.timeout, 'timeout'),
+    onInconclusive: over.onInconclusive ?? file.onInconclusive ?? SPEC_DEFAULTS.onInconclusive,
+    abort: {
+      errorRate: file.abort?.errorRate ?? SPEC_DEFAULTS.abort.errorRate,
+      minRequests: file.abort?.minRequests ?? SPEC_DEFAULTS.abort.minRequests,
+      speculativeDrop: file.abort?.speculativeDrop ?? SPEC_DEFAULTS.abort.speculativeDrop,
+    },
+  };
+}
+
+export function parseSpecText(text: string, file: string): ParsedYaml<RolloutFile> {
+  return parseYamlWithSchema(text, file, rolloutFileSchema);
+}
+
+export function readSpecFile(path: string, display = path): ParsedYaml<RolloutFile> {
+  return readYamlWithSchema(path, rolloutFileSchema, display);
+}
+
+/** The spec as the JSON the `rollout.start` op records, and its digest. */
+export function specJson(spec: RolloutSpec): { json: { [key: string]: JsonValue }; digest: string } {
+  const json = JSON.parse(JSON.stringify(spec)) as { [key: string]: JsonValue };
+  return { json, digest: digestOf(canonicalJsonBytes(json)) };
+}
+
+/** Reads back the spec a `rollout.start` op recorded. */
+export function specFromJson(json: { [key: string]: JsonValue }): RolloutSpec {
+  return json as unknown as RolloutSpec;
+}
+
+/**
+ * Cumulative canary sizes for `n` selected sites: rounded up, at least 1, strictly growing, the
+ * last one `n`. Throws UserError when the first wave would leave no baseline to compare with.
+ */
+export function waveSizes(
+  steps: readonly NormalizedStep[],
+  n: number,
+): { sizes: number[]; steps: NormalizedStep[] } {
+  const sizes: number[] = [];
+  const kept: NormalizedStep[] = [];
+  for (const s of steps) {
+    const raw =
+      'all' in s.size
+        ? n
+        : 'count' in s.size
+          ? Math.min(s.size.count, n)
+          : Math.ceil((s.size.share / 100) * n - 1e-9);
+    const size = Math.max(1, Math.min(n, raw));
+    if (size <= (sizes.at(-1) ?? 0)) continue;
+    sizes.push(size);
+    kept.push(s);
+  }
+  if (sizes.at(-1) !== n) {
+    sizes.push(n);
+    kept.push({ size: { all: true }, pauseMs: 0, timeoutMs: kept.at(-1)?.timeoutMs ?? 0 });
+  }
+  if ((sizes[0] ?? n) >= n) {
+    throw new UserError(
+      `the first step would put all ${n} selected site${n === 1 ? '' : 's'} on the candidate, leaving no baseline to compare with`,
+      {
+        code: 'E_SPEC',
+        suggestion: 'select more sites (--sites) or start with a smaller step (--steps 10,50,100)',
+      },
+    );
+  }
+  return { sizes, steps: kept };
+}
