@@ -41,6 +41,12 @@ export default class BenchSpeculative extends BaseCommand<typeof BenchSpeculativ
     }),
     limit: Flags.integer({ summary: 'Use only the first N prompts.', min: 1 }),
     k: Flags.string({ summary: 'Tokens drafted per round, or "auto".', default: 'auto' }),
+    'k-max': Flags.integer({
+      summary: 'Longest draft adaptive k (--k auto) may choose.',
+      default: 8,
+      min: 1,
+      max: 32,
+    }),
     'rtt-ms': Flags.integer({
       summary: 'Round-trip time the delay proxy adds to each verifier call.',
       default: 20,
@@ -95,6 +101,7 @@ export default class BenchSpeculative extends BaseCommand<typeof BenchSpeculativ
         promptsFile: resolve(f.prompts),
         limit: f.limit,
         k,
+        kMax: f['k-max'],
         rttMs: f['rtt-ms'],
         concurrency: f.concurrency,
         maxTokens: f['max-tokens'],

@@ -50,6 +50,43 @@ export function chunkMismatch(
   );
 }
 
+/** A registry read error as the verification failure of the manifest naming the blob. */
+function blobReadError(what: string, blob: string, place: ChunkPlace | undefined, err: unknown): unknown {
+  const where = place ? ` (file ${place.path} chunk ${place.index})` : '';
+  if (err instanceof NotFoundError) {
+    return new VerificationError(`${what}: blob ${blob}${where} is missing from the registry`, {
+      code: 'E_BLOB_MISSING',
+      suggestion: 'the registry lost data the manifest needs; republish the artifact from its source',
+      details: { blob, file: place?.path, chunk: place?.index },
+    });
+  }
+  if (err instanceof OperationalError && err.code === 'E_RANGE') {
+    return new VerificationError(`${what}: blob ${blob}${where} is shorter than the signed manifest says`, {
+      code: 'E_BLOB_SIZE',
+      details: { blob, file: place?.path, chunk: place?.index },
+    });
+  }
+  return err;
+}
+
+function shortRead(
+  what: string,
+  blob: string,
+  place: ChunkPlace | undefined,
+  got: number,
+  start: number,
+  end: number,
+): VerificationError {
+  const where = place ? ` (file ${place.path} chunk ${place.index})` : '';
+  return new VerificationError(
+    `${what}: blob ${blob}${where} returned ${got} bytes for a ${end - start}-byte range`,
+    {
+      code: 'E_BLOB_SIZE',
+      details: { blob, start, end },
+    },
+  );
+}
+
 /** Reads a blob range; a missing or short blob is a verification failure of the manifest naming it. */
 export async function readBlobRange(
   store: Store,
@@ -59,36 +96,39 @@ export async function readBlobRange(
   end: number,
   place: ChunkPlace | undefined,
 ): Promise<Buffer> {
-  const where = place ? ` (file ${place.path} chunk ${place.index})` : '';
   let bytes: Buffer;
   try {
     bytes = await store.getRange(blobKey(blob), start, end);
   } catch (err) {
-    if (err instanceof NotFoundError) {
-      throw new VerificationError(`${what}: blob ${blob}${where} is missing from the registry`, {
-        code: 'E_BLOB_MISSING',
-        suggestion: 'the registry lost data the manifest needs; republish the artifact from its source',
-        details: { blob, file: place?.path, chunk: place?.index },
-      });
-    }
-    if (err instanceof OperationalError && err.code === 'E_RANGE') {
-      throw new VerificationError(`${what}: blob ${blob}${where} is shorter than the signed manifest says`, {
-        code: 'E_BLOB_SIZE',
-        details: { blob, file: place?.path, chunk: place?.index },
-      });
-    }
-    throw err;
+    throw blobReadError(what, blob, place, err);
   }
-  if (bytes.length !== end - start) {
-    throw new VerificationError(
-      `${what}: blob ${blob}${where} returned ${bytes.length} bytes for a ${end - start}-byte range`,
-      {
-        code: 'E_BLOB_SIZE',
-        details: { blob, start, end },
-      },
-    );
-  }
+  if (bytes.length !== end - start) throw shortRead(what, blob, place, bytes.length, start, end);
   return bytes;
+}
+
+/**
+ * readBlobRange into the caller's buffer: bytes [start, start + target.length). Stores with
+ * `getRangeInto` (the directory backend) read straight into it, others are read with a ranged GET
+ * and copied; errors are the same as readBlobRange's.
+ */
+export async function readBlobRangeInto(
+  store: Store,
+  what: string,
+  blob: string,
+  start: number,
+  target: Uint8Array,
+  place: ChunkPlace | undefined,
+): Promise<void> {
+  const end = start + target.length;
+  if (!store.getRangeInto) {
+    target.set(await readBlobRange(store, what, blob, start, end, place));
+    return;
+  }
+  try {
+    await store.getRangeInto(blobKey(blob), start, target);
+  } catch (err) {
+    throw blobReadError(what, blob, place, err);
+  }
 }
 
 export interface FetchOptions {

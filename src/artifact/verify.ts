@@ -5,21 +5,22 @@
  * manifest says is refused), every chunk's SHA-256 and every file's SHA-256 and size. Any mismatch
  * is a VerificationError (exit 4) naming the file and chunk. Nothing is written anywhere.
  *
- * Files are streamed front to back with ranged reads prefetched `concurrency` deep; chunk hashes
- * run on a worker thread (hash-pool.ts) while the main thread computes the file hashes, so the two
- * hashes of every byte cost about one on a two-core machine.
+ * Files are streamed front to back with ranged reads prefetched `concurrency` deep into a few reused
+ * shared buffers; the main thread hashes the chunks while a worker thread (hash-pool.ts) hashes the
+ * same memory into the file hashes, so the two hashes of every byte cost about one on a two-core
+ * machine, and no range is copied or freshly allocated.
  */
 import { NotFoundError, OperationalError, VerificationError } from '../cli/errors.js';
 import { blobKey } from '../registry/layout.js';
 import type { Store } from '../registry/store.js';
 import type { TrustRoot } from '../registry/trust.js';
 import { mapConcurrent } from './concurrency.js';
-import { chunkMismatch, readBlobRange } from './fetch.js';
-import { StreamHasher, sha256Range } from './hash-pool.js';
+import { chunkMismatch, readBlobRangeInto } from './fetch.js';
+import { SharedSlots, StreamHasher, sha256Range, type StreamResult } from './hash-pool.js';
 import { resolveRef } from './manifest-store.js';
 import type { Manifest } from './manifest.js';
 import { createProgress, type Progress } from './progress.js';
-import { planOrderedRanges, type RangePiece, type ReadRange } from './ranges.js';
+import { planOrderedRanges, type ReadRange } from './ranges.js';
 import { parseRef, type ArtifactRef } from './ref.js';
 import type { Io } from '../cli/output.js';
 import { formatBytes } from '../cli/output.js';
@@ -92,16 +93,8 @@ export async function checkBlobSizes(
   });
 }
 
-/**
- * Starting share of each range's chunk bytes hashed on the main thread. The worker hashes every byte
- * once for the file hashes plus the rest of the chunks; the main thread reads. With reads costing r
- * hash passes the threads balance at 1 - r/2; the share then adapts: up when the main thread had to
- * wait for the worker, down when the worker sat idle.
- */
-const INITIAL_MAIN_SHARE = 0.75;
-const SHARE_STEP = 0.05;
-/** Ranges handed to the worker and not yet answered (bounds memory when the worker lags). */
-const MAX_QUEUED_JOBS = 3;
+/** Ranges read into shared buffers and not yet hashed by both threads, beyond the reads in flight. */
+const EXTRA_SLOTS = 2;
 
 function fileMismatch(what: string, path: string, actual: string, expected: string): VerificationError {
   return new VerificationError(
@@ -114,16 +107,33 @@ function fileMismatch(what: string, path: string, actual: string, expected: stri
   );
 }
 
+/** A range handed to the file-hash worker: settles when the worker is done with its bytes. */
+interface FileJob {
+  range: number;
+  done: Promise<StreamResult>;
+}
+
 /**
  * Streams every file through the hash checks (see the module comment): ranges are read in file
- * order, `concurrency` deep; each chunk digest and each file digest is compared with the manifest.
- * Chunk mismatches are reported before the file mismatch they cause.
+ * order, `concurrency` deep, into a few reused shared buffers; the main thread checks each chunk
+ * digest while the worker feeds the same bytes to the file digests. Every chunk digest and every
+ * file digest is compared with the manifest. The first failure in file order is reported, and
+ * chunk mismatches before the file mismatch they cause.
  */
 export async function verifyManifestContent(
   store: Store,
   m: Manifest,
   what: string,
-  opts: { concurrency?: number; rangeBytes?: number; onBytes?: (n: number) => void } = {},
+  opts: {
+    concurrency?: number;
+    rangeBytes?: number;
+    onBytes?: (n: number) => void;
+    /**
+     * A hash worker started earlier, for this one manifest (it keeps running file hashes), which
+     * the caller closes: its start-up then overlaps other work.
+     */
+    hasher?: StreamHasher;
+  } = {},
 ): Promise<number> {
   const emptySha = sha256Range(new Uint8Array(0), 0, 0);
   for (const f of m.files) {
@@ -132,80 +142,99 @@ export async function verifyManifestContent(
   const items = m.files.flatMap((f, file) =>
     f.chunks.map((chunk, index) => ({ chunk, tag: { file, index } })),
   );
-  const ranges = planOrderedRanges<Tag>(items, {
-    maxRangeBytes: opts.rangeBytes ?? 16 * 1024 * 1024,
-    maxGapBytes: 0,
-  });
+  const rangeBytes = opts.rangeBytes ?? 16 * 1024 * 1024;
+  const ranges = planOrderedRanges<Tag>(items, { maxRangeBytes: rangeBytes, maxGapBytes: 0 });
   const depth = Math.max(1, opts.concurrency ?? 4);
   const placeOf = (t: Tag) => ({ path: m.files[t.file]?.path ?? '', index: t.index });
-  const fetch = (r: ReadRange<Tag>) => {
-    const first = r.pieces[0]?.tag;
-    return readBlobRange(store, what, r.blob, r.start, r.end, first && placeOf(first));
+  // Slots as large as the largest range within the limit; a range past it (one oversize chunk) gets
+  // a buffer of its own.
+  const slotBytes = ranges.reduce((n, r) => Math.max(n, Math.min(rangeBytes, r.end - r.start)), 0);
+  const slots = new SharedSlots(slotBytes, depth + EXTRA_SLOTS);
+  /** A free slot (undefined when all are in use), or an oversize range's own buffer. */
+  const bufferFor = (r: ReadRange<Tag>): Uint8Array | undefined =>
+    r.end - r.start > slotBytes ? new Uint8Array(new SharedArrayBuffer(r.end - r.start)) : slots.take();
+  const release = (slot: Uint8Array) => {
+    if (slot.byteLength === slotBytes) slots.give(slot);
   };
-  const hasher = new StreamHasher();
-  const inflight: Promise<Buffer>[] = [];
-  const jobs: Promise<void>[] = [];
+  const hasher = opts.hasher ?? new StreamHasher();
+  const reads: Promise<Uint8Array>[] = [];
+  const jobs: FileJob[] = [];
   let next = 0;
   let verified = 0;
-  let share = INITIAL_MAIN_SHARE;
+  /** Reads up to `depth` ranges ahead, as far as free slots allow. */
+  const prefetch = () => {
+    while (next < ranges.length && reads.length < depth) {
+      const r = ranges[next] as ReadRange<Tag>;
+      const slot = bufferFor(r);
+      if (!slot) return;
+      next++;
+      const view = slot.subarray(0, r.end - r.start);
+      const first = r.pieces[0]?.tag;
+      const read = readBlobRangeInto(store, what, r.blob, r.start, view, first && placeOf(first)).then(
+        () => view,
+        (err: unknown) => {
+          release(slot);
+          throw err;
+        },
+      );
+      // Awaited in order below; this only keeps an early rejection from being reported as unhandled.
+      read.catch(() => undefined);
+      reads.push(read);
+    }
+  };
+  /** Throws the first file mismatch (in file order) among files before `beforeFile`. */
+  const checkFiles = (res: StreamResult, beforeFile = Infinity) => {
+    for (const [file, actual] of res.fileDigests) {
+      const f = m.files[file];
+      if (f && file < beforeFile && actual !== f.sha256) throw fileMismatch(what, f.path, actual, f.sha256);
+    }
+  };
   try {
-    for (; next < Math.min(depth, ranges.length); next++)
-      inflight.push(fetch(ranges[next] as ReadRange<Tag>));
-    for (const r of ranges) {
-      const bytes = await (inflight.shift() as Promise<Buffer>);
-      if (next < ranges.length) inflight.push(fetch(ranges[next++] as ReadRange<Tag>));
-      const rangeBytes = r.pieces.reduce((n, p) => n + p.chunk.size, 0);
-      let mainBytes = 0;
-      const toWorker: RangePiece<Tag>[] = [];
+    for (let i = 0; i < ranges.length; i++) {
+      const r = ranges[i] as ReadRange<Tag>;
+      prefetch();
+      // Every slot is still being hashed by the worker: wait for the oldest.
+      while (reads.length === 0) {
+        const oldest = jobs.shift() as FileJob;
+        checkFiles(await oldest.done);
+        prefetch();
+      }
+      const bytes = await (reads.shift() as Promise<Uint8Array>);
       const segments: [number, number, number][] = [];
       const close: number[] = [];
       for (const p of r.pieces) {
-        if (mainBytes < rangeBytes * share) {
-          const actual = sha256Range(bytes, p.at, p.chunk.size);
-          if (actual !== p.chunk.digest) {
-            // Earlier ranges still on the worker come first in file order.
-            for (const j of jobs) await j;
-            throw chunkMismatch(what, p.chunk, placeOf(p.tag), actual);
-          }
-          mainBytes += p.chunk.size;
-        } else toWorker.push(p);
         const last = segments.at(-1);
         if (last && last[0] === p.tag.file && last[1] + last[2] === p.at) last[2] += p.chunk.size;
         else segments.push([p.tag.file, p.at, p.chunk.size]);
         if (p.tag.index === (m.files[p.tag.file]?.chunks.length ?? 0) - 1) close.push(p.tag.file);
       }
-      if (hasher.queued >= MAX_QUEUED_JOBS) {
-        share = Math.min(1, share + SHARE_STEP);
-        await jobs[jobs.length - MAX_QUEUED_JOBS];
-      } else if (hasher.queued === 0) share = Math.max(0, share - SHARE_STEP);
-      const done = hasher.submit(bytes, {
-        chunks: toWorker.map((p) => [p.at, p.chunk.size] as const),
-        segments,
-        close,
+      // The worker starts on the file hashes before this thread hashes the chunks of the same bytes.
+      const done = hasher.submit(bytes, { chunks: [], segments, close });
+      const slot = new Uint8Array(bytes.buffer);
+      jobs.push({
+        range: i,
+        done: done.finally(() => release(slot)),
       });
-      jobs.push(
-        done.then(({ chunkDigests, fileDigests }) => {
-          chunkDigests.forEach((actual, j) => {
-            const p = toWorker[j];
-            if (p && actual !== p.chunk.digest) throw chunkMismatch(what, p.chunk, placeOf(p.tag), actual);
-          });
-          for (const [file, actual] of fileDigests) {
-            const f = m.files[file];
-            if (f && actual !== f.sha256) throw fileMismatch(what, f.path, actual, f.sha256);
-          }
-        }),
-      );
-      // Awaited below in order; this only keeps an early rejection from being reported as unhandled.
-      jobs.at(-1)?.catch(() => undefined);
-      verified += rangeBytes;
+      jobs.at(-1)?.done.catch(() => undefined);
+      // Refill the freed read depth before hashing for a while.
+      prefetch();
+      for (const p of r.pieces) {
+        const actual = sha256Range(bytes, p.at, p.chunk.size);
+        if (actual !== p.chunk.digest) {
+          // Files that ended earlier, in file order, come first.
+          for (const j of jobs) checkFiles(await j.done, j.range < i ? Infinity : p.tag.file);
+          throw chunkMismatch(what, p.chunk, placeOf(p.tag), actual);
+        }
+      }
+      verified += r.pieces.reduce((n, p) => n + p.chunk.size, 0);
       opts.onBytes?.(verified);
     }
     // In order, so the first failure in file order is the one reported.
-    for (const j of jobs) await j;
+    while (jobs.length > 0) checkFiles(await (jobs.shift() as FileJob).done);
   } finally {
-    await Promise.allSettled(inflight);
-    await Promise.allSettled(jobs);
-    await hasher.close();
+    await Promise.allSettled(reads);
+    await Promise.allSettled(jobs.map((j) => j.done));
+    if (!opts.hasher) await hasher.close();
   }
   return verified;
 }
@@ -215,20 +244,30 @@ export async function verifyArtifact(opts: VerifyOptions): Promise<VerifyResult>
   const start = store.stats.requests;
   const progress = opts.progress ?? createProgress(opts.io);
   const ref = typeof opts.ref === 'string' ? parseRef(opts.ref) : opts.ref;
-  const loaded = await resolveRef(store, ref, opts.trust);
+  // The worker boots (tens of ms) while the manifest and blob sizes are checked.
+  const hasher = new StreamHasher();
+  let loaded: Awaited<ReturnType<typeof resolveRef>>;
+  let bytesVerified: number;
+  try {
+    loaded = await resolveRef(store, ref, opts.trust);
+    const { manifest: m, ref: what } = loaded;
+    await progress.step(`Checking ${m.blobs.length} blob(s) of ${what}`, () =>
+      checkBlobSizes(store, m, what),
+    );
+    bytesVerified = await progress.step(
+      `Verifying ${formatBytes(m.size)} in ${m.files.length} file(s)`,
+      (report) =>
+        verifyManifestContent(store, m, what, {
+          concurrency: opts.concurrency,
+          rangeBytes: opts.rangeBytes,
+          onBytes: (n) => report(`${formatBytes(n)} of ${formatBytes(m.size)}`),
+          hasher,
+        }),
+    );
+  } finally {
+    await hasher.close();
+  }
   const m = loaded.manifest;
-  await progress.step(`Checking ${m.blobs.length} blob(s) of ${loaded.ref}`, () =>
-    checkBlobSizes(store, m, loaded.ref),
-  );
-  const bytesVerified = await progress.step(
-    `Verifying ${formatBytes(m.size)} in ${m.files.length} file(s)`,
-    (report) =>
-      verifyManifestContent(store, m, loaded.ref, {
-        concurrency: opts.concurrency,
-        rangeBytes: opts.rangeBytes,
-        onBytes: (n) => report(`${formatBytes(n)} of ${formatBytes(m.size)}`),
-      }),
-  );
   return {
     ref: loaded.ref,
     manifestDigest: loaded.digest,

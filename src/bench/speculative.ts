@@ -36,6 +36,8 @@ export interface SpeculativeBenchOptions {
   /** Use only the first `limit` prompts. */
   limit: number | undefined;
   k: number | 'auto';
+  /** Longest draft adaptive k may choose (default 8, adaptive-k.ts K_MAX). */
+  kMax?: number;
   rttMs: number;
   concurrency: number;
   maxTokens: number;
@@ -176,6 +178,7 @@ export async function runSpeculativeBench(
         verifier: verifier as HttpVerifier,
         lora,
         k: opts.k,
+        ...(opts.kMax === undefined ? {} : { kMax: opts.kMax }),
         maxTokens: opts.maxTokens,
         ignoreEos: opts.ignoreEos,
       });
@@ -253,6 +256,7 @@ interface RunContext {
   verifier: HttpVerifier;
   lora: LoraFeeds | undefined;
   k: number | 'auto';
+  kMax?: number;
   maxTokens: number;
   ignoreEos: boolean;
 }
@@ -286,6 +290,7 @@ async function runOne(mode: BenchMode, ids: readonly number[], ctx: RunContext):
       ? generateSpeculative(ctx.draft, ctx.verifier, ids, {
           ...common,
           k: ctx.k,
+          ...(ctx.kMax === undefined ? {} : { adaptive: { max: ctx.kMax } }),
           verifierMaxPositions: ctx.verifier.maxContext,
         })
       : generate(ctx.draft, ids, common);

@@ -21,7 +21,7 @@ import { GREEDY, sampleToken, validateSamplingParams, type SamplingParams } from
 import { Drafter, speculativeRound } from './speculative.js';
 import { StopMatcher } from './stop.js';
 import type { StreamDetokenizer, TextTokenizer } from './tokenizer.js';
-import type { Verifier } from './verifier.js';
+import type { Verifier, VerifierSession } from './verifier.js';
 
 export type FinishReason = 'eos' | 'stop' | 'length' | 'aborted';
 
@@ -183,19 +183,40 @@ export async function* generateSpeculative(
     now,
   });
   const maxPositions = Math.min(draft.config.maxPositions ?? Infinity, opts.verifierMaxPositions ?? Infinity);
-  // Prefill both models at once: with a remote verifier the network round trip hides the draft's prefill.
-  const [started, prefilled] = await Promise.allSettled([
-    verifier.start(promptIds, { sampling, seed: opts.verifierSeed ?? (seed ^ 0x5bd1e995) >>> 0 }),
-    drafter.prefill(),
-  ]);
-  if (started.status === 'rejected') throw started.reason;
-  const session = started.value;
-  if (prefilled.status === 'rejected') {
-    await session.close();
-    throw prefilled.reason;
+  // Prefill both models at once: with a remote verifier the network round trip hides the draft's
+  // prefill. The verifier's first token comes with the session where supported (one round trip,
+  // not two), and is returned without waiting for the draft's prefill.
+  let first: number | undefined;
+  const wantFirst = opts.maxTokens > 0 && promptIds.length < maxPositions;
+  const prefill = drafter.prefill();
+  // Awaited below; this only keeps an early rejection from being reported as unhandled.
+  prefill.catch(() => undefined);
+  let session: VerifierSession;
+  try {
+    session = await verifier.start(promptIds, {
+      sampling,
+      seed: opts.verifierSeed ?? (seed ^ 0x5bd1e995) >>> 0,
+      ...(wantFirst ? { onFirstToken: (t: number) => (first = t) } : {}),
+    });
+  } catch (err) {
+    await prefill.catch(() => undefined);
+    throw err;
   }
   let finish: FinishReason | undefined = opts.maxTokens === 0 ? 'length' : undefined;
   try {
+    const firstToken = first as number | undefined;
+    if (firstToken !== undefined && finish === undefined) {
+      if (opts.signal?.aborted) finish = 'aborted';
+      else {
+        const r = out.push(firstToken);
+        if (r.event) yield r.event;
+        finish = r.finish;
+      }
+    }
+    // Awaited even when generation already ended, so no draft pass outlives the call.
+    await prefill;
+    // The session holds prompt + first, so the draft takes it too, as its next (unfed) token.
+    if (firstToken !== undefined) drafter.state.append(firstToken);
     while (finish === undefined) {
       if (opts.signal?.aborted) {
         finish = 'aborted';

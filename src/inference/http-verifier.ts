@@ -24,6 +24,7 @@ import type {
   CompletionResponse,
   CreateSessionResponse,
   IdentityResponse,
+  VerifierFeature,
   VerifyResponse,
 } from '../server/verifier/protocol.js';
 import type { SamplingParams } from './sampling.js';
@@ -278,12 +279,25 @@ export class HttpVerifier implements Verifier {
     return this.identity.max_context;
   }
 
+  /** Whether the server announced an optional protocol feature in /v1/identity. */
+  supports(feature: VerifierFeature): boolean {
+    return this.identity.features?.includes(feature) ?? false;
+  }
+
   async start(promptIds: readonly number[], opts: VerifierStartOptions = {}): Promise<HttpVerifierSession> {
+    // Older servers refuse unknown fields, so the first token is asked for only where announced.
+    const first = opts.onFirstToken !== undefined && this.supports('first_token');
     const res = await this.http.json<CreateSessionResponse>('POST', '/v1/sessions', {
       prompt_ids: promptIds,
       sampling: samplingWire(opts.sampling, opts.seed),
+      ...(first ? { first_token: true } : {}),
     });
-    return new HttpVerifierSession(this.http, res.session_id, res.prompt_tokens);
+    const session = new HttpVerifierSession(this.http, res.session_id, res.prompt_tokens);
+    if (first && typeof res.first_token === 'number') {
+      session.firstToken = res.first_token;
+      opts.onFirstToken?.(res.first_token);
+    }
+    return session;
   }
 
   /** Cloud-only generation: streams OpenAI completion chunks from /v1/completions. */
@@ -336,6 +350,8 @@ export class HttpVerifier implements Verifier {
 }
 
 export class HttpVerifierSession implements VerifierSession {
+  /** The verifier's first token, when the session was created with it. */
+  firstToken: number | undefined;
   private closed = false;
 
   constructor(

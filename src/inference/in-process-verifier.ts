@@ -16,8 +16,10 @@ import type { KvCache } from './kv-cache.js';
 import type { CausalLm } from './model-session.js';
 import { createRng, type Rng } from './rng.js';
 import {
+  argmax,
   GREEDY,
   isGreedy,
+  sampleFrom,
   samplingDistribution,
   validateSamplingParams,
   type SamplingParams,
@@ -50,6 +52,7 @@ export class InProcessVerifier implements Verifier {
   ): Promise<InProcessVerifierSession> {
     const session = this.resume(promptIds, undefined, opts);
     await session.prefill();
+    if (opts.onFirstToken) opts.onFirstToken(await session.takeFirstToken());
     return session;
   }
 
@@ -79,6 +82,8 @@ export class InProcessVerifier implements Verifier {
 
 export class InProcessVerifierSession implements VerifierSession {
   readonly id = randomUUID();
+  /** Set by `takeFirstToken`. */
+  firstToken: number | undefined;
   private busy = false;
   private closed = false;
 
@@ -92,6 +97,22 @@ export class InProcessVerifierSession implements VerifierSession {
   /** Runs the tokens not yet in the cache, so the first verify only scores the draft. */
   async prefill(): Promise<void> {
     await this.state.nextLogits();
+  }
+
+  /**
+   * Draws the verifier's own next token from the last logits (greedy argmax, or a sample from the
+   * session's distribution with its RNG) and appends it, unfed, as a verify round appends its next
+   * token: exactly what the first round would have returned after an empty draft, without a pass.
+   */
+  async takeFirstToken(): Promise<number> {
+    if (this.firstToken !== undefined) return this.firstToken;
+    const row = await this.state.nextLogits();
+    const token = isGreedy(this.sampling)
+      ? argmax(row)
+      : sampleFrom(samplingDistribution(row, this.sampling), this.rng);
+    this.state.append(token);
+    this.firstToken = token;
+    return token;
   }
 
   /** The session's KV cache (immutable; share it to resume from this point later). */

@@ -26,6 +26,15 @@ export interface VerifierStartOptions {
   sampling?: SamplingParams;
   /** Seed of the verifier's accept/reject and residual draws. */
   seed?: number;
+  /**
+   * Asks the verifier to also produce its first token from the prefill pass (greedy, or sampled
+   * with the session's seed), so the first token costs one round trip instead of two. A verifier
+   * that does calls this with the token before `start` resolves, and the session then holds
+   * prompt + token (the first draft follows it); one that cannot never calls it and the session
+   * holds the prompt only. A callback rather than a flag plus a session field, so that a wrapper
+   * passing the options through stays consistent whatever session object it returns.
+   */
+  onFirstToken?: (token: number) => void;
 }
 
 export interface VerifyRequest {

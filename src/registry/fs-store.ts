@@ -195,6 +195,16 @@ export class FsStore implements Store {
     if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end < start) {
       throw new RangeError(`invalid byte range [${start}, ${end}) of ${key}`);
     }
+    const buf = Buffer.alloc(end - start);
+    await this.getRangeInto(key, start, buf);
+    return buf;
+  }
+
+  async getRangeInto(key: string, start: number, target: Uint8Array): Promise<void> {
+    const end = start + target.length;
+    if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0) {
+      throw new RangeError(`invalid byte range [${start}, ${end}) of ${key}`);
+    }
     this.count('gets');
     const path = this.pathOf(key);
     let fh;
@@ -206,14 +216,13 @@ export class FsStore implements Store {
       throw this.ioError('open', path, err);
     }
     try {
-      const buf = Buffer.alloc(end - start);
       let off = 0;
-      while (off < buf.length) {
-        const { bytesRead } = await fh.read(buf, off, buf.length - off, start + off);
+      while (off < target.length) {
+        const { bytesRead } = await fh.read(target, off, target.length - off, start + off);
         if (bytesRead === 0) break;
         off += bytesRead;
       }
-      if (off !== buf.length) {
+      if (off !== target.length) {
         throw new OperationalError(
           `registry object ${key} is shorter than the requested range [${start}, ${end})`,
           {
@@ -223,7 +232,6 @@ export class FsStore implements Store {
         );
       }
       this.stats.bytesRead += off;
-      return buf;
     } finally {
       await fh.close();
     }

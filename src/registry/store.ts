@@ -60,6 +60,12 @@ export interface Store {
   ): Promise<{ notModified: true; etag: string } | { notModified: false; object: GetResult } | undefined>;
   /** Bytes [start, end) of an object (ranged GET). Throws NotFoundError if missing. */
   getRange(key: string, start: number, end: number): Promise<Buffer>;
+  /**
+   * Optional: bytes [start, start + target.length) read into `target` (no allocation; verify streams
+   * a GiB through a few reused buffers). Same errors and counting as getRange; callers fall back to
+   * getRange on backends without it.
+   */
+  getRangeInto?(key: string, start: number, target: Uint8Array): Promise<void>;
   /** Metadata only, or undefined when missing. */
   head(key: string): Promise<ObjectInfo | undefined>;
   /** Every object whose key starts with `prefix`, sorted by key. */

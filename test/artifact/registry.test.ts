@@ -295,7 +295,7 @@ forEachBackend((mk) => {
       expect(existsSync(out) ? readdirSync(out) : []).toEqual([]);
     };
 
-    // Chunk 3 is hashed on the main thread, the last one on the verify worker.
+    // Chunk 3 lies inside the file, the last one also ends it (its file hash closes in the same range).
     it.each([['3'], ['last']])('a modified chunk (%s): names the file and chunk', async (which) => {
       const { fx, loaded } = await published();
       const m = loaded.manifest;

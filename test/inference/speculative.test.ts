@@ -139,10 +139,14 @@ class JsonVerifier implements Verifier {
     return this.inner.vocabSize;
   }
   async start(promptIds: readonly number[], opts?: VerifierStartOptions): Promise<VerifierSession> {
-    const session = await this.inner.start(
-      JSON.parse(JSON.stringify(promptIds)),
-      JSON.parse(JSON.stringify(opts ?? {})),
-    );
+    // The first-token callback stays on the client side; only the token crosses the wire.
+    const { onFirstToken, ...wire } = opts ?? {};
+    const session = await this.inner.start(JSON.parse(JSON.stringify(promptIds)), {
+      ...(JSON.parse(JSON.stringify(wire)) as VerifierStartOptions),
+      ...(onFirstToken
+        ? { onFirstToken: (t: number) => onFirstToken(JSON.parse(JSON.stringify(t)) as number) }
+        : {}),
+    });
     return {
       id: session.id,
       verify: async (req) => {
@@ -160,6 +164,92 @@ class JsonVerifier implements Verifier {
     };
   }
 }
+
+/** A verifier that cannot return the first token with the session (as an older server). */
+class NoFirstToken implements Verifier {
+  starts = 0;
+  verifies = 0;
+  constructor(private readonly inner: Verifier) {}
+  get vocabSize(): number {
+    return this.inner.vocabSize;
+  }
+  async start(promptIds: readonly number[], opts?: VerifierStartOptions): Promise<VerifierSession> {
+    this.starts++;
+    const { onFirstToken: _dropped, ...rest } = opts ?? {};
+    const session = await this.inner.start(promptIds, rest);
+    return {
+      id: session.id,
+      verify: (req) => {
+        this.verifies++;
+        return session.verify(req);
+      },
+      close: () => session.close(),
+    };
+  }
+}
+
+describe('the first token with the session', () => {
+  it('greedy: the same tokens with and without it, the first one before any verify round', async () => {
+    for (const text of [...prompts('general', 2), ...prompts('support', 2)]) {
+      const ids = tok.encode(text);
+      const ref = await collect(generate(verifierModel, ids, { maxTokens: 20, eosTokenIds: [] }));
+      let verifies = 0;
+      let firstTokenAt = -1;
+      const counting: Verifier = {
+        vocabSize: verifier.vocabSize,
+        start: async (p, o) => {
+          const session = await verifier.start(p, o);
+          return {
+            id: session.id,
+            verify: (req) => {
+              verifies++;
+              return session.verify(req);
+            },
+            close: () => session.close(),
+          };
+        },
+      };
+      const tokens: number[] = [];
+      for await (const e of generateSpeculative(draft, counting, ids, {
+        maxTokens: 20,
+        eosTokenIds: [],
+        k: 4,
+      })) {
+        if (e.type !== 'token') continue;
+        if (tokens.length === 0) firstTokenAt = verifies;
+        tokens.push(e.token);
+      }
+      expect(tokens).toEqual(ref.tokens);
+      expect(firstTokenAt).toBe(0);
+      const old = new NoFirstToken(verifier);
+      const without = await collect(
+        generateSpeculative(draft, old, ids, { maxTokens: 20, eosTokenIds: [], k: 4 }),
+      );
+      expect(without.tokens).toEqual(ref.tokens);
+      expect(old.verifies).toBeGreaterThan(0);
+    }
+  });
+
+  it('maxTokens 1 is answered by the session alone; a session asked for it holds the token', async () => {
+    const ids = tok.encode(prompts('general', 1)[0] as string);
+    const ref = await collect(generate(verifierModel, ids, { maxTokens: 3, eosTokenIds: [] }));
+    const old = new NoFirstToken(verifier);
+    const one = await collect(generateSpeculative(draft, verifier, ids, { maxTokens: 1, eosTokenIds: [] }));
+    expect(one.tokens).toEqual(ref.tokens.slice(0, 1));
+    expect(one.done.stats.verifyRounds).toBe(0);
+    const viaOld = await collect(generateSpeculative(draft, old, ids, { maxTokens: 1, eosTokenIds: [] }));
+    expect(viaOld.tokens).toEqual(ref.tokens.slice(0, 1));
+    expect(viaOld.done.stats.verifyRounds).toBe(1);
+    let first: number | undefined;
+    const s = await verifier.start(ids, { onFirstToken: (t) => (first = t) });
+    expect(first).toBe(ref.tokens[0]);
+    expect(s.length).toBe(ids.length + 1);
+    // The next round scores drafts after the first token.
+    const r = await s.verify({ draft: ref.tokens.slice(1, 3) });
+    expect(r.accepted).toBe(2);
+    await s.close();
+  });
+});
 
 describe('the Verifier interface', () => {
   it('works across a JSON boundary with sparse draft distributions (as the HTTP client will)', async () => {

@@ -6,7 +6,11 @@ import { LmSession } from '../../src/inference/model-session.js';
 import { TextTokenizer } from '../../src/inference/tokenizer.js';
 import { readPromptsFile } from '../../src/bench/prompts.js';
 import { startVerifierServer, type RunningVerifier } from '../../src/server/verifier/server.js';
-import type { CompletionResponse } from '../../src/server/verifier/protocol.js';
+import type {
+  CompletionResponse,
+  CreateSessionResponse,
+  VerifyResponse,
+} from '../../src/server/verifier/protocol.js';
 import { DRAFT_DIR, postJson, ROOT, VERIFIER_DIR } from './helpers.js';
 
 describe('speculative decoding against the HTTP verifier', () => {
@@ -153,6 +157,57 @@ describe('speculative decoding against the HTTP verifier', () => {
       client.close();
       await tight.close();
     }
+  });
+
+  it('the first token comes with the session (one round trip); a server without the feature still works', async () => {
+    expect(remote.identity.features).toContain('first_token');
+    const ids = tokenizer.encode(readPromptsFile(`${ROOT}/artifacts/prompts/general.jsonl`)[3] as string);
+    const reference = await collect(generate(local, ids, { maxTokens: 12, eosTokenIds: [] }));
+    // The wire: first_token with the session, and the first verify drafts after it.
+    const created = await postJson<CreateSessionResponse>(`${server.url}/v1/sessions`, {
+      prompt_ids: ids,
+      first_token: true,
+    });
+    expect(created.status).toBe(201);
+    expect(created.body).toMatchObject({
+      first_token: reference.tokens[0],
+      eos: false,
+      context_tokens: ids.length + 1,
+      prompt_tokens: ids.length,
+    });
+    const round = await postJson<VerifyResponse>(
+      `${server.url}/v1/sessions/${created.body.session_id}/verify`,
+      { draft_ids: reference.tokens.slice(1, 4) },
+    );
+    expect(round.body).toMatchObject({ accepted: 3, next_token: reference.tokens[4], positions: 4 });
+    // Without the flag the old response shape is unchanged.
+    const plain = await postJson<CreateSessionResponse>(`${server.url}/v1/sessions`, { prompt_ids: ids });
+    expect(plain.body.first_token).toBeUndefined();
+    expect(server.context.sessions.delete(created.body.session_id)).toBe(true);
+    expect(server.context.sessions.delete(plain.body.session_id)).toBe(true);
+    // The client uses it: same tokens, the first one before any verify round.
+    const withFirst = await collect(
+      generateSpeculative(draft, remote, ids, { maxTokens: 12, eosTokenIds: [], k: 4 }),
+    );
+    expect(withFirst.tokens).toEqual(reference.tokens);
+    // A client of a server that does not announce the feature never sends the field.
+    const older = await HttpVerifier.connect(server.url);
+    (older.identity as { features?: string[] }).features = undefined;
+    try {
+      let first: number | undefined;
+      const session = await older.start(ids, { onFirstToken: (t) => (first = t) });
+      expect(first).toBeUndefined();
+      expect(session.firstToken).toBeUndefined();
+      await session.close();
+      const without = await collect(
+        generateSpeculative(draft, older, ids, { maxTokens: 12, eosTokenIds: [], k: 4 }),
+      );
+      expect(without.tokens).toEqual(reference.tokens);
+      expect(without.done.stats.verifyRounds).toBeGreaterThan(withFirst.done.stats.verifyRounds - 1);
+    } finally {
+      older.close();
+    }
+    expect(server.context.sessions.size).toBe(0);
   });
 
   it('a session the server no longer has is NotFound (exit 3) for the client', async () => {

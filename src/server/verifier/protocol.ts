@@ -48,6 +48,12 @@ export const createSessionSchema = z
     /** LoRA adapter to apply on the verifier side (refused: this verifier serves its base model). */
     adapter: z.string().optional(),
     sampling: samplingSchema.optional(),
+    /**
+     * Also return the verifier's first token (from the prefill pass): the session then holds
+     * prompt + first_token and the first verify drafts after it. Saves a round trip before the
+     * first token. Servers that list `first_token` in /v1/identity `features` accept it.
+     */
+    first_token: z.boolean().optional(),
   })
   .strict()
   .refine((b) => (b.prompt_ids === undefined) !== (b.prompt === undefined), {
@@ -64,7 +70,17 @@ export interface CreateSessionResponse {
   max_context: number;
   /** Idle seconds after which the server releases the session. */
   expires_in_s: number;
+  /** With `first_token: true`: the verifier's token after the prompt (now part of the session). */
+  first_token?: number;
+  /** With `first_token: true`: whether first_token is an end-of-sequence id. */
+  eos?: boolean;
+  /** With `first_token: true`: tokens the session holds (prompt + first_token). */
+  context_tokens?: number;
 }
+
+/** Optional protocol features a server announces in /v1/identity (clients use them when listed). */
+export const VERIFIER_FEATURES = ['first_token'] as const;
+export type VerifierFeature = (typeof VERIFIER_FEATURES)[number];
 
 export const verifySchema = z
   .object({
@@ -163,6 +179,8 @@ export interface IdentityPayload {
 }
 
 export interface IdentityResponse extends IdentityPayload {
+  /** Optional protocol features this server supports (absent on older servers). */
+  features?: VerifierFeature[];
   /** DSSE envelope over the payload above, when the verifier has an identity key. */
   signed?: { payloadType: string; payload: string; signatures: { keyid: string; sig: string }[] };
 }

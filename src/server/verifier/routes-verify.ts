@@ -66,9 +66,14 @@ export function registerVerifyRoutes(app: FastifyInstance, ctx: VerifierContext)
     const sampling = samplingFromWire(body.sampling, 'sampling');
     sessions.assertCapacity();
     const seed = body.sampling?.seed;
+    let first: number | undefined;
     const session = await admission.run(async () => {
       const t0 = performance.now();
-      const s = await verifier.start(ids, { sampling, ...(seed === undefined ? {} : { seed }) });
+      const s = await verifier.start(ids, {
+        sampling,
+        ...(seed === undefined ? {} : { seed }),
+        ...(body.first_token === true ? { onFirstToken: (t: number) => (first = t) } : {}),
+      });
       metrics.forward('prefill', ids.length, (performance.now() - t0) / 1000);
       return s;
     }, clientGoneSignal(reply));
@@ -81,6 +86,9 @@ export function registerVerifyRoutes(app: FastifyInstance, ctx: VerifierContext)
       prompt_tokens: ids.length,
       max_context: model.maxContext,
       expires_in_s: sessions.ttlMs / 1000,
+      ...(first === undefined
+        ? {}
+        : { first_token: first, eos: model.eos.has(first), context_tokens: session.length }),
     };
   });
 

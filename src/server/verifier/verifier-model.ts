@@ -13,7 +13,7 @@ import { TextTokenizer, TOKENIZER_FILE } from '../../inference/tokenizer.js';
 import { signEnvelope } from '../../registry/envelope.js';
 import type { KeyPair } from '../../registry/keys.js';
 import { badRequest, HttpError } from '../http.js';
-import type { IdentityPayload, IdentityResponse } from './protocol.js';
+import { VERIFIER_FEATURES, type IdentityPayload, type IdentityResponse } from './protocol.js';
 
 export const IDENTITY_PAYLOAD_TYPE = 'application/vnd.edgectl.verifier-identity.v1+json';
 
@@ -43,9 +43,14 @@ export class VerifierModel {
     identityKey: KeyPair | undefined,
   ) {
     this.eos = new Set(lm.config.eosTokenIds);
+    // Features sit beside the signed payload: they describe this server's protocol, not the model.
     this.identity = identityKey
-      ? { ...payload, signed: signEnvelope(IDENTITY_PAYLOAD_TYPE, payload, [identityKey]) }
-      : payload;
+      ? {
+          ...payload,
+          features: [...VERIFIER_FEATURES],
+          signed: signEnvelope(IDENTITY_PAYLOAD_TYPE, payload, [identityKey]),
+        }
+      : { ...payload, features: [...VERIFIER_FEATURES] };
   }
 
   /** Loads and checks a model directory; every problem is a UserError naming the file. */
