@@ -1,7 +1,11 @@
-import { Args, Flags } from '@oclif/core';
-import { resolve } from 'node:path';
+import { Flags } from '@oclif/core';
 import { BaseCommand } from '../../src/cli/base-command.js';
-import { keyFlag, registryFlag, trustFlag } from '../../src/cli/flags.js';
+import {
+  reasonFlag,
+  rolloutIdArgs,
+  rolloutWriterFlags,
+  rolloutWriterTarget,
+} from '../../src/cli/rollout-command.js';
 import { renderReport } from '../../src/rollout/render.js';
 import { actOnRollout, type RolloutReport } from '../../src/rollout/service.js';
 
@@ -13,14 +17,10 @@ export default class RolloutPromote extends BaseCommand<typeof RolloutPromote> {
     '<%= config.bin %> rollout promote',
     '<%= config.bin %> rollout promote support-1.1.0-ab12 --full --reason "verified by hand"',
   ];
-  static override args = {
-    id: Args.string({ required: false, description: 'Rollout id (default: the single active rollout).' }),
-  };
+  static override args = rolloutIdArgs;
   static override flags = {
-    registry: registryFlag,
-    trust: trustFlag,
-    key: keyFlag,
-    reason: Flags.string({ summary: 'Why (recorded in the fleet log).', helpValue: '<text>' }),
+    ...rolloutWriterFlags,
+    reason: reasonFlag,
     full: Flags.boolean({ summary: 'Promote to every selected site and end the rollout.' }),
   };
 
@@ -28,11 +28,7 @@ export default class RolloutPromote extends BaseCommand<typeof RolloutPromote> {
     const f = this.flags;
     const cfg = this.projectConfig(f.registry);
     const report = await actOnRollout(f.full ? 'promote-full' : 'promote', {
-      registryUrl: cfg.registry,
-      trustPath: cfg.trustPath,
-      keyPath: f.key ? resolve(f.key) : cfg.keys.fleet,
-      io: this.io,
-      ...(this.args.id ? { id: this.args.id } : {}),
+      ...rolloutWriterTarget(cfg, { key: f.key, id: this.args.id, io: this.io }),
       ...(f.reason ? { reason: f.reason } : {}),
     });
     for (const line of renderReport(report)) this.out(line);

@@ -1,7 +1,6 @@
-import { Args, Flags } from '@oclif/core';
-import { resolve } from 'node:path';
+import { Flags } from '@oclif/core';
 import { BaseCommand } from '../../src/cli/base-command.js';
-import { keyFlag, registryFlag, trustFlag } from '../../src/cli/flags.js';
+import { rolloutIdArgs, rolloutWriterFlags, rolloutWriterTarget } from '../../src/cli/rollout-command.js';
 import { parseDuration } from '../../src/registry/duration.js';
 import { renderReport, tickLine } from '../../src/rollout/render.js';
 import { actOnRollout, waitRollout, type RolloutReport } from '../../src/rollout/service.js';
@@ -17,13 +16,9 @@ export default class RolloutResume extends BaseCommand<typeof RolloutResume> {
     '<%= config.bin %> rollout resume --wait',
     '<%= config.bin %> rollout resume support-1.1.0-ab12 --wait --timeout 1h --json',
   ];
-  static override args = {
-    id: Args.string({ required: false, description: 'Rollout id (default: the single active rollout).' }),
-  };
+  static override args = rolloutIdArgs;
   static override flags = {
-    registry: registryFlag,
-    trust: trustFlag,
-    key: keyFlag,
+    ...rolloutWriterFlags,
     wait: Flags.boolean({ summary: 'Drive the rollout until it is promoted, rolled back or paused.' }),
     timeout: Flags.string({
       summary: 'With --wait: stop waiting after this long (exit 7); the rollout goes on.',
@@ -38,13 +33,7 @@ export default class RolloutResume extends BaseCommand<typeof RolloutResume> {
   public async run(): Promise<RolloutReport> {
     const f = this.flags;
     const cfg = this.projectConfig(f.registry);
-    const target = {
-      registryUrl: cfg.registry,
-      trustPath: cfg.trustPath,
-      keyPath: f.key ? resolve(f.key) : cfg.keys.fleet,
-      io: this.io,
-      ...(this.args.id ? { id: this.args.id } : {}),
-    };
+    const target = rolloutWriterTarget(cfg, { key: f.key, id: this.args.id, io: this.io });
     if (!f.wait) {
       const report = await actOnRollout('resume', target);
       for (const line of renderReport(report)) this.out(line);

@@ -1,7 +1,10 @@
-import { Args, Flags } from '@oclif/core';
-import { resolve } from 'node:path';
 import { BaseCommand } from '../../src/cli/base-command.js';
-import { keyFlag, registryFlag, trustFlag } from '../../src/cli/flags.js';
+import {
+  reasonFlag,
+  rolloutIdArgs,
+  rolloutWriterFlags,
+  rolloutWriterTarget,
+} from '../../src/cli/rollout-command.js';
 import { renderReport } from '../../src/rollout/render.js';
 import { actOnRollout, type RolloutReport } from '../../src/rollout/service.js';
 
@@ -14,25 +17,17 @@ export default class RolloutUndo extends BaseCommand<typeof RolloutUndo> {
     '<%= config.bin %> rollout undo',
     '<%= config.bin %> rollout undo support-1.1.0-ab12 --json',
   ];
-  static override args = {
-    id: Args.string({ required: false, description: 'Rollout id (default: the single active rollout).' }),
-  };
+  static override args = rolloutIdArgs;
   static override flags = {
-    registry: registryFlag,
-    trust: trustFlag,
-    key: keyFlag,
-    reason: Flags.string({ summary: 'Why (recorded in the fleet log).', helpValue: '<text>' }),
+    ...rolloutWriterFlags,
+    reason: reasonFlag,
   };
 
   public async run(): Promise<RolloutReport> {
     const f = this.flags;
     const cfg = this.projectConfig(f.registry);
     const report = await actOnRollout('undo', {
-      registryUrl: cfg.registry,
-      trustPath: cfg.trustPath,
-      keyPath: f.key ? resolve(f.key) : cfg.keys.fleet,
-      io: this.io,
-      ...(this.args.id ? { id: this.args.id } : {}),
+      ...rolloutWriterTarget(cfg, { key: f.key, id: this.args.id, io: this.io }),
       ...(f.reason ? { reason: f.reason } : {}),
     });
     for (const line of renderReport(report)) this.out(line);
