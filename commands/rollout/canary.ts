@@ -42,6 +42,14 @@ export default class RolloutCanary extends BaseCommand<typeof RolloutCanary> {
       summary: 'Waves as shares (10,50,100) or counts ("1 site"); default 10,50,100.',
       helpValue: 'list',
     }),
+    shadow: Flags.boolean({
+      summary:
+        'Start with a shadow step: the first wave runs the candidate beside the served adapter, never serving it.',
+      description:
+        "The candidate adapter re-drafts a sample of the sites' requests after each response (verified, discarded); " +
+        'its acceptance is judged against the served drafts of the same requests before any user sees it. ' +
+        'Adapters only. Same as `shadow` as the first step of --steps or the spec.',
+    }),
     spec: Flags.string({
       summary: 'Rollout spec file (YAML); flags override its fields.',
       helpValue: '<file>',
@@ -84,6 +92,7 @@ export default class RolloutCanary extends BaseCommand<typeof RolloutCanary> {
         overrides: {
           ...(f.sites !== undefined ? { sites: f.sites } : {}),
           ...(f.steps !== undefined ? { steps: f.steps } : {}),
+          ...(f.shadow ? { shadow: true } : {}),
           ...(f.interval !== undefined ? { interval: f.interval } : {}),
           ...(f['step-timeout'] !== undefined ? { stepTimeout: f['step-timeout'] } : {}),
           ...(f['on-inconclusive'] !== undefined ? { onInconclusive: f['on-inconclusive'] } : {}),

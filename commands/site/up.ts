@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../../src/cli/base-command.js';
-import { NotFoundError } from '../../src/cli/errors.js';
+import { NotFoundError, UserError } from '../../src/cli/errors.js';
 import { registryFlag, siteDataDirFlag, siteNameArg, trustFlag } from '../../src/cli/flags.js';
 import { readSiteFile } from '../../src/fleet/site-schema.js';
 import { parseDuration } from '../../src/registry/duration.js';
@@ -68,6 +68,14 @@ export default class SiteUp extends BaseCommand<typeof SiteUp> {
     }),
     'max-concurrent': Flags.integer({ summary: 'Generations running at once.', default: 4, min: 1 }),
     queue: Flags.integer({ summary: 'Requests that may wait before a 429.', default: 64, min: 0 }),
+    'shadow-sample': Flags.string({
+      summary: 'Share of requests re-run with a rollout shadow adapter after the response (0..1).',
+      description:
+        'Only requests whose adapter has a shadow adapter of the same name (a rollout shadow step) are eligible; ' +
+        'at most one shadow run at a time, never delaying a response.',
+      default: '0.2',
+      helpValue: '<share>',
+    }),
     drain: Flags.string({
       summary: 'How long SIGTERM waits for in-flight streams before closing them.',
       default: '10s',
@@ -98,6 +106,13 @@ export default class SiteUp extends BaseCommand<typeof SiteUp> {
       : undefined;
     const feedbackWindowMs = parseDuration(f['feedback-window'], '--feedback-window');
     const drainMs = parseDuration(f.drain, '--drain');
+    const shadowSample = Number(f['shadow-sample']);
+    if (!(f['shadow-sample'].trim() !== '' && shadowSample >= 0 && shadowSample <= 1)) {
+      throw new UserError(`--shadow-sample: "${f['shadow-sample']}" is not a share between 0 and 1`, {
+        code: 'E_USAGE',
+        suggestion: 'e.g. --shadow-sample 0.2 (a fifth of eligible requests), 0 disables shadow runs',
+      });
+    }
     const trustPath = existsSync(cfg.trustPath) ? cfg.trustPath : undefined;
 
     if (f.foreground) {
@@ -118,6 +133,7 @@ export default class SiteUp extends BaseCommand<typeof SiteUp> {
           threads: f.threads,
           maxConcurrent: f['max-concurrent'],
           maxQueue: f.queue,
+          shadowSample,
           drainMs,
           log: daemonLog(f['log-level']),
         },
@@ -143,6 +159,8 @@ export default class SiteUp extends BaseCommand<typeof SiteUp> {
       String(f['max-concurrent']),
       '--queue',
       String(f.queue),
+      '--shadow-sample',
+      String(shadowSample),
       '--drain',
       f.drain,
       '--log-level',

@@ -73,7 +73,7 @@ function fastSite(site: SiteState): string | undefined {
   if (!isObject(s) || !onlyKeys(s, ['assignments', 'declaration'])) return undefined;
   const a = s.assignments;
   const d = s.declaration;
-  if (!isObject(a) || !onlyKeys(a, ['adapters', 'model', 'policy'])) return undefined;
+  if (!isObject(a) || !onlyKeys(a, ['adapters', 'model', 'policy', 'shadow'])) return undefined;
   if (!isObject(d) || !onlyKeys(d, ['labels', 'name', 'publicKey', 'runtime'])) return undefined;
 
   if (!Array.isArray(a.adapters)) return undefined;
@@ -89,6 +89,16 @@ function fastSite(site: SiteState): string | undefined {
     const t = resolvedRef(a[slot]);
     if (t === undefined) return undefined;
     assignments += `,"${slot}":${t}`;
+  }
+  if (a.shadow !== undefined) {
+    if (!Array.isArray(a.shadow)) return undefined;
+    const shadow: string[] = [];
+    for (const r of a.shadow) {
+      const t = resolvedRef(r);
+      if (t === undefined) return undefined;
+      shadow.push(t);
+    }
+    assignments += `,"shadow":[${shadow.join(',')}]`;
   }
   assignments += '}';
 

@@ -50,7 +50,12 @@ export function summarizeOps(ops: readonly FleetOp[]): string[] {
         `assign ${o.slot} ${o.ref} -> ${o.sites.length} site${o.sites.length === 1 ? '' : 's'} (${names(o.sites)})`,
       );
     } else if (o.op === 'unassign') {
-      const what = o.slot === 'adapters' ? `adapter/${o.name ?? ''}` : o.slot;
+      const what =
+        o.slot === 'adapters'
+          ? `adapter/${o.name ?? ''}`
+          : o.slot === 'shadow'
+            ? `shadow adapter/${o.name ?? ''}`
+            : o.slot;
       out.push(
         `unassign ${what} from ${o.sites.length} site${o.sites.length === 1 ? '' : 's'} (${names(o.sites)})`,
       );

@@ -12,6 +12,8 @@
  *   sorted by ref. So a rollout of `adapter/support@1.1.0` is one `assign` op.
  * - `unassign`: clear `model` or `policy`, or remove the adapter named `name` (`adapter/<name>`)
  *   from `adapters`. The site must have it.
+ * - `shadow` behaves exactly like `adapters` (a set keyed by name) for both ops; only rollouts'
+ *   shadow steps assign it. An empty shadow list is dropped, so it never shows in the state.
  * - `rollout.*`: handed to the rollout reducer (rollout-ops.ts).
  *
  * An op that does not fit the state (unknown site, wrong ref kind, missing adapter) makes the whole
@@ -64,13 +66,18 @@ export interface UnassignOp {
   op: 'unassign';
   sites: string[];
   slot: Slot;
-  /** For `adapters`: the adapter's name (`support` for `adapter/support@...`). */
+  /** For `adapters` and `shadow`: the adapter's name (`support` for `adapter/support@...`). */
   name?: string;
 }
 export type CoreOp = SitePutOp | SiteDeleteOp | AssignOp | UnassignOp;
 export type FleetOp = CoreOp | RolloutOp;
 
 export const CORE_OP_NAMES = ['site.put', 'site.delete', 'assign', 'unassign'] as const;
+
+/** Slots holding a list of adapters keyed by name. */
+export function isAdapterList(slot: Slot): slot is 'adapters' | 'shadow' {
+  return slot === 'adapters' || slot === 'shadow';
+}
 
 const siteNames = z.array(z.string().regex(SITE_NAME_RE, 'invalid site name')).min(1);
 const slot = z.enum(SLOTS);
@@ -96,10 +103,10 @@ const unassignSchema = z
   .object({ op: z.literal('unassign'), sites: siteNames, slot, name: z.string().min(1).optional() })
   .strict()
   .superRefine((v, ctx) => {
-    if ((v.slot === 'adapters') !== (v.name !== undefined)) {
+    if (isAdapterList(v.slot) !== (v.name !== undefined)) {
       ctx.addIssue({
         code: 'custom',
-        message: 'name is required for the adapters slot and only there',
+        message: 'name is required for the adapters and shadow slots and only there',
         path: ['name'],
       });
     }
@@ -171,10 +178,12 @@ function assignments(
   model: ResolvedRef | undefined,
   adapters: ResolvedRef[],
   policy: ResolvedRef | undefined,
+  shadow: ResolvedRef[] | undefined,
 ) {
   const a: SiteAssignments = { adapters };
   if (model) a.model = model;
   if (policy) a.policy = policy;
+  if (shadow && shadow.length > 0) a.shadow = shadow;
   return a;
 }
 
@@ -186,14 +195,19 @@ function assignOne(site: SiteState, op: AssignOp): SiteState {
   const a = site.assignments;
   const value: ResolvedRef = { ref: op.ref, manifestDigest: op.manifestDigest };
   let next: SiteAssignments;
-  if (op.slot === 'model') next = assignments(value, a.adapters, a.policy);
-  else if (op.slot === 'policy') next = assignments(a.model, a.adapters, value);
+  if (op.slot === 'model') next = assignments(value, a.adapters, a.policy, a.shadow);
+  else if (op.slot === 'policy') next = assignments(a.model, a.adapters, value, a.shadow);
   else {
     const id = refIdentity(op.ref);
-    const adapters = a.adapters.filter((r) => refIdentity(r.ref) !== id);
-    adapters.push(value);
-    adapters.sort(byRef);
-    next = assignments(a.model, adapters, a.policy);
+    const list = (op.slot === 'shadow' ? (a.shadow ?? []) : a.adapters).filter(
+      (r) => refIdentity(r.ref) !== id,
+    );
+    list.push(value);
+    list.sort(byRef);
+    next =
+      op.slot === 'shadow'
+        ? assignments(a.model, a.adapters, a.policy, list)
+        : assignments(a.model, list, a.policy, a.shadow);
   }
   return { declaration: site.declaration, assignments: next };
 }
@@ -202,17 +216,21 @@ function assignOne(site: SiteState, op: AssignOp): SiteState {
 function unassignOne(site: SiteState, op: UnassignOp): SiteState | string {
   const a = site.assignments;
   let next: SiteAssignments;
-  if (op.slot === 'adapters') {
-    const id = `${SLOT_KIND.adapters}/${op.name ?? ''}`;
-    const adapters = a.adapters.filter((r) => refIdentity(r.ref) !== id);
-    if (adapters.length === a.adapters.length) return `has no adapter ${id}`;
-    next = assignments(a.model, adapters, a.policy);
+  if (isAdapterList(op.slot)) {
+    const id = `${SLOT_KIND[op.slot]}/${op.name ?? ''}`;
+    const before = op.slot === 'shadow' ? (a.shadow ?? []) : a.adapters;
+    const list = before.filter((r) => refIdentity(r.ref) !== id);
+    if (list.length === before.length) return `has no ${op.slot === 'shadow' ? 'shadow ' : ''}adapter ${id}`;
+    next =
+      op.slot === 'shadow'
+        ? assignments(a.model, a.adapters, a.policy, list)
+        : assignments(a.model, list, a.policy, a.shadow);
   } else {
     if (a[op.slot] === undefined) return `has no ${op.slot} assigned`;
     next =
       op.slot === 'model'
-        ? assignments(undefined, a.adapters, a.policy)
-        : assignments(a.model, a.adapters, undefined);
+        ? assignments(undefined, a.adapters, a.policy, a.shadow)
+        : assignments(a.model, a.adapters, undefined, a.shadow);
   }
   return { declaration: site.declaration, assignments: next };
 }

@@ -192,7 +192,8 @@ function assignmentChanges(
   return out;
 }
 
-const SLOT_ORDER: Record<Slot, number> = { model: 0, adapters: 1, policy: 2 };
+// `shadow` is never planned (only rollouts assign it); it has an order only to satisfy the type.
+const SLOT_ORDER: Record<Slot, number> = { model: 0, adapters: 1, policy: 2, shadow: 3 };
 
 /**
  * The ops and diff from `current` to the declared sites. `resolveRef` maps a ref to its manifest

@@ -12,6 +12,11 @@
  * previous refs, judgements with their evidence) and what the controller needs to continue after a
  * crash (the spec itself, the seq and time each step took effect).
  *
+ * Shadow steps: a spec with a shadow step starts with `rollout.step` 0 (`shadow: true`) and an
+ * `assign` of the candidate to those sites' `shadow` slot; the rollout is then at step 0 with
+ * `phase: 'shadow'` and no canary. Step 1 (with the `unassign` of the shadow slot and the first
+ * wave's `assign`) ends the shadow phase; an abort during it keeps `phase` (it ended in shadow).
+ *
  * The reducer validates each op (zod, then state transitions) and throws VerificationError for a
  * signed op that does not fit: an entry that cannot be interpreted must be refused, never skipped.
  */
@@ -74,7 +79,10 @@ const startSchema = z.strictObject({
 const stepSchema = z.strictObject({
   op: z.literal('rollout.step'),
   rollout: rolloutId,
-  step: z.number().int().min(1),
+  /** 0 only for the shadow step. */
+  step: z.number().int().min(0),
+  /** The shadow step: the sites get the candidate in their `shadow` slot, serving nothing new. */
+  shadow: z.literal(true).optional(),
   /** Sites that get the candidate with this step (assigned by an `assign` op in the same entry). */
   sites: siteList.min(1),
   reason: z.string(),
@@ -82,7 +90,9 @@ const stepSchema = z.strictObject({
 const judgementSchema = z.strictObject({
   op: z.literal('rollout.judgement'),
   rollout: rolloutId,
-  step: z.number().int().min(1),
+  step: z.number().int().min(0),
+  /** Judged in the shadow step (acceptance of shadow runs against the same sites' served drafts). */
+  shadow: z.literal(true).optional(),
   decision: z.enum(['promote', 'rollback', 'continue', 'pause']),
   reason: z.string(),
   /** The judge's per-metric judgements (metric, verdict, value, boundary, evidence, samples, sites). */
@@ -160,7 +170,8 @@ export type ResolvedRefJson = { ref: string; manifestDigest: string };
 
 /** The folded state of one rollout, stored under `FleetState.rollouts[<id>]` (JSON). */
 export interface RolloutState {
-  [key: string]: JsonValue;
+  // `undefined` only for the optional fields below (absent, never written as null).
+  [key: string]: JsonValue | undefined;
   id: string;
   status: RolloutStatus;
   candidate: ResolvedRefJson;
@@ -196,6 +207,10 @@ export interface RolloutState {
   judgements: number;
   /** The last judgement's step, decision and per-metric verdicts (to log only changes). */
   last: { step: number; decision: string; verdicts: { [metric: string]: string } } | null;
+  /** `shadow` while in the shadow step (and after an abort in it); absent otherwise. */
+  phase?: 'shadow';
+  /** Sites of the shadow step, once there was one. */
+  shadowSites?: string[];
 }
 
 /**
@@ -291,6 +306,22 @@ export const rolloutReducer: RolloutReducer = (rollouts, raw, ctx) => {
     switch (op.op) {
       case 'rollout.step': {
         if (!active) throw invalid(ctx, op, `the rollout is ${cur.status}`);
+        if (op.shadow) {
+          if (op.step !== 0 || cur.step !== 0 || cur.shadowSites !== undefined) {
+            throw invalid(ctx, op, 'a shadow step is step 0, right after the start, and only once');
+          }
+          next = {
+            ...cur,
+            ...touch,
+            phase: 'shadow',
+            shadowSites: op.sites,
+            stepSeq: ctx.seq,
+            stepTime: ctx.time,
+            clockFrom: ctx.time,
+            last: null,
+          };
+          break;
+        }
         if (op.step !== cur.step + 1 || op.step > cur.waves.length) {
           throw invalid(ctx, op, `step ${op.step} does not follow step ${cur.step}`);
         }
@@ -304,6 +335,7 @@ export const rolloutReducer: RolloutReducer = (rollouts, raw, ctx) => {
           clockFrom: ctx.time,
           last: null,
         };
+        delete next.phase;
         break;
       }
       case 'rollout.judgement': {
@@ -349,6 +381,7 @@ export const rolloutReducer: RolloutReducer = (rollouts, raw, ctx) => {
           reason: op.reason,
           pauseReason: null,
         };
+        delete next.phase;
         break;
       case 'rollout.abort':
         if (!active) throw invalid(ctx, op, `the rollout is ${cur.status}`);

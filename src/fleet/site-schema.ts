@@ -25,13 +25,19 @@ const LISTEN_RE = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})$/;
 /** Runtime defaults, applied by consumers (the site daemon), never stored in the fleet state. */
 export const RUNTIME_DEFAULTS = { listen: '127.0.0.1:8080', interval: '30s' } as const;
 
-/** The assignment slots of a site and the artifact kind each takes. */
-export const SLOTS = ['model', 'adapters', 'policy'] as const;
+/**
+ * The assignment slots of a site and the artifact kind each takes. `shadow` (adapters a rollout's
+ * shadow step runs beside the served ones, never serving) is only ever assigned by rollouts:
+ * site declarations have no such field.
+ */
+export const SLOTS = ['model', 'adapters', 'policy', 'shadow'] as const;
 export type Slot = (typeof SLOTS)[number];
-export const SLOT_KIND = { model: 'model', adapters: 'adapter', policy: 'policy' } as const satisfies Record<
-  Slot,
-  string
->;
+export const SLOT_KIND = {
+  model: 'model',
+  adapters: 'adapter',
+  policy: 'policy',
+  shadow: 'adapter',
+} as const satisfies Record<Slot, string>;
 
 const siteName = z
   .string()

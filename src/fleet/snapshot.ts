@@ -28,7 +28,12 @@ const siteState = z
   .object({
     declaration: siteDeclarationShape,
     assignments: z
-      .object({ model: resolved.optional(), adapters: z.array(resolved), policy: resolved.optional() })
+      .object({
+        model: resolved.optional(),
+        adapters: z.array(resolved),
+        policy: resolved.optional(),
+        shadow: z.array(resolved).optional(),
+      })
       .strict(),
   })
   .strict();

@@ -30,6 +30,11 @@ export interface SiteAssignments {
   model?: ResolvedRef;
   adapters: ResolvedRef[];
   policy?: ResolvedRef;
+  /**
+   * Shadow adapters (rollout shadow steps): same shape and keying as `adapters`; absent rather than
+   * empty, so the state digest of a fleet that never used a shadow is unchanged.
+   */
+  shadow?: ResolvedRef[];
 }
 
 export interface SiteState {
@@ -112,6 +117,10 @@ export function freezeSite(site: SiteState): SiteState {
   if (a.policy) Object.freeze(a.policy);
   a.adapters.forEach((r) => Object.freeze(r));
   Object.freeze(a.adapters);
+  if (a.shadow) {
+    a.shadow.forEach((r) => Object.freeze(r));
+    Object.freeze(a.shadow);
+  }
   Object.freeze(a);
   return Object.freeze(site);
 }

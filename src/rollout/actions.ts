@@ -8,6 +8,10 @@
  * candidate to the wave's new sites; abort re-assigns each canary site's previous ref (or removes
  * the slot where it had none); undo does the same for every site of a promoted rollout. Sites
  * deleted from the fleet since the rollout started are skipped.
+ *
+ * With a shadow step, start assigns the candidate to the shadow sites' `shadow` slot instead
+ * (step 0), and whatever ends the shadow step (the first wave, a promote, an abort) unassigns it in
+ * the same entry (shadow.ts).
  */
 import { ConflictError, UserError } from '../cli/errors.js';
 import type { AssignOp, FleetOp, UnassignOp } from '../fleet/ops.js';
@@ -18,7 +22,8 @@ import type { FleetState, SiteAssignments } from '../fleet/state.js';
 import type { ArmHealth } from './evidence.js';
 import type { Judgement, StepJudgement } from './judge/types.js';
 import { matches, parseSelector } from './selector.js';
-import { specFromJson, specJson, waveSizes, type RolloutSpec } from './spec.js';
+import { shadowSize, specFromJson, specJson, waveSizes, type RolloutSpec } from './spec.js';
+import { inShadow, shadowCleanupOps } from './shadow.js';
 import { createHash } from 'node:crypto';
 
 type Slot = RolloutState['slot'];
@@ -46,7 +51,7 @@ export function waveOrder(id: string, sites: readonly string[]): string[] {
     .map(([, s]) => s);
 }
 
-function assignOps(sites: string[], slot: Slot, ref: ResolvedRefJson): AssignOp[] {
+function assignOps(sites: string[], slot: AssignOp['slot'], ref: ResolvedRefJson): AssignOp[] {
   return sites.length === 0
     ? []
     : [{ op: 'assign', sites: [...sites].sort(), slot, ref: ref.ref, manifestDigest: ref.manifestDigest }];
@@ -144,6 +149,12 @@ export function startOps(
       code: 'E_NOTHING_TO_DO',
     });
   }
+  if (spec.shadow && slot !== 'adapters') {
+    throw new UserError(`a shadow step runs adapters only; ${candidate.ref} is a ${kind}`, {
+      code: 'E_SPEC',
+      suggestion: 'drop the shadow step (and --shadow) for model and policy rollouts',
+    });
+  }
   const order = waveOrder(id, selected);
   const { sizes, steps } = waveSizes(spec.steps, order.length);
   const previous: Record<string, ResolvedRefJson | null> = {};
@@ -163,6 +174,22 @@ export function startOps(
     specDigest: digest,
     by: input.by,
   };
+  if (spec.shadow) {
+    const shadowSites = order.slice(0, shadowSize(spec.shadow, order.length, sizes[0] ?? 1));
+    const shadow: RolloutOp = {
+      op: 'rollout.step',
+      rollout: id,
+      step: 0,
+      shadow: true,
+      sites: shadowSites,
+      reason: `shadow step: ${shadowSites.length} of ${order.length} sites run the candidate in shadow (verified, never served)`,
+    };
+    return {
+      ops: [start, shadow, ...assignOps(shadowSites, 'shadow', candidate)],
+      sites: order,
+      waves: sizes,
+    };
+  }
   const first = order.slice(0, sizes[0]);
   const step: RolloutOp = {
     op: 'rollout.step',
@@ -186,23 +213,23 @@ export function advanceOps(state: FleetState, r: RolloutState, reason: string, b
     rollout: r.id,
     step: r.step + 1,
     sites: add.length > 0 ? add : r.sites.slice(0, nextSize).filter((s) => !r.canary.includes(s)),
-    reason: `wave ${r.step + 1}: ${nextSize} of ${r.sites.length} sites (${reason})`,
+    reason: `wave ${r.step + 1}: ${nextSize} of ${r.sites.length} sites (${inShadow(r) ? 'after the shadow step: ' : ''}${reason})`,
   };
-  return [step, ...assignOps(add, r.slot, r.candidate)];
+  return [step, ...shadowCleanupOps(state, r), ...assignOps(add, r.slot, r.candidate)];
 }
 
 /** Assigns the candidate to every remaining selected site and ends the rollout as promoted. */
 export function promoteOps(state: FleetState, r: RolloutState, reason: string, by: string): FleetOp[] {
   const rest = r.sites.filter((s) => Object.hasOwn(state.sites, s) && !onCandidate(state, r, [s]).length);
   const op: RolloutOp = { op: 'rollout.promote', rollout: r.id, sites: rest, reason, by };
-  return [op, ...assignOps(rest, r.slot, r.candidate)];
+  return [op, ...shadowCleanupOps(state, r), ...assignOps(rest, r.slot, r.candidate)];
 }
 
 /** Puts every canary site back on its previous ref (instant: sites still hold that generation). */
 export function abortOps(state: FleetState, r: RolloutState, reason: string, by: string): FleetOp[] {
   const sites = onCandidate(state, r, r.canary);
   const op: RolloutOp = { op: 'rollout.abort', rollout: r.id, sites, reason, by };
-  return [op, ...revertOps(r, sites)];
+  return [op, ...shadowCleanupOps(state, r), ...revertOps(r, sites)];
 }
 
 /** After a promotion: every site still on the candidate goes back to its previous ref. */
@@ -263,8 +290,21 @@ export function decide(
   health: { canary: ArmHealth; baseline: ArmHealth },
   now: Date,
 ): Decided {
+  const d = decideStep(r, judged, health, now);
+  if (inShadow(r) && d.decision === 'rollback') {
+    return { ...d, reason: `rolled back in shadow: no user saw it — ${d.reason}` };
+  }
+  return d;
+}
+
+function decideStep(
+  r: RolloutState,
+  judged: StepJudgement,
+  health: { canary: ArmHealth; baseline: ArmHealth },
+  now: Date,
+): Decided {
   const spec = specFromJson(r.spec);
-  const step = spec.steps[r.step - 1] ?? spec.steps.at(-1);
+  const step = inShadow(r) && spec.shadow ? spec.shadow : (spec.steps[r.step - 1] ?? spec.steps.at(-1));
   const t = now.getTime();
   const { canary, baseline } = health;
   const ceiling = spec.abort.errorRate;
@@ -356,6 +396,7 @@ export function decisionOps(
     reason: d.reason,
     judgements: judged.judgements.map(judgementJson),
     windows,
+    ...(inShadow(r) ? { shadow: true as const } : {}),
   };
   switch (d.decision) {
     case 'continue':

@@ -21,7 +21,8 @@ import type { FleetState } from '../fleet/state.js';
 import type { RolloutState } from '../fleet/rollout-ops.js';
 import { appendEntry, readLatest, type FleetWriter } from './append.js';
 import { decide, decisionOps, specFromJson, type Decided } from './actions.js';
-import { FeedbackCache, stepEvidence, type StepEvidence } from './evidence.js';
+import { FeedbackCache, type StepEvidence } from './evidence.js';
+import { currentStep } from './shadow.js';
 import type { JudgeStep, StepJudgement } from './judge/types.js';
 
 export interface ControllerDeps extends FleetWriter {
@@ -67,9 +68,10 @@ export async function tick(deps: ControllerDeps, id: string): Promise<TickResult
   const cache = deps.cache ?? new FeedbackCache();
   // Windows that ended before the step began can never count; a minute of slack for clock skew.
   await cache.refresh(deps.store, state, r.sites, new Date(Date.parse(r.stepTime) - 60_000));
-  const evidence = stepEvidence(state, r, (s) => cache.reports(s));
   const spec = specFromJson(r.spec);
-  const judged = deps.judge(spec.metrics, evidence.canary, evidence.baseline);
+  // A shadow step is judged on shadow runs against the same sites' served drafts (shadow.ts).
+  const { evidence, metrics } = currentStep(state, r, spec, (s) => cache.reports(s));
+  const judged = deps.judge(metrics, evidence.canary, evidence.baseline);
   const decided = decide(r, judged, evidence.health, now);
   let raced = false;
   const res = await appendEntry(deps, (fleet) => {

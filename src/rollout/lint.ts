@@ -27,7 +27,9 @@ function specFiles(dir: string): string[] {
 function stepValue(
   s: NonNullable<RolloutFile['steps']>[number],
 ): { kind: 'share' | 'count' | 'all'; n: number } | undefined {
-  const v = typeof s === 'object' ? s.sites : s;
+  // A shadow step (first only; the schema checks) is not a wave.
+  const v = typeof s === 'object' ? ('sites' in s ? s.sites : undefined) : s;
+  if (v === undefined || (typeof v === 'string' && /^\s*shadow\s*$/i.test(v))) return undefined;
   if (typeof v === 'number') return { kind: 'count', n: v };
   const t = v.trim().toLowerCase();
   if (t === 'all') return { kind: 'all', n: Infinity };

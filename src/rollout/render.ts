@@ -43,6 +43,14 @@ export function renderReport(r: RolloutReport, opts: { events?: boolean } = {}):
   );
   lines.push(`  ${r.reason}`);
   const live = new Map((r.live?.sites ?? []).map((s) => [s.site, s]));
+  if (v.shadow) {
+    const mark = v.shadow.state === 'done' ? '✓' : v.shadow.state === 'current' ? '▶' : '✗';
+    lines.push(
+      `  ${mark} shadow step: ${v.shadow.sites.length} site${v.shadow.sites.length === 1 ? '' : 's'} run the candidate in shadow, never serving it (${v.shadow.state})`,
+    );
+    if (v.shadow.state !== 'done')
+      for (const s of v.shadow.sites) lines.push(`      ${s}: shadow ${v.candidate}`);
+  }
   for (const w of v.waves) {
     const mark = w.state === 'done' ? '✓' : w.state === 'current' ? '▶' : ' ';
     lines.push(`  ${mark} wave ${w.step}: ${w.size} site${w.size === 1 ? '' : 's'} (${w.state})`);
@@ -60,7 +68,7 @@ export function renderReport(r: RolloutReport, opts: { events?: boolean } = {}):
     lines.push(
       r.live
         ? `  Current step (judged now, not logged):`
-        : `  Last judgement (step ${r.judgements.at(-1)?.step}):`,
+        : `  Last judgement (${r.judgements.at(-1)?.shadow ? 'shadow step' : `step ${r.judgements.at(-1)?.step}`}):`,
     );
     for (const j of judgements) {
       lines.push(`    ${judgementLine(j)}`);
@@ -77,7 +85,7 @@ export function renderReport(r: RolloutReport, opts: { events?: boolean } = {}):
 /** A progress line for one controller pass (stderr while waiting). */
 export function tickLine(t: TickResult): string {
   const r = t.rollout;
-  const head = `[${r.id}] step ${r.step}/${r.waves.length}`;
+  const head = `[${r.id}] ${r.phase === 'shadow' && r.step === 0 ? 'shadow step' : `step ${r.step}/${r.waves.length}`}`;
   if (!t.judged || !t.decided) return `${head}: ${r.status}${r.reason ? `: ${r.reason}` : ''}`;
   const verdicts = t.judged.judgements.map((j) => `${j.metric}=${j.verdict}`).join(' ');
   const wrote =

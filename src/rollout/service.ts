@@ -24,7 +24,8 @@ import { loadRegistryTrust, type TrustRoot } from '../registry/trust.js';
 import { abortOps, advanceOps, pauseOps, promoteOps, resumeOps, startOps, undoOps } from './actions.js';
 import { appendEntry, readLatest, type FleetWriter } from './append.js';
 import { getRollout, runController, tick, type TickResult } from './controller.js';
-import { FeedbackCache, stepEvidence } from './evidence.js';
+import { FeedbackCache } from './evidence.js';
+import { currentStep, inShadow } from './shadow.js';
 import { judgeStep } from './judge/index.js';
 import type { JudgeStep, Judgement } from './judge/types.js';
 import { normalizeSpec, readSpecFile, specFromJson, type RolloutFile, type SpecOverrides } from './spec.js';
@@ -50,6 +51,8 @@ export interface JudgementRecord {
   seq: number;
   time: string;
   step: number;
+  /** Judged in the shadow step. */
+  shadow?: boolean;
   decision: string;
   reason: string;
   windows: { canary: number; baseline: number };
@@ -89,6 +92,8 @@ export interface RolloutView {
   identity: string;
   selector: string;
   step: number;
+  /** The shadow step, when the spec has one (`failed`: the rollout was rolled back in it). */
+  shadow?: { sites: string[]; state: 'current' | 'done' | 'failed' };
   waves: WaveView[];
   canary: string[];
   startedAt: string;
@@ -171,6 +176,11 @@ export function pickRollout(state: FleetState, id: string | undefined, latest = 
   });
 }
 
+/** `shadow step` or `step <n>`, as logs and status name the current step. */
+export function stepName(r: RolloutState): string {
+  return inShadow(r) ? 'shadow step' : `step ${r.step}`;
+}
+
 function outcomeOf(r: RolloutState): { outcome: Outcome; exitCode: number } {
   switch (r.status) {
     case 'promoted':
@@ -210,6 +220,14 @@ export function viewOf(r: RolloutState): RolloutView {
     identity: r.identity,
     selector: r.selector,
     step: r.step,
+    ...(r.shadowSites
+      ? {
+          shadow: {
+            sites: r.shadowSites,
+            state: inShadow(r) ? (r.status === 'aborted' ? 'failed' : 'current') : 'done',
+          } as const,
+        }
+      : {}),
     waves,
     canary: r.canary,
     startedAt: r.startedAt,
@@ -225,9 +243,9 @@ function summarize(op: FleetOp): string {
     case 'rollout.start':
       return `start ${op.candidate.ref} on ${op.sites.length} sites (${op.selector || 'all sites'}), waves ${op.waves.join('/')}`;
     case 'rollout.step':
-      return `step ${op.step}: ${op.sites.join(', ')} (${op.reason})`;
+      return `${op.shadow ? 'shadow step' : `step ${op.step}`}: ${op.sites.join(', ')} (${op.reason})`;
     case 'rollout.judgement':
-      return `judgement step ${op.step}: ${op.decision}: ${op.reason}`;
+      return `judgement ${op.shadow ? 'shadow step' : `step ${op.step}`}: ${op.decision}: ${op.reason}`;
     case 'rollout.pause':
       return `pause (${op.reason}): ${op.message}`;
     case 'rollout.resume':
@@ -262,6 +280,7 @@ async function historyOf(
           seq: entry.seq,
           time: entry.time,
           step: op.step,
+          ...(op.shadow ? { shadow: true } : {}),
           decision: op.decision,
           reason: op.reason,
           windows: op.windows,
@@ -293,8 +312,8 @@ async function report(
     r.reason ??
     (r.status === 'running'
       ? last
-        ? `step ${r.step}: ${last.reason}`
-        : `step ${r.step} is collecting feedback`
+        ? `${stepName(r)}: ${last.reason}`
+        : `${stepName(r)} is collecting feedback`
       : r.status);
   return {
     registry: store.url,
@@ -478,8 +497,8 @@ export async function rolloutStatus(
     const out = await report(store, trust, state, latest.applied.seq, r);
     if (r.status === 'running' || r.status === 'paused') {
       await cache.refresh(store, state, r.sites, new Date(Date.parse(r.stepTime) - 60_000));
-      const ev = stepEvidence(state, r, (s) => cache.reports(s));
-      const judged = (opts.judge ?? judgeStep)(specFromJson(r.spec).metrics, ev.canary, ev.baseline);
+      const { evidence: ev, metrics } = currentStep(state, r, specFromJson(r.spec), (s) => cache.reports(s));
+      const judged = (opts.judge ?? judgeStep)(metrics, ev.canary, ev.baseline);
       const samples = new Map([...ev.canary, ...ev.baseline].map((s) => [s.site, s]));
       const canary = new Set(ev.sites.canary);
       const sites: SiteView[] = r.sites.map((site) => {

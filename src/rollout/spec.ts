@@ -9,6 +9,10 @@
  * up and is at least one site; waves that would not grow are dropped, and the last wave is always
  * the whole selection (a rollout that passes its last listed step is promoted to every selected
  * site).
+ *
+ * A `shadow` step (only first: `steps: [shadow, 10%, all]`, long form `{ shadow: 25% }`, or
+ * `--shadow`) runs the candidate in shadow on its sites before any wave serves it; it is kept
+ * apart from the waves (`RolloutSpec.shadow`), so wave numbering is the same with or without it.
  */
 import { z } from 'zod';
 import { UserError } from '../cli/errors.js';
@@ -56,10 +60,19 @@ export interface NormalizedStep {
   timeoutMs: number;
 }
 
+/** The shadow step: `size` null means as many sites as the first wave. */
+export interface ShadowStep {
+  size: StepSize | null;
+  pauseMs: number;
+  timeoutMs: number;
+}
+
 /** What the controller runs: every default filled in, durations in ms. Plain JSON. */
 export interface RolloutSpec {
   candidate: string;
   sites: string;
+  /** Absent without a shadow step (so specs recorded before shadow steps read the same). */
+  shadow?: ShadowStep;
   steps: NormalizedStep[];
   metrics: MetricSpec[];
   intervalMs: number;
@@ -114,10 +127,25 @@ const stepSize = z.union([z.string(), z.number()]).superRefine((v, ctx) => {
   if (typeof r === 'string') ctx.addIssue({ code: 'custom', message: r });
 });
 
+const shadowLiteral = z.string().regex(/^\s*shadow\s*$/i);
+const shadowLong = z.strictObject({
+  shadow: stepSize,
+  pause: duration.optional(),
+  timeout: duration.optional(),
+});
 const stepSchema = z.union([
+  shadowLiteral,
+  shadowLong,
   stepSize,
   z.strictObject({ sites: stepSize, pause: duration.optional(), timeout: duration.optional() }),
 ]);
+
+function isShadowStep(s: unknown): boolean {
+  return (
+    (typeof s === 'string' && /^\s*shadow\s*$/i.test(s)) ||
+    (typeof s === 'object' && s !== null && 'shadow' in s)
+  );
+}
 
 const fraction = (what: string) => z.number().gt(0, `${what} must be > 0`).lt(1, `${what} must be < 1`);
 
@@ -174,6 +202,22 @@ export const rolloutFileSchema = z
       .optional(),
   })
   .superRefine((v, ctx) => {
+    v.steps?.forEach((s, i) => {
+      if (i > 0 && isShadowStep(s)) {
+        ctx.addIssue({
+          code: 'custom',
+          message: 'a shadow step can only be the first step',
+          path: ['steps', i],
+        });
+      }
+    });
+    if (v.steps && v.steps.length === 1 && isShadowStep(v.steps[0])) {
+      ctx.addIssue({
+        code: 'custom',
+        message: 'a shadow step needs at least one wave after it',
+        path: ['steps'],
+      });
+    }
     const seen = new Set<string>();
     v.analysis?.metrics?.forEach((m, i) => {
       if (seen.has(m.metric)) {
@@ -199,6 +243,8 @@ export interface SpecOverrides {
   timeout?: string;
   pause?: string;
   onInconclusive?: 'pause' | 'rollback' | 'promote';
+  /** `--shadow`: prepend a shadow step (as many sites as the first wave) unless the spec has one. */
+  shadow?: boolean;
 }
 
 function stepOf(v: string | number): StepSize {
@@ -243,10 +289,37 @@ export function normalizeSpec(file: RolloutFile, over: SpecOverrides = {}): Roll
   const pauseMs = check(pauseText, 'pause');
   const stepTimeoutMs = check(stepTimeoutText, 'stepTimeout');
   let steps: NormalizedStep[];
+  let shadow: ShadowStep | undefined;
   if (over.steps !== undefined) {
-    steps = flagSteps(over.steps).map((size) => ({ size, pauseMs, timeoutMs: stepTimeoutMs }));
+    let text = over.steps;
+    const m = /^\s*shadow\s*(,|$)/i.exec(text);
+    if (m) {
+      shadow = { size: null, pauseMs, timeoutMs: stepTimeoutMs };
+      text = text.slice(m[0].length);
+      if (text.trim() === '') {
+        throw new UserError('--steps: a shadow step needs at least one wave after it', {
+          code: 'E_SPEC',
+          suggestion: 'e.g. --steps shadow,10,50,100',
+        });
+      }
+    }
+    steps = flagSteps(text).map((size) => ({ size, pauseMs, timeoutMs: stepTimeoutMs }));
   } else {
-    const list = file.steps ?? [...SPEC_DEFAULTS.steps];
+    const all = file.steps ?? [...SPEC_DEFAULTS.steps];
+    const first = all[0];
+    if (first !== undefined && isShadowStep(first)) {
+      shadow =
+        typeof first === 'object' && 'shadow' in first
+          ? {
+              size: stepOf(first.shadow),
+              pauseMs: first.pause !== undefined ? ms(first.pause) : pauseMs,
+              timeoutMs: first.timeout !== undefined ? ms(first.timeout) : stepTimeoutMs,
+            }
+          : { size: null, pauseMs, timeoutMs: stepTimeoutMs };
+    }
+    const list = (shadow ? all.slice(1) : all) as (
+      string | number | { sites: string | number; pause?: string; timeout?: string }
+    )[];
     steps = list.map((s) =>
       typeof s === 'object'
         ? {
@@ -273,9 +346,14 @@ export function normalizeSpec(file: RolloutFile, over: SpecOverrides = {}): Roll
     };
   });
   const intervalMs = check(over.interval ?? file.analysis?.interval ?? SPEC_DEFAULTS.interval, 'interval');
+  if (!shadow && over.shadow) shadow = { size: null, pauseMs, timeoutMs: stepTimeoutMs };
+  if (steps.length === 0) {
+    throw new UserError('a shadow step needs at least one wave after it', { code: 'E_SPEC' });
+  }
   return {
     candidate,
     sites,
+    ...(shadow ? { shadow } : {}),
     steps,
     metrics,
     intervalMs: Math.max(intervalMs, 10),
@@ -306,6 +384,20 @@ export function specJson(spec: RolloutSpec): { json: { [key: string]: JsonValue 
 /** Reads back the spec a `rollout.start` op recorded. */
 export function specFromJson(json: { [key: string]: JsonValue }): RolloutSpec {
   return json as unknown as RolloutSpec;
+}
+
+/** Sites in the shadow step for `n` selected sites whose first wave has `firstWave` sites. */
+export function shadowSize(shadow: ShadowStep, n: number, firstWave: number): number {
+  const s = shadow.size;
+  const raw =
+    s === null
+      ? firstWave
+      : 'all' in s
+        ? n
+        : 'count' in s
+          ? Math.min(s.count, n)
+          : Math.ceil((s.share / 100) * n - 1e-9);
+  return Math.max(1, Math.min(n, raw));
 }
 
 /**

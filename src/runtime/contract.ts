@@ -11,7 +11,7 @@
  * request and releases it when the response ends, so a swap never touches a running request.
  */
 import type { Registry } from 'prom-client';
-import type { FeedbackContext, RequestOutcome } from '../site/feedback/accumulator.js';
+import type { FeedbackContext, RequestOutcome, ShadowOutcome } from '../site/feedback/accumulator.js';
 import type { BreakerState } from '../policy/circuit-breaker.js';
 import type { Route } from '../policy/schema.js';
 
@@ -98,6 +98,13 @@ export interface RuntimeServerOptions<G extends ServedGeneration = ServedGenerat
   maxQueue: number;
   /** Every finished request (served, failed or blocked), with the context of the generation that served it. */
   onOutcome: (outcome: RequestOutcome, context: FeedbackContext) => void;
+  /**
+   * Rollout shadow steps: the share of served requests (0..1, default 0.2) whose adapter has a
+   * shadow adapter of the same name that are re-run with it after the response, and where each
+   * run is reported (`onShadow`; without it no shadow runs).
+   */
+  shadowSample?: number;
+  onShadow?: (outcome: ShadowOutcome, context: FeedbackContext) => void;
   /** The daemon's half of `/v1/status`; the server fills in `runtime` and `url`. */
   daemonStatus: () => Omit<SiteRuntimeStatus, 'runtime' | 'url'>;
   /** `/readyz` is 200 only when this says so and a generation is installed. */

@@ -22,14 +22,14 @@ import type { Store } from '../registry/store.js';
 import type { TrustRoot } from '../registry/trust.js';
 import { writeFileAtomic } from './atomic.js';
 
-export type ArtifactSlot = 'policy' | 'adapter' | 'model';
+export type ArtifactSlot = 'policy' | 'adapter' | 'model' | 'shadow';
 
 /** One assigned artifact and where it goes inside a generation directory. */
 export interface AssignedArtifact {
   slot: ArtifactSlot;
   ref: string;
   manifestDigest: string;
-  /** Directory inside the generation: `policy`, `adapters/<name>` or `model`. */
+  /** Directory inside the generation: `policy`, `adapters/<name>`, `model` or `shadow/<name>`. */
   dir: string;
 }
 
@@ -39,13 +39,17 @@ function nameOf(ref: string): string {
   return ref.slice(slash + 1, at < 0 ? undefined : at);
 }
 
-/** The assigned artifacts in fetch priority order: policy, adapters (by ref), model. */
+/**
+ * The assigned artifacts in fetch priority order: policy, adapters (by ref), model, then shadow
+ * adapters (a rollout's shadow step: lowest priority, never needed to serve).
+ */
 export function assignedArtifacts(a: SiteAssignments | null): AssignedArtifact[] {
   if (!a) return [];
   const out: AssignedArtifact[] = [];
   if (a.policy) out.push({ slot: 'policy', ...a.policy, dir: 'policy' });
   for (const ad of a.adapters) out.push({ slot: 'adapter', ...ad, dir: `adapters/${nameOf(ad.ref)}` });
   if (a.model) out.push({ slot: 'model', ...a.model, dir: 'model' });
+  for (const ad of a.shadow ?? []) out.push({ slot: 'shadow', ...ad, dir: `shadow/${nameOf(ad.ref)}` });
   return out;
 }
 

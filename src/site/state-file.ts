@@ -86,7 +86,12 @@ const stateSchema = z
       .strict()
       .nullable(),
     assignments: z
-      .object({ model: resolved.optional(), adapters: z.array(resolved), policy: resolved.optional() })
+      .object({
+        model: resolved.optional(),
+        adapters: z.array(resolved),
+        policy: resolved.optional(),
+        shadow: z.array(resolved).optional(),
+      })
       .strict()
       .nullable(),
     generation: z.string().nullable(),

@@ -48,6 +48,11 @@ export function RolloutTree({
         <Text dimColor>{`  fleet seq ${report.fleetSeq}  (q to quit)`}</Text>
       </Box>
       <Text dimColor>{report.reason}</Text>
+      {v.shadow ? (
+        <Text color={v.shadow.state === 'current' ? 'cyan' : v.shadow.state === 'done' ? 'green' : 'red'}>
+          {`${v.shadow.state === 'done' ? '✓' : v.shadow.state === 'current' ? '▶' : '✗'} shadow step: ${v.shadow.sites.length} sites (${v.shadow.state}; verified, never served)`}
+        </Text>
+      ) : null}
       {v.waves.map((w) => (
         <Box key={w.step} flexDirection="column">
           <Text color={w.state === 'current' ? 'cyan' : w.state === 'done' ? 'green' : 'gray'}>
@@ -76,7 +81,11 @@ export function RolloutTree({
       ))}
       {judgements.length > 0 ? (
         <Box flexDirection="column" marginTop={1}>
-          <Text bold>{report.live ? `Step ${v.step} metrics (live)` : 'Last judgement'}</Text>
+          <Text bold>
+            {report.live
+              ? `${v.shadow?.state === 'current' ? 'Shadow step' : `Step ${v.step}`} metrics (live)`
+              : 'Last judgement'}
+          </Text>
           {judgements.map((j) => (
             <Box key={j.metric} flexDirection="column" marginLeft={2}>
               <Text color={verdictColor(j)}>{judgementLine(j)}</Text>

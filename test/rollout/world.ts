@@ -59,6 +59,11 @@ export interface Traffic {
   /** Override the fleet seq and the refs the report claims (default: from the fleet state). */
   fleetSeq?: number;
   refs?: FeedbackRefs;
+  /**
+   * Shadow runs of every shadow adapter the site has (rollout shadow steps): their acceptance and
+   * draft tokens (default: a fifth of the served ones).
+   */
+  shadow?: { acceptance: number; draftTokens?: number; errors?: number };
 }
 
 export interface RolloutWorld {
@@ -125,10 +130,22 @@ export function feedbackWriter(
         ...(a.model ? { model: { ...a.model } } : {}),
         adapters: a.adapters.map((r) => ({ ...r })),
         ...(a.policy ? { policy: { ...a.policy } } : {}),
+        ...(a.shadow ? { shadow: a.shadow.map((r) => ({ ...r })) } : {}),
       },
       counters,
       latency: { ttftMs: ttft, e2eMs: e2e },
     };
+    if (tr.shadow && a.shadow && a.shadow.length > 0) {
+      const drafted = tr.shadow.draftTokens ?? Math.round(draft / 5);
+      report.shadow = a.shadow.map((r) => ({
+        ...r,
+        runs: Math.round(requests / 5),
+        draftTokens: drafted,
+        acceptedTokens: Math.round(drafted * (tr.shadow?.acceptance ?? 0)),
+        verifyRounds: Math.round(requests / 5) * 5,
+        errors: tr.shadow?.errors ?? 0,
+      }));
+    }
     const env = signReport(report, tr.signer ?? (keys.get(site) as KeyPair));
     await store.putIfAbsent(feedbackKey(site, n), encodeEnvelope(env));
     return report;

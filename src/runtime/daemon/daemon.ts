@@ -55,6 +55,8 @@ export interface SiteDaemonOptions {
   threads?: number;
   maxConcurrent?: number;
   maxQueue?: number;
+  /** Share of eligible requests re-run with a rollout shadow adapter (default 0.2). */
+  shadowSample?: number;
   /** How long SIGTERM waits for in-flight streams. */
   drainMs?: number;
   /** Feedback upload attempt at shutdown. */
@@ -301,6 +303,8 @@ async function startWithStore(
     maxConcurrent: opts.maxConcurrent ?? 4,
     maxQueue: opts.maxQueue ?? 64,
     onOutcome: (outcome, context) => feedback.record(outcome, context),
+    ...(opts.shadowSample !== undefined ? { shadowSample: opts.shadowSample } : {}),
+    onShadow: (outcome, context) => feedback.recordShadow(outcome, context),
     daemonStatus,
     ready,
     metrics,

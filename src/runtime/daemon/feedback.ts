@@ -15,6 +15,7 @@ import {
   FeedbackSpool,
   type FeedbackContext,
   type RequestOutcome,
+  type ShadowOutcome,
   type ShutdownResult,
   type SpoolEvent,
 } from '../../site/feedback/index.js';
@@ -37,6 +38,7 @@ export class DaemonFeedback {
   private pending = new Set<number>();
   private uploaded = 0;
   private recorded = 0;
+  private shadowRuns = 0;
   private lastUploadAt: string | null = null;
   private lastError: string | null = null;
   private current: FeedbackContext;
@@ -90,6 +92,17 @@ export class DaemonFeedback {
   record(outcome: RequestOutcome, servedBy: FeedbackContext): void {
     this.recorded++;
     this.reporter.record({ ...outcome, context: sameRefs(servedBy, this.current) ? this.current : servedBy });
+  }
+
+  /** A finished shadow run of a request served by `servedBy` (rollout shadow steps). */
+  recordShadow(outcome: ShadowOutcome, servedBy: FeedbackContext): void {
+    this.shadowRuns++;
+    this.reporter.recordShadow(outcome, sameRefs(servedBy, this.current) ? this.current : servedBy);
+  }
+
+  /** Shadow runs recorded by this process (for tests). */
+  get recordedShadowRuns(): number {
+    return this.shadowRuns;
   }
 
   /** Requests recorded by this process (for tests and the benchmark). */

@@ -40,9 +40,12 @@ export function refsOf(info: GenerationInfo): FeedbackRefs {
     const r = { ref: a.ref, manifestDigest: a.manifestDigest };
     if (a.slot === 'model') refs.model = r;
     else if (a.slot === 'policy') refs.policy = r;
+    else if (a.slot === 'shadow') (refs.shadow ??= []).push(r);
     else refs.adapters.push(r);
   }
-  refs.adapters.sort((a, b) => (a.ref < b.ref ? -1 : a.ref > b.ref ? 1 : 0));
+  const byRef = (a: { ref: string }, b: { ref: string }) => (a.ref < b.ref ? -1 : a.ref > b.ref ? 1 : 0);
+  refs.adapters.sort(byRef);
+  refs.shadow?.sort(byRef);
   return refs;
 }
 

@@ -14,6 +14,9 @@
  * from the refs in the feedback context (`model/draft@1.0.0` -> `draft`), never versions, so traffic
  * keeps its name across rollouts. A generation without a policy serves with safe defaults
  * (`DEFAULT_POLICY`: edge-only, no overrides to other routes, no verifier use).
+ *
+ * Shadow adapters (`shadow/<name>`, a rollout's shadow step) load like adapters on the same model
+ * session but are never addressable by clients: `shadow.ts` runs them after a response is sent.
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
@@ -43,6 +46,12 @@ export interface LoadGenerationOptions {
   previous?: LoadedGeneration;
   /** ONNX Runtime intra-op threads of the draft session (default 1). */
   threads?: number;
+}
+
+/** A shadow adapter and the ref (pinned) its runs are reported under. */
+export interface ShadowAdapter {
+  adapter: LoraAdapter;
+  ref: { ref: string; manifestDigest: string };
 }
 
 /** A model session and tokenizer shared by every generation with the same model digest. */
@@ -107,6 +116,8 @@ export class LoadedGeneration implements ServedGeneration {
     readonly policy: EffectivePolicy,
     /** True when the generation has no policy directory and serves with DEFAULT_POLICY. */
     readonly defaultPolicy: boolean,
+    /** Shadow adapters by name, with the ref each came from (empty outside a shadow step). */
+    readonly shadowAdapters: ReadonlyMap<string, ShadowAdapter> = new Map(),
   ) {
     this.adapterNames = [...adapters.keys()].sort();
     this.blockRules = new BlockRules(policy);
@@ -147,6 +158,17 @@ export class LoadedGeneration implements ServedGeneration {
           adapters.set(name, loadLoraAdapter(adapterDir, shared.session.inputs.lora, { name }));
         }
       }
+      const shadowAdapters = new Map<string, ShadowAdapter>();
+      const shadowDir = join(dir, 'shadow');
+      if (isDir(shadowDir)) {
+        for (const name of readdirSync(shadowDir).sort()) {
+          const adapterDir = join(shadowDir, name);
+          const ref = opts.context.refs.shadow?.find((r) => artifactName(r.ref) === name);
+          if (!isDir(adapterDir) || !ref) continue;
+          const adapter = loadLoraAdapter(adapterDir, shared.session.inputs.lora, { name });
+          shadowAdapters.set(name, { adapter, ref: { ref: ref.ref, manifestDigest: ref.manifestDigest } });
+        }
+      }
       const policyDir = join(dir, 'policy');
       const hasPolicy = isDir(policyDir);
       const policy = hasPolicy ? loadPolicyDir(policyDir) : DEFAULT_POLICY;
@@ -159,6 +181,7 @@ export class LoadedGeneration implements ServedGeneration {
         adapters,
         policy,
         !hasPolicy,
+        shadowAdapters,
       );
     } catch (err) {
       await shared.release();

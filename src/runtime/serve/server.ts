@@ -59,9 +59,16 @@ import {
 } from './openai.js';
 import { OutputText } from './output.js';
 import { VerifierPool } from './verifier-pool.js';
+import { DEFAULT_SHADOW_SAMPLE, ShadowRunner, type ShadowJob } from './shadow.js';
 
 /** Default `max_tokens` when a request gives none (capped by the context left). */
 export const DEFAULT_MAX_TOKENS = 128;
+/**
+ * Longest a streamed event waits to share a socket write with the events after it (the first event
+ * of a stream never waits). 20 ms is below what a reader of streamed text notices, and at a fixture
+ * draft's ~0.4 ms per token it turns ~50 writes into one.
+ */
+const SSE_COALESCE_MS = 20;
 /** Paths answered without a bearer token (liveness and readiness probes). */
 const OPEN_PATHS = new Set(['/healthz', '/readyz']);
 
@@ -121,6 +128,46 @@ export async function startRuntimeServer(
       verifier: opts.verifierUrl() ?? null,
     }),
   );
+  const onShadow = opts.onShadow;
+  const shadow = onShadow
+    ? new ShadowRunner({
+        sample: opts.shadowSample ?? DEFAULT_SHADOW_SAMPLE,
+        pool,
+        verifierUrl: opts.verifierUrl,
+        onShadow,
+        busy: () => admission.queued > 0,
+        log: opts.log,
+      })
+    : undefined;
+  /**
+   * Shadow run of a served request (rollout shadow steps, shadow.ts): the generation is leased now
+   * and the run starts only once the response has been sent, so it never delays the user.
+   */
+  const scheduleShadow = (
+    reply: FastifyReply,
+    g: LoadedGeneration,
+    adapter: string | undefined,
+    job: Omit<ShadowJob, 'adapter'>,
+  ): void => {
+    const picked = shadow?.pick(g, adapter);
+    if (!shadow || !picked) return;
+    const extra = opts.generations.acquire();
+    if (!extra) return;
+    if (extra.generation !== g) return extra.release();
+    const raw = reply.raw;
+    let started = false;
+    const go = (sent: boolean) => {
+      if (started) return;
+      started = true;
+      if (sent) setImmediate(() => shadow.start({ ...job, adapter: picked }, extra));
+      else extra.release();
+    };
+    if (raw.writableFinished) go(true);
+    else {
+      raw.once('finish', () => go(true));
+      raw.once('close', () => go(raw.writableFinished));
+    }
+  };
   let draining = false;
   let active = 0;
   let idle: (() => void) | undefined;
@@ -280,9 +327,17 @@ export async function startRuntimeServer(
     };
   }
 
-  /** The SSE side of a streamed answer, opened at the first write. */
+  /**
+   * The SSE side of a streamed answer, opened at the first write. The first event goes out at once
+   * (time to first token); later events are coalesced for up to SSE_COALESCE_MS into one socket
+   * write, because a write per token costs more than a fixture draft's token (a writev syscall,
+   * a chunked-encoding frame and a wake-up of the client per event). Every token is still its own
+   * event; only their delivery is batched, and end() writes whatever is pending first.
+   */
   class SseStream {
     started = false;
+    private pending = '';
+    private timer: NodeJS.Timeout | undefined;
     constructor(
       private readonly reply: FastifyReply,
       private readonly headers: () => Record<string, string>,
@@ -297,18 +352,38 @@ export async function startRuntimeServer(
       if (!this.started) {
         this.started = true;
         this.reply.hijack();
-        raw.once('close', () => metrics.http(this.path, raw.statusCode));
+        raw.once('close', () => {
+          this.cancel();
+          metrics.http(this.path, raw.statusCode);
+        });
         raw.writeHead(200, {
           'content-type': 'text/event-stream; charset=utf-8',
           'cache-control': 'no-cache',
           connection: 'keep-alive',
           ...this.headers(),
         });
+        if (!raw.destroyed) raw.write(`data: ${json}\n\n`);
+        return;
       }
-      if (!raw.destroyed) raw.write(`data: ${json}\n\n`);
+      if (raw.destroyed) return;
+      this.pending += `data: ${json}\n\n`;
+      this.timer ??= setTimeout(this.flush, SSE_COALESCE_MS);
+    }
+    private readonly flush = (): void => {
+      this.cancel();
+      const raw = this.reply.raw;
+      if (this.pending !== '' && !raw.destroyed) raw.write(this.pending);
+      this.pending = '';
+    };
+    private cancel(): void {
+      if (this.timer !== undefined) clearTimeout(this.timer);
+      this.timer = undefined;
     }
     end(): void {
-      if (!this.reply.raw.destroyed) this.reply.raw.end('data: [DONE]\n\n');
+      const raw = this.reply.raw;
+      this.cancel();
+      if (!raw.destroyed) raw.end(`${this.pending}data: [DONE]\n\n`);
+      this.pending = '';
     }
   }
 
@@ -544,6 +619,12 @@ export async function startRuntimeServer(
       const u = usage(promptIds.length, live.emitted.length);
       const edgectl = info(live);
       report(outcomeBase());
+      scheduleShadow(reply, g, prep.adapter, {
+        promptIds,
+        maxTokens: live.emitted.length,
+        sampling: prep.sampling,
+        seed: prep.seed,
+      });
       if (sse) {
         if (!sse.started) sse.send(chunk(kind, prep.base, { text: '', first: true }));
         sse.send(chunk(kind, prep.base, { text: '', finish, edgectl }));
@@ -611,6 +692,7 @@ export async function startRuntimeServer(
         });
       }
       await app.close();
+      await shadow?.close();
       pool.close();
     },
   };

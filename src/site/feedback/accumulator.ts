@@ -8,7 +8,11 @@
  * canary's numbers never mix with its baseline's. An outcome may name the context that served it
  * (a request that started before a switch and finished after): it then counts in that context's
  * latest segment of the window, or in a new one when the window has none. `closeWindow` returns
- * every segment that saw at least one request and opens the next window.
+ * every segment that saw at least one request (or shadow run) and opens the next window.
+ *
+ * Shadow runs (a rollout's shadow step: the candidate adapter drafts a served request's prompt
+ * after the response, its output discarded) are recorded with `recordShadow` in the same segment
+ * scheme, per shadow ref, and close with the window as its optional `shadow` field.
  */
 import { canonicalJson } from '../../registry/canonical-json.js';
 import type { Route } from '../../policy/schema.js';
@@ -20,6 +24,7 @@ import {
   type FeedbackLatency,
   type FeedbackRefs,
   type FeedbackWindow,
+  type ShadowCounters,
 } from './report.js';
 
 export interface FeedbackContext {
@@ -49,6 +54,17 @@ export interface RequestOutcome {
   context?: FeedbackContext;
 }
 
+/** One finished shadow run (see the module comment). */
+export interface ShadowOutcome {
+  ref: string;
+  manifestDigest: string;
+  draftTokens: number;
+  acceptedTokens: number;
+  verifyRounds: number;
+  /** The run failed; nothing else of it counts. */
+  error?: boolean;
+}
+
 interface Segment {
   key: string;
   context: FeedbackContext;
@@ -57,6 +73,7 @@ interface Segment {
   counters: FeedbackCounters;
   latency: FeedbackLatency;
   events: number;
+  shadow: Map<string, ShadowCounters>;
 }
 
 function contextKey(ctx: FeedbackContext): string {
@@ -120,14 +137,42 @@ export class FeedbackAccumulator {
     if (outcome.e2eMs !== undefined) observe(seg.latency.e2eMs, outcome.e2eMs);
   }
 
+  /** Adds one shadow run to the segment of `context` (default: the current one). */
+  recordShadow(outcome: ShadowOutcome, context?: FeedbackContext): void {
+    const seg = context ? this.segmentFor(context) : this.current;
+    const key = `${outcome.ref}\u0000${outcome.manifestDigest}`;
+    let s = seg.shadow.get(key);
+    if (!s) {
+      s = {
+        ref: outcome.ref,
+        manifestDigest: outcome.manifestDigest,
+        runs: 0,
+        draftTokens: 0,
+        acceptedTokens: 0,
+        verifyRounds: 0,
+        errors: 0,
+      };
+      seg.shadow.set(key, s);
+    }
+    s.runs++;
+    if (outcome.error) {
+      s.errors++;
+      return;
+    }
+    const drafted = nonNegativeInt(outcome.draftTokens);
+    s.draftTokens += drafted;
+    s.acceptedTokens += Math.min(drafted, nonNegativeInt(outcome.acceptedTokens));
+    s.verifyRounds += nonNegativeInt(outcome.verifyRounds);
+  }
+
   /**
-   * Ends the window at `atMs`: returns its segments that saw requests (in the order they started)
-   * and opens a new window in the current context.
+   * Ends the window at `atMs`: returns its segments that saw requests or shadow runs (in the
+   * order they started) and opens a new window in the current context.
    */
   closeWindow(atMs: number): FeedbackWindow[] {
     this.current.end = atMs;
     const closed = this.segments
-      .filter((s) => s.events > 0)
+      .filter((s) => s.events > 0 || s.shadow.size > 0)
       .map((s) => ({
         fleetSeq: s.context.fleetSeq,
         windowStart: new Date(s.start).toISOString(),
@@ -135,6 +180,9 @@ export class FeedbackAccumulator {
         refs: cloneContext(s.context).refs,
         counters: s.counters,
         latency: s.latency,
+        ...(s.shadow.size > 0
+          ? { shadow: [...s.shadow.values()].sort((a, b) => (a.ref < b.ref ? -1 : a.ref > b.ref ? 1 : 0)) }
+          : {}),
       }));
     const context = this.current.context;
     this.segments = [];
@@ -171,6 +219,7 @@ export class FeedbackAccumulator {
       counters: emptyCounters(),
       latency: { ttftMs: emptyHistogram(), e2eMs: emptyHistogram() },
       events: 0,
+      shadow: new Map(),
     };
   }
 }

@@ -80,6 +80,8 @@ export const refsSchema = z.strictObject({
   model: refSchema.optional(),
   adapters: z.array(refSchema),
   policy: refSchema.optional(),
+  /** Shadow adapters (a rollout's shadow step) the site ran beside the served ones; absent when none. */
+  shadow: z.array(refSchema).optional(),
 });
 export type FeedbackRefs = z.infer<typeof refsSchema>;
 
@@ -108,6 +110,27 @@ export type FeedbackCounters = z.infer<typeof countersSchema>;
 export const latencySchema = z.strictObject({ ttftMs: histogramSchema, e2eMs: histogramSchema });
 export type FeedbackLatency = z.infer<typeof latencySchema>;
 
+/**
+ * One shadow adapter's runs in a window: each a speculative decode of a served request's
+ * (redacted) prompt with the shadow adapter against the verifier, its output discarded.
+ */
+export const shadowCountersSchema = z
+  .strictObject({
+    ref: z.string().min(1),
+    manifestDigest: z.string().regex(/^sha256:[0-9a-f]{64}$/),
+    runs: count,
+    draftTokens: count,
+    acceptedTokens: count,
+    verifyRounds: count,
+    /** Runs that failed (verifier unreachable, ...); they count nothing else. */
+    errors: count,
+  })
+  .refine((s) => s.acceptedTokens <= s.draftTokens, {
+    message: 'more accepted than drafted tokens',
+    path: ['acceptedTokens'],
+  });
+export type ShadowCounters = z.infer<typeof shadowCountersSchema>;
+
 const windowShape = z.strictObject({
   /** The fleet log seq the site had applied when the segment was recorded. */
   fleetSeq: z.number().int().nonnegative(),
@@ -116,6 +139,8 @@ const windowShape = z.strictObject({
   refs: refsSchema,
   counters: countersSchema,
   latency: latencySchema,
+  /** Shadow runs in the window, per shadow adapter (optional: absent when the site ran none). */
+  shadow: z.array(shadowCountersSchema).optional(),
 });
 
 function checkWindow(w: z.infer<typeof windowShape>, ctx: z.RefinementCtx): void {

@@ -5,7 +5,12 @@
  * flushes the open window into the spool and makes one last upload attempt. Anything not uploaded
  * stays spooled for the next start. Timers are unref'd so they never keep a process alive.
  */
-import { FeedbackAccumulator, type FeedbackContext, type RequestOutcome } from './accumulator.js';
+import {
+  FeedbackAccumulator,
+  type FeedbackContext,
+  type RequestOutcome,
+  type ShadowOutcome,
+} from './accumulator.js';
 import type { FeedbackSpool, UploadResult } from './spool.js';
 
 export interface ReporterOptions {
@@ -42,6 +47,10 @@ export class FeedbackReporter {
 
   record(outcome: RequestOutcome): void {
     this.accumulator.record(outcome);
+  }
+
+  recordShadow(outcome: ShadowOutcome, context?: FeedbackContext): void {
+    this.accumulator.recordShadow(outcome, context);
   }
 
   setContext(context: FeedbackContext): void {
