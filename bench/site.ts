@@ -32,9 +32,9 @@ import { FsStore } from '../src/registry/fs-store.js';
 import type { SiteUpResult } from '../src/runtime/daemon/client.js';
 import { readPromptsFile } from '../src/bench/prompts.js';
 import { percentile, round } from '../src/bench/summary.js';
-import { NODE, REPO_ROOT, runCli } from '../test/helpers/cli.js';
+import { NODE, REPO_ROOT, runCli, startVerifierDaemon } from '../test/helpers/cli.js';
 import { tempDir } from '../test/site/fixtures.js';
-import { daemonWorld, REFS, VERIFIER_DIR } from '../test/runtime/daemon/world.js';
+import { daemonWorld, REFS } from '../test/runtime/daemon/world.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 60);
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 64);
@@ -453,21 +453,7 @@ async function main(): Promise<void> {
   const w = await daemonWorld(store, { publishExtra: false });
   const vRun = tempDir('edgectl-bench-verifier-');
   const cli = (...args: string[]) => runCli(args, { cwd: w.project, timeoutMs: 120_000 });
-  const v = await cli(
-    'verifier',
-    'up',
-    '--model',
-    VERIFIER_DIR,
-    '--port',
-    '0',
-    '--threads',
-    '1',
-    '--run-dir',
-    vRun,
-    '--json',
-  );
-  if (v.code !== 0) throw new Error(`verifier up failed: ${v.stderr}`);
-  const verifierUrl = v.json<{ url: string }>().url;
+  const verifierUrl = (await startVerifierDaemon(w.project, vRun)).url;
   await w.declare({ adapters: [REFS.support100], verifier: verifierUrl });
   const siteArgs = ['store-001', '--data-dir', w.dataDir];
   const up = async () => {

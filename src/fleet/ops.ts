@@ -25,8 +25,8 @@ import { isDigest } from '../registry/digest.js';
 import { refIdentity, refProblem } from './refs.js';
 import {
   defaultRolloutReducer,
+  jsonValueSchema,
   ROLLOUT_OP_NAMES,
-  type JsonValue,
   type RolloutOp,
   type RolloutReducer,
   type RolloutState,
@@ -111,19 +111,9 @@ const unassignSchema = z
       });
     }
   });
-const jsonValue: z.ZodType<JsonValue> = z.lazy(() =>
-  z.union([
-    z.string(),
-    z.number(),
-    z.boolean(),
-    z.null(),
-    z.array(jsonValue),
-    z.record(z.string(), jsonValue),
-  ]),
-);
 const rolloutSchema = z
   .object({ op: z.enum(ROLLOUT_OP_NAMES), rollout: z.string().min(1) })
-  .catchall(jsonValue);
+  .catchall(jsonValueSchema);
 
 const KNOWN = new Set<string>([...CORE_OP_NAMES, ...ROLLOUT_OP_NAMES]);
 

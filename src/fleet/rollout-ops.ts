@@ -44,17 +44,18 @@ export const ROLLOUT_ID_RE = /^[a-z0-9]([a-z0-9.-]{0,78}[a-z0-9])?$/;
 const resolvedRef = z.strictObject({ ref: z.string().min(1), manifestDigest: z.string().regex(DIGEST_RE) });
 const siteList = z.array(z.string().regex(SITE_RE));
 const slotSchema = z.enum(['model', 'adapters', 'policy']);
-const jsonValue: z.ZodType<JsonValue> = z.lazy(() =>
+/** Any JSON value (rollout ops carry free-form fields such as evidence). */
+export const jsonValueSchema: z.ZodType<JsonValue> = z.lazy(() =>
   z.union([
     z.string(),
     z.number(),
     z.boolean(),
     z.null(),
-    z.array(jsonValue),
-    z.record(z.string(), jsonValue),
+    z.array(jsonValueSchema),
+    z.record(z.string(), jsonValueSchema),
   ]),
 );
-const jsonObject = z.record(z.string(), jsonValue);
+const jsonObject = z.record(z.string(), jsonValueSchema);
 const rolloutId = z.string().regex(ROLLOUT_ID_RE, 'a rollout id is lower-case letters, digits, . and -');
 
 const startSchema = z.strictObject({

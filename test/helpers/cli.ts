@@ -82,3 +82,19 @@ export function runCli(args: string[], opts: RunCliOptions): Promise<CliResult> 
     child.stdin.end(opts.input ?? '');
   });
 }
+
+/**
+ * Starts the fixture verifier as a detached daemon (`edgectl verifier up --port 0 --threads 1`)
+ * with its run files in `runDir`; stop it with `verifier down --run-dir <runDir>`.
+ */
+export async function startVerifierDaemon(
+  cwd: string,
+  runDir: string,
+  timeoutMs = 120_000,
+): Promise<{ url: string; pid: number }> {
+  const model = join(REPO_ROOT, 'artifacts/models/verifier');
+  const args = ['verifier', 'up', '--model', model, '--port', '0', '--threads', '1'];
+  const v = await runCli([...args, '--run-dir', runDir, '--json'], { cwd, timeoutMs });
+  if (v.code !== 0) throw new Error(`verifier up exited ${v.code}:\n${v.stderr}`);
+  return v.json<{ url: string; pid: number }>();
+}

@@ -7,41 +7,10 @@
  * shadow step, goes to the first wave and is promoted (exit 0). The log's event sequence is
  * asserted for both.
  */
-import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { memoryIo } from '../../src/cli/output.js';
-import { silentProgress } from '../../src/artifact/progress.js';
-import { publishArtifact } from '../../src/artifact/publish.js';
-import { isAlive } from '../../src/daemon/process-identity.js';
-import { applyFleet } from '../../src/fleet/apply.js';
-import { encodeEnvelope } from '../../src/registry/envelope.js';
-import { FsStore } from '../../src/registry/fs-store.js';
-import { generateKeyPair, writeKeyPair } from '../../src/registry/keys.js';
-import { trustRootKey } from '../../src/registry/layout.js';
 import type { RolloutReport } from '../../src/rollout/service.js';
 import { currentGeneration } from '../../src/site/agent.js';
-import { REPO_ROOT, runCli } from '../helpers/cli.js';
-import { makeTrust, siteYaml, writeProject, writeSite } from '../fleet/registry-fixture.js';
-import { POLICY_DIR, tempDir } from '../site/fixtures.js';
-
-const DRAFT_DIR = join(REPO_ROOT, 'artifacts/models/draft');
-const VERIFIER_DIR = join(REPO_ROOT, 'artifacts/models/verifier');
-const SUPPORT_DIR = join(REPO_ROOT, 'artifacts/adapters/support');
-const SUPPORT_BAD_DIR = join(REPO_ROOT, 'artifacts/adapters/support-bad');
-const SITES = ['store-001', 'store-002', 'store-003'];
-const SYNC_MS = 1000;
-
-function adapterVersion(src: string, version: string): string {
-  const dir = join(tempDir('edgectl-e2e-src-'), `support-${version}`);
-  cpSync(src, dir, { recursive: true });
-  const yaml = readFileSync(join(dir, 'artifact.yaml'), 'utf8')
-    .replace(/^name: .*$/m, 'name: support')
-    .replace(/^version: .*$/m, `version: ${version}`);
-  writeFileSync(join(dir, 'artifact.yaml'), yaml);
-  return dir;
-}
+import { SITES, SYNC_MS, startLiveFleet, type LiveFleet } from './live-fleet.js';
 
 const SPEC = `# Acceptance only, small samples: a shadow step judges nothing else.
 steps: [shadow, 1, all]
@@ -55,136 +24,21 @@ analysis:
 stepTimeout: 150s
 `;
 
-const PROMPTS = [
-  'Customer: Hi, my package was supposed to arrive last week and it still has not shown up. Can you check the status of my order please?',
-  'Customer: I was charged twice for the same order and would like a refund for the duplicate payment as soon as possible.',
-  'Customer: The blender I bought stopped working after two days. How do I return it and get a replacement?',
-];
-
 describe('rollout shadow step end to end (verifier, 3 site daemons, traffic)', () => {
-  const dir = tempDir('edgectl-shadow-e2e-');
-  const vRunDir = tempDir('edgectl-e2e-verifier-');
-  const pids: number[] = [];
-  const urls = new Map<string, string>();
-  const dataDir = (s: string) => join(dir, 'data', s);
-  let stopTraffic: (() => Promise<void>) | undefined;
-  const cli = (...args: string[]) => runCli(args, { cwd: dir, timeoutMs: 200_000 });
+  let fleet: LiveFleet;
+  const dataDir = (s: string) => fleet.dataDir(s);
+  const cli = (...args: string[]) => fleet.cli(...args);
 
   beforeAll(async () => {
-    const store = new FsStore(join(dir, 'registry'));
-    const t = makeTrust();
-    writeProject(dir, t);
-    await store.putIfAbsent(trustRootKey(1), encodeEnvelope(t.envelope));
-    for (const src of [
-      POLICY_DIR,
-      DRAFT_DIR,
-      SUPPORT_DIR,
-      adapterVersion(SUPPORT_DIR, '1.1.0'),
-      adapterVersion(SUPPORT_BAD_DIR, '1.2.0'),
-    ]) {
-      await publishArtifact({
-        dir: src,
-        store,
-        signer: t.artifacts,
-        trust: t.trust,
-        io: memoryIo(),
-        progress: silentProgress,
-      });
-    }
-    const v = await cli(
-      'verifier',
-      'up',
-      '--model',
-      VERIFIER_DIR,
-      '--port',
-      '0',
-      '--threads',
-      '1',
-      '--run-dir',
-      vRunDir,
-      '--json',
-    );
-    expect(v.code, v.stderr).toBe(0);
-    const vr = v.json<{ url: string; pid: number }>();
-    pids.push(vr.pid);
-    for (const s of SITES) {
-      const kp = generateKeyPair();
-      writeKeyPair(join(dataDir(s), 'site.key'), kp);
-      writeSite(
-        join(dir, 'sites'),
-        s,
-        siteYaml(s, {
-          key: Buffer.from(kp.publicKey).toString('base64'),
-          labels: { tier: 'branch' },
-          adapters: ['adapter/support@1.0.0'],
-          extra: `runtime:\n  verifier: ${vr.url}`,
-        }),
-      );
-    }
-    await applyFleet({
-      store,
-      trust: t.trust,
-      signer: t.fleet,
-      sitesDir: join(dir, 'sites'),
-      clock: () => new Date(),
+    fleet = await startLiveFleet({
+      tempPrefix: 'edgectl-shadow-e2e-',
+      spec: SPEC,
+      siteUpArgs: ['--shadow-sample', '1'],
     });
-    await store.close();
-    mkdirSync(join(dir, 'rollouts'), { recursive: true });
-    writeFileSync(join(dir, 'rollouts/e2e.yaml'), SPEC);
-    for (const s of SITES) {
-      const up = await cli(
-        'site',
-        'up',
-        s,
-        '--data-dir',
-        dataDir(s),
-        '--listen',
-        '127.0.0.1:0',
-        '--sync-interval',
-        `${SYNC_MS}ms`,
-        '--feedback-window',
-        '1s',
-        '--shadow-sample',
-        '1',
-        '--json',
-      );
-      expect(up.code, up.stderr).toBe(0);
-      const r = up.json<{ pid: number; url: string }>();
-      pids.push(r.pid);
-      urls.set(s, r.url);
-    }
-    // Traffic: every site serves support chats, one at a time, until the test ends.
-    let stopped = false;
-    const loops = SITES.map(async (s, i) => {
-      const client = new OpenAI({
-        baseURL: `${urls.get(s)}/v1`,
-        apiKey: 'unused',
-        maxRetries: 0,
-        timeout: 30_000,
-      });
-      for (let n = i; !stopped; n++) {
-        try {
-          await client.chat.completions.create({
-            model: 'draft:support',
-            messages: [{ role: 'user', content: PROMPTS[n % PROMPTS.length] as string }],
-            max_tokens: 24,
-          });
-        } catch {
-          await new Promise((r) => setTimeout(r, 100));
-        }
-      }
-    });
-    stopTraffic = async () => {
-      stopped = true;
-      await Promise.all(loops);
-    };
   }, 240_000);
 
   afterAll(async () => {
-    await stopTraffic?.();
-    for (const s of SITES) await runCli(['site', 'down', s, '--data-dir', dataDir(s)], { cwd: dir });
-    await runCli(['verifier', 'down', '--run-dir', vRunDir], { cwd: dir });
-    for (const pid of pids) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+    await fleet?.stop();
   }, 60_000);
 
   const adapterOn = async (s: string) =>

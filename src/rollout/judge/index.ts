@@ -10,6 +10,8 @@
  * inflating false rollbacks. The math and the simulations are in docs/rollout-judge.md.
  */
 import {
+  emptyCounters,
+  emptyHistogram,
   LATENCY_BOUNDS_MS,
   histogramQuantile,
   type FeedbackCounters,
@@ -69,15 +71,6 @@ export interface WindowLike {
   site?: string;
 }
 
-function zeroHistogram(): LatencyHistogram {
-  return {
-    bounds: [...LATENCY_BOUNDS_MS],
-    counts: new Array<number>(NBUCKETS).fill(0),
-    sum: 0,
-    count: 0,
-  };
-}
-
 function emptyDispersion(): ArmDispersion {
   return {
     acceptance: { windows: 0, sq: 0 },
@@ -92,19 +85,8 @@ function emptyDispersion(): ArmDispersion {
 export function emptyArmSample(site: string): ArmSample {
   return {
     site,
-    counters: {
-      requests: { edge: 0, speculative: 0, cloud: 0 },
-      draftTokens: 0,
-      acceptedTokens: 0,
-      verifyRounds: 0,
-      outputTokens: 0,
-      errors: 0,
-      policyBlocks: 0,
-      redactions: 0,
-      escalations: 0,
-      fallbacks: 0,
-    },
-    latency: { ttftMs: zeroHistogram(), e2eMs: zeroHistogram() },
+    counters: emptyCounters(),
+    latency: { ttftMs: emptyHistogram(), e2eMs: emptyHistogram() },
     windows: 0,
     dispersion: emptyDispersion(),
   };
@@ -484,7 +466,7 @@ export function judgeLatency(
   const dkey = spec.metric === 'e2e' ? 'e2e' : 'ttft';
   const pooled = new Array<number>(NBUCKETS).fill(0);
   const armHist = (arm: readonly ArmSample[]): LatencyHistogram => {
-    const h = zeroHistogram();
+    const h = emptyHistogram();
     for (const s of arm) {
       const src = s.latency[which];
       for (let i = 0; i < NBUCKETS; i++) {

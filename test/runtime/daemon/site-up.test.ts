@@ -18,9 +18,9 @@ import { FsStore } from '../../../src/registry/fs-store.js';
 import type { SiteUpResult } from '../../../src/runtime/daemon/client.js';
 import type { DaemonStopResult } from '../../../src/daemon/stop.js';
 import type { SiteStatusResult } from '../../../commands/site/status.js';
-import { NODE, RUN_JS, runCli, type CliResult } from '../../helpers/cli.js';
+import { NODE, RUN_JS, runCli, startVerifierDaemon, type CliResult } from '../../helpers/cli.js';
 import { tempDir } from '../../site/fixtures.js';
-import { daemonWorld, REFS, VERIFIER_DIR, type DaemonWorld } from './world.js';
+import { daemonWorld, REFS, type DaemonWorld } from './world.js';
 
 describe('site up / status / logs / down (real processes)', () => {
   let w: DaemonWorld;
@@ -35,21 +35,7 @@ describe('site up / status / logs / down (real processes)', () => {
     w = await daemonWorld(new FsStore(join(tempDir('edgectl-daemon-reg-'), 'registry')), {
       publishExtra: false,
     });
-    const v = await cli(
-      'verifier',
-      'up',
-      '--model',
-      VERIFIER_DIR,
-      '--port',
-      '0',
-      '--threads',
-      '1',
-      '--run-dir',
-      vRunDir,
-      '--json',
-    );
-    expect(v.code, v.stderr).toBe(0);
-    const vr = v.json<{ url: string; pid: number }>();
+    const vr = await startVerifierDaemon(w.project, vRunDir);
     verifierUrl = vr.url;
     pids.push(vr.pid);
     await w.declare({ adapters: [REFS.support100], verifier: verifierUrl });
