@@ -4,7 +4,9 @@
 // and prints one JSON report: the main run (cloud-only is its baseline) plus the adapter comparison.
 // The main run generates a fixed 128 tokens per response (--ignore-eos, as serving benchmarks do), so
 // decoding, not the prompt prefill both modes share, dominates the verifier cost being compared; the
-// adapter runs stop at end-of-sequence. Extra arguments are passed to the main run (e.g. `-- --limit 16`).
+// adapter runs stop at end-of-sequence. The main run repeats every mode three times in alternating
+// order (the report pools them and lists each repeat's ratios) with the verifier pinned to its own
+// core and the simulated sites to the others. Extra arguments are passed to the main run (e.g. `-- --limit 16`).
 import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -53,6 +55,8 @@ const main = bench([
   '--max-tokens',
   '128',
   '--ignore-eos',
+  '--repeat',
+  '3',
   ...process.argv.slice(2),
 ]);
 

@@ -3,6 +3,7 @@ import { Flags } from '@oclif/core';
 import { BaseCommand } from '../../src/cli/base-command.js';
 import { registryFlag, trustFlag } from '../../src/cli/flags.js';
 import { UserError } from '../../src/cli/errors.js';
+import { K_MAX } from '../../src/inference/adaptive-k.js';
 import {
   BENCH_MODES,
   runSpeculativeBench,
@@ -43,7 +44,7 @@ export default class BenchSpeculative extends BaseCommand<typeof BenchSpeculativ
     k: Flags.string({ summary: 'Tokens drafted per round, or "auto".', default: 'auto' }),
     'k-max': Flags.integer({
       summary: 'Longest draft adaptive k (--k auto) may choose.',
-      default: 8,
+      default: K_MAX,
       min: 1,
       max: 32,
     }),
@@ -67,6 +68,16 @@ export default class BenchSpeculative extends BaseCommand<typeof BenchSpeculativ
       summary: 'Sequences per forward pass in the verifier child (1 = no micro-batching).',
       default: 1,
       min: 1,
+    }),
+    repeat: Flags.integer({
+      summary: 'Run every mode this many times, alternating the order; the report pools the repeats.',
+      default: 1,
+      min: 1,
+    }),
+    pin: Flags.boolean({
+      summary: 'Pin the verifier to its own cores and the simulated sites to the rest (Linux, taskset).',
+      default: true,
+      allowNo: true,
     }),
     micro: Flags.boolean({
       summary: 'Also measure draft decode speed and verify-pass cost in-process.',
@@ -110,6 +121,8 @@ export default class BenchSpeculative extends BaseCommand<typeof BenchSpeculativ
         verifierThreads: f['verifier-threads'],
         verifierBatch: f['verifier-batch'],
         micro: f.micro,
+        pin: f.pin,
+        repeat: f.repeat,
         entry: join(this.config.root, 'bin', 'run.js'),
       },
       this.io,

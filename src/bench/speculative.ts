@@ -20,6 +20,7 @@ import type { LoraFeeds } from '../inference/lora-slots.js';
 import { LmSession } from '../inference/model-session.js';
 import { TextTokenizer } from '../inference/tokenizer.js';
 import type { VerifierStats } from '../server/verifier/metrics.js';
+import { planCores, pinProcess, type CorePlan } from './cpu-pinning.js';
 import { startDelayProxy } from './delay-proxy.js';
 import { measureDraftSpeed, measureVerifyCost, type DraftSpeed, type VerifyCost } from './micro.js';
 import { readPromptsFile } from './prompts.js';
@@ -36,7 +37,7 @@ export interface SpeculativeBenchOptions {
   /** Use only the first `limit` prompts. */
   limit: number | undefined;
   k: number | 'auto';
-  /** Longest draft adaptive k may choose (default 8, adaptive-k.ts K_MAX). */
+  /** Longest draft adaptive k may choose (default adaptive-k.ts K_MAX). */
   kMax?: number;
   rttMs: number;
   concurrency: number;
@@ -50,6 +51,10 @@ export interface SpeculativeBenchOptions {
   verifierBatch: number;
   /** Run the draft-speed and verify-cost micro-measurements. */
   micro: boolean;
+  /** Pin the verifier child to its own cores and this process to the rest (Linux, taskset). */
+  pin: boolean;
+  /** Times every mode runs (alternating order); reports pool the repeats. */
+  repeat: number;
   /** The CLI entry (bin/run.js) used to start the verifier child. */
   entry: string;
 }
@@ -112,9 +117,13 @@ export interface SpeculativeBenchReport {
   benchmark: 'speculative';
   date: string;
   machine: { cpu: string; cores: number; platform: string; node: string };
+  /** Cores the verifier child and this process (the simulated sites) were pinned to; null: unpinned. */
+  pinning: CorePlan | null;
   config: Omit<SpeculativeBenchOptions, 'entry'> & { prompts: number };
   modes: Partial<Record<BenchMode, ModeReport>>;
   ratios: Record<string, number | null>;
+  /** With --repeat > 1: the main ratios of each repeat on its own, to show the spread. */
+  perRepeat?: Array<Record<string, number | null>>;
   micro: { draft: DraftSpeed; verifyCost: VerifyCost } | undefined;
   targets: Target[];
 }
@@ -165,6 +174,7 @@ export async function runSpeculativeBench(
     const directUrl = started.url as string;
     const port = Number(new URL(directUrl).port);
     proxy = await startDelayProxy({ host: '127.0.0.1', port }, opts.rttMs / 2);
+    const pinning = opts.pin ? pinBenchmark(started.pid, opts.verifierThreads, io) : null;
     verifier = await HttpVerifier.connect(proxy.url, {
       maxSockets: opts.concurrency + 4,
       timeoutMs: 120_000,
@@ -186,30 +196,44 @@ export async function runSpeculativeBench(
     // Warm both processes (ONNX Runtime's first passes allocate) before anything is measured.
     for (const mode of opts.modes) for (const ids of promptIds.slice(0, 2)) await run(mode, ids);
 
-    const modes: Partial<Record<BenchMode, ModeReport>> = {};
+    // Each repeat runs every mode once, in alternating order (cloud, speculative, edge, then the
+    // reverse, ...), so a drift in the machine's speed or the verifier's warm-up over the run
+    // falls on every mode alike; a mode's report pools its repeats.
+    const passes: Partial<Record<BenchMode, ModePass[]>> = {};
     const outputs: Partial<Record<BenchMode, number[][]>> = {};
-    for (const mode of opts.modes) {
-      io.log(
-        'info',
-        `${mode}: ${promptIds.length} prompts, ${opts.concurrency} concurrent streams, RTT ${opts.rttMs} ms`,
-      );
-      const before = await readStats();
-      const cpu0 = process.cpuUsage();
-      const t0 = performance.now();
-      const results = await pool(opts.concurrency, promptIds, (ids) => run(mode, ids));
-      const wallSeconds = (performance.now() - t0) / 1000;
-      const cpu = process.cpuUsage(cpu0);
-      const after = await readStats();
-      outputs[mode] = results.map((r) => r.tokens);
-      modes[mode] = report(mode, results, wallSeconds, before, after, (cpu.user + cpu.system) / 1e6);
-      io.log('info', `${mode}: ${modes[mode]?.outputTokens} tokens, ${modes[mode]?.tokensPerSecond} tok/s`);
+    const speculativeOutputs: number[][] = [];
+    for (let rep = 0; rep < opts.repeat; rep++) {
+      const order = rep % 2 === 0 ? opts.modes : [...opts.modes].reverse();
+      for (const mode of order) {
+        io.log(
+          'info',
+          `${mode}${opts.repeat > 1 ? ` (pass ${rep + 1}/${opts.repeat})` : ''}: ${promptIds.length} prompts, ${opts.concurrency} concurrent streams, RTT ${opts.rttMs} ms`,
+        );
+        const before = await readStats();
+        const cpu0 = process.cpuUsage();
+        const t0 = performance.now();
+        const results = await pool(opts.concurrency, promptIds, (ids) => run(mode, ids));
+        const wallSeconds = (performance.now() - t0) / 1000;
+        const cpu = process.cpuUsage(cpu0);
+        const after = await readStats();
+        const pass = { results, wallSeconds, before, after, clientCpuSeconds: (cpu.user + cpu.system) / 1e6 };
+        (passes[mode] ??= []).push(pass);
+        const tokens = results.map((r) => r.tokens);
+        outputs[mode] ??= tokens;
+        if (mode === 'speculative') speculativeOutputs.push(...tokens);
+        const done = report(mode, [pass]);
+        io.log('info', `${mode}: ${done.outputTokens} tokens, ${done.tokensPerSecond} tok/s`);
+      }
     }
+    const modes: Partial<Record<BenchMode, ModeReport>> = {};
+    for (const mode of opts.modes) modes[mode] = report(mode, passes[mode] ?? []);
     const cloudOut = outputs.cloud;
-    const specOut = outputs.speculative;
-    if (cloudOut && specOut && modes.speculative) {
-      const same = specOut.filter((t, i) => sameTokens(t, cloudOut[i] ?? [])).length;
+    const specOut = speculativeOutputs;
+    if (cloudOut && specOut.length > 0 && modes.speculative) {
+      const same = specOut.filter((t, i) => sameTokens(t, cloudOut[i % cloudOut.length] ?? [])).length;
       modes.speculative.identicalToCloud = { same, of: specOut.length };
     }
+    const perRepeat = opts.repeat > 1 ? repeatRatios(passes) : undefined;
 
     let micro: SpeculativeBenchReport['micro'];
     if (opts.micro) {
@@ -236,9 +260,11 @@ export async function runSpeculativeBench(
         platform: platform(),
         node: process.version,
       },
+      pinning,
       config: { ...config, prompts: promptIds.length },
       modes,
       ratios: ratios(modes),
+      ...(perRepeat ? { perRepeat } : {}),
       micro,
       targets: targets(modes, micro, opts),
     };
@@ -249,6 +275,21 @@ export async function runSpeculativeBench(
     rmSync(runDir, { recursive: true, force: true });
     await draft.release();
   }
+}
+
+/** Verifier child on cores 0..threads-1, this process on the rest; null when not possible. */
+function pinBenchmark(verifierPid: number, verifierThreads: number, io: Io): CorePlan | null {
+  const plan = planCores(verifierThreads);
+  if (plan === undefined) {
+    io.log('warn', `not pinning: the verifier's ${verifierThreads} core(s) would leave none for the clients`);
+    return null;
+  }
+  if (!pinProcess(verifierPid, plan.server) || !pinProcess(process.pid, plan.client)) {
+    io.log('warn', 'not pinning: taskset is unavailable or failed; verifier and clients share all cores');
+    return null;
+  }
+  io.log('info', `pinned the verifier to CPU ${plan.server} and the simulated sites to CPU ${plan.client}`);
+  return plan;
 }
 
 interface RunContext {
@@ -322,17 +363,23 @@ async function pool<T, R>(n: number, items: readonly T[], fn: (item: T) => Promi
   return results;
 }
 
-function report(
-  mode: BenchMode,
-  results: RequestOutcome[],
-  wallSeconds: number,
-  before: VerifierStats,
-  after: VerifierStats,
-  clientCpuSeconds: number,
-): ModeReport {
+/** One mode's run over all prompts: what the clients saw and the verifier's counters around it. */
+interface ModePass {
+  results: RequestOutcome[];
+  wallSeconds: number;
+  before: VerifierStats;
+  after: VerifierStats;
+  clientCpuSeconds: number;
+}
+
+/** A mode's report pooled over its passes: totals over totals, latencies over every request. */
+function report(mode: BenchMode, passes: readonly ModePass[]): ModeReport {
+  const results = passes.flatMap((p) => p.results);
+  const total = (f: (p: ModePass) => number): number => passes.reduce((a, p) => a + f(p), 0);
+  const wallSeconds = total((p) => p.wallSeconds);
   const outputTokens = results.reduce((a, r) => a + r.tokens.length, 0);
-  const forwardCalls = after.forwardCalls - before.forwardCalls;
-  const cpuSeconds = after.cpuSeconds - before.cpuSeconds;
+  const forwardCalls = total((p) => p.after.forwardCalls - p.before.forwardCalls);
+  const cpuSeconds = total((p) => p.after.cpuSeconds - p.before.cpuSeconds);
   const verifyRounds = results.reduce((a, r) => a + r.verifyRounds, 0);
   const drafted = results.reduce((a, r) => a + r.drafted, 0);
   const accepted = results.reduce((a, r) => a + r.accepted, 0);
@@ -348,8 +395,8 @@ function report(
     e2eMs: summarize(results.map((r) => r.e2eMs)),
     verifier: {
       forwardCalls,
-      modelRuns: after.modelRuns - before.modelRuns,
-      positionsProcessed: after.positionsProcessed - before.positionsProcessed,
+      modelRuns: total((p) => p.after.modelRuns - p.before.modelRuns),
+      positionsProcessed: total((p) => p.after.positionsProcessed - p.before.positionsProcessed),
       cpuSeconds: round(cpuSeconds),
       cpuSecondsPer1kTokens: mode === 'edge' ? null : round((cpuSeconds * 1000) / outputTokens),
       forwardCallsPerToken: mode === 'edge' ? null : round(forwardCalls / outputTokens),
@@ -366,11 +413,29 @@ function report(
     acceptance: mode === 'speculative' ? ratio(accepted, drafted) : null,
     meanK: mode === 'speculative' ? ratio(drafted, verifyRounds) : null,
     client: {
-      cpuSeconds: round(clientCpuSeconds),
+      cpuSeconds: round(total((p) => p.clientCpuSeconds)),
       draftMsPerRound: mode === 'speculative' ? ratio(sum(results, 'draftMs'), verifyRounds) : null,
       verifyMsPerRound: mode === 'speculative' ? ratio(sum(results, 'verifyMs'), verifyRounds) : null,
     },
   };
+}
+
+/** The main speculative / cloud-only ratios of each repeat taken alone. */
+function repeatRatios(passes: Partial<Record<BenchMode, ModePass[]>>): Array<Record<string, number | null>> {
+  const cloud = passes.cloud ?? [];
+  const spec = passes.speculative ?? [];
+  return cloud.flatMap((c, i) => {
+    const s = spec[i];
+    if (s === undefined) return [];
+    const r = ratios({ cloud: report('cloud', [c]), speculative: report('speculative', [s]) });
+    return [
+      {
+        speculativeVsCloudVerifierCpuPer1k: r.speculativeVsCloudVerifierCpuPer1k ?? null,
+        speculativeVsCloudTokensPerSecond: r.speculativeVsCloudTokensPerSecond ?? null,
+        speculativeVsCloudE2eP95: r.speculativeVsCloudE2eP95 ?? null,
+      },
+    ];
+  });
 }
 
 function sum(results: RequestOutcome[], key: 'draftMs' | 'verifyMs'): number {

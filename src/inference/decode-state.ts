@@ -6,6 +6,10 @@
  * the next forward feeds them all in one pass. That single rule serves plain decoding (one unfed
  * token per step), drafting (the draft's own samples), verification (unfed + drafted tokens) and
  * rollback (truncate tokens and cache to the accepted length, O(1) until the next pass).
+ *
+ * The state frees a cache its own pass produced as soon as the next pass replaces it, unless the
+ * cache was handed out through `cache` (see KvCache.release for why this matters); a cache given
+ * to the constructor belongs to the caller and is never freed here.
  */
 import type { KvCache } from './kv-cache.js';
 import type { LoraFeeds } from './lora-slots.js';
@@ -14,6 +18,8 @@ import type { CausalLm, Logits } from './model-session.js';
 export class DecodeState {
   private tokenList: number[];
   private kv: KvCache;
+  /** Whether `kv` came from this state's own pass and was never handed out, so it may be freed. */
+  private ownsCache = false;
   /** Logits after the last token, when the cache covers every token. */
   private lastRow: Float32Array | undefined;
 
@@ -35,8 +41,15 @@ export class DecodeState {
     return this.tokenList.length;
   }
 
+  /** The cache; the caller may keep it, so the state no longer frees it. */
   get cache(): KvCache {
+    this.ownsCache = false;
     return this.kv;
+  }
+
+  /** Tokens the cache covers (reading it does not hand the cache out). */
+  get cacheLength(): number {
+    return this.kv.length;
   }
 
   /** Tokens not yet in the cache. */
@@ -62,6 +75,8 @@ export class DecodeState {
 
   /** Drops every token and the cache (releases the cache's memory to the GC). */
   clear(): void {
+    if (this.ownsCache) this.kv.release();
+    this.ownsCache = false;
     this.tokenList = [];
     this.kv = this.model.emptyCache();
     this.lastRow = undefined;
@@ -81,7 +96,9 @@ export class DecodeState {
     // Tokens and cache change only after the pass succeeded, so a failed pass loses nothing.
     const { logits, cache } = await this.model.forward(input, this.kv, lora);
     this.append(...extra);
+    if (this.ownsCache) this.kv.release();
     this.kv = cache;
+    this.ownsCache = true;
     this.lastRow = logits.last();
     return { logits, unfedCount: unfed.length };
   }

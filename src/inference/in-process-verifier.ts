@@ -115,6 +115,11 @@ export class InProcessVerifierSession implements VerifierSession {
     return token;
   }
 
+  /** Tokens the session's KV cache covers. */
+  get cachedLength(): number {
+    return this.state.cacheLength;
+  }
+
   /** The session's KV cache (immutable; share it to resume from this point later). */
   get cache(): KvCache {
     return this.state.cache;

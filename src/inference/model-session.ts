@@ -174,7 +174,14 @@ export class LmSession implements CausalLm {
     const pastTensors = past.pastTensors();
     for (let i = 0; i < this.pastNames.length; i++)
       feeds[this.pastNames[i] as string] = pastTensors[i] as Tensor;
-    const out = await this.session.run(feeds);
+    // ONNX Runtime reads the past tensors in place: a release meanwhile must wait for the pass.
+    past.hold();
+    let out: InferenceSession.OnnxValueMapType;
+    try {
+      out = await this.session.run(feeds);
+    } finally {
+      past.unhold();
+    }
     const logits = out.logits as Tensor;
     const presents = this.presentNames.map((n) => out[n] as Tensor);
     return {

@@ -30,14 +30,26 @@ describe('edgectl bench speculative (real verifier child, delay proxy)', () => {
         '--k',
         '3',
         '--no-micro',
+        '--repeat',
+        '2',
         '--json',
       ],
       { cwd: ROOT, encoding: 'utf8', timeout: 120_000 },
     );
     expect(r.status, r.stderr).toBe(0);
     const report = JSON.parse(r.stdout) as {
-      modes: Record<string, { outputTokens: number; verifier: { forwardCalls: number; cpuSeconds: number } }>;
+      modes: Record<
+        string,
+        {
+          requests: number;
+          outputTokens: number;
+          verifier: { forwardCalls: number; cpuSeconds: number };
+          identicalToCloud?: { same: number; of: number };
+        }
+      >;
       ratios: Record<string, number | null>;
+      perRepeat: Record<string, number | null>[];
+      pinning: { server: string; client: string } | null;
       targets: { name: string; met: boolean | null }[];
     };
     expect(Object.keys(report.modes)).toEqual(['cloud', 'speculative', 'edge']);
@@ -45,6 +57,12 @@ describe('edgectl bench speculative (real verifier child, delay proxy)', () => {
     expect(report.modes.speculative?.verifier.forwardCalls).toBeGreaterThan(0);
     expect(report.modes.edge?.verifier.forwardCalls).toBe(0);
     expect(report.ratios.speculativeVsCloudTokensPerSecond).toBeGreaterThan(0);
+    // Two repeats of 3 prompts, pooled; each repeat's own ratios listed.
+    expect(report.modes.cloud?.requests).toBe(6);
+    expect(report.modes.speculative?.identicalToCloud).toEqual({ same: 6, of: 6 });
+    expect(report.perRepeat).toHaveLength(2);
+    expect(report.perRepeat[1]?.speculativeVsCloudVerifierCpuPer1k).toBeGreaterThan(0);
+    expect(report).toHaveProperty('pinning');
     const identical = report.targets.find((t) => t.name.startsWith('greedy speculative output identical'));
     expect(identical?.met).toBe(true);
   });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AdaptiveK, bestK, expectedTokensPerRound } from '../../src/inference/adaptive-k.js';
+import { AdaptiveK, bestK, expectedTokensPerRound, K_MAX } from '../../src/inference/adaptive-k.js';
 import { createRng } from '../../src/inference/rng.js';
 import { StopMatcher } from '../../src/inference/stop.js';
 
@@ -41,7 +41,7 @@ describe('adaptive k', () => {
 
   it('picks long drafts for high acceptance or costly round trips, short ones otherwise', () => {
     // Cheap draft, expensive round trip, high acceptance: draft the maximum.
-    expect(bestK(0.9, 1, 100)).toBe(8);
+    expect(bestK(0.9, 1, 100)).toBe(K_MAX);
     // Low acceptance and a draft step as costly as a round trip: one token.
     expect(bestK(0.2, 10, 10)).toBe(1);
     // specdecode.md §7 sequential model, RTT 14 ms + verify 25 ms, draft 14.25 ms/token, α = 0.8:
@@ -56,7 +56,7 @@ describe('adaptive k', () => {
     expect(ak.alpha).toBeLessThan(0.2);
     for (let i = 0; i < 40; i++)
       ak.observe({ drafted: ak.k, accepted: ak.k, draftMs: ak.k * 1, roundMs: 20 });
-    expect(ak.k).toBe(8);
+    expect(ak.k).toBe(K_MAX);
     expect(ak.alpha).toBeGreaterThan(0.9);
   });
 
@@ -83,7 +83,7 @@ describe('adaptive k round-cost model', () => {
     const cost = ak.roundCost();
     expect(cost.perPosition).toBeCloseTo(2, 1);
     expect(cost.fixed).toBeCloseTo(1, 0);
-    expect(ak.k).toBe(bestK(0.5, 0.5, 1, 1, 8, 2));
+    expect(ak.k).toBe(bestK(0.5, 0.5, 1, 1, K_MAX, 2));
     expect(ak.k).toBeLessThanOrEqual(2);
   });
 });

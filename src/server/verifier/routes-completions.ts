@@ -158,6 +158,8 @@ async function generate(
   try {
     for (;;) {
       const res = await ctx.forward(cache === undefined ? 'prefill' : 'decode', input, cache, signal);
+      // The superseded cache is this loop's alone: free it now rather than at the next GC.
+      cache?.release();
       cache = res.cache;
       const token = sampleToken(res.logits.last(), plan.sampling, rng);
       if (model.eos.has(token) && !plan.ignoreEos) {
@@ -180,6 +182,7 @@ async function generate(
     throw err;
   } finally {
     // The KV cache is local to this call: every exit (EOS, stop, length, error, client gone) frees it.
+    cache?.release();
     metrics.generationEnded();
   }
 }

@@ -34,7 +34,7 @@ export function registerVerifyRoutes(app: FastifyInstance, ctx: VerifierContext)
     model.checkContext(session.length + draft.length, 'session context plus draft');
     return admission.run(async () => {
       // Fed in this round's pass: tokens the cache lacks (last round's verifier token) plus the draft.
-      const positions = session.length - session.cache.length + draft.length;
+      const positions = session.length - session.cachedLength + draft.length;
       const r = await session.verify({ draft, ...(rows ? { draftDists: rows.map(toDistribution) } : {}) });
       if (positions > 0) metrics.forward('verify', positions, r.verifierMs / 1000);
       metrics.verifyRound(draft.length, r.accepted);
