@@ -79,7 +79,8 @@ it('swaps generations under streaming load with zero failed requests', async () 
           {
             model: 'draft:support',
             messages: [{ role: 'user', content: 'My order has not arrived yet, can you check?' }],
-            max_tokens: 24,
+            // Long enough (~30 ms) that a stream is always in flight when the swap happens.
+            max_tokens: 128,
             stream: true,
           },
           { headers: { 'x-edgectl-route': 'edge' } },
@@ -105,7 +106,7 @@ it('swaps generations under streaming load with zero failed requests', async () 
   const watcher = (async () => {
     while (!stop) {
       if (daemon.generations.draining.length > 0) sawDraining = true;
-      await new Promise((r) => setTimeout(r, 5));
+      await new Promise((r) => setTimeout(r, 1));
     }
   })();
   const sync = await daemon.syncNow();
