@@ -74,6 +74,11 @@ export default class BenchSpeculative extends BaseCommand<typeof BenchSpeculativ
       default: 1,
       min: 1,
     }),
+    'verify-stream': Flags.boolean({
+      summary: "Run speculative rounds over each session's WebSocket stream (--no-verify-stream: one POST per round).",
+      default: true,
+      allowNo: true,
+    }),
     pin: Flags.boolean({
       summary: 'Pin the verifier to its own cores and the simulated sites to the rest (Linux, taskset).',
       default: true,
@@ -123,6 +128,7 @@ export default class BenchSpeculative extends BaseCommand<typeof BenchSpeculativ
         micro: f.micro,
         pin: f.pin,
         repeat: f.repeat,
+        verifyStream: f['verify-stream'],
         entry: join(this.config.root, 'bin', 'run.js'),
       },
       this.io,

@@ -55,6 +55,8 @@ export interface SpeculativeBenchOptions {
   pin: boolean;
   /** Times every mode runs (alternating order); reports pool the repeats. */
   repeat: number;
+  /** Speculative rounds over the session's WebSocket stream (true) or one POST each (false). */
+  verifyStream: boolean;
   /** The CLI entry (bin/run.js) used to start the verifier child. */
   entry: string;
 }
@@ -178,6 +180,7 @@ export async function runSpeculativeBench(
     verifier = await HttpVerifier.connect(proxy.url, {
       maxSockets: opts.concurrency + 4,
       timeoutMs: 120_000,
+      verifyStream: opts.verifyStream,
     });
     const readStats = async (): Promise<VerifierStats> =>
       (await (await fetch(`${directUrl}/v1/stats`)).json()) as VerifierStats;

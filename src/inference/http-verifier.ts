@@ -28,6 +28,7 @@ import type {
   VerifyResponse,
 } from '../server/verifier/protocol.js';
 import type { SamplingParams } from './sampling.js';
+import { StreamUnavailableError, VerifyStreamClient } from './verify-stream-client.js';
 import {
   toSparse,
   type DraftDistribution,
@@ -47,6 +48,11 @@ export interface HttpVerifierOptions {
   retries?: number;
   /** Refuse a verifier whose tokenizer.json has another SHA-256 (draft and verifier must share it). */
   expectTokenizerSha256?: string;
+  /**
+   * Run verify rounds over the session's WebSocket stream where the server offers it (default
+   * true); false keeps every round a POST.
+   */
+  verifyStream?: boolean;
 }
 
 interface JsonResponse {
@@ -61,6 +67,7 @@ class VerifierHttp {
   private readonly agent: Agent;
   private readonly timeoutMs: number;
   private readonly retries: number;
+  readonly verifyStream: boolean;
 
   constructor(url: string, opts: HttpVerifierOptions) {
     try {
@@ -77,6 +84,7 @@ class VerifierHttp {
     this.agent = this.base.protocol === 'https:' ? new HttpsAgent(agentOpts) : new Agent(agentOpts);
     this.timeoutMs = opts.timeoutMs ?? 30_000;
     this.retries = opts.retries ?? 3;
+    this.verifyStream = opts.verifyStream ?? true;
   }
 
   url(path: string): URL {
@@ -179,7 +187,23 @@ class VerifierHttp {
     return req;
   }
 
-  private httpError(method: string, path: string, res: JsonResponse): EdgectlError {
+  /** A verify stream's URL (ws:// or wss://) for a session. */
+  streamUrl(path: string): URL {
+    const url = this.url(path);
+    url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+    return url;
+  }
+
+  get requestTimeoutMs(): number {
+    return this.timeoutMs;
+  }
+
+  get maxRetries(): number {
+    return this.retries;
+  }
+
+  /** The typed error for an error answer (an HTTP response, or a verify stream's error frame). */
+  httpError(method: string, path: string, res: JsonResponse): EdgectlError {
     const err = (res.body as { error?: { message?: string; code?: string } } | undefined)?.error;
     const message = `verifier ${method} ${path}: ${res.status} ${err?.message ?? 'error'}`;
     const details = { status: res.status, code: err?.code };
@@ -199,7 +223,7 @@ class VerifierHttp {
 }
 
 /** The server's estimate (Retry-After-Ms, else Retry-After seconds) with jitter, capped at 5 s. */
-function retryDelayMs(headers: IncomingMessage['headers'], attempt: number): number {
+function retryDelayMs(headers: Record<string, unknown>, attempt: number): number {
   const ms = Number(headers['retry-after-ms']);
   const s = Number(headers['retry-after']);
   const base =
@@ -292,7 +316,12 @@ export class HttpVerifier implements Verifier {
       sampling: samplingWire(opts.sampling, opts.seed),
       ...(first ? { first_token: true } : {}),
     });
-    const session = new HttpVerifierSession(this.http, res.session_id, res.prompt_tokens);
+    const session = new HttpVerifierSession(
+      this.http,
+      res.session_id,
+      res.prompt_tokens,
+      this.http.verifyStream && this.supports('verify_stream'),
+    );
     if (first && typeof res.first_token === 'number') {
       session.firstToken = res.first_token;
       opts.onFirstToken?.(res.first_token);
@@ -353,27 +382,68 @@ export class HttpVerifierSession implements VerifierSession {
   /** The verifier's first token, when the session was created with it. */
   firstToken: number | undefined;
   private closed = false;
+  /** The session's verify stream while it is usable; undefined: rounds go over POST. */
+  private stream: VerifyStreamClient | undefined;
 
   constructor(
     private readonly http: VerifierHttp,
     readonly id: string,
     readonly promptTokens: number,
-  ) {}
+    useStream = false,
+  ) {
+    if (useStream) {
+      this.stream = new VerifyStreamClient(
+        http.streamUrl(`/v1/sessions/${encodeURIComponent(id)}/stream`),
+        http.requestTimeoutMs,
+      );
+    }
+  }
+
+  /** Whether rounds currently go over the session's verify stream (false: POST per round). */
+  get streaming(): boolean {
+    return this.stream !== undefined;
+  }
 
   async verify(request: VerifyRequest): Promise<VerifyResult> {
     const body: Record<string, unknown> = { draft_ids: request.draft };
     if (request.draftDists !== undefined) body.draft_probs = request.draftDists.map(wireDistribution);
-    const res = await this.http.json<VerifyResponse>(
-      'POST',
-      `/v1/sessions/${encodeURIComponent(this.id)}/verify`,
-      body,
-    );
+    const res = (await this.verifyOverStream(body)) ?? (await this.verifyOverPost(body));
     return {
       accepted: res.accepted,
       nextToken: res.next_token,
       length: res.context_tokens,
       verifierMs: res.verifier_ms,
     };
+  }
+
+  private verifyOverPost(body: Record<string, unknown>): Promise<VerifyResponse> {
+    return this.http.json<VerifyResponse>('POST', `/v1/sessions/${encodeURIComponent(this.id)}/verify`, body);
+  }
+
+  /** One round over the stream, retried on 429/503 like a POST; undefined when there is no stream. */
+  private async verifyOverStream(body: Record<string, unknown>): Promise<VerifyResponse | undefined> {
+    const path = `/v1/sessions/${encodeURIComponent(this.id)}/stream`;
+    for (let attempt = 0; ; attempt++) {
+      const stream = this.stream;
+      if (stream === undefined) return undefined;
+      let frame: unknown;
+      try {
+        frame = await stream.request(body);
+      } catch (err) {
+        if (!(err instanceof StreamUnavailableError)) throw err;
+        // Upgrade refused (a proxy, an older server): this session goes on over POST.
+        this.stream = undefined;
+        return undefined;
+      }
+      const status = (frame as { status?: unknown }).status;
+      if (typeof status !== 'number') return frame as VerifyResponse;
+      const retryMs = (frame as { retry_after_ms?: unknown }).retry_after_ms;
+      if ((status === 429 || status === 503) && attempt < this.http.maxRetries) {
+        await sleep(retryDelayMs({ 'retry-after-ms': retryMs }, attempt));
+        continue;
+      }
+      throw this.http.httpError('WS', path, { status, headers: {}, body: frame });
+    }
   }
 
   /**
@@ -383,6 +453,7 @@ export class HttpVerifierSession implements VerifierSession {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.stream?.close();
     try {
       await this.http.json('DELETE', `/v1/sessions/${encodeURIComponent(this.id)}`);
     } catch {

@@ -78,8 +78,12 @@ export interface CreateSessionResponse {
   context_tokens?: number;
 }
 
-/** Optional protocol features a server announces in /v1/identity (clients use them when listed). */
-export const VERIFIER_FEATURES = ['first_token'] as const;
+/**
+ * Optional protocol features a server announces in /v1/identity (clients use them when listed):
+ * `first_token` (POST /v1/sessions returns the verifier's first token), `verify_stream` (verify
+ * rounds over a WebSocket at /v1/sessions/{id}/stream, verify-stream.ts).
+ */
+export const VERIFIER_FEATURES = ['first_token', 'verify_stream'] as const;
 export type VerifierFeature = (typeof VERIFIER_FEATURES)[number];
 
 export const verifySchema = z

@@ -20,16 +20,18 @@ import {
   type VerifyResponse,
 } from './protocol.js';
 
-export function registerVerifyRoutes(app: FastifyInstance, ctx: VerifierContext): void {
-  const { model, sessions, metrics, verifier, admission } = ctx;
+/** A verify request with its session, answered by one admitted, counted round. */
+export type VerifyRound = (
+  session: InProcessVerifierSession,
+  draft: number[],
+  rows: DraftProbsRow[] | undefined,
+  signal: AbortSignal,
+) => Promise<Omit<VerifyResponse, 'context_tokens'> & { length: number }>;
 
-  /** One admitted, counted verify round on `session`. */
-  async function round(
-    session: InProcessVerifierSession,
-    draft: number[],
-    rows: DraftProbsRow[] | undefined,
-    signal: AbortSignal,
-  ): Promise<Omit<VerifyResponse, 'context_tokens'> & { length: number }> {
+/** One admitted, counted verify round: shared by the POST route and the verify stream. */
+export function verifyRound(ctx: VerifierContext): VerifyRound {
+  const { model, metrics, admission } = ctx;
+  return async (session, draft, rows, signal) => {
     model.checkIds(draft, 'draft_ids');
     model.checkContext(session.length + draft.length, 'session context plus draft');
     return admission.run(async () => {
@@ -48,7 +50,12 @@ export function registerVerifyRoutes(app: FastifyInstance, ctx: VerifierContext)
         verifier_ms: r.verifierMs,
       };
     }, signal);
-  }
+  };
+}
+
+export function registerVerifyRoutes(app: FastifyInstance, ctx: VerifierContext): void {
+  const { model, sessions, metrics, verifier, admission } = ctx;
+  const round = verifyRound(ctx);
 
   app.post('/v1/sessions', async (req, reply): Promise<CreateSessionResponse> => {
     const body = parseBody(createSessionSchema, req.body);

@@ -18,9 +18,10 @@ import { makeForward, type VerifierContext } from './context.js';
 import { VerifierMetrics } from './metrics.js';
 import { registerCompletionRoutes } from './routes-completions.js';
 import { registerMetaRoutes } from './routes-meta.js';
-import { registerVerifyRoutes } from './routes-verify.js';
+import { registerVerifyRoutes, verifyRound } from './routes-verify.js';
 import { SessionTable } from './session-table.js';
 import { VerifierModel } from './verifier-model.js';
+import { attachVerifyStream } from './verify-stream.js';
 
 export interface VerifierServerOptions {
   modelDir: string;
@@ -130,6 +131,15 @@ export async function startVerifierServer(opts: VerifierServerOptions): Promise<
   });
   registerMetaRoutes(app, context);
   registerVerifyRoutes(app, context);
+  const streams = attachVerifyStream(app.server, context, verifyRound(context), (httpErr, cause) => {
+    if (httpErr.status === 429) metrics.rejected(httpErr.code);
+    if (httpErr.status >= 500) {
+      opts.io.log(
+        'error',
+        `verify stream: ${cause instanceof Error ? (cause.stack ?? cause.message) : String(cause)}`,
+      );
+    }
+  });
   registerCompletionRoutes(app, context);
   sessions.startSweeper();
 
@@ -155,6 +165,7 @@ export async function startVerifierServer(opts: VerifierServerOptions): Promise<
     app,
     settings,
     close: async () => {
+      streams.close();
       await app.close();
       sessions.close();
       await model.close();

@@ -77,6 +77,12 @@ export class SessionTable<S extends Disposable> {
     return this.lease(id, entry);
   }
 
+  /** Whether a session is live: known, not deleted, and leased or within its TTL. */
+  has(id: string): boolean {
+    const entry = this.entries.get(id);
+    return entry !== undefined && !entry.doomed && (entry.leased || !this.expired(entry));
+  }
+
   /** Leases a session for one request: 404 when unknown or expired, 409 when already in use. */
   acquire(id: string): Lease<S> {
     const entry = this.entries.get(id);
