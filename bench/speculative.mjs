@@ -6,7 +6,9 @@
 // decoding, not the prompt prefill both modes share, dominates the verifier cost being compared; the
 // adapter runs stop at end-of-sequence. The main run repeats every mode three times in alternating
 // order (the report pools them and lists each repeat's ratios) with the verifier pinned to its own
-// core and the simulated sites to the others. Extra arguments are passed to the main run (e.g. `-- --limit 16`).
+// core and the simulated sites to the others, plus a control: cloud-only again while the simulated
+// sites draft in the background, which shows what busy clients on this one machine add to the
+// verifier's CPU by themselves. Extra arguments are passed to the main run (e.g. `-- --limit 16`).
 import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -57,6 +59,7 @@ const main = bench([
   '--ignore-eos',
   '--repeat',
   '3',
+  '--busy-client-control',
   ...process.argv.slice(2),
 ]);
 

@@ -75,9 +75,15 @@ export default class BenchSpeculative extends BaseCommand<typeof BenchSpeculativ
       min: 1,
     }),
     'verify-stream': Flags.boolean({
-      summary: "Run speculative rounds over each session's WebSocket stream (--no-verify-stream: one POST per round).",
+      summary:
+        "Run speculative rounds over each session's WebSocket stream (--no-verify-stream: one POST per round).",
       default: true,
       allowNo: true,
+    }),
+    'busy-client-control': Flags.boolean({
+      summary:
+        'Also measure cloud-only while the simulated sites draft in the background (how busy clients on the same machine raise the verifier CPU by themselves).',
+      default: false,
     }),
     pin: Flags.boolean({
       summary: 'Pin the verifier to its own cores and the simulated sites to the rest (Linux, taskset).',
@@ -129,6 +135,7 @@ export default class BenchSpeculative extends BaseCommand<typeof BenchSpeculativ
         pin: f.pin,
         repeat: f.repeat,
         verifyStream: f['verify-stream'],
+        busyClientControl: f['busy-client-control'],
         entry: join(this.config.root, 'bin', 'run.js'),
       },
       this.io,

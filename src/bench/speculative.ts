@@ -57,6 +57,12 @@ export interface SpeculativeBenchOptions {
   repeat: number;
   /** Speculative rounds over the session's WebSocket stream (true) or one POST each (false). */
   verifyStream: boolean;
+  /**
+   * Also run cloud-only while this process drafts edge-only in the background (a control): how
+   * much busy simulated sites on the same machine raise the verifier's CPU per token by
+   * themselves, as they do during the speculative mode.
+   */
+  busyClientControl?: boolean;
   /** The CLI entry (bin/run.js) used to start the verifier child. */
   entry: string;
 }
@@ -126,6 +132,11 @@ export interface SpeculativeBenchReport {
   ratios: Record<string, number | null>;
   /** With --repeat > 1: the main ratios of each repeat on its own, to show the spread. */
   perRepeat?: Array<Record<string, number | null>>;
+  /** With busyClientControl: cloud-only measured while the simulated sites draft in the background. */
+  controls?: {
+    cloudWithBusyClients: ModeReport;
+    speculativeVsCloudWithBusyClientsVerifierCpuPer1k: number | null;
+  };
   micro: { draft: DraftSpeed; verifyCost: VerifyCost } | undefined;
   targets: Target[];
 }
@@ -205,6 +216,7 @@ export async function runSpeculativeBench(
     const passes: Partial<Record<BenchMode, ModePass[]>> = {};
     const outputs: Partial<Record<BenchMode, number[][]>> = {};
     const speculativeOutputs: number[][] = [];
+    const controlPasses: ModePass[] = [];
     for (let rep = 0; rep < opts.repeat; rep++) {
       const order = rep % 2 === 0 ? opts.modes : [...opts.modes].reverse();
       for (const mode of order) {
@@ -226,6 +238,32 @@ export async function runSpeculativeBench(
         if (mode === 'speculative') speculativeOutputs.push(...tokens);
         const done = report(mode, [pass]);
         io.log('info', `${mode}: ${done.outputTokens} tokens, ${done.tokensPerSecond} tok/s`);
+        if (mode === 'cloud' && opts.busyClientControl) {
+          io.log('info', 'control: cloud-only while the simulated sites draft edge-only in the background');
+          let busy = true;
+          const background = (async () => {
+            while (busy)
+              await pool(opts.concurrency, promptIds, (ids) =>
+                busy ? run('edge', ids) : Promise.resolve(undefined),
+              );
+          })();
+          const b0 = await readStats();
+          const c0 = process.cpuUsage();
+          const w0 = performance.now();
+          const controlResults = await pool(opts.concurrency, promptIds, (ids) => run('cloud', ids));
+          const controlWall = (performance.now() - w0) / 1000;
+          const cc = process.cpuUsage(c0);
+          const b1 = await readStats();
+          busy = false;
+          await background;
+          controlPasses.push({
+            results: controlResults,
+            wallSeconds: controlWall,
+            before: b0,
+            after: b1,
+            clientCpuSeconds: (cc.user + cc.system) / 1e6,
+          });
+        }
       }
     }
     const modes: Partial<Record<BenchMode, ModeReport>> = {};
@@ -237,6 +275,16 @@ export async function runSpeculativeBench(
       modes.speculative.identicalToCloud = { same, of: specOut.length };
     }
     const perRepeat = opts.repeat > 1 ? repeatRatios(passes) : undefined;
+    const cloudWithBusyClients = controlPasses.length > 0 ? report('cloud', controlPasses) : undefined;
+    const controls = cloudWithBusyClients
+      ? {
+          cloudWithBusyClients,
+          speculativeVsCloudWithBusyClientsVerifierCpuPer1k: ratio(
+            modes.speculative?.verifier.cpuSecondsPer1kTokens ?? Number.NaN,
+            cloudWithBusyClients.verifier.cpuSecondsPer1kTokens ?? 0,
+          ),
+        }
+      : undefined;
 
     let micro: SpeculativeBenchReport['micro'];
     if (opts.micro) {
@@ -268,6 +316,7 @@ export async function runSpeculativeBench(
       modes,
       ratios: ratios(modes),
       ...(perRepeat ? { perRepeat } : {}),
+      ...(controls ? { controls } : {}),
       micro,
       targets: targets(modes, micro, opts),
     };
