@@ -76,7 +76,7 @@ export default class BenchSpeculative extends BaseCommand<typeof BenchSpeculativ
     }),
     'verify-stream': Flags.boolean({
       summary:
-        "Run speculative rounds over each session's WebSocket stream (--no-verify-stream: one POST per round).",
+        'Run speculative rounds over kept-alive verify streams (WebSockets); --no-verify-stream: one POST per round.',
       default: true,
       allowNo: true,
     }),

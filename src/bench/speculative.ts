@@ -55,7 +55,7 @@ export interface SpeculativeBenchOptions {
   pin: boolean;
   /** Times every mode runs (alternating order); reports pool the repeats. */
   repeat: number;
-  /** Speculative rounds over the session's WebSocket stream (true) or one POST each (false). */
+  /** Speculative rounds over kept-alive verify streams (true) or one POST each (false). */
   verifyStream: boolean;
   /**
    * Also run cloud-only while this process drafts edge-only in the background (a control): how

@@ -28,7 +28,7 @@ import type {
   VerifyResponse,
 } from '../server/verifier/protocol.js';
 import type { SamplingParams } from './sampling.js';
-import { StreamUnavailableError, VerifyStreamClient } from './verify-stream-client.js';
+import { StreamUnavailableError, VerifyStreamPool } from './verify-stream-client.js';
 import {
   toSparse,
   type DraftDistribution,
@@ -49,7 +49,7 @@ export interface HttpVerifierOptions {
   /** Refuse a verifier whose tokenizer.json has another SHA-256 (draft and verifier must share it). */
   expectTokenizerSha256?: string;
   /**
-   * Run verify rounds over the session's WebSocket stream where the server offers it (default
+   * Run verify rounds over kept-alive verify streams (WebSockets) where the server offers them (default
    * true); false keeps every round a POST.
    */
   verifyStream?: boolean;
@@ -262,6 +262,8 @@ function wireDistribution(d: DraftDistribution): { ids: number[]; probs: number[
 }
 
 export class HttpVerifier implements Verifier {
+  private pool: VerifyStreamPool | undefined;
+
   private constructor(
     private readonly http: VerifierHttp,
     readonly identity: IdentityResponse,
@@ -303,6 +305,18 @@ export class HttpVerifier implements Verifier {
     return this.identity.max_context;
   }
 
+  /** Verify stream sockets open to this verifier (shared by all its sessions). */
+  get streamSockets(): number {
+    return this.pool?.size ?? 0;
+  }
+
+  /** The verify stream pool, when the server offers the stream and the client wants it. */
+  private streams(): VerifyStreamPool | undefined {
+    if (!this.http.verifyStream || !this.supports('verify_stream')) return undefined;
+    this.pool ??= new VerifyStreamPool(this.http.streamUrl('/v1/stream'), this.http.requestTimeoutMs);
+    return this.pool;
+  }
+
   /** Whether the server announced an optional protocol feature in /v1/identity. */
   supports(feature: VerifierFeature): boolean {
     return this.identity.features?.includes(feature) ?? false;
@@ -316,12 +330,7 @@ export class HttpVerifier implements Verifier {
       sampling: samplingWire(opts.sampling, opts.seed),
       ...(first ? { first_token: true } : {}),
     });
-    const session = new HttpVerifierSession(
-      this.http,
-      res.session_id,
-      res.prompt_tokens,
-      this.http.verifyStream && this.supports('verify_stream'),
-    );
+    const session = new HttpVerifierSession(this.http, res.session_id, res.prompt_tokens, this.streams());
     if (first && typeof res.first_token === 'number') {
       session.firstToken = res.first_token;
       opts.onFirstToken?.(res.first_token);
@@ -374,6 +383,7 @@ export class HttpVerifier implements Verifier {
 
   /** Closes the kept-alive sockets. */
   close(): void {
+    this.pool?.close();
     this.http.close();
   }
 }
@@ -381,28 +391,17 @@ export class HttpVerifier implements Verifier {
 export class HttpVerifierSession implements VerifierSession {
   /** The verifier's first token, when the session was created with it. */
   firstToken: number | undefined;
+  /** How the last verify round travelled: over the verify stream, or as a POST. */
+  lastTransport: 'stream' | 'post' | undefined;
   private closed = false;
-  /** The session's verify stream while it is usable; undefined: rounds go over POST. */
-  private stream: VerifyStreamClient | undefined;
 
   constructor(
     private readonly http: VerifierHttp,
     readonly id: string,
     readonly promptTokens: number,
-    useStream = false,
-  ) {
-    if (useStream) {
-      this.stream = new VerifyStreamClient(
-        http.streamUrl(`/v1/sessions/${encodeURIComponent(id)}/stream`),
-        http.requestTimeoutMs,
-      );
-    }
-  }
-
-  /** Whether rounds currently go over the session's verify stream (false: POST per round). */
-  get streaming(): boolean {
-    return this.stream !== undefined;
-  }
+    /** The verifier's verify stream pool; undefined: every round is a POST. */
+    private readonly streams: VerifyStreamPool | undefined = undefined,
+  ) {}
 
   async verify(request: VerifyRequest): Promise<VerifyResult> {
     const body: Record<string, unknown> = { draft_ids: request.draft };
@@ -416,25 +415,26 @@ export class HttpVerifierSession implements VerifierSession {
     };
   }
 
-  private verifyOverPost(body: Record<string, unknown>): Promise<VerifyResponse> {
+  private async verifyOverPost(body: Record<string, unknown>): Promise<VerifyResponse> {
+    this.lastTransport = 'post';
     return this.http.json<VerifyResponse>('POST', `/v1/sessions/${encodeURIComponent(this.id)}/verify`, body);
   }
 
-  /** One round over the stream, retried on 429/503 like a POST; undefined when there is no stream. */
+  /** One round over the verify stream, retried on 429/503 like a POST; undefined: use POST. */
   private async verifyOverStream(body: Record<string, unknown>): Promise<VerifyResponse | undefined> {
-    const path = `/v1/sessions/${encodeURIComponent(this.id)}/stream`;
+    const streams = this.streams;
+    if (streams === undefined) return undefined;
     for (let attempt = 0; ; attempt++) {
-      const stream = this.stream;
-      if (stream === undefined) return undefined;
+      if (!streams.available) return undefined;
       let frame: unknown;
       try {
-        frame = await stream.request(body);
+        frame = await streams.request({ session_id: this.id, ...body });
       } catch (err) {
-        if (!(err instanceof StreamUnavailableError)) throw err;
-        // Upgrade refused (a proxy, an older server): this session goes on over POST.
-        this.stream = undefined;
-        return undefined;
+        // Upgrade refused (a proxy, an older server): this round goes over POST.
+        if (err instanceof StreamUnavailableError) return undefined;
+        throw err;
       }
+      this.lastTransport = 'stream';
       const status = (frame as { status?: unknown }).status;
       if (typeof status !== 'number') return frame as VerifyResponse;
       const retryMs = (frame as { retry_after_ms?: unknown }).retry_after_ms;
@@ -442,7 +442,11 @@ export class HttpVerifierSession implements VerifierSession {
         await sleep(retryDelayMs({ 'retry-after-ms': retryMs }, attempt));
         continue;
       }
-      throw this.http.httpError('WS', path, { status, headers: {}, body: frame });
+      throw this.http.httpError('WS', `/v1/stream (session ${this.id})`, {
+        status,
+        headers: {},
+        body: frame,
+      });
     }
   }
 
@@ -453,7 +457,6 @@ export class HttpVerifierSession implements VerifierSession {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.stream?.close();
     try {
       await this.http.json('DELETE', `/v1/sessions/${encodeURIComponent(this.id)}`);
     } catch {

@@ -1,16 +1,21 @@
 /**
- * The client end of a session's verify stream (server: src/server/verifier/verify-stream.ts): one
- * WebSocket per verifier session, opened on the first round, carrying one JSON request frame and
- * one JSON answer frame per round. It owns the socket's life only; what a frame means (errors,
- * retries) is the HTTP verifier's business, so both transports behave the same.
+ * The client end of the verify stream (server: src/server/verifier/verify-stream.ts): a pool of
+ * kept-alive WebSockets to one verifier, like an HTTP agent's sockets. A round takes an idle socket
+ * (or opens one), sends one JSON request frame naming its session, waits for the one answer frame
+ * and puts the socket back, so sessions after the first pay no connection setup. The pool owns the
+ * sockets' life only; what a frame means (errors, retries) is the HTTP verifier's business, so both
+ * transports behave the same.
  *
- * A stream that cannot be opened for a reason other than "no such session" raises
- * `StreamUnavailableError`, and the caller falls back to the POST route: a proxy or an older server
- * that refuses the upgrade costs speed, not service. A stream that fails after a request was sent
- * is an error, never a fallback, because the server may already have run that round.
+ * A refused upgrade (a proxy without WebSocket support, an older server) raises
+ * `StreamUnavailableError` and the caller falls back to POST rounds; the pool tries again a minute
+ * later. A socket that fails after a request was sent is an error, never a fallback, because the
+ * server may already have run that round.
  */
 import WebSocket from 'ws';
-import { NotFoundError, OperationalError, TimeoutError } from '../cli/errors.js';
+import { OperationalError, TimeoutError } from '../cli/errors.js';
+
+/** How long the pool sends rounds over POST after the verifier refused an upgrade. */
+const RETRY_UPGRADE_MS = 60_000;
 
 /** The stream could not be opened (upgrade refused or failed); the POST route still works. */
 export class StreamUnavailableError extends Error {
@@ -26,13 +31,62 @@ interface Pending {
   timer: NodeJS.Timeout;
 }
 
-export class VerifyStreamClient {
+/** Kept-alive verify streams to one verifier (one request in flight per socket). */
+export class VerifyStreamPool {
+  private idle: VerifyStreamSocket[] = [];
+  private readonly all = new Set<VerifyStreamSocket>();
+  private refusedUntil = 0;
+
+  constructor(
+    /** ws:// or wss:// URL of /v1/stream. */
+    private readonly url: URL,
+    private readonly timeoutMs: number,
+    private readonly now: () => number = () => performance.now(),
+  ) {}
+
+  /** False for a while after the verifier refused an upgrade: rounds go over POST meanwhile. */
+  get available(): boolean {
+    return this.now() >= this.refusedUntil;
+  }
+
+  /** Open sockets (idle or busy). */
+  get size(): number {
+    return this.all.size;
+  }
+
+  /** Sends one request frame over an idle socket (or a new one); resolves with the answer frame. */
+  async request(body: object): Promise<unknown> {
+    let socket = this.idle.pop();
+    if (socket === undefined) {
+      socket = new VerifyStreamSocket(this.url, this.timeoutMs);
+      this.all.add(socket);
+    }
+    try {
+      const frame = await socket.request(body);
+      this.idle.push(socket);
+      return frame;
+    } catch (err) {
+      this.all.delete(socket);
+      socket.close();
+      if (err instanceof StreamUnavailableError) this.refusedUntil = this.now() + RETRY_UPGRADE_MS;
+      throw err;
+    }
+  }
+
+  close(): void {
+    for (const socket of this.all) socket.close();
+    this.all.clear();
+    this.idle = [];
+  }
+}
+
+/** One WebSocket of the pool: opened on first use, reopened after the server closed it. */
+class VerifyStreamSocket {
   private socket: Promise<WebSocket> | undefined;
   private pending: Pending | undefined;
   private closed = false;
 
   constructor(
-    /** ws:// or wss:// URL of /v1/sessions/{id}/stream. */
     private readonly url: URL,
     private readonly timeoutMs: number,
   ) {}
@@ -83,19 +137,19 @@ export class VerifyStreamClient {
         const status = res.statusCode ?? 0;
         res.resume();
         ws.terminate();
-        reject(
-          status === 404
-            ? new NotFoundError(`verifier session stream ${this.url.pathname}: 404 session not found`, {
-                code: 'E_VERIFIER_NOT_FOUND',
-                details: { status },
-              })
-            : new StreamUnavailableError(`verify stream refused with HTTP ${status}`),
-        );
+        reject(new StreamUnavailableError(`verify stream refused with HTTP ${status}`));
       });
       ws.on('message', (data: WebSocket.RawData) => this.answer(data));
       ws.on('error', (err: NodeJS.ErrnoException) => {
-        if (!opened) reject(new StreamUnavailableError(`verify stream failed: ${err.code ?? err.message}`));
-        else this.fail(err);
+        if (opened) return this.fail(err);
+        // Not reachable at all: the same failure a POST would meet, not a reason to fall back.
+        reject(
+          new OperationalError(`verifier ${this.url.host} is unreachable (${err.code ?? err.message})`, {
+            code: 'E_VERIFIER_UNREACHABLE',
+            suggestion: 'Start it with `edgectl verifier up --model <dir>` or check --verifier.',
+            cause: err,
+          }),
+        );
       });
       ws.on('close', () => {
         this.socket = undefined;

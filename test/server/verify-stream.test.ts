@@ -51,7 +51,7 @@ function upgradeRefusingProxy(target: string): Promise<{ url: string; server: Se
   );
 }
 
-describe('verify rounds over the session stream (WebSocket)', () => {
+describe('verify rounds over the verify stream (kept-alive WebSockets)', () => {
   let server: RunningVerifier;
   let draft: LmSession;
   let local: LmSession;
@@ -95,13 +95,16 @@ describe('verify rounds over the session stream (WebSocket)', () => {
         }
       }
       expect(server.context.metrics.snapshot().forwardCalls).toBeGreaterThan(before);
+      // One kept-alive socket served every session, one after the other.
+      expect(streamed.streamSockets).toBe(1);
+      expect(posted.streamSockets).toBe(0);
       const a = (await streamed.start(prompts[0] as number[])) as HttpVerifierSession;
       const b = (await posted.start(prompts[0] as number[])) as HttpVerifierSession;
       const ra = await a.verify({ draft: [5, 6, 7] });
       const rb = await b.verify({ draft: [5, 6, 7] });
       expect({ ...ra, verifierMs: 0 }).toEqual({ ...rb, verifierMs: 0 });
-      expect(a.streaming).toBe(true);
-      expect(b.streaming).toBe(false);
+      expect(a.lastTransport).toBe('stream');
+      expect(b.lastTransport).toBe('post');
       await a.close();
       await b.close();
       expect(server.context.sessions.has(a.id)).toBe(false);
@@ -111,21 +114,27 @@ describe('verify rounds over the session stream (WebSocket)', () => {
     }
   });
 
-  it('answers bad frames with the HTTP route status and error body, and the session goes on', async () => {
+  it('answers bad frames with the HTTP route status and error body, and the socket goes on', async () => {
     const remote = await HttpVerifier.connect(server.url);
     try {
       const session = await remote.start(prompts[1] as number[]);
-      const { ask, ws } = await rawStream(
-        `${server.url.replace('http', 'ws')}/v1/sessions/${session.id}/stream`,
-      );
+      const { ask, ws } = await rawStream(`${server.url.replace('http', 'ws')}/v1/stream`);
+      const sid = JSON.stringify(session.id);
       expect(await ask('not json')).toMatchObject({ status: 400, error: { code: 'invalid_json' } });
-      expect(await ask('{"draft_ids":[1,2],"extra":1}')).toMatchObject({
+      expect(await ask('{"draft_ids":[1,2]}')).toMatchObject({ status: 400, error: { param: 'session_id' } });
+      expect(await ask(`{"session_id":${sid},"draft_ids":[1,2],"extra":1}`)).toMatchObject({
         status: 400,
+        session_id: session.id,
         error: { code: 'invalid_body' },
       });
-      expect(await ask('{"draft_ids":[1, 99999]}')).toMatchObject({ status: 400 });
-      const ok = await ask('{"draft_ids":[1,2,3]}');
-      expect(ok).toMatchObject({ drafted: 3, positions: 3 });
+      expect(await ask(`{"session_id":${sid},"draft_ids":[1, 99999]}`)).toMatchObject({ status: 400 });
+      expect(await ask('{"session_id":"nope","draft_ids":[1]}')).toMatchObject({
+        status: 404,
+        session_id: 'nope',
+        error: { code: 'session_not_found' },
+      });
+      const ok = await ask(`{"session_id":${sid},"draft_ids":[1,2,3]}`);
+      expect(ok).toMatchObject({ session_id: session.id, drafted: 3, positions: 3 });
       expect(typeof ok.next_token).toBe('number');
       expect(ok.status).toBeUndefined();
       ws.close();
@@ -135,7 +144,7 @@ describe('verify rounds over the session stream (WebSocket)', () => {
     }
   });
 
-  it('refuses the upgrade for an unknown session (404) and a deleted one is NotFound (exit 3)', async () => {
+  it('refuses an upgrade on any other path (404), and a deleted session is NotFound (exit 3)', async () => {
     const status = await new Promise<number>((resolve) => {
       const ws = new WebSocket(`${server.url.replace('http', 'ws')}/v1/sessions/nope/stream`);
       ws.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
@@ -174,7 +183,7 @@ describe('verify rounds over the session stream (WebSocket)', () => {
         expect(results.every((r) => r.accepted >= 0 && r.accepted <= 8)).toBe(true);
       }
       expect(tight.context.metrics.snapshot().rejections).toBeGreaterThan(0);
-      expect(sessions.every((s) => (s as HttpVerifierSession).streaming)).toBe(true);
+      expect(sessions.every((s) => (s as HttpVerifierSession).lastTransport === 'stream')).toBe(true);
       await Promise.all(sessions.map((s) => s.close()));
     } finally {
       client.close();
@@ -192,7 +201,7 @@ describe('verify rounds over the session stream (WebSocket)', () => {
       expect(spec.tokens).toEqual(reference.tokens);
       const session = (await remote.start(ids)) as HttpVerifierSession;
       await session.verify({ draft: [1] });
-      expect(session.streaming).toBe(false);
+      expect(session.lastTransport).toBe('post');
       await session.close();
     } finally {
       remote.close();

@@ -81,22 +81,27 @@ export interface CreateSessionResponse {
 /**
  * Optional protocol features a server announces in /v1/identity (clients use them when listed):
  * `first_token` (POST /v1/sessions returns the verifier's first token), `verify_stream` (verify
- * rounds over a WebSocket at /v1/sessions/{id}/stream, verify-stream.ts).
+ * rounds over kept-alive WebSockets at /v1/stream, verify-stream.ts).
  */
 export const VERIFIER_FEATURES = ['first_token', 'verify_stream'] as const;
 export type VerifierFeature = (typeof VERIFIER_FEATURES)[number];
 
-export const verifySchema = z
-  .object({
-    draft_ids: tokenIdsSchema.max(MAX_DRAFT_TOKENS),
-    draft_probs: z.array(draftProbsRowSchema).optional(),
-  })
-  .strict()
-  .refine((b) => b.draft_probs === undefined || b.draft_probs.length === b.draft_ids.length, {
-    message: 'needs one row per drafted token',
-    path: ['draft_probs'],
-  });
+const verifyFields = {
+  draft_ids: tokenIdsSchema.max(MAX_DRAFT_TOKENS),
+  draft_probs: z.array(draftProbsRowSchema).optional(),
+};
+const onePerDraft = (b: { draft_ids: number[]; draft_probs?: unknown[] | undefined }): boolean =>
+  b.draft_probs === undefined || b.draft_probs.length === b.draft_ids.length;
+const onePerDraftError = { message: 'needs one row per drafted token', path: ['draft_probs'] };
+
+export const verifySchema = z.object(verifyFields).strict().refine(onePerDraft, onePerDraftError);
 export type VerifyRequest = z.input<typeof verifySchema>;
+
+/** A frame on the verify stream (/v1/stream): a verify request naming its session. */
+export const verifyFrameSchema = z
+  .object({ session_id: z.string().min(1), ...verifyFields })
+  .strict()
+  .refine(onePerDraft, onePerDraftError);
 
 export interface VerifyResponse {
   /** Drafted tokens kept (a prefix of draft_ids). */

@@ -1,9 +1,11 @@
 /**
- * The verify stream: `GET /v1/sessions/{id}/stream` upgraded to a WebSocket, over which a client
- * runs a session's verify rounds. Each text frame it sends is a verify request (the body of
- * `POST /v1/sessions/{id}/verify`) and each frame it gets back is that request's answer (the POST's
- * response body), or `{ "status": <HTTP status>, "error": {...} }` with the HTTP route's status and
- * error body (429 adds `retry_after_ms`). One round is in flight per session, as with the POST.
+ * The verify stream: `GET /v1/stream` upgraded to a WebSocket that a client keeps open, like a
+ * kept-alive HTTP connection, and uses for verify rounds of any of its sessions. Each text frame it
+ * sends is a verify request naming its session (`{"session_id": ..., ...}` plus the body of
+ * `POST /v1/sessions/{id}/verify`); each frame it gets back answers the oldest open request with
+ * the POST's response body plus `session_id`, or `{ "session_id", "status": <HTTP status>,
+ * "error": {...} }` with the HTTP route's status and error body (429 adds `retry_after_ms`).
+ * Answers come back in request order; clients send one request at a time per socket.
  *
  * It exists for cost, not features: the round itself (admission, forward pass, metrics) is the
  * POST route's `verifyRound`, but a round no longer pays an HTTP request — header parsing, the
@@ -16,12 +18,12 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { badRequest, notFound, parseBody, toHttpError, type HttpError } from '../http.js';
 import type { VerifierContext } from './context.js';
-import { verifySchema } from './protocol.js';
+import { verifyFrameSchema } from './protocol.js';
 import type { VerifyRound } from './routes-verify.js';
 
-const STREAM_PATH = /^\/v1\/sessions\/([^/?#]+)\/stream(?:\?.*)?$/;
+const STREAM_PATH = /^\/v1\/stream(?:\?.*)?$/;
 /** Label of stream frames in the request metrics. */
-const STREAM_ROUTE = '/v1/sessions/:id/stream';
+const STREAM_ROUTE = '/v1/stream';
 
 export interface VerifyStreamServer {
   /** Open streams. */
@@ -39,18 +41,11 @@ export function attachVerifyStream(
   const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 4 * 1024 * 1024 });
 
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    const id = decodeSessionId(req.url ?? '');
-    const refusal =
-      id === undefined
-        ? notFound(`no route ${req.method ?? 'GET'} ${req.url ?? ''}`, 'route_not_found')
-        : ctx.sessions.has(id)
-          ? undefined
-          : notFound(`session ${id} not found (unknown, deleted or expired)`, 'session_not_found');
-    if (refusal !== undefined || id === undefined) {
-      refuseUpgrade(socket, refusal ?? notFound('not found', 'route_not_found'));
+    if (!STREAM_PATH.test(req.url ?? '')) {
+      refuseUpgrade(socket, notFound(`no route ${req.method ?? 'GET'} ${req.url ?? ''}`, 'route_not_found'));
       return;
     }
-    wss.handleUpgrade(req, socket, head, (ws) => serveStream(ws, id, ctx, round, onError));
+    wss.handleUpgrade(req, socket, head, (ws) => serveStream(ws, ctx, round, onError));
   });
 
   return {
@@ -66,7 +61,6 @@ export function attachVerifyStream(
 
 function serveStream(
   ws: WebSocket,
-  id: string,
   ctx: VerifierContext,
   round: VerifyRound,
   onError: (httpErr: HttpError, cause: unknown) => void,
@@ -74,26 +68,30 @@ function serveStream(
   const gone = new AbortController();
   ws.on('close', () => gone.abort());
   ws.on('error', () => gone.abort());
+  // Answers leave in request order even if a later round finished first (a client that pipelines).
+  let answered: Promise<void> = Promise.resolve();
   ws.on('message', (data: RawData, isBinary: boolean) => {
     const t0 = performance.now();
-    // A second frame before the answer meets the session's lease: 409, as on the POST route.
-    verifyFrame(data, isBinary)
-      .then(
-        (body) => ({ status: 200, body }),
-        (err: unknown) => {
-          const httpErr = toHttpError(err);
-          onError(httpErr, err);
-          const retryMs = httpErr.headers['retry-after-ms'];
-          return {
+    const frame = parseFrame(data, isBinary);
+    const answer = verifyFrame(frame).then(
+      (body) => ({ status: 200, body: { session_id: frame.sessionId, ...body } }),
+      (err: unknown) => {
+        const httpErr = toHttpError(err);
+        onError(httpErr, err);
+        const retryMs = httpErr.headers['retry-after-ms'];
+        return {
+          status: httpErr.status,
+          body: {
+            ...(frame.sessionId === undefined ? {} : { session_id: frame.sessionId }),
             status: httpErr.status,
-            body: {
-              status: httpErr.status,
-              ...httpErr.body(),
-              ...(retryMs === undefined ? {} : { retry_after_ms: Number(retryMs) }),
-            },
-          };
-        },
-      )
+            ...httpErr.body(),
+            ...(retryMs === undefined ? {} : { retry_after_ms: Number(retryMs) }),
+          },
+        };
+      },
+    );
+    answered = answered
+      .then(() => answer)
       .then(({ status, body }) => {
         ctx.metrics.request(STREAM_ROUTE, 'WS', status, (performance.now() - t0) / 1000);
         if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(body));
@@ -101,16 +99,10 @@ function serveStream(
       .catch(() => undefined);
   });
 
-  async function verifyFrame(data: RawData, isBinary: boolean): Promise<object> {
-    if (isBinary) throw badRequest('send verify requests as JSON text frames', 'invalid_json');
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(rawText(data));
-    } catch {
-      throw badRequest('frame is not valid JSON: send the verify request body', 'invalid_json');
-    }
-    const body = parseBody(verifySchema, parsed);
-    const lease = ctx.sessions.acquire(id);
+  async function verifyFrame(frame: ParsedFrame): Promise<object> {
+    if (frame.error !== undefined) throw frame.error;
+    const body = parseBody(verifyFrameSchema, frame.json);
+    const lease = ctx.sessions.acquire(body.session_id);
     try {
       const { length, ...r } = await round(lease.value, body.draft_ids, body.draft_probs, gone.signal);
       return { ...r, context_tokens: length };
@@ -120,13 +112,34 @@ function serveStream(
   }
 }
 
-function decodeSessionId(url: string): string | undefined {
-  const m = STREAM_PATH.exec(url);
-  if (m === null) return undefined;
+interface ParsedFrame {
+  json: unknown;
+  /** The frame's session_id when it has one (echoed in the answer, errors included). */
+  sessionId: string | undefined;
+  error: HttpError | undefined;
+}
+
+function parseFrame(data: RawData, isBinary: boolean): ParsedFrame {
+  if (isBinary) {
+    return {
+      json: undefined,
+      sessionId: undefined,
+      error: badRequest('send verify requests as JSON text frames', 'invalid_json'),
+    };
+  }
   try {
-    return decodeURIComponent(m[1] as string);
+    const json: unknown = JSON.parse(rawText(data));
+    const id = (json as { session_id?: unknown } | null)?.session_id;
+    return { json, sessionId: typeof id === 'string' ? id : undefined, error: undefined };
   } catch {
-    return undefined;
+    return {
+      json: undefined,
+      sessionId: undefined,
+      error: badRequest(
+        'frame is not valid JSON: send {"session_id": ..., "draft_ids": [...]}',
+        'invalid_json',
+      ),
+    };
   }
 }
 
