@@ -6,9 +6,9 @@
  * sockets' life only; what a frame means (errors, retries) is the HTTP verifier's business, so both
  * transports behave the same.
  *
- * A refused upgrade (a proxy without WebSocket support, an older server) raises
- * `StreamUnavailableError` and the caller falls back to POST rounds; the pool tries again a minute
- * later. A socket that fails after a request was sent is an error, never a fallback, because the
+ * A stream that cannot be opened (a proxy without WebSocket support that refuses or drops the
+ * upgrade, an older server, a verifier restarting) raises `StreamUnavailableError` and the caller
+ * falls back to POST rounds; the pool tries again a minute later. A socket that fails after a request was sent is an error, never a fallback, because the
  * server may already have run that round.
  */
 import WebSocket from 'ws';
@@ -142,14 +142,9 @@ class VerifyStreamSocket {
       ws.on('message', (data: WebSocket.RawData) => this.answer(data));
       ws.on('error', (err: NodeJS.ErrnoException) => {
         if (opened) return this.fail(err);
-        // Not reachable at all: the same failure a POST would meet, not a reason to fall back.
-        reject(
-          new OperationalError(`verifier ${this.url.host} is unreachable (${err.code ?? err.message})`, {
-            code: 'E_VERIFIER_UNREACHABLE',
-            suggestion: 'Start it with `edgectl verifier up --model <dir>` or check --verifier.',
-            cause: err,
-          }),
-        );
+        // A proxy that drops upgrades looks like this too; POST rounds tell the two apart (a verifier
+        // that is really unreachable fails them with the usual error).
+        reject(new StreamUnavailableError(`verify stream failed to open: ${err.code ?? err.message}`));
       });
       ws.on('close', () => {
         this.socket = undefined;
