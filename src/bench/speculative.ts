@@ -214,9 +214,25 @@ export async function runSpeculativeBench(
     // reverse, ...), so a drift in the machine's speed or the verifier's warm-up over the run
     // falls on every mode alike; a mode's report pools its repeats.
     const passes: Partial<Record<BenchMode, ModePass[]>> = {};
-    const outputs: Partial<Record<BenchMode, number[][]>> = {};
-    const speculativeOutputs: number[][] = [];
     const controlPasses: ModePass[] = [];
+    /** All prompts through `runOne` with `concurrency` streams, the verifier's counters around them. */
+    const measure = async (
+      runOne: (ids: readonly number[]) => Promise<RequestOutcome>,
+    ): Promise<ModePass> => {
+      const before = await readStats();
+      const cpu0 = process.cpuUsage();
+      const t0 = performance.now();
+      const results = await pool(opts.concurrency, promptIds, runOne);
+      const wallSeconds = (performance.now() - t0) / 1000;
+      const cpu = process.cpuUsage(cpu0);
+      return {
+        results,
+        wallSeconds,
+        before,
+        after: await readStats(),
+        clientCpuSeconds: (cpu.user + cpu.system) / 1e6,
+      };
+    };
     for (let rep = 0; rep < opts.repeat; rep++) {
       const order = rep % 2 === 0 ? opts.modes : [...opts.modes].reverse();
       for (const mode of order) {
@@ -224,18 +240,8 @@ export async function runSpeculativeBench(
           'info',
           `${mode}${opts.repeat > 1 ? ` (pass ${rep + 1}/${opts.repeat})` : ''}: ${promptIds.length} prompts, ${opts.concurrency} concurrent streams, RTT ${opts.rttMs} ms`,
         );
-        const before = await readStats();
-        const cpu0 = process.cpuUsage();
-        const t0 = performance.now();
-        const results = await pool(opts.concurrency, promptIds, (ids) => run(mode, ids));
-        const wallSeconds = (performance.now() - t0) / 1000;
-        const cpu = process.cpuUsage(cpu0);
-        const after = await readStats();
-        const pass = { results, wallSeconds, before, after, clientCpuSeconds: (cpu.user + cpu.system) / 1e6 };
+        const pass = await measure((ids) => run(mode, ids));
         (passes[mode] ??= []).push(pass);
-        const tokens = results.map((r) => r.tokens);
-        outputs[mode] ??= tokens;
-        if (mode === 'speculative') speculativeOutputs.push(...tokens);
         const done = report(mode, [pass]);
         io.log('info', `${mode}: ${done.outputTokens} tokens, ${done.tokensPerSecond} tok/s`);
         if (mode === 'cloud' && opts.busyClientControl) {
@@ -243,33 +249,21 @@ export async function runSpeculativeBench(
           let busy = true;
           const background = (async () => {
             while (busy)
-              await pool(opts.concurrency, promptIds, (ids) =>
-                busy ? run('edge', ids) : Promise.resolve(undefined),
-              );
+              await pool(opts.concurrency, promptIds, async (ids) => {
+                if (busy) await run('edge', ids);
+              });
           })();
-          const b0 = await readStats();
-          const c0 = process.cpuUsage();
-          const w0 = performance.now();
-          const controlResults = await pool(opts.concurrency, promptIds, (ids) => run('cloud', ids));
-          const controlWall = (performance.now() - w0) / 1000;
-          const cc = process.cpuUsage(c0);
-          const b1 = await readStats();
+          controlPasses.push(await measure((ids) => run('cloud', ids)));
           busy = false;
           await background;
-          controlPasses.push({
-            results: controlResults,
-            wallSeconds: controlWall,
-            before: b0,
-            after: b1,
-            clientCpuSeconds: (cc.user + cc.system) / 1e6,
-          });
         }
       }
     }
     const modes: Partial<Record<BenchMode, ModeReport>> = {};
     for (const mode of opts.modes) modes[mode] = report(mode, passes[mode] ?? []);
-    const cloudOut = outputs.cloud;
-    const specOut = speculativeOutputs;
+    // Greedy cloud-only output is the same every repeat; each speculative pass is compared with it.
+    const cloudOut = passes.cloud?.[0]?.results.map((r) => r.tokens);
+    const specOut = (passes.speculative ?? []).flatMap((p) => p.results.map((r) => r.tokens));
     if (cloudOut && specOut.length > 0 && modes.speculative) {
       const same = specOut.filter((t, i) => sameTokens(t, cloudOut[i % cloudOut.length] ?? [])).length;
       modes.speculative.identicalToCloud = { same, of: specOut.length };

@@ -65,7 +65,7 @@ interface JsonResponse {
 class VerifierHttp {
   readonly base: URL;
   private readonly agent: Agent;
-  private readonly timeoutMs: number;
+  readonly timeoutMs: number;
   private readonly retries: number;
   readonly verifyStream: boolean;
 
@@ -92,12 +92,26 @@ class VerifierHttp {
   }
 
   /** One JSON request, retried on 429/503; non-2xx becomes a typed error. */
-  async json<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
-    for (let attempt = 0; ; attempt++) {
-      const res = await this.send(method, path, body, signal);
+  json<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
+    return this.retrying(method, path, () => this.send(method, path, body, signal), signal);
+  }
+
+  /**
+   * Runs `attempt` until it answers 2xx, retrying 429/503 (the server refused before doing any
+   * work) with the server's delay; any other status becomes a typed error. Shared by POST requests
+   * and verify stream frames, so both transports retry and fail alike.
+   */
+  async retrying<T>(
+    method: string,
+    path: string,
+    attempt: () => Promise<JsonResponse>,
+    signal?: AbortSignal,
+  ): Promise<T> {
+    for (let n = 0; ; n++) {
+      const res = await attempt();
       if (res.status >= 200 && res.status < 300) return res.body as T;
-      if ((res.status === 429 || res.status === 503) && attempt < this.retries) {
-        await sleep(retryDelayMs(res.headers, attempt), signal);
+      if ((res.status === 429 || res.status === 503) && n < this.retries) {
+        await sleep(retryDelayMs(res.headers, n), signal);
         continue;
       }
       throw this.httpError(method, path, res);
@@ -194,16 +208,8 @@ class VerifierHttp {
     return url;
   }
 
-  get requestTimeoutMs(): number {
-    return this.timeoutMs;
-  }
-
-  get maxRetries(): number {
-    return this.retries;
-  }
-
   /** The typed error for an error answer (an HTTP response, or a verify stream's error frame). */
-  httpError(method: string, path: string, res: JsonResponse): EdgectlError {
+  private httpError(method: string, path: string, res: JsonResponse): EdgectlError {
     const err = (res.body as { error?: { message?: string; code?: string } } | undefined)?.error;
     const message = `verifier ${method} ${path}: ${res.status} ${err?.message ?? 'error'}`;
     const details = { status: res.status, code: err?.code };
@@ -223,7 +229,7 @@ class VerifierHttp {
 }
 
 /** The server's estimate (Retry-After-Ms, else Retry-After seconds) with jitter, capped at 5 s. */
-function retryDelayMs(headers: Record<string, unknown>, attempt: number): number {
+function retryDelayMs(headers: IncomingMessage['headers'], attempt: number): number {
   const ms = Number(headers['retry-after-ms']);
   const s = Number(headers['retry-after']);
   const base =
@@ -313,7 +319,7 @@ export class HttpVerifier implements Verifier {
   /** The verify stream pool, when the server offers the stream and the client wants it. */
   private streams(): VerifyStreamPool | undefined {
     if (!this.http.verifyStream || !this.supports('verify_stream')) return undefined;
-    this.pool ??= new VerifyStreamPool(this.http.streamUrl('/v1/stream'), this.http.requestTimeoutMs);
+    this.pool ??= new VerifyStreamPool(this.http.streamUrl('/v1/stream'), this.http.timeoutMs);
     return this.pool;
   }
 
@@ -423,30 +429,23 @@ export class HttpVerifierSession implements VerifierSession {
   /** One round over the verify stream, retried on 429/503 like a POST; undefined: use POST. */
   private async verifyOverStream(body: Record<string, unknown>): Promise<VerifyResponse | undefined> {
     const streams = this.streams;
-    if (streams === undefined) return undefined;
-    for (let attempt = 0; ; attempt++) {
-      if (!streams.available) return undefined;
-      let frame: unknown;
-      try {
-        frame = await streams.request({ session_id: this.id, ...body });
-      } catch (err) {
-        // Upgrade refused (a proxy, an older server): this round goes over POST.
-        if (err instanceof StreamUnavailableError) return undefined;
-        throw err;
-      }
-      this.lastTransport = 'stream';
-      const status = (frame as { status?: unknown }).status;
-      if (typeof status !== 'number') return frame as VerifyResponse;
-      const retryMs = (frame as { retry_after_ms?: unknown }).retry_after_ms;
-      if ((status === 429 || status === 503) && attempt < this.http.maxRetries) {
-        await sleep(retryDelayMs({ 'retry-after-ms': retryMs }, attempt));
-        continue;
-      }
-      throw this.http.httpError('WS', `/v1/stream (session ${this.id})`, {
-        status,
-        headers: {},
-        body: frame,
+    if (streams === undefined || !streams.available) return undefined;
+    try {
+      return await this.http.retrying<VerifyResponse>('WS', `/v1/stream (session ${this.id})`, async () => {
+        const frame = (await streams.request({ session_id: this.id, ...body })) as {
+          status?: unknown;
+          retry_after_ms?: unknown;
+        };
+        this.lastTransport = 'stream';
+        // An error frame carries the HTTP route's status (and 429's delay); an answer has none.
+        return typeof frame.status === 'number'
+          ? { status: frame.status, headers: { 'retry-after-ms': String(frame.retry_after_ms) }, body: frame }
+          : { status: 200, headers: {}, body: frame };
       });
+    } catch (err) {
+      // The stream could not be opened (a proxy, an older server): this round goes over POST.
+      if (err instanceof StreamUnavailableError) return undefined;
+      throw err;
     }
   }
 

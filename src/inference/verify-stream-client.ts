@@ -8,8 +8,9 @@
  *
  * A stream that cannot be opened (a proxy without WebSocket support that refuses or drops the
  * upgrade, an older server, a verifier restarting) raises `StreamUnavailableError` and the caller
- * falls back to POST rounds; the pool tries again a minute later. A socket that fails after a request was sent is an error, never a fallback, because the
- * server may already have run that round.
+ * falls back to POST rounds; the pool tries again a minute later. A socket that fails after a
+ * request was sent is an error, never a fallback, because the server may already have run that
+ * round.
  */
 import WebSocket from 'ws';
 import { OperationalError, TimeoutError } from '../cli/errors.js';

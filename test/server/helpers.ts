@@ -1,9 +1,28 @@
-// Shared helpers for the verifier tests: fixture model paths, JSON POST, SSE reading, polling.
+// Shared helpers for the verifier tests: fixture model paths, an in-process verifier, JSON POST,
+// SSE reading, polling.
 import { resolve } from 'node:path';
+import { memoryIo } from '../../src/cli/output.js';
+import {
+  startVerifierServer,
+  type RunningVerifier,
+  type VerifierServerOptions,
+} from '../../src/server/verifier/server.js';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 export const VERIFIER_DIR = resolve(ROOT, 'artifacts/models/verifier');
 export const DRAFT_DIR = resolve(ROOT, 'artifacts/models/draft');
+
+/** The fixture verifier in this process on a random loopback port, one thread; `opts` override. */
+export function startTestVerifier(opts: Partial<VerifierServerOptions> = {}): Promise<RunningVerifier> {
+  return startVerifierServer({
+    modelDir: VERIFIER_DIR,
+    host: '127.0.0.1',
+    port: 0,
+    threads: 1,
+    io: memoryIo(),
+    ...opts,
+  });
+}
 
 export async function postJson<T = unknown>(
   url: string,

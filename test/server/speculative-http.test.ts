@@ -1,17 +1,16 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { memoryIo } from '../../src/cli/output.js';
 import { collect, generate, generateSpeculative } from '../../src/inference/generate.js';
 import { HttpVerifier } from '../../src/inference/http-verifier.js';
 import { LmSession } from '../../src/inference/model-session.js';
 import { TextTokenizer } from '../../src/inference/tokenizer.js';
 import { readPromptsFile } from '../../src/bench/prompts.js';
-import { startVerifierServer, type RunningVerifier } from '../../src/server/verifier/server.js';
+import type { RunningVerifier } from '../../src/server/verifier/server.js';
 import type {
   CompletionResponse,
   CreateSessionResponse,
   VerifyResponse,
 } from '../../src/server/verifier/protocol.js';
-import { DRAFT_DIR, postJson, ROOT, VERIFIER_DIR } from './helpers.js';
+import { DRAFT_DIR, postJson, ROOT, startTestVerifier, VERIFIER_DIR } from './helpers.js';
 
 describe('speculative decoding against the HTTP verifier', () => {
   let server: RunningVerifier;
@@ -21,13 +20,7 @@ describe('speculative decoding against the HTTP verifier', () => {
   let tokenizer: TextTokenizer;
 
   beforeAll(async () => {
-    server = await startVerifierServer({
-      modelDir: VERIFIER_DIR,
-      host: '127.0.0.1',
-      port: 0,
-      threads: 1,
-      io: memoryIo(),
-    });
+    server = await startTestVerifier();
     remote = await HttpVerifier.connect(server.url, {
       expectTokenizerSha256: server.model.identity.tokenizer.sha256,
     });
@@ -66,14 +59,7 @@ describe('speculative decoding against the HTTP verifier', () => {
   });
 
   it('a micro-batching verifier gives the same tokens with fewer model runs', async () => {
-    const batched = await startVerifierServer({
-      modelDir: VERIFIER_DIR,
-      host: '127.0.0.1',
-      port: 0,
-      threads: 1,
-      maxBatch: 8,
-      io: memoryIo(),
-    });
+    const batched = await startTestVerifier({ maxBatch: 8 });
     const client = await HttpVerifier.connect(batched.url);
     try {
       const prompts = readPromptsFile(`${ROOT}/artifacts/prompts/general.jsonl`).slice(4, 8);
@@ -116,13 +102,7 @@ describe('speculative decoding against the HTTP verifier', () => {
       exitCode: 4,
       code: 'E_TOKENIZER_MISMATCH',
     });
-    const closed = await startVerifierServer({
-      modelDir: VERIFIER_DIR,
-      host: '127.0.0.1',
-      port: 0,
-      threads: 1,
-      io: memoryIo(),
-    });
+    const closed = await startTestVerifier();
     const url = closed.url;
     await closed.close();
     await expect(HttpVerifier.connect(url, { timeoutMs: 2000 })).rejects.toMatchObject({
@@ -132,15 +112,7 @@ describe('speculative decoding against the HTTP verifier', () => {
   });
 
   it('retries requests the verifier refused for overload (429 + Retry-After) until they get through', async () => {
-    const tight = await startVerifierServer({
-      modelDir: VERIFIER_DIR,
-      host: '127.0.0.1',
-      port: 0,
-      threads: 1,
-      maxConcurrency: 1,
-      queueLimit: 0,
-      io: memoryIo(),
-    });
+    const tight = await startTestVerifier({ maxConcurrency: 1, queueLimit: 0 });
     const client = await HttpVerifier.connect(tight.url, { retries: 20 });
     try {
       // Open eight kept-alive sockets first: server and client share this process, so requests on

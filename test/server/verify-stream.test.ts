@@ -2,14 +2,13 @@ import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { memoryIo } from '../../src/cli/output.js';
 import { collect, generate, generateSpeculative } from '../../src/inference/generate.js';
 import { HttpVerifier, type HttpVerifierSession } from '../../src/inference/http-verifier.js';
 import { LmSession } from '../../src/inference/model-session.js';
 import { TextTokenizer } from '../../src/inference/tokenizer.js';
 import { readPromptsFile } from '../../src/bench/prompts.js';
-import { startVerifierServer, type RunningVerifier } from '../../src/server/verifier/server.js';
-import { DRAFT_DIR, ROOT, VERIFIER_DIR } from './helpers.js';
+import type { RunningVerifier } from '../../src/server/verifier/server.js';
+import { DRAFT_DIR, ROOT, startTestVerifier, VERIFIER_DIR } from './helpers.js';
 
 /** Opens a raw verify stream and returns a function that sends a frame and awaits the answer. */
 async function rawStream(
@@ -59,13 +58,7 @@ describe('verify rounds over the verify stream (kept-alive WebSockets)', () => {
   let prompts: number[][];
 
   beforeAll(async () => {
-    server = await startVerifierServer({
-      modelDir: VERIFIER_DIR,
-      host: '127.0.0.1',
-      port: 0,
-      threads: 1,
-      io: memoryIo(),
-    });
+    server = await startTestVerifier();
     draft = await LmSession.load(DRAFT_DIR);
     local = await LmSession.load(VERIFIER_DIR);
     tokenizer = TextTokenizer.load(DRAFT_DIR);
@@ -164,15 +157,7 @@ describe('verify rounds over the verify stream (kept-alive WebSockets)', () => {
   });
 
   it('retries rounds the verifier refused for overload on the stream (429 + retry_after_ms)', async () => {
-    const tight = await startVerifierServer({
-      modelDir: VERIFIER_DIR,
-      host: '127.0.0.1',
-      port: 0,
-      threads: 1,
-      maxConcurrency: 1,
-      queueLimit: 0,
-      io: memoryIo(),
-    });
+    const tight = await startTestVerifier({ maxConcurrency: 1, queueLimit: 0 });
     const client = await HttpVerifier.connect(tight.url, { retries: 50 });
     try {
       const sessions = [];
@@ -210,13 +195,7 @@ describe('verify rounds over the verify stream (kept-alive WebSockets)', () => {
   });
 
   it('a verifier that shuts down mid-session fails the next round quickly with a typed error', async () => {
-    const own = await startVerifierServer({
-      modelDir: VERIFIER_DIR,
-      host: '127.0.0.1',
-      port: 0,
-      threads: 1,
-      io: memoryIo(),
-    });
+    const own = await startTestVerifier();
     const remote = await HttpVerifier.connect(own.url, { timeoutMs: 10_000 });
     try {
       const session = await remote.start([1, 2, 3]);

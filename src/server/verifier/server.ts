@@ -9,7 +9,7 @@ import type { FastifyInstance } from 'fastify';
 import { OperationalError } from '../../cli/errors.js';
 import type { Io } from '../../cli/output.js';
 import type { KeyPair } from '../../registry/keys.js';
-import { createHttpApp, listen } from '../http.js';
+import { createHttpApp, listen, type HttpError } from '../http.js';
 import { AdmissionQueue } from './admission.js';
 import { ForwardBatcher } from '../../inference/forward-batcher.js';
 import { InProcessVerifier, type InProcessVerifierSession } from '../../inference/in-process-verifier.js';
@@ -110,16 +110,18 @@ export async function startVerifierServer(opts: VerifierServerOptions): Promise<
     forward: makeForward(lm, admission, metrics),
   };
 
+  /** Every error answer, over HTTP or the verify stream: 429s counted, 5xx logged. */
+  const reportError = (httpErr: HttpError, cause: unknown, where: string): void => {
+    if (httpErr.status === 429) metrics.rejected(httpErr.code);
+    if (httpErr.status >= 500) {
+      opts.io.log(
+        'error',
+        `${where}: ${cause instanceof Error ? (cause.stack ?? cause.message) : String(cause)}`,
+      );
+    }
+  };
   const app = createHttpApp({
-    onError: (httpErr, cause, req) => {
-      if (httpErr.status === 429) metrics.rejected(httpErr.code);
-      if (httpErr.status >= 500) {
-        opts.io.log(
-          'error',
-          `${req.method} ${req.url}: ${cause instanceof Error ? (cause.stack ?? cause.message) : String(cause)}`,
-        );
-      }
-    },
+    onError: (httpErr, cause, req) => reportError(httpErr, cause, `${req.method} ${req.url}`),
   });
   app.addHook('onResponse', async (req, reply) => {
     metrics.request(
@@ -131,15 +133,9 @@ export async function startVerifierServer(opts: VerifierServerOptions): Promise<
   });
   registerMetaRoutes(app, context);
   registerVerifyRoutes(app, context);
-  const streams = attachVerifyStream(app.server, context, verifyRound(context), (httpErr, cause) => {
-    if (httpErr.status === 429) metrics.rejected(httpErr.code);
-    if (httpErr.status >= 500) {
-      opts.io.log(
-        'error',
-        `verify stream: ${cause instanceof Error ? (cause.stack ?? cause.message) : String(cause)}`,
-      );
-    }
-  });
+  const streams = attachVerifyStream(app.server, context, verifyRound(context), (httpErr, cause) =>
+    reportError(httpErr, cause, 'verify stream'),
+  );
   registerCompletionRoutes(app, context);
   sessions.startSweeper();
 

@@ -26,8 +26,6 @@ const STREAM_PATH = /^\/v1\/stream(?:\?.*)?$/;
 const STREAM_ROUTE = '/v1/stream';
 
 export interface VerifyStreamServer {
-  /** Open streams. */
-  readonly size: number;
   /** Closes every stream (the HTTP server no longer tracks upgraded sockets). */
   close(): void;
 }
@@ -49,9 +47,6 @@ export function attachVerifyStream(
   });
 
   return {
-    get size() {
-      return wss.clients.size;
-    },
     close() {
       for (const ws of wss.clients) ws.terminate();
       wss.close();
