@@ -3,7 +3,10 @@
  * registry (`/metrics`, prefix `edgectl_runtime_`) and the `runtime` part of `/v1/status`
  * (requests by route, running acceptance, TTFT and end-to-end p95 over recent requests). Running
  * acceptance is also a router input (abstain.minAcceptance), so it is computed over a window of
- * recent speculative rounds rather than since start: it must follow the traffic.
+ * recent speculative rounds rather than since start: it must follow the traffic. The window is
+ * also bounded in time: while the router abstains no speculative round happens, so a count-only
+ * window would keep the low figure forever and the site would never try speculation again; with
+ * the age bound the figure lapses and the next requests measure afresh.
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { Route } from '../../policy/schema.js';
@@ -15,6 +18,8 @@ const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10
 const LATENCY_WINDOW = 1000;
 /** Recent speculative rounds behind the running acceptance. */
 const ROUND_WINDOW = 512;
+/** Rounds older than this no longer count towards the running acceptance. */
+export const ROUND_MAX_AGE_MS = 60_000;
 /** Drafted tokens needed before the running acceptance is trusted (router and status). */
 export const MIN_ACCEPTANCE_SAMPLES = 64;
 
@@ -64,6 +69,8 @@ export class RuntimeMetrics {
   private readonly e2e = new Ring(LATENCY_WINDOW);
   private readonly roundDrafted = new Ring(ROUND_WINDOW);
   private readonly roundAccepted = new Ring(ROUND_WINDOW);
+  private readonly roundAt = new Ring(ROUND_WINDOW);
+  private readonly now: () => number;
 
   private readonly httpRequests: Counter<'path' | 'status'>;
   private readonly routed: Counter<'route'>;
@@ -73,7 +80,11 @@ export class RuntimeMetrics {
   private readonly ttftSeconds: Histogram<'route'>;
   private readonly e2eSeconds: Histogram<'route'>;
 
-  constructor(registry: Registry, sources: { inFlight: () => number; queued: () => number }) {
+  constructor(
+    registry: Registry,
+    sources: { inFlight: () => number; queued: () => number; now?: () => number },
+  ) {
+    this.now = sources.now ?? (() => performance.now());
     const registers = [registry];
     // A server started again in the same process (tests, an in-process restart) replaces its series.
     for (const name of RUNTIME_METRIC_NAMES) registry.removeSingleMetric(name);
@@ -169,15 +180,24 @@ export class RuntimeMetrics {
   round(drafted: number, accepted: number): void {
     this.roundDrafted.push(drafted);
     this.roundAccepted.push(accepted);
+    this.roundAt.push(this.now());
     this.tokens.inc({ kind: 'drafted' }, drafted);
     this.tokens.inc({ kind: 'accepted' }, accepted);
   }
 
-  /** Acceptance over the recent rounds, or null before enough drafted tokens. */
+  /** Acceptance over the recent rounds (at most ROUND_MAX_AGE_MS old), or null before enough drafted tokens. */
   acceptance(minSamples = 1): number | null {
-    const drafted = this.roundDrafted.all.reduce((a, b) => a + b, 0);
+    const since = this.now() - ROUND_MAX_AGE_MS;
+    const at = this.roundAt.all;
+    let drafted = 0;
+    let accepted = 0;
+    for (let i = 0; i < at.length; i++) {
+      if ((at[i] as number) < since) continue;
+      drafted += this.roundDrafted.all[i] as number;
+      accepted += this.roundAccepted.all[i] as number;
+    }
     if (drafted < minSamples || drafted === 0) return null;
-    return this.roundAccepted.all.reduce((a, b) => a + b, 0) / drafted;
+    return accepted / drafted;
   }
 
   outcome(o: RequestOutcome): void {

@@ -7,7 +7,11 @@ import { TextTokenizer } from '../../../src/inference/tokenizer.js';
 import { redact, restore } from '../../../src/policy/redact.js';
 import { GenerationAdmission } from '../../../src/runtime/serve/admission.js';
 import type { LoadedGeneration } from '../../../src/runtime/serve/generation.js';
-import { RuntimeMetrics } from '../../../src/runtime/serve/metrics.js';
+import {
+  MIN_ACCEPTANCE_SAMPLES,
+  ROUND_MAX_AGE_MS,
+  RuntimeMetrics,
+} from '../../../src/runtime/serve/metrics.js';
 import { chunk, deltaWriter, parseModelName, renderChat } from '../../../src/runtime/serve/openai.js';
 import { OutputText } from '../../../src/runtime/serve/output.js';
 import { DEFAULT_POLICY } from '../../../src/runtime/serve/generation.js';
@@ -132,6 +136,22 @@ describe('admission', () => {
     expect(pool.breaker(DEFAULT_POLICY, 'http://a:1').state).toBe('open');
     expect(pool.breaker(DEFAULT_POLICY, 'http://b:1').state).toBe('closed');
     expect(pool.breakerState).toBe('closed');
+  });
+
+  it('running acceptance lapses once its rounds are old, so an abstaining site tries speculation again', () => {
+    let now = 0;
+    const metrics = new RuntimeMetrics(new Registry(), {
+      inFlight: () => 0,
+      queued: () => 0,
+      now: () => now,
+    });
+    for (let i = 0; i < 20; i++) metrics.round(8, 1); // acceptance 0.125: the router would abstain
+    expect(metrics.acceptance(MIN_ACCEPTANCE_SAMPLES)).toBeCloseTo(0.125);
+    // No speculative round while abstaining; after the window the figure is gone (null: no abstain).
+    now += ROUND_MAX_AGE_MS + 1;
+    expect(metrics.acceptance(MIN_ACCEPTANCE_SAMPLES)).toBeNull();
+    for (let i = 0; i < 10; i++) metrics.round(8, 6);
+    expect(metrics.acceptance(MIN_ACCEPTANCE_SAMPLES)).toBeCloseTo(0.75);
   });
 
   it('metrics can be registered again in the same registry (server restarted in-process)', () => {
