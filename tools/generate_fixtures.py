@@ -32,7 +32,7 @@ import torch
 from fixtures import agreement, bpe, corpus, export_onnx, tiny_hf
 from fixtures.model import Decoder, ModelConfig, count_parameters, macs_per_token
 from fixtures.safetensors_io import write_safetensors
-from fixtures.train import Mixture, distill, new_lora, scaled, train_lm
+from fixtures.train import Mixture, distill, new_lora, scaled, teacher_rollouts, train_lm
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SEED = 20240601
@@ -45,8 +45,8 @@ DRAFT_REF = "model/draft@1.0.0"
 
 # The corpus (and so the tokenizer) is the same in both modes; --quick only trains briefly.
 DIALOGUES = 3000
-FULL = dict(verifier_steps=700, draft_steps=700, lora_steps=260, batch=24, seq=128, eval_prompts=64)
-QUICK = dict(verifier_steps=60, draft_steps=60, lora_steps=30, batch=16, seq=128, eval_prompts=16)
+FULL = dict(verifier_steps=700, draft_steps=1000, lora_steps=260, batch=24, seq=128, eval_prompts=64, rollouts=768)
+QUICK = dict(verifier_steps=60, draft_steps=60, lora_steps=30, batch=16, seq=128, eval_prompts=16, rollouts=64)
 
 
 def write_json(path: str, doc: object) -> None:
@@ -212,7 +212,12 @@ def main() -> None:
 
     draft = Decoder(DRAFT)
     mostly_general = Mixture([streams["general"], streams["support"]], [0.98, 0.02])
-    distill(draft, verifier, mostly_general, plan["draft_steps"], plan["batch"], plan["seq"], 4e-3, SEED + 3, "draft")
+    # Half the draft's windows are the verifier's own greedy output (from corpus prefixes, never the
+    # held-out prompts): greedy speculative decoding only ever asks the draft to continue that.
+    rollouts = teacher_rollouts(verifier, mostly_general, plan["rollouts"], 32, plan["seq"], SEED + 9)
+    t = mark("rollouts", t)
+    draft_data = Mixture([streams["general"], streams["support"], rollouts], [0.49, 0.01, 0.5])
+    distill(draft, verifier, draft_data, plan["draft_steps"], plan["batch"], plan["seq"], 4e-3, SEED + 3, "draft")
     t = mark("draft", t)
 
     support_only = Mixture([streams["support"]], [1.0])

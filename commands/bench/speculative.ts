@@ -3,7 +3,7 @@ import { Flags } from '@oclif/core';
 import { BaseCommand } from '../../src/cli/base-command.js';
 import { registryFlag, trustFlag } from '../../src/cli/flags.js';
 import { UserError } from '../../src/cli/errors.js';
-import { K_MAX } from '../../src/inference/adaptive-k.js';
+import { DEFAULT_MIN_DRAFT_CONFIDENCE, K_MAX } from '../../src/inference/adaptive-k.js';
 import {
   BENCH_MODES,
   runSpeculativeBench,
@@ -47,6 +47,12 @@ export default class BenchSpeculative extends BaseCommand<typeof BenchSpeculativ
       default: K_MAX,
       min: 1,
       max: 32,
+    }),
+    'min-draft-confidence': Flags.string({
+      summary:
+        'Adaptive rounds stop drafting once the draft gives its whole proposal less than this probability (0 = off).',
+      default: String(DEFAULT_MIN_DRAFT_CONFIDENCE),
+      helpValue: '<0..1>',
     }),
     'rtt-ms': Flags.integer({
       summary: 'Round-trip time the delay proxy adds to each verifier call.',
@@ -124,6 +130,7 @@ export default class BenchSpeculative extends BaseCommand<typeof BenchSpeculativ
         limit: f.limit,
         k,
         kMax: f['k-max'],
+        minDraftConfidence: parseConfidence(f['min-draft-confidence']),
         rttMs: f['rtt-ms'],
         concurrency: f.concurrency,
         maxTokens: f['max-tokens'],
@@ -157,4 +164,14 @@ export default class BenchSpeculative extends BaseCommand<typeof BenchSpeculativ
     }
     return report;
   }
+}
+
+function parseConfidence(raw: string): number {
+  const v = Number(raw);
+  if (!(raw.trim() !== '' && v >= 0 && v < 1)) {
+    throw new UserError(`--min-draft-confidence ${raw}: expected a number from 0 up to (not including) 1`, {
+      suggestion: 'Use 0 to always draft k tokens, or a small probability such as 0.05.',
+    });
+  }
+  return v;
 }

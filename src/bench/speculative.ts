@@ -39,6 +39,8 @@ export interface SpeculativeBenchOptions {
   k: number | 'auto';
   /** Longest draft adaptive k may choose (default adaptive-k.ts K_MAX). */
   kMax?: number;
+  /** Adaptive rounds stop drafting below this confidence (default generate.ts's). */
+  minDraftConfidence?: number;
   rttMs: number;
   concurrency: number;
   maxTokens: number;
@@ -203,6 +205,7 @@ export async function runSpeculativeBench(
         lora,
         k: opts.k,
         ...(opts.kMax === undefined ? {} : { kMax: opts.kMax }),
+        ...(opts.minDraftConfidence === undefined ? {} : { minDraftConfidence: opts.minDraftConfidence }),
         maxTokens: opts.maxTokens,
         ignoreEos: opts.ignoreEos,
       });
@@ -344,6 +347,7 @@ interface RunContext {
   lora: LoraFeeds | undefined;
   k: number | 'auto';
   kMax?: number;
+  minDraftConfidence?: number;
   maxTokens: number;
   ignoreEos: boolean;
 }
@@ -378,6 +382,7 @@ async function runOne(mode: BenchMode, ids: readonly number[], ctx: RunContext):
           ...common,
           k: ctx.k,
           ...(ctx.kMax === undefined ? {} : { adaptive: { max: ctx.kMax } }),
+          ...(ctx.minDraftConfidence === undefined ? {} : { minDraftConfidence: ctx.minDraftConfidence }),
           verifierMaxPositions: ctx.verifier.maxContext,
         })
       : generate(ctx.draft, ids, common);

@@ -10,7 +10,7 @@
  * tokens; they are returned one event each, and whatever follows a stop is discarded. The last
  * event is always `done` with the statistics.
  */
-import { AdaptiveK, type AdaptiveKOptions } from './adaptive-k.js';
+import { AdaptiveK, DEFAULT_MIN_DRAFT_CONFIDENCE, type AdaptiveKOptions } from './adaptive-k.js';
 import { DecodeState } from './decode-state.js';
 import { StatsRecorder, type GenerationStats } from './generation-stats.js';
 import type { KvCache } from './kv-cache.js';
@@ -69,6 +69,12 @@ export interface SpeculativeOptions extends GenerateOptions {
   /** Tokens drafted per round, or 'auto' for adaptive k (default 'auto'). */
   k?: number | 'auto';
   adaptive?: AdaptiveKOptions;
+  /**
+   * With adaptive k, a round stops drafting once the draft's confidence that all its tokens will be
+   * accepted (the product of the probabilities it gave them) is below this; 0 = always draft k.
+   * Default DEFAULT_MIN_DRAFT_CONFIDENCE. A fixed k always drafts exactly k.
+   */
+  minDraftConfidence?: number;
   /** Seed of the verifier's draws; default derived from `seed`. */
   verifierSeed?: number;
   /** Context length of the verifier's model when it is smaller than the draft's. */
@@ -174,6 +180,10 @@ export async function* generateSpeculative(
     throw new RangeError(`k must be an integer >= 0 or 'auto', got ${fixedK}`);
   }
   const adaptive = fixedK === undefined ? new AdaptiveK(opts.adaptive) : undefined;
+  const minConfidence = adaptive ? (opts.minDraftConfidence ?? DEFAULT_MIN_DRAFT_CONFIDENCE) : 0;
+  if (!(minConfidence >= 0 && minConfidence < 1)) {
+    throw new RangeError(`minDraftConfidence must be in [0, 1), got ${minConfidence}`);
+  }
   const seed = opts.seed ?? Math.floor(Math.random() * 0x100000000);
   const drafter = new Drafter(draft, promptIds, {
     sampling,
@@ -230,10 +240,11 @@ export async function* generateSpeculative(
       // A round returns up to k + 1 tokens and the verifier feeds up to position length + k.
       const room = Math.min(opts.maxTokens - out.count - 1, maxPositions - length - 1);
       const k = Math.max(0, Math.min(fixedK ?? (adaptive as AdaptiveK).k, room));
-      const round = await speculativeRound(drafter, session, k, now);
-      stats.round(k, round.accepted, round.draftMs, round.roundMs);
+      const round = await speculativeRound(drafter, session, k, now, minConfidence);
+      const drafted = round.drafted.length;
+      stats.round(drafted, round.accepted, round.draftMs, round.roundMs);
       adaptive?.observe({
-        drafted: k,
+        drafted,
         accepted: round.accepted,
         draftMs: round.draftMs,
         roundMs: round.roundMs,

@@ -55,6 +55,15 @@ export function argmax(row: ArrayLike<number>): number {
   return best;
 }
 
+/** softmax(row)[index] alone, without materializing the distribution. */
+export function softmaxAt(row: ArrayLike<number>, index: number): number {
+  let max = -Infinity;
+  for (let i = 0; i < row.length; i++) if ((row[i] as number) > max) max = row[i] as number;
+  let sum = 0;
+  for (let i = 0; i < row.length; i++) sum += Math.exp((row[i] as number) - max);
+  return Math.exp((row[index] as number) - max) / sum;
+}
+
 /** softmax(row / temperature), computed stably (max subtracted) in float64 then stored as float32. */
 export function softmax(row: ArrayLike<number>, temperature = 1): Float32Array {
   const n = row.length;

@@ -6,6 +6,13 @@
  * verifier has answered, rolls its state back to the accepted prefix and appends the verifier's
  * token. `speculativeRound` ties one proposal to one `Verifier` call and times both, which is what
  * the generate loop and adaptive k need.
+ *
+ * A proposal may end before k tokens: the draft keeps the running product of the probabilities it
+ * gave its own tokens, its estimate that the whole proposal will be accepted, and stops once that
+ * falls below `minConfidence` (dynamic draft length, as EAGLE-2 and SpecDec++ do). On the fixture
+ * pair the draft's top probability predicts agreement well (below 0.3 it agrees half the time,
+ * above 0.95 always), so the positions the verifier would score only to reject are mostly not
+ * drafted. Where to stop depends only on the draft's own draws, so sampling stays lossless.
  */
 import { OperationalError } from '../cli/errors.js';
 import { DecodeState } from './decode-state.js';
@@ -13,7 +20,14 @@ import type { KvCache } from './kv-cache.js';
 import type { LoraFeeds } from './lora-slots.js';
 import type { CausalLm } from './model-session.js';
 import type { Rng } from './rng.js';
-import { argmax, isGreedy, sampleFrom, samplingDistribution, type SamplingParams } from './sampling.js';
+import {
+  argmax,
+  isGreedy,
+  sampleFrom,
+  samplingDistribution,
+  softmaxAt,
+  type SamplingParams,
+} from './sampling.js';
 import type { VerifierSession, VerifyResult } from './verifier.js';
 
 export interface DraftProposal {
@@ -51,23 +65,31 @@ export class Drafter {
     await this.state.nextLogits(this.opts.lora);
   }
 
-  async propose(k: number): Promise<DraftProposal> {
+  /**
+   * Drafts up to k tokens; fewer when the draft's confidence that all of them will be accepted
+   * drops below `minConfidence` (0 = always k).
+   */
+  async propose(k: number, minConfidence = 0): Promise<DraftProposal> {
     const t0 = this.now();
     const greedy = isGreedy(this.opts.sampling);
     const tokens: number[] = [];
     const dists: Float32Array[] = [];
+    let confidence = 1;
     for (let i = 0; i < k; i++) {
       const row = await this.state.nextLogits(this.opts.lora);
       let token: number;
       if (greedy) {
         token = argmax(row);
+        if (minConfidence > 0) confidence *= softmaxAt(row, token);
       } else {
         const q = samplingDistribution(row, this.opts.sampling);
         token = sampleFrom(q, this.opts.rng);
         dists.push(q);
+        confidence *= q[token] as number;
       }
       tokens.push(token);
       this.state.append(token);
+      if (confidence < minConfidence) break;
     }
     return { tokens, dists: greedy ? undefined : dists, draftMs: this.now() - t0 };
   }
@@ -94,9 +116,10 @@ export async function speculativeRound(
   session: VerifierSession,
   k: number,
   now: () => number = () => performance.now(),
+  minConfidence = 0,
 ): Promise<RoundResult> {
   const base = drafter.state.length;
-  const proposal = await drafter.propose(k);
+  const proposal = await drafter.propose(k, minConfidence);
   const t0 = now();
   const result = await session.verify(
     proposal.dists === undefined

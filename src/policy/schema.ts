@@ -9,6 +9,7 @@
 import { isSupportedCountry } from 'libphonenumber-js/max';
 import { z } from 'zod';
 import { parseYamlWithSchema, readYamlWithSchema, type ParsedYaml } from '../config/yaml-file.js';
+import { DEFAULT_MIN_DRAFT_CONFIDENCE } from '../inference/adaptive-k.js';
 
 export const ROUTES = ['edge', 'speculative', 'cloud'] as const;
 export type Route = (typeof ROUTES)[number];
@@ -96,11 +97,15 @@ export const policySchema = z
        * three; `[]` forbids overrides, so the rules and abstain thresholds always decide.
        */
       overrides: z.array(z.enum(ROUTES)).default([...ROUTES]),
-      /** Draft length bounds for speculative decoding (k adapts between them). */
+      /**
+       * Draft length bounds for speculative decoding (k adapts between them), and the confidence
+       * below which a round stops drafting early (0 = always draft k).
+       */
       speculative: z
         .strictObject({
           minDraftTokens: z.number().int().min(1).default(1),
           maxDraftTokens: z.number().int().min(1).max(64).default(8),
+          minDraftConfidence: z.number().min(0).lt(1).default(DEFAULT_MIN_DRAFT_CONFIDENCE),
         })
         .refine((s) => s.minDraftTokens <= s.maxDraftTokens, {
           message: 'minDraftTokens is above maxDraftTokens',

@@ -65,35 +65,53 @@ describe('lossless speculative sampling with the real models', () => {
     }
   });
 
-  it('full rounds (draft k=3, one verifier pass) give the verifier distribution for tokens 1 and 2', async () => {
-    // Thousands of concurrent real rounds, their forward passes gathered into batched passes.
-    const vBatcher = new ForwardBatcher(verifierModel, { maxBatch: 64 });
-    const vBatched = new InProcessVerifier(vBatcher);
-    const dBatched = new ForwardBatcher(draft, { maxBatch: 64 });
-    const N = 3000;
-    const samples = await Promise.all(
-      Array.from({ length: N }, async (_, i) => {
-        const session = vBatched.resume(ids, vCache, { sampling: T1, seed: 1000 + i });
-        const drafter = new Drafter(dBatched, ids, { sampling: T1, rng: createRng(5000 + i), cache: dCache });
-        return (await speculativeRound(drafter, session, 3)).emitted;
-      }),
-    );
-    expect(vBatcher.stats.sequences / vBatcher.stats.passes).toBeGreaterThan(8);
-    const first = new Array<number>(p1.length).fill(0);
-    for (const s of samples) first[s[0] as number]!++;
-    expect(chiSquareTest(first, p1).pValue).toBeGreaterThan(0.001);
-    // Second token given the most frequent first token x*: compare with p2(. | x*).
-    const xStar = first.indexOf(Math.max(...first));
-    const second = new Array<number>(p1.length).fill(0);
-    let n2 = 0;
-    for (const s of samples) {
-      if (s[0] === xStar && s.length >= 2) {
-        second[s[1] as number]!++;
-        n2++;
+  // With a confidence stop (0.3) most sampled proposals end after one or two tokens, at a point the
+  // draft's own draws decide: the verifier's distribution must still come out.
+  it.each([
+    { minConfidence: 0, what: 'draft k=3' },
+    { minConfidence: 0.3, what: 'draft up to k=3, stopping below confidence 0.3' },
+  ])(
+    'full rounds ($what, one verifier pass) give the verifier distribution for tokens 1 and 2',
+    async ({ minConfidence }) => {
+      // Thousands of concurrent real rounds, their forward passes gathered into batched passes.
+      const vBatcher = new ForwardBatcher(verifierModel, { maxBatch: 64 });
+      const vBatched = new InProcessVerifier(vBatcher);
+      const dBatched = new ForwardBatcher(draft, { maxBatch: 64 });
+      const N = 3000;
+      let drafted = 0;
+      const samples = await Promise.all(
+        Array.from({ length: N }, async (_, i) => {
+          const session = vBatched.resume(ids, vCache, { sampling: T1, seed: 1000 + i });
+          const drafter = new Drafter(dBatched, ids, {
+            sampling: T1,
+            rng: createRng(5000 + i),
+            cache: dCache,
+          });
+          const round = await speculativeRound(drafter, session, 3, undefined, minConfidence);
+          drafted += round.drafted.length;
+          return round.emitted;
+        }),
+      );
+      // The stop must actually shorten proposals (or the second case tests nothing new).
+      if (minConfidence > 0) expect(drafted / N).toBeLessThan(2.5);
+      else expect(drafted).toBe(3 * N);
+      expect(vBatcher.stats.sequences / vBatcher.stats.passes).toBeGreaterThan(8);
+      const first = new Array<number>(p1.length).fill(0);
+      for (const s of samples) first[s[0] as number]!++;
+      expect(chiSquareTest(first, p1).pValue).toBeGreaterThan(0.001);
+      // Second token given the most frequent first token x*: compare with p2(. | x*).
+      const xStar = first.indexOf(Math.max(...first));
+      const second = new Array<number>(p1.length).fill(0);
+      let n2 = 0;
+      for (const s of samples) {
+        if (s[0] === xStar && s.length >= 2) {
+          second[s[1] as number]!++;
+          n2++;
+        }
       }
-    }
-    expect(n2).toBeGreaterThan(100);
-    const p2 = samplingDistribution((await verifierModel.forward([...ids, xStar])).logits.last(), T1);
-    expect(chiSquareTest(second, p2).pValue).toBeGreaterThan(0.001);
-  });
+      expect(n2).toBeGreaterThan(100);
+      const p2 = samplingDistribution((await verifierModel.forward([...ids, xStar])).logits.last(), T1);
+      expect(chiSquareTest(second, p2).pValue).toBeGreaterThan(0.001);
+    },
+  );
 });

@@ -81,6 +81,40 @@ describe('greedy speculative decoding', () => {
     expect(s.ttftMs).toBeGreaterThan(0);
   });
 
+  it('a confidence stop shortens proposals and leaves greedy output unchanged', async () => {
+    const texts = [...prompts('general', 3), ...prompts('support', 2)];
+    for (const text of texts) {
+      const ids = tok.encode(text);
+      const ref = await collect(generate(verifierModel, ids, { maxTokens: 48, eosTokenIds: [] }));
+      const run = (minDraftConfidence: number) =>
+        collect(
+          generateSpeculative(draft, verifier, ids, {
+            maxTokens: 48,
+            eosTokenIds: [],
+            k: 'auto',
+            adaptive: { min: 12, max: 12 },
+            minDraftConfidence,
+          }),
+        );
+      const [off, low, high] = await Promise.all([run(0), run(0.05), run(0.9)]);
+      for (const r of [off, low, high]) expect(r.tokens).toEqual(ref.tokens);
+      const perRound = (r: typeof off) => r.done.stats.drafted / r.done.stats.verifyRounds;
+      // Without the stop, adaptive k pinned to 12 drafts 12 (less only where max tokens is near).
+      expect(off.done.stats.kPerRound[0]).toBe(12);
+      expect(perRound(high)).toBeLessThan(perRound(low));
+      expect(perRound(low)).toBeLessThan(perRound(off));
+    }
+  });
+
+  it('rejects a confidence floor outside [0, 1)', async () => {
+    const ids = tok.encode('Hello');
+    for (const bad of [-0.1, 1, Number.NaN]) {
+      await expect(
+        collect(generateSpeculative(draft, verifier, ids, { maxTokens: 4, minDraftConfidence: bad })),
+      ).rejects.toThrow(/minDraftConfidence/);
+    }
+  });
+
   it('stops at a stop string and at eos exactly like verifier-only decoding', async () => {
     const ids = tok.encode(prompts('general', 1)[0] as string);
     const free = await collect(generate(verifierModel, ids, { maxTokens: 40, tokenizer: tok }));

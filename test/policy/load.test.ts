@@ -38,7 +38,7 @@ describe('loadPolicyDir', () => {
       default: 'edge',
       rules: [],
       overrides: ['edge', 'speculative', 'cloud'],
-      speculative: { minDraftTokens: 1, maxDraftTokens: 8 },
+      speculative: { minDraftTokens: 1, maxDraftTokens: 8, minDraftConfidence: 0.05 },
     });
     expect(p.redaction).toEqual({ enabled: false, detectors: [], patterns: [] });
     expect(p.block).toEqual([]);
@@ -74,5 +74,18 @@ describe('loadPolicyDir', () => {
     expect(err.message).toContain(
       'pol/policy.yaml:6: redaction.phoneRegions.0: must be a supported ISO 3166',
     );
+  });
+
+  it('refuses a draft confidence floor outside [0, 1)', () => {
+    const dir = policyDir(
+      'version: 1\nrouting:\n  default: edge\n  speculative:\n    minDraftConfidence: 1\n',
+    );
+    const err = errorOf(() => loadPolicyDir(dir, 'pol'));
+    expect(err.exitCode).toBe(2);
+    expect(err.message).toContain('pol/policy.yaml:5: routing.speculative.minDraftConfidence:');
+    const ok = loadPolicyDir(
+      policyDir('version: 1\nrouting:\n  default: edge\n  speculative:\n    minDraftConfidence: 0\n'),
+    );
+    expect(ok.routing.speculative.minDraftConfidence).toBe(0);
   });
 });

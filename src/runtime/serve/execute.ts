@@ -275,6 +275,7 @@ async function speculative(
       ...(opts.cache ? { cache: opts.cache } : {}),
       k: 'auto',
       adaptive: { min: Math.min(spec.minDraftTokens, max), max },
+      minDraftConfidence: spec.minDraftConfidence,
       verifierMaxPositions: verifier.maxContext,
       signal: opts.signal,
     }),

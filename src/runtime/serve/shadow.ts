@@ -157,6 +157,7 @@ export class ShadowRunner {
           lora: job.adapter.adapter.feeds,
           k: 'auto',
           adaptive: { min: Math.min(spec.minDraftTokens, max), max },
+          minDraftConfidence: spec.minDraftConfidence,
           verifierMaxPositions: lease.verifier.maxContext,
           signal,
         });
