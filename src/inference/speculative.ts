@@ -37,6 +37,14 @@ export interface DraftProposal {
   draftMs: number;
 }
 
+/** When a proposal may end before k tokens (see the module comment). */
+export interface DraftStop {
+  /** Stop once the product of the draft's probabilities of its tokens is below this (default 0: never). */
+  minConfidence?: number;
+  /** Never stop before this many tokens (default 1). */
+  atLeast?: number;
+}
+
 export interface DrafterOptions {
   sampling: SamplingParams;
   rng: Rng;
@@ -66,10 +74,12 @@ export class Drafter {
   }
 
   /**
-   * Drafts up to k tokens; fewer when the draft's confidence that all of them will be accepted
-   * drops below `minConfidence` (0 = always k).
+   * Drafts up to k tokens; fewer (but at least `stop.atLeast`) when the draft's confidence that all
+   * of them will be accepted drops below `stop.minConfidence` (0 = always k).
    */
-  async propose(k: number, minConfidence = 0): Promise<DraftProposal> {
+  async propose(k: number, stop: DraftStop = {}): Promise<DraftProposal> {
+    const minConfidence = stop.minConfidence ?? 0;
+    const atLeast = stop.atLeast ?? 1;
     const t0 = this.now();
     const greedy = isGreedy(this.opts.sampling);
     const tokens: number[] = [];
@@ -89,7 +99,7 @@ export class Drafter {
       }
       tokens.push(token);
       this.state.append(token);
-      if (confidence < minConfidence) break;
+      if (confidence < minConfidence && tokens.length >= atLeast) break;
     }
     return { tokens, dists: greedy ? undefined : dists, draftMs: this.now() - t0 };
   }
@@ -116,10 +126,10 @@ export async function speculativeRound(
   session: VerifierSession,
   k: number,
   now: () => number = () => performance.now(),
-  minConfidence = 0,
+  stop: DraftStop = {},
 ): Promise<RoundResult> {
   const base = drafter.state.length;
-  const proposal = await drafter.propose(k, minConfidence);
+  const proposal = await drafter.propose(k, stop);
   const t0 = now();
   const result = await session.verify(
     proposal.dists === undefined
