@@ -51,10 +51,9 @@ export const K_MAX = 12;
 
 /**
  * Where an adaptive round stops drafting early: once the draft's own probability that its whole
- * proposal is right falls below this (src/inference/speculative.ts). On the fixture pair's greedy
- * traces, replayed with k <= 12, 0.05 scores 24% fewer positions per round for 9% fewer tokens per
- * round; in the benchmark it drafts 23% fewer tokens and scores 12% fewer positions per output
- * token, with verifier CPU per token unchanged within run-to-run noise (docs/benchmarks.md).
+ * proposal is right falls below this (src/inference/speculative.ts). Chosen by replaying the
+ * fixture pair's greedy traces (docs/benchmarks.md, Speculative): 0.05 cut scored positions per
+ * round by ~25% for ~5% fewer tokens per round.
  */
 export const DEFAULT_MIN_DRAFT_CONFIDENCE = 0.05;
 

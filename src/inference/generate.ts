@@ -71,9 +71,8 @@ export interface SpeculativeOptions extends GenerateOptions {
   adaptive?: AdaptiveKOptions;
   /**
    * With adaptive k, a round stops drafting once the draft's confidence that all its tokens will be
-   * accepted (the product of the probabilities it gave them) is below this, though never before
-   * `adaptive.min` tokens; 0 = always draft k. Default DEFAULT_MIN_DRAFT_CONFIDENCE. A fixed k
-   * always drafts exactly k.
+   * accepted (the product of the probabilities it gave them) is below this; 0 = always draft k.
+   * Default DEFAULT_MIN_DRAFT_CONFIDENCE. A fixed k always drafts exactly k.
    */
   minDraftConfidence?: number;
   /** Seed of the verifier's draws; default derived from `seed`. */
@@ -241,10 +240,7 @@ export async function* generateSpeculative(
       // A round returns up to k + 1 tokens and the verifier feeds up to position length + k.
       const room = Math.min(opts.maxTokens - out.count - 1, maxPositions - length - 1);
       const k = Math.max(0, Math.min(fixedK ?? (adaptive as AdaptiveK).k, room));
-      const round = await speculativeRound(drafter, session, k, now, {
-        minConfidence,
-        atLeast: adaptive?.min ?? k,
-      });
+      const round = await speculativeRound(drafter, session, k, now, minConfidence);
       const drafted = round.drafted.length;
       stats.round(drafted, round.accepted, round.draftMs, round.roundMs);
       adaptive?.observe({

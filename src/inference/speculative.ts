@@ -37,14 +37,6 @@ export interface DraftProposal {
   draftMs: number;
 }
 
-/** When a proposal may end before k tokens (see the module comment). */
-export interface DraftStop {
-  /** Stop once the product of the draft's probabilities of its tokens is below this (default 0: never). */
-  minConfidence?: number;
-  /** Never stop before this many tokens (default 1). */
-  atLeast?: number;
-}
-
 export interface DrafterOptions {
   sampling: SamplingParams;
   rng: Rng;
@@ -74,12 +66,10 @@ export class Drafter {
   }
 
   /**
-   * Drafts up to k tokens; fewer (but at least `stop.atLeast`) when the draft's confidence that all
-   * of them will be accepted drops below `stop.minConfidence` (0 = always k).
+   * Drafts up to k tokens; fewer when the draft's confidence that all of them will be accepted
+   * drops below `minConfidence` (0 = always k).
    */
-  async propose(k: number, stop: DraftStop = {}): Promise<DraftProposal> {
-    const minConfidence = stop.minConfidence ?? 0;
-    const atLeast = stop.atLeast ?? 1;
+  async propose(k: number, minConfidence = 0): Promise<DraftProposal> {
     const t0 = this.now();
     const greedy = isGreedy(this.opts.sampling);
     const tokens: number[] = [];
@@ -99,7 +89,7 @@ export class Drafter {
       }
       tokens.push(token);
       this.state.append(token);
-      if (confidence < minConfidence && tokens.length >= atLeast) break;
+      if (confidence < minConfidence) break;
     }
     return { tokens, dists: greedy ? undefined : dists, draftMs: this.now() - t0 };
   }
@@ -126,10 +116,10 @@ export async function speculativeRound(
   session: VerifierSession,
   k: number,
   now: () => number = () => performance.now(),
-  stop: DraftStop = {},
+  minConfidence = 0,
 ): Promise<RoundResult> {
   const base = drafter.state.length;
-  const proposal = await drafter.propose(k, stop);
+  const proposal = await drafter.propose(k, minConfidence);
   const t0 = now();
   const result = await session.verify(
     proposal.dists === undefined

@@ -87,7 +87,7 @@ describe('lossless speculative sampling with the real models', () => {
             rng: createRng(5000 + i),
             cache: dCache,
           });
-          const round = await speculativeRound(drafter, session, 3, undefined, { minConfidence });
+          const round = await speculativeRound(drafter, session, 3, undefined, minConfidence);
           drafted += round.drafted.length;
           return round.emitted;
         }),

@@ -2,8 +2,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UserError } from '../../src/cli/errors.js';
 import { collect, generate, generateSpeculative, type DoneEvent } from '../../src/inference/generate.js';
 import { InProcessVerifier } from '../../src/inference/in-process-verifier.js';
-import { createRng } from '../../src/inference/rng.js';
-import { Drafter } from '../../src/inference/speculative.js';
 import { loadLoraAdapter, type LoraAdapter } from '../../src/inference/lora.js';
 import { LmSession } from '../../src/inference/model-session.js';
 import { TextTokenizer } from '../../src/inference/tokenizer.js';
@@ -83,7 +81,7 @@ describe('greedy speculative decoding', () => {
     expect(s.ttftMs).toBeGreaterThan(0);
   });
 
-  it('a confidence stop never drafts below the minimum and leaves greedy output unchanged', async () => {
+  it('a confidence stop shortens proposals and leaves greedy output unchanged', async () => {
     const texts = [...prompts('general', 3), ...prompts('support', 2)];
     for (const text of texts) {
       const ids = tok.encode(text);
@@ -94,33 +92,18 @@ describe('greedy speculative decoding', () => {
             maxTokens: 48,
             eosTokenIds: [],
             k: 'auto',
-            adaptive: { min: 2, max: 12 },
+            adaptive: { min: 12, max: 12 },
             minDraftConfidence,
           }),
         );
       const [off, low, high] = await Promise.all([run(0), run(0.05), run(0.9)]);
       for (const r of [off, low, high]) expect(r.tokens).toEqual(ref.tokens);
-      // (In-process verify rounds are cheap, so adaptive k alone already drafts little here; that the
-      // stop shortens proposals is the Drafter test below.) Only the last round may draft fewer than the minimum (when max tokens leaves less room).
-      expect(high.done.stats.kPerRound.slice(0, -1).every((k) => k >= 2)).toBe(true);
+      const perRound = (r: typeof off) => r.done.stats.drafted / r.done.stats.verifyRounds;
+      // Without the stop, adaptive k pinned to 12 drafts 12 (less only where max tokens is near).
+      expect(off.done.stats.kPerRound[0]).toBe(12);
+      expect(perRound(high)).toBeLessThan(perRound(low));
+      expect(perRound(low)).toBeLessThan(perRound(off));
     }
-  });
-
-  it('Drafter.propose stops below the confidence floor, but not before atLeast tokens', async () => {
-    const ids = tok.encode(prompts('support', 3)[2] as string);
-    const propose = async (stop: { minConfidence?: number; atLeast?: number }) => {
-      const drafter = new Drafter(draft, ids, { sampling: { temperature: 0 }, rng: createRng(1) });
-      await drafter.prefill();
-      return (await drafter.propose(12, stop)).tokens;
-    };
-    const full = await propose({});
-    const short = await propose({ minConfidence: 0.999 });
-    const floored = await propose({ minConfidence: 0.999, atLeast: 6 });
-    expect(full).toHaveLength(12);
-    expect(short.length).toBeLessThan(6);
-    expect(full.slice(0, short.length)).toEqual(short);
-    expect(floored).toHaveLength(6);
-    expect(full.slice(0, 6)).toEqual(floored);
   });
 
   it('rejects a confidence floor outside [0, 1)', async () => {
