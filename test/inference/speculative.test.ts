@@ -2,6 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UserError } from '../../src/cli/errors.js';
 import { collect, generate, generateSpeculative, type DoneEvent } from '../../src/inference/generate.js';
 import { InProcessVerifier } from '../../src/inference/in-process-verifier.js';
+import { createRng } from '../../src/inference/rng.js';
+import { Drafter } from '../../src/inference/speculative.js';
 import { loadLoraAdapter, type LoraAdapter } from '../../src/inference/lora.js';
 import { LmSession } from '../../src/inference/model-session.js';
 import { TextTokenizer } from '../../src/inference/tokenizer.js';
@@ -104,6 +106,21 @@ describe('greedy speculative decoding', () => {
       expect(perRound(high)).toBeLessThan(perRound(low));
       expect(perRound(low)).toBeLessThan(perRound(off));
     }
+  });
+
+  it('Drafter.propose stops below the confidence floor, after a prefix of the full proposal', async () => {
+    const ids = tok.encode(prompts('support', 3)[2] as string);
+    const propose = async (minConfidence: number) => {
+      const drafter = new Drafter(draft, ids, { sampling: { temperature: 0 }, rng: createRng(1) });
+      await drafter.prefill();
+      return (await drafter.propose(12, minConfidence)).tokens;
+    };
+    const full = await propose(0);
+    const short = await propose(0.999);
+    expect(full).toHaveLength(12);
+    expect(short.length).toBeGreaterThanOrEqual(1);
+    expect(short.length).toBeLessThan(6);
+    expect(full.slice(0, short.length)).toEqual(short);
   });
 
   it('rejects a confidence floor outside [0, 1)', async () => {
