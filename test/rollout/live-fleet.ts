@@ -4,6 +4,7 @@
  * bytes) and `@1.2.0` (the bad adapter's bytes); a verifier daemon; three `site up` daemons
  * (labels tier=branch, sync every second, feedback every second); a rollout spec in
  * `rollouts/e2e.yaml`; and support chats sent to every site by the OpenAI client until `stop`.
+ * The policy is the default one without the running-acceptance abstain (see `fleetPolicy`).
  */
 import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -44,6 +45,27 @@ function adapterVersion(src: string, version: string): string {
   return dir;
 }
 
+/**
+ * The default policy without its running-acceptance abstain. The traffic below is chats rendered as
+ * "User: Customer: ...\nAssistant:", a transcript unlike the fixture models' corpus: greedy
+ * acceptance on these three prompts is only 0.15, 0.20 and 0.55 (0.21, 0.31, 0.60 with the draft
+ * before 2026-11-22's on-policy one), so a site's running acceptance sat at 0.25-0.29, right on the
+ * default `abstain.minAcceptance` of 0.25. Whichever site dipped under it sent everything to the
+ * cloud for a minute, and a canary site that did so was rolled back for serving no speculative
+ * requests (a correct decision about a site that is not the subject of these tests). The router's
+ * abstain and its 60 s lapse have their own tests (test/policy, test/runtime/serve/units.test.ts).
+ */
+function fleetPolicy(): string {
+  const dir = join(tempDir('edgectl-e2e-policy-'), 'default');
+  cpSync(POLICY_DIR, dir, { recursive: true });
+  const file = join(dir, 'policy.yaml');
+  const yaml = readFileSync(file, 'utf8');
+  const without = yaml.replace(/^ {2}minAcceptance: .*\n/m, '');
+  if (without === yaml) throw new Error(`${file}: no abstain.minAcceptance line to drop`);
+  writeFileSync(file, without);
+  return dir;
+}
+
 export interface LiveFleet {
   dir: string;
   dataDir(site: string): string;
@@ -70,7 +92,7 @@ export async function startLiveFleet(opts: {
   writeProject(dir, t);
   await store.putIfAbsent(trustRootKey(1), encodeEnvelope(t.envelope));
   for (const src of [
-    POLICY_DIR,
+    fleetPolicy(),
     DRAFT_DIR,
     SUPPORT_DIR,
     adapterVersion(SUPPORT_DIR, '1.1.0'),
