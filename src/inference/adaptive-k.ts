@@ -51,15 +51,12 @@ export const K_MAX = 12;
 
 /**
  * Where an adaptive round stops drafting early: once the draft's own probability that its whole
- * proposal is right falls below this (src/inference/speculative.ts), even before adaptive k's
- * minimum. On the fixture pair's greedy traces, replayed with k <= 12, 0.05 scores 24% fewer
- * positions per round for 9% fewer tokens per round; in the benchmark it drafts 23% fewer tokens
- * and scores 12% fewer positions per output token, with verifier CPU per token unchanged within
- * run-to-run noise (docs/benchmarks.md). It also keeps sampled rounds (temperature 1) from sending
- * second tokens the draft itself doubts, which raises the acceptance the router's abstain threshold
- * watches: holding every round to the default policy's minimum of 2 instead kept a site serving
- * chats at temperature 1 near 0.29, and in 3 of 7 runs of the rollout end-to-end test a site sank
- * under `abstain.minAcceptance` 0.25 and sent all its traffic to the cloud.
+ * proposal is right falls below this (src/inference/speculative.ts). On the fixture pair's greedy
+ * traces, replayed with k <= 12, 0.05 scores 24% fewer positions per round for 9% fewer tokens per
+ * round; in the benchmark it drafts 23% fewer tokens and scores 12% fewer positions per output
+ * token, with verifier CPU per token unchanged within run-to-run noise (docs/benchmarks.md). It may end a round below adaptive k's minimum: a token
+ * the draft itself doubts is rarely accepted, and sending it only lowers the running acceptance
+ * that the router's `abstain.minAcceptance` watches.
  */
 export const DEFAULT_MIN_DRAFT_CONFIDENCE = 0.05;
 
