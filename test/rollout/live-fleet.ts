@@ -35,14 +35,19 @@ const PROMPTS = [
   'Customer: The blender I bought stopped working after two days. How do I return it and get a replacement?',
 ];
 
-function adapterVersion(src: string, version: string): string {
-  const dir = join(tempDir('edgectl-e2e-src-'), `support-${version}`);
+/** A temporary copy of the artifact directory `src`, named `name`, with one file's text edited. */
+function editedCopy(src: string, name: string, file: string, edit: (text: string) => string): string {
+  const dir = join(tempDir('edgectl-e2e-src-'), name);
   cpSync(src, dir, { recursive: true });
-  const yaml = readFileSync(join(dir, 'artifact.yaml'), 'utf8')
-    .replace(/^name: .*$/m, 'name: support')
-    .replace(/^version: .*$/m, `version: ${version}`);
-  writeFileSync(join(dir, 'artifact.yaml'), yaml);
+  const path = join(dir, file);
+  writeFileSync(path, edit(readFileSync(path, 'utf8')));
   return dir;
+}
+
+function adapterVersion(src: string, version: string): string {
+  return editedCopy(src, `support-${version}`, 'artifact.yaml', (yaml) =>
+    yaml.replace(/^name: .*$/m, 'name: support').replace(/^version: .*$/m, `version: ${version}`),
+  );
 }
 
 /**
@@ -56,14 +61,11 @@ function adapterVersion(src: string, version: string): string {
  * abstain and its 60 s lapse have their own tests (test/policy, test/runtime/serve/units.test.ts).
  */
 function fleetPolicy(): string {
-  const dir = join(tempDir('edgectl-e2e-policy-'), 'default');
-  cpSync(POLICY_DIR, dir, { recursive: true });
-  const file = join(dir, 'policy.yaml');
-  const yaml = readFileSync(file, 'utf8');
-  const without = yaml.replace(/^ {2}minAcceptance: .*\n/m, '');
-  if (without === yaml) throw new Error(`${file}: no abstain.minAcceptance line to drop`);
-  writeFileSync(file, without);
-  return dir;
+  return editedCopy(POLICY_DIR, 'default', 'policy.yaml', (yaml) => {
+    const without = yaml.replace(/^ {2}minAcceptance: .*\n/m, '');
+    if (without === yaml) throw new Error(`${POLICY_DIR}/policy.yaml: no abstain.minAcceptance line to drop`);
+    return without;
+  });
 }
 
 export interface LiveFleet {
