@@ -29,7 +29,7 @@ import time
 import numpy as np
 import torch
 
-from fixtures import agreement, bpe, corpus, export_onnx, tiny_hf
+from fixtures import agreement, bpe, corpus, export_onnx, lean_onnx, tiny_hf
 from fixtures.model import Decoder, ModelConfig, count_parameters, macs_per_token
 from fixtures.safetensors_io import write_safetensors
 from fixtures.train import Mixture, distill, new_lora, scaled, teacher_rollouts, train_lm
@@ -45,7 +45,7 @@ DRAFT_REF = "model/draft@1.0.0"
 
 # The corpus (and so the tokenizer) is the same in both modes; --quick only trains briefly.
 DIALOGUES = 3000
-FULL = dict(verifier_steps=700, draft_steps=1000, lora_steps=260, batch=24, seq=128, eval_prompts=64, rollouts=768)
+FULL = dict(verifier_steps=700, draft_steps=1700, lora_steps=260, batch=24, seq=128, eval_prompts=64, rollouts=1536)
 QUICK = dict(verifier_steps=60, draft_steps=60, lora_steps=30, batch=16, seq=128, eval_prompts=16, rollouts=64)
 
 
@@ -102,7 +102,13 @@ def generation_config() -> dict:
 def write_model_dir(out: str, name: str, role: str, model: Decoder, tok: bpe.ByteLevelBPE) -> None:
     d = os.path.join(out, "models", name)
     os.makedirs(d, exist_ok=True)
-    export_onnx.export(model, os.path.join(d, "model.onnx"), with_lora=role == "draft")
+    # The draft runs at the site, where its passes are all per-kernel overhead: it gets the hand-built
+    # graph (fixtures/lean_onnx.py). The verifier keeps the traced export, the baseline both
+    # benchmark modes share.
+    if role == "draft":
+        lean_onnx.export(model, os.path.join(d, "model.onnx"), with_lora=True)
+    else:
+        export_onnx.export(model, os.path.join(d, "model.onnx"), with_lora=False)
     write_json(os.path.join(d, "config.json"), hf_config(model.cfg, role))
     write_json(os.path.join(d, "generation_config.json"), generation_config())
     bpe.write_json(os.path.join(d, "tokenizer.json"), tok.to_tokenizer_json())
@@ -212,11 +218,12 @@ def main() -> None:
 
     draft = Decoder(DRAFT)
     mostly_general = Mixture([streams["general"], streams["support"]], [0.98, 0.02])
-    # Half the draft's windows are the verifier's own greedy output (from corpus prefixes, never the
-    # held-out prompts): greedy speculative decoding only ever asks the draft to continue that.
+    # Four fifths of the draft's windows are the verifier's own greedy output (from corpus prefixes,
+    # never the held-out prompts): greedy speculative decoding only ever asks the draft to continue
+    # that. Against half, with 1,700 steps each: agreement on the benchmark's traces 0.929 -> 0.934.
     rollouts = teacher_rollouts(verifier, mostly_general, plan["rollouts"], 32, plan["seq"], SEED + 9)
     t = mark("rollouts", t)
-    draft_data = Mixture([streams["general"], streams["support"], rollouts], [0.49, 0.01, 0.5])
+    draft_data = Mixture([streams["general"], streams["support"], rollouts], [0.196, 0.004, 0.8])
     distill(draft, verifier, draft_data, plan["draft_steps"], plan["batch"], plan["seq"], 4e-3, SEED + 3, "draft")
     t = mark("draft", t)
 
