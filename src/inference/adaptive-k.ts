@@ -29,7 +29,28 @@ export interface AdaptiveKOptions {
   /** Prior acceptance rate and its weight in pseudo-observations. */
   priorAlpha?: number;
   priorWeight?: number;
+  /**
+   * Costs to use instead of measuring them: k then follows acceptance alone, so the same tokens
+   * give the same draft lengths however busy the machine is. For seeded sampling (whose output
+   * depends on where rounds split) and for shadow runs (which must draft as the served request
+   * did, not as an idle site would).
+   */
+  costs?: RoundCosts;
 }
+
+/** What a round costs, as adaptive k's rule sees it. */
+export interface RoundCosts {
+  /** Milliseconds per drafted token. */
+  draftMsPerToken: number;
+  /** Milliseconds of a verify round, network included. */
+  roundMs: number;
+}
+
+/**
+ * The costs a seeded sampled request assumes: a draft token at 1/20 of a round (a CPU draft and a
+ * WAN verifier, as on the fixture pair at 20 ms RTT).
+ */
+export const SEEDED_ROUND_COSTS: RoundCosts = { draftMsPerToken: 1, roundMs: 20 };
 
 export interface RoundObservation {
   drafted: number;
@@ -73,6 +94,7 @@ export class AdaptiveK {
   private fit = { w: 0, x: 0, y: 0, xx: 0, xy: 0 };
   private rounds = 0;
   private current: number;
+  private readonly costs: RoundCosts | undefined;
 
   constructor(opts: AdaptiveKOptions = {}) {
     this.min = Math.max(1, Math.floor(opts.min ?? K_MIN));
@@ -81,6 +103,13 @@ export class AdaptiveK {
     this.priorAlpha = opts.priorAlpha ?? 0.6;
     this.priorWeight = opts.priorWeight ?? 2;
     this.current = clamp(Math.floor(opts.initial ?? 4), this.min, this.max);
+    if (opts.costs !== undefined) {
+      const { draftMsPerToken, roundMs } = opts.costs;
+      if (!(draftMsPerToken >= 0 && roundMs > 0 && Number.isFinite(draftMsPerToken + roundMs))) {
+        throw new RangeError(`adaptive k costs must be finite, draft >= 0 and round > 0 ms`);
+      }
+      this.costs = { draftMsPerToken, roundMs };
+    }
   }
 
   /** The draft length to use for the next round. */
@@ -98,6 +127,10 @@ export class AdaptiveK {
     if (round.drafted <= 0) return;
     this.successes = this.successes * this.decay + round.accepted;
     this.failures = this.failures * this.decay + (round.accepted < round.drafted ? 1 : 0);
+    if (this.costs !== undefined) {
+      this.current = bestK(this.alpha, this.costs.draftMsPerToken, this.costs.roundMs, this.min, this.max);
+      return;
+    }
     const perToken = round.draftMs / round.drafted;
     this.draftMsPerToken = ewma(this.draftMsPerToken, perToken, this.decay);
     const f = this.fit;

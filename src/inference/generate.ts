@@ -10,14 +10,19 @@
  * tokens; they are returned one event each, and whatever follows a stop is discarded. The last
  * event is always `done` with the statistics.
  */
-import { AdaptiveK, DEFAULT_MIN_DRAFT_CONFIDENCE, type AdaptiveKOptions } from './adaptive-k.js';
+import {
+  AdaptiveK,
+  DEFAULT_MIN_DRAFT_CONFIDENCE,
+  SEEDED_ROUND_COSTS,
+  type AdaptiveKOptions,
+} from './adaptive-k.js';
 import { DecodeState } from './decode-state.js';
 import { StatsRecorder, type GenerationStats } from './generation-stats.js';
 import type { KvCache } from './kv-cache.js';
 import type { LoraFeeds } from './lora-slots.js';
 import type { CausalLm } from './model-session.js';
 import { createRng } from './rng.js';
-import { GREEDY, sampleToken, validateSamplingParams, type SamplingParams } from './sampling.js';
+import { GREEDY, isGreedy, sampleToken, validateSamplingParams, type SamplingParams } from './sampling.js';
 import { Drafter, speculativeRound } from './speculative.js';
 import { StopMatcher } from './stop.js';
 import type { StreamDetokenizer, TextTokenizer } from './tokenizer.js';
@@ -179,7 +184,14 @@ export async function* generateSpeculative(
   if (fixedK !== undefined && !(Number.isInteger(fixedK) && fixedK >= 0)) {
     throw new RangeError(`k must be an integer >= 0 or 'auto', got ${fixedK}`);
   }
-  const adaptive = fixedK === undefined ? new AdaptiveK(opts.adaptive) : undefined;
+  // A seeded sampled request must give the same text every time, and its draws depend on where
+  // rounds split: its draft lengths may follow acceptance, not the machine's timing.
+  const seededSampling = opts.seed !== undefined && !isGreedy(sampling);
+  const adaptiveOpts =
+    seededSampling && opts.adaptive?.costs === undefined
+      ? { ...opts.adaptive, costs: SEEDED_ROUND_COSTS }
+      : opts.adaptive;
+  const adaptive = fixedK === undefined ? new AdaptiveK(adaptiveOpts) : undefined;
   const minConfidence = adaptive ? (opts.minDraftConfidence ?? DEFAULT_MIN_DRAFT_CONFIDENCE) : 0;
   if (!(minConfidence >= 0 && minConfidence < 1)) {
     throw new RangeError(`minDraftConfidence must be in [0, 1), got ${minConfidence}`);

@@ -314,6 +314,19 @@ describe('the Verifier interface', () => {
     expect(again.tokens).toEqual(local.tokens); // seeded: reproducible
   });
 
+  it('a seeded sampled request with adaptive k is reproducible whatever the timing', async () => {
+    // Its draws depend on where rounds split, so its draft lengths may not follow the clock.
+    const ids = tok.encode(prompts('support', 3)[1] as string);
+    const opts = { maxTokens: 40, eosTokenIds: [], sampling: { temperature: 0.8, topP: 0.95 }, seed: 11 };
+    let t = 0;
+    const jittery = () => (t += 1 + ((t * 7919) % 37)); // a clock that makes every step look different
+    const a = await collect(generateSpeculative(draft, verifier, ids, { ...opts, k: 'auto' }));
+    const b = await collect(generateSpeculative(draft, verifier, ids, { ...opts, k: 'auto', now: jittery }));
+    expect(b.tokens).toEqual(a.tokens);
+    expect(b.done.stats.acceptedPerRound).toEqual(a.done.stats.acceptedPerRound);
+    expect(a.done.stats.verifyRounds).toBeGreaterThan(2);
+  });
+
   it('generation can be aborted and asked for zero tokens', async () => {
     const ids = tok.encode(prompts('general', 1)[0] as string);
     const ac = new AbortController();

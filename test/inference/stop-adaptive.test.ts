@@ -87,3 +87,45 @@ describe('adaptive k round-cost model', () => {
     expect(ak.k).toBeLessThanOrEqual(2);
   });
 });
+
+describe('adaptive k with given costs', () => {
+  it('follows acceptance alone: the same rounds give the same k however long they took', () => {
+    const costs = { draftMsPerToken: 1, roundMs: 20 };
+    const rounds = [
+      { drafted: 4, accepted: 4 },
+      { drafted: 6, accepted: 2 },
+      { drafted: 5, accepted: 5 },
+      { drafted: 8, accepted: 1 },
+      { drafted: 3, accepted: 3 },
+    ];
+    const ks = (timing: (i: number) => { draftMs: number; roundMs: number }) => {
+      const ak = new AdaptiveK({ costs });
+      return rounds.map((r, i) => {
+        ak.observe({ ...r, ...timing(i) });
+        return ak.k;
+      });
+    };
+    const calm = ks(() => ({ draftMs: 1, roundMs: 20 }));
+    const busy = ks((i) => ({ draftMs: 40 * (i + 1), roundMs: 3 + 50 * (i % 2) }));
+    expect(busy).toEqual(calm);
+    // ...and they are the rule's choices for those costs at each acceptance estimate.
+    const ak = new AdaptiveK({ costs });
+    ak.observe({ ...rounds[0]!, draftMs: 999, roundMs: 999 });
+    expect(ak.k).toBe(bestK(ak.alpha, 1, 20));
+    // Measured costs would have chosen otherwise here: drafting 50x dearer than a round.
+    const measured = new AdaptiveK();
+    measured.observe({ ...rounds[0]!, draftMs: 4 * 50, roundMs: 1 });
+    expect(measured.k).toBeLessThan(ak.k);
+  });
+
+  it('refuses costs that are not finite, a negative draft cost or a zero round', () => {
+    for (const costs of [
+      { draftMsPerToken: -1, roundMs: 20 },
+      { draftMsPerToken: 1, roundMs: 0 },
+      { draftMsPerToken: Number.NaN, roundMs: 20 },
+      { draftMsPerToken: 1, roundMs: Infinity },
+    ]) {
+      expect(() => new AdaptiveK({ costs })).toThrow(RangeError);
+    }
+  });
+});

@@ -53,8 +53,8 @@ function adapterVersion(src: string, version: string): string {
 /**
  * The default policy without its running-acceptance abstain. The traffic below is chats rendered as
  * "User: Customer: ...\nAssistant:", a transcript unlike the fixture models' corpus: greedy
- * acceptance on these three prompts is only 0.15, 0.20 and 0.55 (0.21, 0.31, 0.60 with the draft
- * before 2026-11-22's on-policy one), so a site's running acceptance sat at 0.25-0.29, right on the
+ * acceptance on these three prompts was only 0.15, 0.20 and 0.55 with the first on-policy draft
+ * (2026-11-22 10:43; 0.21, 0.31, 0.60 before it), so a site's running acceptance sat at 0.25-0.29, on the
  * default `abstain.minAcceptance` of 0.25. Whichever site dipped under it sent everything to the
  * cloud for a minute, and a canary site that did so was rolled back for serving no speculative
  * requests (a correct decision about a site that is not the subject of these tests). The router's

@@ -45,6 +45,9 @@ export interface RunState {
   draftTokens: number;
   acceptedTokens: number;
   verifyRounds: number;
+  /** Milliseconds spent drafting (between verify calls) and in verify calls, over all rounds. */
+  draftMs: number;
+  verifyMs: number;
   emitted: number[];
   verifierError: string | undefined;
 }
@@ -105,11 +108,15 @@ async function verifierCall<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
-/** Counts rounds into the run state and the metrics, and tags verifier failures. */
+/**
+ * Counts rounds into the run state and the metrics, and tags verifier failures. It also times them:
+ * a verify call's own duration, and the draft time before it (since the session started or the
+ * previous answer came back), which a shadow run of the request reuses as its costs (shadow.ts).
+ */
 class CountingVerifier implements Verifier {
   constructor(
     private readonly inner: Verifier,
-    private readonly onRound: (drafted: number, accepted: number) => void,
+    private readonly onRound: (drafted: number, accepted: number, draftMs: number, verifyMs: number) => void,
   ) {}
 
   get vocabSize(): number {
@@ -119,17 +126,22 @@ class CountingVerifier implements Verifier {
   async start(promptIds: readonly number[], opts?: VerifierStartOptions): Promise<VerifierSession> {
     const session = await verifierCall(() => this.inner.start(promptIds, opts));
     const onRound = this.onRound;
+    let lastAnswer = performance.now();
     return {
       id: session.id,
       async verify(request: VerifyRequest): Promise<VerifyResult> {
+        const sent = performance.now();
         const r = await verifierCall(() => session.verify(request));
+        const answered = performance.now();
+        const draftMs = sent - lastAnswer;
+        lastAnswer = answered;
         if (!(Number.isInteger(r.accepted) && r.accepted >= 0 && r.accepted <= request.draft.length)) {
           throw new VerifierCallError(
             new Error(`the verifier accepted ${r.accepted} of ${request.draft.length} drafted tokens`),
             'protocol',
           );
         }
-        onRound(request.draft.length, r.accepted);
+        onRound(request.draft.length, r.accepted, draftMs, answered - sent);
         return r;
       },
       // Not awaited: the DELETE is best effort (the verifier's TTL frees the session anyway), and
@@ -150,6 +162,8 @@ export function newRunState(route: Route): RunState {
     draftTokens: 0,
     acceptedTokens: 0,
     verifyRounds: 0,
+    draftMs: 0,
+    verifyMs: 0,
     emitted: [],
     verifierError: undefined,
   };
@@ -258,10 +272,12 @@ async function speculative(
   consume: (events: AsyncIterable<GenerateEvent>) => Promise<void>,
 ): Promise<void> {
   const spec = opts.gen.policy.routing.speculative;
-  const counting = new CountingVerifier(verifier, (drafted, accepted) => {
+  const counting = new CountingVerifier(verifier, (drafted, accepted, draftMs, verifyMs) => {
     state.verifyRounds++;
     state.draftTokens += drafted;
     state.acceptedTokens += accepted;
+    state.draftMs += draftMs;
+    state.verifyMs += verifyMs;
     opts.metrics.round(drafted, accepted);
   });
   const max = Math.min(spec.maxDraftTokens, MAX_DRAFT_TOKENS);

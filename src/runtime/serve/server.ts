@@ -37,6 +37,7 @@ import type {
   RuntimeServerOptions,
 } from '../contract.js';
 import { GenerationAdmission } from './admission.js';
+import type { RoundCosts } from '../../inference/adaptive-k.js';
 import { newRunState, runGeneration, VerifierUnavailableError, type RunState } from './execute.js';
 import type { LoadedGeneration } from './generation.js';
 import { MIN_ACCEPTANCE_SAMPLES, RuntimeMetrics } from './metrics.js';
@@ -99,6 +100,15 @@ interface Prepared {
   seed: number | undefined;
   ignoreEos: boolean;
   override: Route | undefined;
+}
+
+/** The served request's measured round costs, for its shadow run; none without speculative rounds. */
+function servedCosts(state: RunState): RoundCosts | undefined {
+  if (state.route !== 'speculative' || state.verifyRounds === 0 || state.draftTokens === 0) return undefined;
+  return {
+    draftMsPerToken: state.draftMs / state.draftTokens,
+    roundMs: Math.max(state.verifyMs / state.verifyRounds, 1e-3),
+  };
 }
 
 function finishReason(f: string): OpenAiFinishReason {
@@ -624,6 +634,7 @@ export async function startRuntimeServer(
         maxTokens: live.emitted.length,
         sampling: prep.sampling,
         seed: prep.seed,
+        costs: servedCosts(live),
       });
       if (sse) {
         if (!sse.started) sse.send(chunk(kind, prep.base, { text: '', first: true }));

@@ -11,6 +11,7 @@
  * never touches the circuit breaker, the request metrics or the served response. The generation
  * lease the caller passes keeps the adapter alive until the run ends.
  */
+import type { RoundCosts } from '../../inference/adaptive-k.js';
 import { generateSpeculative } from '../../inference/generate.js';
 import { MAX_DRAFT_TOKENS } from '../../inference/in-process-verifier.js';
 import type { SamplingParams } from '../../inference/sampling.js';
@@ -36,6 +37,13 @@ export interface ShadowJob {
   maxTokens: number;
   sampling: SamplingParams;
   seed: number | undefined;
+  /**
+   * What the served request's rounds cost (its drafting per token and its verify calls). The shadow
+   * chooses its draft lengths with these instead of its own timing: it runs alone on an idle site,
+   * where drafting looks cheap and adaptive k drafts longer, and a longer draft accepts a smaller
+   * share of its tokens, so its acceptance would not compare with the served one it is judged against.
+   */
+  costs?: RoundCosts | undefined;
 }
 
 export interface ShadowRunnerOptions {
@@ -156,7 +164,11 @@ export class ShadowRunner {
           ...(job.seed === undefined ? {} : { seed: job.seed }),
           lora: job.adapter.adapter.feeds,
           k: 'auto',
-          adaptive: { min: Math.min(spec.minDraftTokens, max), max },
+          adaptive: {
+            min: Math.min(spec.minDraftTokens, max),
+            max,
+            ...(job.costs === undefined ? {} : { costs: job.costs }),
+          },
           minDraftConfidence: spec.minDraftConfidence,
           verifierMaxPositions: lease.verifier.maxContext,
           signal,
