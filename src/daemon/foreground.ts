@@ -8,7 +8,14 @@
 import { ConflictError } from '../cli/errors.js';
 import type { Io } from '../cli/output.js';
 import { isSameProcess, processStartTime } from './process-identity.js';
-import { claimPidFile, readPid, readState, removeRunFiles, runFiles, writeState } from './run-files.js';
+import {
+  claimPidFile,
+  readPidIdentity,
+  readState,
+  removeRunFiles,
+  runFiles,
+  writeState,
+} from './run-files.js';
 
 export interface RunningService {
   url: string;
@@ -105,22 +112,23 @@ export async function runForeground(opts: ForegroundOptions): Promise<Foreground
 }
 
 function claimOrRefuse(files: ReturnType<typeof runFiles>, name: string, stopCommand: string): void {
-  if (claimPidFile(files, process.pid)) return;
-  const pid = readPid(files);
+  if (claimPidFile(files)) return;
+  const holder = readPidIdentity(files);
+  const pid = holder?.pid;
   const state = readState(files);
   if (
-    pid !== undefined &&
-    pid !== process.pid &&
-    isSameProcess(pid, state?.pid === pid ? state.processStart : undefined)
+    holder !== undefined &&
+    holder.pid !== process.pid &&
+    isSameProcess(holder.pid, holder.startTime, holder.command)
   ) {
-    const where = state?.pid === pid && state.url ? ` at ${state.url}` : '';
+    const where = state !== undefined && state.pid === pid && state.url ? ` at ${state.url}` : '';
     throw new ConflictError(`${name} is already running (pid ${pid}${where})`, {
       suggestion: `Stop it first: ${stopCommand}`,
       details: { pid, url: state?.url },
     });
   }
   removeRunFiles(files, pid);
-  if (!claimPidFile(files, process.pid)) {
+  if (!claimPidFile(files)) {
     throw new ConflictError(`${name} is starting in another process (pid file ${files.pidFile} appeared)`);
   }
 }

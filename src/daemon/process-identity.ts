@@ -1,8 +1,9 @@
 /**
  * Is a pid still the process we started? A pid file outlives crashes and reboots, and pids are
- * reused, so "kill(pid, 0) succeeds" is not enough: the pid file also records the process's start
- * time (from /proc on Linux), and a live pid with a different start time is someone else's.
- * Where /proc is missing (macOS), liveness is all we can check.
+ * reused, so "kill(pid, 0) succeeds" is not enough: the pid file records the process's identity,
+ * its kernel start time and its command line (from /proc on Linux), and a live pid whose identity
+ * differs, or that we cannot prove is ours, is someone else's and is never signalled
+ * (docs/running-sites.md, "Run files"). Where /proc is missing (macOS), liveness is all we can check.
  */
 import { readFileSync } from 'node:fs';
 
@@ -40,12 +41,49 @@ export function processStartTime(pid: number | 'self'): string | undefined {
   return procStatFields(pid)?.[19];
 }
 
-/** Alive and, where we can tell, the same process that wrote `startTime`. */
-export function isSameProcess(pid: number, startTime: string | undefined): boolean {
+/**
+ * The command line of a process (NUL-separated arguments joined by spaces), or undefined when
+ * /proc is unavailable or the process is gone.
+ */
+export function processCommandLine(pid: number | 'self'): string | undefined {
+  try {
+    const raw = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    return raw
+      .split('\0')
+      .filter((a) => a !== '')
+      .join(' ');
+  } catch {
+    return undefined;
+  }
+}
+
+/** What a pid file records about the process that wrote it. */
+export interface ProcessIdentity {
+  pid: number;
+  /** Kernel start time (clock ticks since boot). */
+  startTime?: string | undefined;
+  /** Command line when the identity was taken. */
+  command?: string | undefined;
+}
+
+/** This process's identity, to record in a pid or lock file. */
+export function selfIdentity(): ProcessIdentity {
+  return { pid: process.pid, startTime: processStartTime('self'), command: processCommandLine('self') };
+}
+
+/**
+ * Alive and provably the same process that wrote `startTime` (and, when given, ran `command`).
+ * Where /proc can tell the live process's start time, a record without one proves nothing, so it
+ * is treated as a stranger: signalling or reporting an unrelated process as ours is the worse error.
+ */
+export function isSameProcess(pid: number, startTime: string | undefined, command?: string): boolean {
   if (!isAlive(pid)) return false;
-  if (startTime === undefined) return true;
   const now = processStartTime(pid);
-  return now === undefined || now === startTime;
+  if (now === undefined) return true;
+  if (startTime === undefined || now !== startTime) return false;
+  if (command === undefined) return true;
+  const cmd = processCommandLine(pid);
+  return cmd === undefined || cmd === command;
 }
 
 /** Sends a signal, treating "already gone" as success. */

@@ -1,5 +1,6 @@
 /**
- * A daemon's files in its run directory: `<name>.pid` (the pid, claimed with O_EXCL so two starts
+ * A daemon's files in its run directory: `<name>.pid` (the pid on its first line, then the
+ * process's identity, `start <ticks>` and `cmd <command line>`; claimed with O_EXCL so two starts
  * cannot both win), `<name>.json` (pid, process start time, status, address; replaced atomically)
  * and `<name>.log` (stdout and stderr of the detached process). Readers treat anything unparsable
  * as stale rather than failing, because these files are exactly what a crash leaves half-written.
@@ -7,6 +8,7 @@
 import { closeSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { selfIdentity, type ProcessIdentity } from './process-identity.js';
 
 export const daemonStateSchema = z.object({
   name: z.string(),
@@ -52,6 +54,28 @@ export function readPid(files: RunFiles): number | undefined {
   }
 }
 
+/**
+ * The pid file's pid and the identity recorded with it. Pid files from before identities were
+ * recorded (a bare pid) fall back to the state file's start time when it names the same pid.
+ */
+export function readPidIdentity(files: RunFiles): ProcessIdentity | undefined {
+  let lines: string[];
+  try {
+    lines = readFileSync(files.pidFile, 'utf8').split('\n');
+  } catch {
+    return undefined;
+  }
+  const pid = Number.parseInt((lines[0] ?? '').trim(), 10);
+  if (!Number.isInteger(pid) || pid <= 0) return undefined;
+  const field = (key: string) => lines.find((l) => l.startsWith(`${key} `))?.slice(key.length + 1);
+  const state = readState(files);
+  return {
+    pid,
+    startTime: field('start') ?? (state?.pid === pid ? state.processStart : undefined),
+    command: field('cmd'),
+  };
+}
+
 export function readState(files: RunFiles): DaemonState | undefined {
   try {
     const parsed = daemonStateSchema.safeParse(JSON.parse(readFileSync(files.stateFile, 'utf8')));
@@ -61,8 +85,9 @@ export function readState(files: RunFiles): DaemonState | undefined {
   }
 }
 
-/** Creates the pid file only if absent; false when another process holds it. */
-export function claimPidFile(files: RunFiles, pid: number): boolean {
+/** Creates the pid file (this process's identity) only if absent; false when another process holds it. */
+export function claimPidFile(files: RunFiles): boolean {
+  const id = selfIdentity();
   mkdirSync(files.dir, { recursive: true });
   let fd: number;
   try {
@@ -72,7 +97,10 @@ export function claimPidFile(files: RunFiles, pid: number): boolean {
     throw err;
   }
   try {
-    writeSync(fd, `${pid}\n`);
+    const lines = [String(id.pid)];
+    if (id.startTime !== undefined) lines.push(`start ${id.startTime}`);
+    if (id.command !== undefined) lines.push(`cmd ${id.command.replace(/\n/g, ' ')}`);
+    writeSync(fd, `${lines.join('\n')}\n`);
   } finally {
     closeSync(fd);
   }

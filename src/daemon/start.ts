@@ -11,7 +11,7 @@ import { closeSync, existsSync, mkdirSync, openSync, statSync, writeSync } from 
 import { ExitCode, OperationalError, TimeoutError, UserError, type EdgectlError } from '../cli/errors.js';
 import type { Io } from '../cli/output.js';
 import { isSameProcess, signal } from './process-identity.js';
-import { logTail, readPid, readState, removeRunFiles, runFiles, type RunFiles } from './run-files.js';
+import { logTail, readPidIdentity, readState, removeRunFiles, runFiles, type RunFiles } from './run-files.js';
 
 export interface DaemonSpec {
   /** Short name; the run files are `<runDir>/<name>.{pid,json,log}`. */
@@ -59,7 +59,7 @@ export async function startDaemon(spec: DaemonSpec, io: Io): Promise<DaemonStart
     };
   }
   if (existing.stalePid !== undefined) {
-    io.log('warn', `removed stale ${spec.name} pid file (pid ${existing.stalePid} is not running)`);
+    io.log('warn', `removed stale ${spec.name} pid file (pid ${existing.stalePid} is not ${spec.name})`);
   }
 
   if (!existsSync(spec.entry)) throw new UserError(`CLI entry ${spec.entry} does not exist`);
@@ -123,15 +123,15 @@ type Existing =
   | { running: false; stalePid: number | undefined };
 
 function checkExisting(files: RunFiles): Existing {
-  const pid = readPid(files);
+  const holder = readPidIdentity(files);
+  const pid = holder?.pid;
   if (pid === undefined) {
     // A state file without a pid file is debris from a crash between the two writes.
     removeRunFiles(files, undefined);
     return { running: false, stalePid: undefined };
   }
   const state = readState(files);
-  const startTime = state?.pid === pid ? state.processStart : undefined;
-  if (isSameProcess(pid, startTime)) {
+  if (isSameProcess(pid, holder?.startTime, holder?.command)) {
     // A live process is running even if it doesn't answer yet (loading, or wedged): never start a second.
     const ours = state?.pid === pid ? state : undefined;
     return { running: true, pid, url: ours?.url, info: ours?.info };

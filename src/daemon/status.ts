@@ -3,7 +3,7 @@
  * health request, for status commands and for callers that need a running daemon's address.
  */
 import { isSameProcess } from './process-identity.js';
-import { readPid, readState, runFiles } from './run-files.js';
+import { readPidIdentity, readState, runFiles } from './run-files.js';
 
 export interface DaemonStatus {
   name: string;
@@ -23,12 +23,13 @@ export async function daemonStatus(
   healthPath = '/healthz',
 ): Promise<DaemonStatus> {
   const files = runFiles(runDir, name);
-  const pid = readPid(files);
+  const holder = readPidIdentity(files);
+  const pid = holder?.pid;
   const state = readState(files);
   const ours = state?.pid === pid ? state : undefined;
   const base = { name, pid, logFile: files.logFile, info: ours?.info };
   if (pid === undefined) return { ...base, state: 'stopped', url: undefined, healthy: undefined };
-  if (!isSameProcess(pid, ours?.processStart))
+  if (!isSameProcess(pid, holder?.startTime, holder?.command))
     return { ...base, state: 'stale', url: undefined, healthy: undefined };
   const url = ours?.url;
   let healthy: boolean | undefined;

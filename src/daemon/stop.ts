@@ -7,7 +7,7 @@
 import { TimeoutError } from '../cli/errors.js';
 import type { Io } from '../cli/output.js';
 import { isAlive, isSameProcess, signal } from './process-identity.js';
-import { readPid, readState, removeRunFiles, runFiles } from './run-files.js';
+import { readPidIdentity, readState, removeRunFiles, runFiles } from './run-files.js';
 
 export interface DaemonStopOptions {
   name: string;
@@ -29,7 +29,8 @@ const POLL_MS = 25;
 export async function stopDaemon(opts: DaemonStopOptions, io: Io): Promise<DaemonStopResult> {
   const t0 = performance.now();
   const files = runFiles(opts.runDir, opts.name);
-  const pid = readPid(files);
+  const holder = readPidIdentity(files);
+  const pid = holder?.pid;
   const state = readState(files);
   const url = state?.pid === pid ? state?.url : undefined;
   const done = (status: DaemonStopResult['status']): DaemonStopResult => ({
@@ -43,9 +44,10 @@ export async function stopDaemon(opts: DaemonStopOptions, io: Io): Promise<Daemo
     removeRunFiles(files, undefined);
     return done('not-running');
   }
-  if (!isSameProcess(pid, state?.pid === pid ? state.processStart : undefined)) {
+  if (!isSameProcess(pid, holder?.startTime, holder?.command)) {
+    // Dead, reused by another program, or unprovable: never signal it.
     removeRunFiles(files, pid);
-    io.log('warn', `removed stale ${opts.name} pid file (pid ${pid} is not running)`);
+    io.log('warn', `removed stale ${opts.name} pid file (pid ${pid} is not ${opts.name})`);
     return done('stale-removed');
   }
 

@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { isEdgectlError } from '../cli/errors.js';
 import { loadProjectConfig, type ProjectConfig } from '../config/project.js';
 import { isSameProcess } from '../daemon/process-identity.js';
-import { readPid, readState, runFiles } from '../daemon/run-files.js';
+import { readPidIdentity, readState, runFiles } from '../daemon/run-files.js';
 import { defaultSiteDataDir } from '../fleet/site-add.js';
 import { checkSiteFiles, siteFilesIn } from '../fleet/site-schema.js';
 import { checkSecretKeyMode, parseKeyText, SIGNING_KEY_ENV } from '../registry/keys.js';
@@ -451,11 +451,12 @@ function checkRunFiles(runDir: string, prefix = ''): DoctorCheck[] {
     .sort()) {
     const name = file.slice(0, -'.pid'.length);
     const files = runFiles(runDir, name);
-    const pid = readPid(files);
+    const holder = readPidIdentity(files);
+    const pid = holder?.pid;
     const state = readState(files);
     const label = `${prefix}${name}`;
     const base = { id: `daemon.${label}`, title: `Daemon ${label}` };
-    if (pid !== undefined && isSameProcess(pid, state?.pid === pid ? state.processStart : undefined)) {
+    if (pid !== undefined && isSameProcess(pid, holder?.startTime, holder?.command)) {
       checks.push({
         ...base,
         status: 'ok',
@@ -465,7 +466,7 @@ function checkRunFiles(runDir: string, prefix = ''): DoctorCheck[] {
       checks.push({
         ...base,
         status: 'warn',
-        detail: `stale pid file ${files.pidFile} (pid ${pid ?? '?'} is not running)`,
+        detail: `stale pid file ${files.pidFile} (pid ${pid ?? '?'} is not ${name})`,
         fix: `the next start replaces it; or remove ${files.pidFile}`,
       });
     }

@@ -41,7 +41,11 @@ describe('daemon start/stop', () => {
     expect(started.info).toEqual({ flavour: 'toy' });
     expect(await (await fetch(`${started.url}/healthz`)).text()).toBe('ok');
     const files = runFiles(s.runDir, 'toy');
-    expect(readFileSync(files.pidFile, 'utf8').trim()).toBe(String(started.pid));
+    const pidLines = readFileSync(files.pidFile, 'utf8').trim().split('\n');
+    expect(pidLines[0]).toBe(String(started.pid));
+    // The identity that lets up/down/status tell the daemon from a process that reused its pid.
+    expect(pidLines[1]).toMatch(/^start \d+$/);
+    expect(pidLines[2]).toContain('toy-daemon.mjs');
 
     const again = await startDaemon(s, io);
     expect(again).toMatchObject({ status: 'already-running', pid: started.pid, url: started.url });
@@ -98,6 +102,32 @@ describe('daemon start/stop', () => {
     expect(started.staleRemoved).toBe(process.pid);
     expect(io.lines.join('\n')).toContain('stale');
     await stopDaemon({ name: 'toy', runDir: s.runDir, graceMs: 5000 }, io);
+  });
+
+  it('never signals or reports a live unrelated process named by a pid file without identity', async () => {
+    const s = spec();
+    const files = runFiles(s.runDir, 'toy');
+    const stranger = spawn('sleep', ['60'], { stdio: 'ignore' });
+    const strangerPid = stranger.pid;
+    if (strangerPid === undefined) throw new Error('could not spawn sleep');
+    pids.push(strangerPid);
+    // A bare pid and no state file: what an older edgectl, a crash or a hand-edit leaves.
+    writeFileSync(files.pidFile, `${strangerPid}\n`);
+    expect((await daemonStatus('toy', s.runDir)).state).toBe('stale');
+    const stopped = await stopDaemon({ name: 'toy', runDir: s.runDir, graceMs: 200 }, memoryIo());
+    expect(stopped.status).toBe('stale-removed');
+    expect(isAlive(strangerPid)).toBe(true);
+
+    // The same with an identity that names another process's start time and command.
+    writeFileSync(files.pidFile, `${strangerPid}\nstart ${processStartTime('self')}\ncmd sleep 60\n`);
+    const io = memoryIo();
+    const started = await startDaemon(s, io);
+    pids.push(started.pid);
+    expect(started.status).toBe('started');
+    expect(started.staleRemoved).toBe(strangerPid);
+    expect(isAlive(strangerPid)).toBe(true);
+    await stopDaemon({ name: 'toy', runDir: s.runDir, graceMs: 5000 }, io);
+    expect(isAlive(strangerPid)).toBe(true);
   });
 
   it('fails with the log tail when the daemon exits during startup, leaving no run files', async () => {
