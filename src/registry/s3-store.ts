@@ -31,6 +31,7 @@ import { BLOB_PREFIX } from './layout.js';
 import {
   emptyStats,
   type GetResult,
+  type ListOptions,
   type ObjectInfo,
   type PutIfAbsentResult,
   type Store,
@@ -55,6 +56,8 @@ export interface S3StoreOptions {
   multipartThreshold?: number;
   /** Multipart part size (default 8 MiB; S3's minimum is 5 MiB). */
   partSize?: number;
+  /** Keys per ListObjectsV2 page (default 1000, the S3 maximum). */
+  listPageSize?: number;
   /** Initial belief about conditional-write support until probed (default: true for AWS itself). */
   enforcesConditionalWrites?: boolean;
 }
@@ -133,6 +136,7 @@ export class S3Store implements Store {
   private readonly client: S3Client;
   private readonly multipartThreshold: number;
   private readonly partSize: number;
+  private readonly listPageSize: number | undefined;
 
   constructor(bucket: string, prefix: string, opts: S3StoreOptions = {}) {
     const env = opts.env ?? process.env;
@@ -166,6 +170,7 @@ export class S3Store implements Store {
     this.client = new S3Client(config);
     this.multipartThreshold = opts.multipartThreshold ?? 16 * 1024 * 1024;
     this.partSize = opts.partSize ?? 8 * 1024 * 1024;
+    this.listPageSize = opts.listPageSize;
     this.enforcesConditionalWrites = opts.enforcesConditionalWrites ?? this.endpoint === undefined;
     // Counted per attempt (the deserialize step runs inside the retry loop), so retries show up.
     this.client.middlewareStack.add(
@@ -339,22 +344,30 @@ export class S3Store implements Store {
     }
   }
 
-  async list(prefix: string): Promise<ObjectInfo[]> {
+  async list(prefix: string, opts: ListOptions = {}): Promise<ObjectInfo[]> {
     checkPrefix(prefix);
     const base = this.prefix ? `${this.prefix}/` : '';
+    // StartAfter is sent only with the first page; continuation tokens carry the position after it.
+    const startAfter = opts.startAfter === undefined ? undefined : base + opts.startAfter;
     const out: ObjectInfo[] = [];
     let token: string | undefined;
     do {
       let res;
       try {
         res = await this.client.send(
-          new ListObjectsV2Command({ Bucket: this.bucket, Prefix: base + prefix, ContinuationToken: token }),
+          new ListObjectsV2Command({
+            Bucket: this.bucket,
+            Prefix: base + prefix,
+            ...(token ? { ContinuationToken: token } : startAfter ? { StartAfter: startAfter } : {}),
+            ...(this.listPageSize ? { MaxKeys: this.listPageSize } : {}),
+          }),
         );
       } catch (err) {
         throw this.failure(err, 'list', prefix);
       }
       for (const o of res.Contents ?? []) {
         if (!o.Key?.startsWith(base)) continue;
+        if (startAfter !== undefined && o.Key <= startAfter) continue; // a server that ignores StartAfter
         out.push({
           key: o.Key.slice(base.length),
           size: o.Size ?? 0,
