@@ -56,8 +56,6 @@ export interface S3StoreOptions {
   multipartThreshold?: number;
   /** Multipart part size (default 8 MiB; S3's minimum is 5 MiB). */
   partSize?: number;
-  /** Keys per ListObjectsV2 page (default 1000, the S3 maximum). */
-  listPageSize?: number;
   /** Initial belief about conditional-write support until probed (default: true for AWS itself). */
   enforcesConditionalWrites?: boolean;
 }
@@ -136,7 +134,6 @@ export class S3Store implements Store {
   private readonly client: S3Client;
   private readonly multipartThreshold: number;
   private readonly partSize: number;
-  private readonly listPageSize: number | undefined;
 
   constructor(bucket: string, prefix: string, opts: S3StoreOptions = {}) {
     const env = opts.env ?? process.env;
@@ -170,7 +167,6 @@ export class S3Store implements Store {
     this.client = new S3Client(config);
     this.multipartThreshold = opts.multipartThreshold ?? 16 * 1024 * 1024;
     this.partSize = opts.partSize ?? 8 * 1024 * 1024;
-    this.listPageSize = opts.listPageSize;
     this.enforcesConditionalWrites = opts.enforcesConditionalWrites ?? this.endpoint === undefined;
     // Counted per attempt (the deserialize step runs inside the retry loop), so retries show up.
     this.client.middlewareStack.add(
@@ -359,7 +355,6 @@ export class S3Store implements Store {
             Bucket: this.bucket,
             Prefix: base + prefix,
             ...(token ? { ContinuationToken: token } : startAfter ? { StartAfter: startAfter } : {}),
-            ...(this.listPageSize ? { MaxKeys: this.listPageSize } : {}),
           }),
         );
       } catch (err) {
