@@ -495,7 +495,7 @@ export async function runDoctor(opts: DoctorOptions = {}): Promise<DoctorReport>
       title: 'edgectl.yaml',
       status: 'fail',
       detail: message(err),
-      fix: suggestionOf(err) ?? 'fix edgectl.yaml (fields: registry, trust, sites, keys)',
+      fix: suggestionOf(err) ?? 'fix edgectl.yaml (fields: registry, trust, sites, keys, singleWriter)',
     });
     return report(checks, opts.cwd ?? process.cwd(), '');
   }
