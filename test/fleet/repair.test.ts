@@ -173,4 +173,4 @@ it('refuses by default, applies with --single-writer, and repairs the 4-writer w
   } finally {
     await store.close();
   }
-}, 180_000);
+}, 300_000);
