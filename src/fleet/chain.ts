@@ -76,7 +76,10 @@ async function readSlot(store: Store, keys: FleetKeys, seq: number, listed: Set<
     const v = await readEntry(store, keys, seq);
     return v ? { seq, entry: v.entry } : { seq, missing: true };
   } catch (err) {
-    return { seq, error: err instanceof Error ? err.message : String(err) };
+    // Only a failed check makes an entry invalid; a registry that cannot be read is an error,
+    // never a reason for `fleet repair` to drop something.
+    if (!(err instanceof VerificationError)) throw err;
+    return { seq, error: err.message };
   }
 }
 
@@ -171,7 +174,8 @@ async function checkSnapshots(
       const v = verifyFleetObject(obj.body, PayloadType.snapshot, keys, key);
       digest = parseSnapshotPayload(v.raw, key).entryDigest;
     } catch (err) {
-      bad.push({ seq, key, digest, reason: err instanceof Error ? err.message : String(err) });
+      if (!(err instanceof VerificationError)) throw err;
+      bad.push({ seq, key, digest, reason: err.message });
       continue;
     }
     if (digest !== digests.get(seq)) {
