@@ -52,12 +52,6 @@ export function conditionalWritesEnforced(store: Store): Promise<ConditionalWrit
   return answer;
 }
 
-/** Forgets probe answers (tests that reuse a URL with another server). */
-export function forgetConditionalWrites(): void {
-  probed.clear();
-  warned.clear();
-}
-
 export interface FleetWriteGuardOptions {
   /** The command writing, for messages and the lease (`site apply`). */
   command: string;
