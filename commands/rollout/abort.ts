@@ -26,7 +26,12 @@ export default class RolloutAbort extends BaseCommand<typeof RolloutAbort> {
     const f = this.flags;
     const cfg = this.projectConfig(f.registry);
     const report = await actOnRollout('abort', {
-      ...rolloutWriterTarget(cfg, { key: f.key, id: this.args.id, io: this.io }),
+      ...rolloutWriterTarget(cfg, {
+        key: f.key,
+        id: this.args.id,
+        io: this.io,
+        singleWriter: f['single-writer'],
+      }),
       ...(f.reason ? { reason: f.reason } : {}),
     });
     for (const line of renderReport(report)) this.out(line);

@@ -1,7 +1,7 @@
 import { Args, Flags } from '@oclif/core';
 import { resolve } from 'node:path';
 import { BaseCommand } from '../../src/cli/base-command.js';
-import { keyFlag, registryFlag, trustFlag } from '../../src/cli/flags.js';
+import { keyFlag, registryFlag, singleWriterFlag, trustFlag } from '../../src/cli/flags.js';
 import { parseDuration } from '../../src/registry/duration.js';
 import { renderReport, tickLine } from '../../src/rollout/render.js';
 import { startCanary, type RolloutReport } from '../../src/rollout/service.js';
@@ -34,6 +34,7 @@ export default class RolloutCanary extends BaseCommand<typeof RolloutCanary> {
     registry: registryFlag,
     trust: trustFlag,
     key: keyFlag,
+    'single-writer': singleWriterFlag,
     sites: Flags.string({
       summary: 'Label selector of the sites to roll out to (default: all sites).',
       helpValue: 'k=v,...',
@@ -86,6 +87,7 @@ export default class RolloutCanary extends BaseCommand<typeof RolloutCanary> {
         registryUrl: cfg.registry,
         trustPath: cfg.trustPath,
         keyPath: f.key ? resolve(f.key) : cfg.keys.fleet,
+        singleWriter: f['single-writer'] || cfg.singleWriter,
         io: this.io,
         ...(this.args.ref ? { candidate: this.args.ref } : {}),
         ...(f.spec ? { specPath: resolve(f.spec), specDisplay: displayPath()(resolve(f.spec)) } : {}),

@@ -28,7 +28,12 @@ export default class RolloutPromote extends BaseCommand<typeof RolloutPromote> {
     const f = this.flags;
     const cfg = this.projectConfig(f.registry);
     const report = await actOnRollout(f.full ? 'promote-full' : 'promote', {
-      ...rolloutWriterTarget(cfg, { key: f.key, id: this.args.id, io: this.io }),
+      ...rolloutWriterTarget(cfg, {
+        key: f.key,
+        id: this.args.id,
+        io: this.io,
+        singleWriter: f['single-writer'],
+      }),
       ...(f.reason ? { reason: f.reason } : {}),
     });
     for (const line of renderReport(report)) this.out(line);

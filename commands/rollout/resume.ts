@@ -33,7 +33,12 @@ export default class RolloutResume extends BaseCommand<typeof RolloutResume> {
   public async run(): Promise<RolloutReport> {
     const f = this.flags;
     const cfg = this.projectConfig(f.registry);
-    const target = rolloutWriterTarget(cfg, { key: f.key, id: this.args.id, io: this.io });
+    const target = rolloutWriterTarget(cfg, {
+      key: f.key,
+      id: this.args.id,
+      io: this.io,
+      singleWriter: f['single-writer'],
+    });
     if (!f.wait) {
       const report = await actOnRollout('resume', target);
       for (const line of renderReport(report)) this.out(line);

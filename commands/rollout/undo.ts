@@ -27,7 +27,12 @@ export default class RolloutUndo extends BaseCommand<typeof RolloutUndo> {
     const f = this.flags;
     const cfg = this.projectConfig(f.registry);
     const report = await actOnRollout('undo', {
-      ...rolloutWriterTarget(cfg, { key: f.key, id: this.args.id, io: this.io }),
+      ...rolloutWriterTarget(cfg, {
+        key: f.key,
+        id: this.args.id,
+        io: this.io,
+        singleWriter: f['single-writer'],
+      }),
       ...(f.reason ? { reason: f.reason } : {}),
     });
     for (const line of renderReport(report)) this.out(line);

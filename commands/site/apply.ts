@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core';
 import { resolve } from 'node:path';
 import { BaseCommand } from '../../src/cli/base-command.js';
-import { keyFlag, registryFlag, trustFlag } from '../../src/cli/flags.js';
+import { keyFlag, registryFlag, singleWriterFlag, trustFlag } from '../../src/cli/flags.js';
 import { renderPlan } from '../../src/fleet/plan.js';
 import { applySites } from '../../src/fleet/service.js';
 import { DEFAULT_SNAPSHOT_EVERY } from '../../src/fleet/snapshot.js';
@@ -15,7 +15,8 @@ export default class SiteApply extends BaseCommand<typeof SiteApply> {
     '--snapshot-every entries, and moves fleet/head.json with compare-and-swap. Nothing to change: nothing is ' +
     'written, except that a head past half its lifetime is re-signed so sites never see it expire. If another ' +
     'apply wins a race the command fails with a retryable conflict (exit 1) and writes nothing of its own; ' +
-    '--retries re-plans and tries again. Signs with the fleet key (--key, keys.fleet in edgectl.yaml, or ' +
+    '--retries re-plans and tries again. On a registry that does not enforce conditional writes the command is ' +
+    'refused (exit 2) unless --single-writer (or singleWriter: true in edgectl.yaml) takes the lease fleet/lease.json. Signs with the fleet key (--key, keys.fleet in edgectl.yaml, or ' +
     'EDGECTL_SIGNING_KEY).';
   static override examples = [
     '<%= config.bin %> site apply --key keys/fleet.key',
@@ -26,6 +27,7 @@ export default class SiteApply extends BaseCommand<typeof SiteApply> {
     registry: registryFlag,
     trust: trustFlag,
     key: keyFlag,
+    'single-writer': singleWriterFlag,
     retries: Flags.integer({
       summary: 'Retry this many times when another apply wins a race.',
       default: 0,
@@ -50,6 +52,7 @@ export default class SiteApply extends BaseCommand<typeof SiteApply> {
       sitesDir: cfg.sitesDir,
       keyPath: f.key ? resolve(f.key) : cfg.keys.fleet,
       retries: f.retries,
+      singleWriter: f['single-writer'] || cfg.singleWriter,
       ...(f['snapshot-every'] !== undefined ? { snapshotEvery: f['snapshot-every'] } : {}),
       ...(f['head-expires'] !== undefined
         ? { headTtlMs: parseDuration(f['head-expires'], '--head-expires') }

@@ -20,6 +20,15 @@ export const keyFlag = Flags.string({
   helpValue: '<path>',
 });
 
+export const singleWriterFlag = Flags.boolean({
+  summary: 'On a registry without conditional writes, take the lease fleet/lease.json instead of refusing.',
+  description:
+    'Fleet writes on a store that does not enforce If-None-Match/If-Match are refused by default. With this flag ' +
+    '(or singleWriter: true in edgectl.yaml) each write takes a lease with an owner and expiry so two edgectl writers ' +
+    'cannot both act; it relies on the operator (see docs/operations.md). No effect on stores that enforce them.',
+  default: false,
+});
+
 export const siteDataDirFlag = Flags.string({
   summary: "The site's data directory (default .edgectl/sites/<name> under the project root).",
   helpValue: '<dir>',

@@ -18,6 +18,8 @@ const configSchema = z
     registry: z.string().min(1).optional(),
     trust: z.string().min(1).optional(),
     sites: z.string().min(1).optional(),
+    /** Fleet writes on a store without conditional writes take the lease fleet/lease.json (write-guard.ts). */
+    singleWriter: z.boolean().optional(),
     keys: z
       .object({
         root: z.string().min(1).optional(),
@@ -40,6 +42,8 @@ export interface ProjectConfig {
   trustPath: string;
   sitesDir: string;
   keys: { root?: string; artifacts?: string; fleet?: string };
+  /** `singleWriter: true` in edgectl.yaml (the `--single-writer` flag of fleet writers). */
+  singleWriter: boolean;
 }
 
 export function findConfigFile(start: string): string | undefined {
@@ -112,5 +116,6 @@ export function loadProjectConfig(opts: LoadConfigOptions = {}): ProjectConfig {
     trustPath: opts.trustFlag ? resolve(cwd, opts.trustFlag) : abs(cfg.trust ?? 'trust/root.json'),
     sitesDir: abs(cfg.sites ?? 'sites'),
     keys,
+    singleWriter: cfg.singleWriter ?? false,
   };
 }

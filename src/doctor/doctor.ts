@@ -3,7 +3,8 @@
  * (ok, warn, fail), what it found, and the command that fixes it. Checks: the Node version, the
  * project configuration, the trust root (signature, expiry: warn under 30 days), the signing keys
  * (present, mode 0600, holding the role the trust root gives them), the registry (reachable,
- * initialised with this trust root, conditional writes enforced), the site data directories on this
+ * initialised with this trust root, conditional writes enforced), the fleet log (fleet-chain.ts:
+ * a head, gap or entry off the valid chain fails with its seq), the site data directories on this
  * machine (state readable, current generation present and unchanged, not frozen) and daemon run
  * files (stale pid files).
  *
@@ -33,6 +34,7 @@ import {
 } from '../registry/trust.js';
 import { siteDataPaths } from '../site/data-dir.js';
 import { siteStatus } from '../site/status.js';
+import { checkFleetChain } from './fleet-chain.js';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail';
 
@@ -301,6 +303,7 @@ async function checkRegistry(
           status: 'ok',
           detail: `${cfg.registry} is reachable; trust root version ${walked.root.version} verified from the local root${newer}`,
         });
+        checks.push(await checkFleetChain(store, walked.root, now));
       } catch (err) {
         checks.push({
           ...base,
@@ -493,7 +496,7 @@ export async function runDoctor(opts: DoctorOptions = {}): Promise<DoctorReport>
       title: 'edgectl.yaml',
       status: 'fail',
       detail: message(err),
-      fix: suggestionOf(err) ?? 'fix edgectl.yaml (fields: registry, trust, sites, keys)',
+      fix: suggestionOf(err) ?? 'fix edgectl.yaml (fields: registry, trust, sites, keys, singleWriter)',
     });
     return report(checks, opts.cwd ?? process.cwd(), '');
   }

@@ -15,8 +15,11 @@ import { isHeadExpired } from './head.js';
 import { listFleetLog, type FleetLogResult } from './log.js';
 import { planFleet, type FleetPlan } from './plan.js';
 import { readFleet } from './read.js';
+import { repairFleet, type FleetRepairResult } from './repair.js';
+import { fleetKeys } from './signed.js';
 import { registryRefResolver } from './resolve.js';
 import { loadSiteDeclarations } from './site-schema.js';
+import { guardFleetWrite } from './write-guard.js';
 
 export interface RegistryTarget {
   registryUrl: string;
@@ -91,6 +94,8 @@ export interface ApplySitesOptions extends RegistryTarget {
   headTtlMs?: number;
   clock?: () => Date;
   io?: Io;
+  /** Take the lease on a store without conditional writes instead of refusing (write-guard.ts). */
+  singleWriter?: boolean;
 }
 
 export async function applySites(opts: ApplySitesOptions): Promise<ApplyFleetResult & { registry: string }> {
@@ -102,19 +107,26 @@ export async function applySites(opts: ApplySitesOptions): Promise<ApplyFleetRes
   });
   const desired = loadSiteDeclarations(opts.sitesDir, display);
   return withRegistry(opts, clock(), async (store, trust) => {
-    const result = await applyFleetWithRetries(
-      {
-        store,
-        trust,
-        signer,
-        desired,
-        clock,
-        display,
-        ...(opts.snapshotEvery !== undefined ? { snapshotEvery: opts.snapshotEvery } : {}),
-        ...(opts.headTtlMs !== undefined ? { headTtlMs: opts.headTtlMs } : {}),
-        ...(opts.io ? { io: opts.io } : {}),
-      },
-      opts.retries ?? 0,
+    const guard = {
+      command: 'site apply',
+      singleWriter: opts.singleWriter ?? false,
+      ...(opts.io ? { io: opts.io } : {}),
+    };
+    const result = await guardFleetWrite(store, guard, () =>
+      applyFleetWithRetries(
+        {
+          store,
+          trust,
+          signer,
+          desired,
+          clock,
+          display,
+          ...(opts.snapshotEvery !== undefined ? { snapshotEvery: opts.snapshotEvery } : {}),
+          ...(opts.headTtlMs !== undefined ? { headTtlMs: opts.headTtlMs } : {}),
+          ...(opts.io ? { io: opts.io } : {}),
+        },
+        opts.retries ?? 0,
+      ),
     );
     return { registry: store.url, ...result };
   });
@@ -127,4 +139,40 @@ export async function fleetLog(
   return withRegistry(opts, now, (store, trust) =>
     listFleetLog(store, trust, { now, ...(opts.since ? { since: opts.since } : {}) }),
   );
+}
+
+export interface RepairFleetOptions extends RegistryTarget {
+  /** Write (default: dry run). */
+  apply: boolean;
+  /** Fleet secret key file; undefined = EDGECTL_SIGNING_KEY. Only read with `apply`. */
+  keyPath: string | undefined;
+  env?: NodeJS.ProcessEnv;
+  singleWriter?: boolean;
+  io?: Io;
+  now?: Date;
+}
+
+/** `fleet repair`: the repair report; with `apply`, written under the fleet write guard. */
+export async function repairFleetLog(opts: RepairFleetOptions): Promise<FleetRepairResult> {
+  const now = opts.now ?? new Date();
+  const signer = opts.apply
+    ? loadSigningKey(opts.keyPath, opts.env ?? process.env, { flag: '--key', configKey: 'keys.fleet' })
+    : undefined;
+  return withRegistry(opts, now, async (store, trust) => {
+    const run = () =>
+      repairFleet({
+        store,
+        keys: fleetKeys(trust),
+        now,
+        apply: opts.apply,
+        ...(signer ? { signers: [signer] } : {}),
+      });
+    if (!opts.apply) return run();
+    const guard = {
+      command: 'fleet repair',
+      singleWriter: opts.singleWriter ?? false,
+      ...(opts.io ? { io: opts.io } : {}),
+    };
+    return guardFleetWrite(store, guard, run);
+  });
 }

@@ -24,6 +24,7 @@ import { sha256Hex } from './digest.js';
 import {
   emptyStats,
   type GetResult,
+  type ListOptions,
   type ObjectInfo,
   type PutIfAbsentResult,
   type Store,
@@ -243,8 +244,9 @@ export class FsStore implements Store {
     return info ? { key, size: info.size, etag: info.etag, modified: info.modified } : undefined;
   }
 
-  async list(prefix: string): Promise<ObjectInfo[]> {
+  async list(prefix: string, opts: ListOptions = {}): Promise<ObjectInfo[]> {
     checkPrefix(prefix);
+    const after = opts.startAfter;
     this.count('lists');
     const slash = prefix.lastIndexOf('/');
     const baseKey = slash < 0 ? '' : prefix.slice(0, slash);
@@ -264,7 +266,8 @@ export class FsStore implements Store {
         // Skip subtrees that cannot hold a key with the prefix.
         if (!key.startsWith(prefix) && !prefix.startsWith(`${key}/`)) continue;
         if (e.isDirectory()) await walk(key);
-        else if (e.isFile() && key.startsWith(prefix)) keys.push(key);
+        // Keys up to `startAfter` are dropped before they are stat'ed or hashed.
+        else if (e.isFile() && key.startsWith(prefix) && (after === undefined || key > after)) keys.push(key);
       }
     };
     await walk(baseKey);

@@ -31,6 +31,7 @@ import { BLOB_PREFIX } from './layout.js';
 import {
   emptyStats,
   type GetResult,
+  type ListOptions,
   type ObjectInfo,
   type PutIfAbsentResult,
   type Store,
@@ -339,22 +340,29 @@ export class S3Store implements Store {
     }
   }
 
-  async list(prefix: string): Promise<ObjectInfo[]> {
+  async list(prefix: string, opts: ListOptions = {}): Promise<ObjectInfo[]> {
     checkPrefix(prefix);
     const base = this.prefix ? `${this.prefix}/` : '';
+    // StartAfter is sent only with the first page; continuation tokens carry the position after it.
+    const startAfter = opts.startAfter === undefined ? undefined : base + opts.startAfter;
     const out: ObjectInfo[] = [];
     let token: string | undefined;
     do {
       let res;
       try {
         res = await this.client.send(
-          new ListObjectsV2Command({ Bucket: this.bucket, Prefix: base + prefix, ContinuationToken: token }),
+          new ListObjectsV2Command({
+            Bucket: this.bucket,
+            Prefix: base + prefix,
+            ...(token ? { ContinuationToken: token } : startAfter ? { StartAfter: startAfter } : {}),
+          }),
         );
       } catch (err) {
         throw this.failure(err, 'list', prefix);
       }
       for (const o of res.Contents ?? []) {
         if (!o.Key?.startsWith(base)) continue;
+        if (startAfter !== undefined && o.Key <= startAfter) continue; // a server that ignores StartAfter
         out.push({
           key: o.Key.slice(base.length),
           size: o.Size ?? 0,

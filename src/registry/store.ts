@@ -21,6 +21,11 @@ export interface GetResult extends ObjectInfo {
   body: Buffer;
 }
 
+export interface ListOptions {
+  /** Only keys that sort after this one (code-unit order); it need not exist. */
+  startAfter?: string;
+}
+
 export type PutIfAbsentResult =
   /** The object did not exist and was written. */
   | { status: 'created'; etag: string }
@@ -68,8 +73,11 @@ export interface Store {
   getRangeInto?(key: string, start: number, target: Uint8Array): Promise<void>;
   /** Metadata only, or undefined when missing. */
   head(key: string): Promise<ObjectInfo | undefined>;
-  /** Every object whose key starts with `prefix`, sorted by key. */
-  list(prefix: string): Promise<ObjectInfo[]>;
+  /**
+   * Every object whose key starts with `prefix`, sorted by key; with `startAfter`, only those whose
+   * key sorts after it (S3 ListObjectsV2 StartAfter), so an incremental reader pays for what is new.
+   */
+  list(prefix: string, opts?: ListOptions): Promise<ObjectInfo[]>;
   /**
    * Create-only write (`If-None-Match: *` on S3, O_EXCL on fs). Same bytes already there:
    * `exists`. Different bytes: throws ConflictError. Writes are atomic (no partial object visible).

@@ -14,6 +14,7 @@ import type { Io } from '../cli/output.js';
 import { applyEntry, buildEntry, type AppliedFleet } from '../fleet/entry.js';
 import { DEFAULT_HEAD_TTL_MS, buildHead, headNeedsRefresh } from '../fleet/head.js';
 import type { FleetOp } from '../fleet/ops.js';
+import type { FleetWriteGuard } from '../fleet/write-guard.js';
 import { readEntry, readFleet, readHead } from '../fleet/read.js';
 import { checkFleetSigners, fleetKeys, signFleetBytes, signFleetObject } from '../fleet/signed.js';
 import { DEFAULT_SNAPSHOT_EVERY, buildSnapshot, snapshotPayloadBytes } from '../fleet/snapshot.js';
@@ -31,6 +32,11 @@ export interface FleetWriter {
   io?: Io;
   snapshotEvery?: number;
   headTtlMs?: number;
+  /**
+   * On a store without conditional writes: refuse, or hold the single-writer lease while writing
+   * (fleet/write-guard.ts). Absent: write directly (tests, and callers that guard themselves).
+   */
+  guard?: FleetWriteGuard;
 }
 
 export interface AppendResult<T> {
@@ -73,14 +79,32 @@ export async function readLatest(
   };
 }
 
+type Build<T> = (fleet: AppliedFleet) => { ops: FleetOp[]; value?: T } | null;
+
 /**
  * Appends the ops `build` returns for the latest fleet (null or [] = nothing to write). Retries on
- * a lost race up to `retries` times, calling `build` again on the new state each time.
+ * a lost race up to `retries` times, calling `build` again on the new state each time. Under a
+ * guard that needs the lease, the state is first looked at without it (most controller passes
+ * write nothing, and the lease costs a settle delay); a write re-reads and re-builds holding it.
  */
 export async function appendEntry<T = undefined>(
   w: FleetWriter,
-  build: (fleet: AppliedFleet) => { ops: FleetOp[]; value?: T } | null,
+  build: Build<T>,
   retries = 8,
+): Promise<AppendResult<T>> {
+  if (!w.guard || (await w.guard.check()) === 'free') return appendUnguarded(w, build, retries);
+  const latest = await readLatest(w.store, w.trust, w.clock());
+  const built = build(latest.applied);
+  if ((!built || built.ops.length === 0) && latest.applied.seq === latest.headSeq) {
+    return { fleet: latest.applied, seq: null, value: built?.value, conflicts: 0, duplicate: false };
+  }
+  return w.guard.run(() => appendUnguarded(w, build, retries));
+}
+
+async function appendUnguarded<T>(
+  w: FleetWriter,
+  build: Build<T>,
+  retries: number,
 ): Promise<AppendResult<T>> {
   const keys = fleetKeys(w.trust);
   checkFleetSigners(w.signers, keys);

@@ -16,6 +16,7 @@ import type { FleetOp } from '../fleet/ops.js';
 import { readEntries } from '../fleet/read.js';
 import { isActive, type RolloutState } from '../fleet/rollout-ops.js';
 import { fleetKeys } from '../fleet/signed.js';
+import { fleetWriteGuard } from '../fleet/write-guard.js';
 import type { FleetState } from '../fleet/state.js';
 import { loadSigningKey, type KeyPair } from '../registry/keys.js';
 import { openStore } from '../registry/open-store.js';
@@ -43,6 +44,10 @@ export interface WriterTarget extends RolloutTarget {
   /** Fleet secret key file; undefined = EDGECTL_SIGNING_KEY. */
   keyPath: string | undefined;
   env?: NodeJS.ProcessEnv;
+  /** Take the lease on a store without conditional writes instead of refusing (fleet/write-guard.ts). */
+  singleWriter?: boolean;
+  /** The command, for the guard's messages and the lease (default `rollout`). */
+  command?: string;
 }
 
 export type Outcome = 'running' | 'promoted' | 'rolled-back' | 'paused' | 'timeout' | 'undone';
@@ -150,6 +155,11 @@ function writer(t: WriterTarget, store: Store, trust: TrustRoot, key: KeyPair): 
     signers: [key],
     clock: t.clock ?? (() => new Date()),
     ...(t.io ? { io: t.io } : {}),
+    guard: fleetWriteGuard(store, {
+      command: t.command ?? 'rollout',
+      singleWriter: t.singleWriter ?? false,
+      ...(t.io ? { io: t.io } : {}),
+    }),
   };
 }
 

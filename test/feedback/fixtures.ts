@@ -4,7 +4,7 @@
  */
 import { OperationalError } from '../../src/cli/errors.js';
 import type { FeedbackContext, RequestOutcome } from '../../src/site/feedback/accumulator.js';
-import type { Store } from '../../src/registry/store.js';
+import type { ListOptions, Store } from '../../src/registry/store.js';
 import { mulberry32 } from '../policy/pii-fixtures.js';
 
 const digest = (c: string) => `sha256:${c.repeat(64)}`;
@@ -136,9 +136,9 @@ export class FlakyStore implements Store {
     this.check('head');
     return this.inner.head(key);
   }
-  async list(prefix: string) {
+  async list(prefix: string, opts?: ListOptions) {
     this.check('list');
-    return this.inner.list(prefix);
+    return this.inner.list(prefix, opts);
   }
   async putIfAbsent(key: string, body: Buffer) {
     this.check('put');

@@ -81,6 +81,24 @@ describe('Store contract', () => {
       for (const o of await store.list('')) expect(o.size).toBe(Buffer.byteLength(o.key));
     });
 
+    it('list with startAfter returns only the keys after it, in one request', async () => {
+      const store = await mk();
+      const keys = [1, 2, 3, 10].map((n) => `feedback/s1/${String(n).padStart(12, '0')}.json`);
+      for (const k of [...keys, 'feedback/s2/000000000001.json']) await store.putIfAbsent(k, Buffer.from(k));
+      store.resetStats();
+      const after = await store.list('feedback/s1/', { startAfter: keys[1] });
+      expect(after.map((o) => o.key)).toEqual(keys.slice(2));
+      expect(store.stats.lists).toBe(1);
+      // The key need not exist; past the last key nothing is listed, and the prefix still filters.
+      expect(
+        (await store.list('feedback/s1/', { startAfter: 'feedback/s1/000000000005.json' })).map((o) => o.key),
+      ).toEqual([keys[3]]);
+      expect(await store.list('feedback/s1/', { startAfter: keys[3] })).toEqual([]);
+      expect((await store.list('feedback/', { startAfter: keys[3] })).map((o) => o.key)).toEqual([
+        'feedback/s2/000000000001.json',
+      ]);
+    });
+
     it('getRange returns exactly [start, end) and refuses reads past the end', async () => {
       const store = await mk();
       const body = randomBytes(10_000);

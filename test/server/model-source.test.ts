@@ -28,6 +28,7 @@ describe('resolveModelSource', () => {
       trustPath: fx.trustPath,
       sitesDir: join(root, 'sites'),
       keys: {},
+      singleWriter: false,
     };
   });
   afterAll(() => {

@@ -30,7 +30,12 @@ function project(w: SiteWorld, env: Record<string, string>) {
   mkdirSync(join(dir, 'trust'), { recursive: true });
   writeFileSync(join(dir, 'trust/root.json'), encodeEnvelope(w.t.envelope));
   writeKeyPair(join(dir, 'keys/fleet.key'), w.t.fleet);
-  writeFileSync(join(dir, 'edgectl.yaml'), `registry: ${w.store.url}\nkeys:\n  fleet: keys/fleet.key\n`);
+  // s3rver does not enforce conditional writes: fleet writes there need the single-writer lease.
+  const single = w.store.url.startsWith('s3://') ? 'singleWriter: true\n' : '';
+  writeFileSync(
+    join(dir, 'edgectl.yaml'),
+    `registry: ${w.store.url}\nkeys:\n  fleet: keys/fleet.key\n${single}`,
+  );
   const cli = (...args: string[]): Promise<CliResult> => runCli(args, { cwd: dir, env });
   return { dir, cli, dataDir: join(dir, '.edgectl/sites/store-001') };
 }

@@ -1,13 +1,14 @@
 /**
  * Reading feedback for the rollout controller (DESIGN: Feedback and rollouts): lists a site's
- * reports in the registry, verifies each against the key declared for that site and returns them
+ * reports in the registry after the last one seen (`afterSeq` becomes the list's `startAfter`, so
+ * a poll costs requests for what is new, not for the site's whole history), verifies each against the key declared for that site and returns them
  * in seq order. Reports that fail verification (another key, a report claiming another site or
  * seq, a malformed payload) are ignored as DESIGN requires, but listed in `rejected` with the
  * reason so the controller can show them; they never abort the read.
  */
 import { mapConcurrent } from '../../artifact/concurrency.js';
 import { decodeEnvelope } from '../../registry/envelope.js';
-import { feedbackPrefix, parseSeqKey } from '../../registry/layout.js';
+import { feedbackKey, feedbackPrefix, parseSeqKey } from '../../registry/layout.js';
 import type { Store } from '../../registry/store.js';
 import { verifyReport, type DeclaredSiteKeys, type FeedbackReport } from './report.js';
 
@@ -35,7 +36,10 @@ export async function readFeedback(
 ): Promise<ReadFeedbackResult> {
   const prefix = feedbackPrefix(site);
   const afterSeq = opts.afterSeq ?? 0;
-  const keys = (await store.list(prefix))
+  const listed = await store.list(prefix, afterSeq > 0 ? { startAfter: feedbackKey(site, afterSeq) } : {});
+  // The seq filter stays: a store (or wrapper) may ignore startAfter, and keys that do not parse
+  // as seqs sort anywhere.
+  const keys = listed
     .map((o) => ({ key: o.key, seq: parseSeqKey(o.key, prefix) }))
     .filter((k): k is { key: string; seq: number } => k.seq !== undefined && k.seq > afterSeq)
     .sort((a, b) => a.seq - b.seq);
