@@ -30,6 +30,7 @@ import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ConflictError, NotFoundError, OperationalError, VerificationError } from '../cli/errors.js';
+import { fill, readBounded } from './bounded-io.js';
 import { sha256Hex } from './digest.js';
 import {
   checkRange,
@@ -93,44 +94,6 @@ async function hashFile(path: string): Promise<string> {
   const hash = createHash('sha256');
   for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
   return hash.digest('hex');
-}
-
-/** Largest single read(2) issued: positional reads take an int32 length. */
-const MAX_READ = 0x4000_0000;
-
-/** Fills `buf` from `pos` on; returns the bytes read (fewer at end of file). */
-async function fill(fh: FileHandle, buf: Uint8Array, pos: number): Promise<number> {
-  let off = 0;
-  while (off < buf.length) {
-    const { bytesRead } = await fh.read(buf, off, Math.min(buf.length - off, MAX_READ), pos + off);
-    if (bytesRead === 0) break;
-    off += bytesRead;
-  }
-  return off;
-}
-
-/**
- * The whole file, refused past `max` bytes before anything is allocated for it (the size from
- * fstat) and again while reading (a file that grew since the fstat is cut off at `max` + 1).
- */
-async function readBounded(fh: FileHandle, size: number, max: number, key: string): Promise<Buffer> {
-  if (size > max) throw objectTooLarge(key, size, max);
-  const parts: Buffer[] = [];
-  let total = 0;
-  // One byte more than fstat said, so a file that grew is noticed; then on in 1 MiB steps.
-  let step = size + 1;
-  for (;;) {
-    const remaining = max + 1 - total;
-    if (remaining <= 0) throw objectTooLarge(key, undefined, max);
-    const buf = Buffer.allocUnsafe(Math.min(step, remaining));
-    const n = await fill(fh, buf, total);
-    parts.push(buf.subarray(0, n));
-    total += n;
-    if (n < buf.length) break;
-    step = 1024 * 1024;
-  }
-  if (total > max) throw objectTooLarge(key, undefined, max);
-  return parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts, total);
 }
 
 function pidAlive(pid: number): boolean {

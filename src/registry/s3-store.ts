@@ -32,6 +32,7 @@ import {
   UserError,
   VerificationError,
 } from '../cli/errors.js';
+import { discard, readCapped, totalSize } from './bounded-io.js';
 import { sha256Hex } from './digest.js';
 import { BLOB_PREFIX } from './layout.js';
 import {
@@ -133,37 +134,6 @@ function isPreconditionFailed(err: unknown): boolean {
 /** 409 ConditionalRequestConflict: a concurrent conditional write is in flight; AWS says retry. */
 function isConditionalConflict(err: unknown): boolean {
   return statusOf(err) === 409 || nameOf(err) === 'ConditionalRequestConflict';
-}
-
-/** A response body as the SDK hands it over (a Node Readable with the SDK's mixins). */
-type SdkBody = AsyncIterable<Uint8Array> & { destroy?: () => void };
-
-/**
- * Reads a response body, at most `max` bytes: the bytes are counted as they arrive and the stream
- * is destroyed at `max` + 1, so a server sending more than it declared cannot fill memory.
- */
-async function readCapped(body: unknown, max: number, over: () => Error): Promise<Buffer> {
-  if (body === undefined || body === null) return Buffer.alloc(0);
-  const parts: Buffer[] = [];
-  let total = 0;
-  // Leaving the loop early (the throw) makes for-await call return(), which destroys the stream.
-  for await (const chunk of body as SdkBody) {
-    total += chunk.length;
-    if (total > max) throw over();
-    parts.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length));
-  }
-  return Buffer.concat(parts, total);
-}
-
-/** Drops a body that will not be read, so its socket is released. */
-function discard(body: unknown): void {
-  (body as SdkBody | undefined)?.destroy?.();
-}
-
-/** The object's full size from a ranged response's `Content-Range: bytes a-b/size`. */
-function totalSize(contentRange: string | undefined): number | undefined {
-  const m = /\/([0-9]+)\s*$/.exec(contentRange ?? '');
-  return m?.[1] === undefined ? undefined : Number(m[1]);
 }
 
 function envFlag(value: string | undefined): boolean | undefined {

@@ -19,8 +19,9 @@
  * Any verification failure is a VerificationError (exit 4) thrown before step 6: state.json stays
  * as it was, and so does `current` (unless an interim policy generation, itself fully verified,
  * already went live). A registry that cannot be reached is not an error: the result says
- * `offline: true` and the current generation keeps serving. Each attempt is recorded in
- * last-sync.json for `site status`.
+ * `offline: true` and the current generation keeps serving. A registry that answers but no longer
+ * holds the head this site synced from, or serves an object over its size cap (limits.ts), is a
+ * refusal (exit 4), not offline. Each attempt is recorded in last-sync.json for `site status`.
  */
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
