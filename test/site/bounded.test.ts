@@ -28,9 +28,18 @@ import {
 } from '../../src/registry/envelope.js';
 import { FsStore } from '../../src/registry/fs-store.js';
 import { writeKeyPair } from '../../src/registry/keys.js';
-import { HEAD_KEY, artifactKey, blobKey, fleetLogKey } from '../../src/registry/layout.js';
+import {
+  HEAD_KEY,
+  artifactKey,
+  blobKey,
+  feedbackKey,
+  fleetLogKey,
+  snapshotKey,
+  trustRootKey,
+} from '../../src/registry/layout.js';
 import type { RegistryLimits } from '../../src/registry/limits.js';
 import { SyncAgent } from '../../src/site/agent.js';
+import { readFeedback } from '../../src/site/feedback/read.js';
 import { overwrite } from '../artifact/fixtures.js';
 import { runCli } from '../helpers/cli.js';
 import { forEachBackend, type MakeStore } from '../helpers/stores.js';
@@ -219,6 +228,37 @@ forEachBackend((mk) => {
     const w = await installed(mk, { head: 4096 });
     await overwrite(w.store, HEAD_KEY, Buffer.alloc(4097, 0x20));
     await expectSyncRefused(w, 'E_OBJECT_TOO_LARGE');
+  });
+
+  it('an entry, snapshot, manifest or trust root over its cap is refused (exit 4) by site sync', async () => {
+    const CAP = 64 * 1024;
+    const junk = Buffer.alloc(CAP + 1, 0x20);
+    const cases: [keyof RegistryLimits, (w: SiteWorld) => Promise<void>][] = [
+      ['entry', (w) => overwrite(w.store, fleetLogKey(2), junk)],
+      ['trustRoot', (w) => w.store.putIfAbsent(trustRootKey(2), junk).then(() => undefined)],
+      ['manifest', (w) => overwrite(w.store, artifactKey('adapter', 'support', '1.1.0'), junk)],
+    ];
+    for (const [kind, spoil] of cases) {
+      const w = await installed(mk, { [kind]: CAP });
+      const v11 = { ...(await adapterManifest(w)), version: '1.1.0', description: 'next' };
+      await pinAdapter(w, 'adapter/support@1.1.0', await publishSigned(w, v11));
+      await spoil(w);
+      await expectSyncRefused(w, 'E_OBJECT_TOO_LARGE');
+    }
+    // A new site starts from the snapshot.
+    const w = await siteWorld(await mk({ limits: { snapshot: CAP } }));
+    await w.assign(await publishBasics(w, 64 * 1024), { snapshotEvery: 1 });
+    await overwrite(w.store, snapshotKey(1), junk);
+    expect(await refusal(w.sync())).toMatchObject({ code: 'E_OBJECT_TOO_LARGE', exitCode: 4 });
+  });
+
+  it('a feedback report over its cap is rejected, the others are read', async () => {
+    const store = await mk({ limits: { feedback: 1024 } });
+    await store.putIfAbsent(feedbackKey('store-001', 1), Buffer.alloc(1025, 0x20));
+    const r = await readFeedback(store, 'store-001', {});
+    expect(r.rejected).toEqual([
+      { key: feedbackKey('store-001', 1), reason: expect.stringMatching(/1025 bytes, more than the 1024/) },
+    ]);
   });
 
   it('the sync agent refuses a 4 GiB-chunk generation and keeps the current one', async () => {
