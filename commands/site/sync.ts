@@ -14,7 +14,8 @@ export default class SiteSync extends BaseCommand<typeof SiteSync> {
     'assigned manifests and their missing chunks (policies, then adapters, then models), builds a new generation ' +
     'with every file hash-checked, and switches `current` atomically (the old one stays as `previous`). Drifted ' +
     'files of the current generation are repaired first. A verification failure (tampering, rollback, fork, ' +
-    'expired head = freeze) exits 4 and changes nothing. An unreachable registry is not an error: the result says ' +
+    'expired head = freeze, a deleted head, an object over its size cap, a pack of another size than its ' +
+    'manifest says) exits 4 and changes nothing. An unreachable registry is not an error: the result says ' +
     '"offline": true, a warning goes to stderr, the exit code is 0 and the current generation keeps serving. ' +
     'Without --once, syncs every --interval until SIGINT or SIGTERM.';
   static override examples = [

@@ -2,8 +2,9 @@
  * Fetching an artifact's chunks from a registry into a local chunk cache: the reusable half of
  * `artifact pull` that the site sync agent also uses. Only chunks missing from the cache are read,
  * with few ranged GETs (ranges.ts), each chunk checked against its digest before it is cached. A
- * chunk that does not hash to its digest, or a blob that is missing or too short, is a
- * VerificationError (exit 4) naming the file and chunk; nothing unverified ever enters the cache.
+ * chunk that does not hash to its digest, or a blob that is missing or not exactly the size the
+ * manifest declares (every ranged read checks it, at no extra request), is a VerificationError
+ * (exit 4) naming the file and chunk; nothing unverified ever enters the cache.
  */
 import { NotFoundError, OperationalError, VerificationError } from '../cli/errors.js';
 import { blobKey } from '../registry/layout.js';
@@ -66,7 +67,31 @@ function blobReadError(what: string, blob: string, place: ChunkPlace | undefined
       details: { blob, file: place?.path, chunk: place?.index },
     });
   }
+  if (err instanceof OperationalError && err.code === 'E_OBJECT_SIZE') {
+    const { expected = 0, actual = 0 } = (err.details ?? {}) as { expected?: number; actual?: number };
+    const how =
+      actual > expected
+        ? `is larger than the ${expected} bytes the signed manifest says (extra bytes were added): it has ${actual}`
+        : `is shorter than the ${expected} bytes the signed manifest says (truncated): it has ${actual}`;
+    return new VerificationError(`${what}: blob ${blob}${where} ${how}`, {
+      code: 'E_BLOB_SIZE',
+      suggestion: 'the registry copy was modified; republish the artifact from its source',
+      details: { blob, expected, actual, file: place?.path, chunk: place?.index },
+    });
+  }
   return err;
+}
+
+/** Declared size of every blob of a manifest: each ranged read pins the blob to it. */
+export function blobSizes(m: Manifest): Map<string, number> {
+  return new Map(m.blobs.map((b) => [b.digest, b.size]));
+}
+
+function declaredSize(sizes: ReadonlyMap<string, number>, blob: string): number {
+  const size = sizes.get(blob);
+  // parseManifest guarantees every chunk's blob is listed; this is a caller bug.
+  if (size === undefined) throw new Error(`blob ${blob} is not listed in the manifest`);
+  return size;
 }
 
 function shortRead(
@@ -87,18 +112,22 @@ function shortRead(
   );
 }
 
-/** Reads a blob range; a missing or short blob is a verification failure of the manifest naming it. */
+/**
+ * Reads a blob range; a missing blob, or one whose size is not `blobSize` (the manifest's), is a
+ * verification failure of the manifest naming it, whether or not the range itself is intact.
+ */
 export async function readBlobRange(
   store: Store,
   what: string,
   blob: string,
+  blobSize: number,
   start: number,
   end: number,
   place: ChunkPlace | undefined,
 ): Promise<Buffer> {
   let bytes: Buffer;
   try {
-    bytes = await store.getRange(blobKey(blob), start, end);
+    bytes = await store.getRange(blobKey(blob), start, end, { objectSize: blobSize });
   } catch (err) {
     throw blobReadError(what, blob, place, err);
   }
@@ -115,17 +144,18 @@ export async function readBlobRangeInto(
   store: Store,
   what: string,
   blob: string,
+  blobSize: number,
   start: number,
   target: Uint8Array,
   place: ChunkPlace | undefined,
 ): Promise<void> {
   const end = start + target.length;
   if (!store.getRangeInto) {
-    target.set(await readBlobRange(store, what, blob, start, end, place));
+    target.set(await readBlobRange(store, what, blob, blobSize, start, end, place));
     return;
   }
   try {
-    await store.getRangeInto(blobKey(blob), start, target);
+    await store.getRangeInto(blobKey(blob), start, target, { objectSize: blobSize });
   } catch (err) {
     throw blobReadError(what, blob, place, err);
   }
@@ -168,6 +198,7 @@ export async function fetchChunks(
   const what = opts.what ?? `${m.kind}/${m.name}@${m.version}`;
   const places = chunkPlaces(m);
   const unique = uniqueChunks(m);
+  const sizes = blobSizes(m);
   const missing = await missingChunks(m, cache);
   const ranges = planRanges(
     missing.map((chunk) => ({ chunk, tag: undefined })),
@@ -180,6 +211,7 @@ export async function fetchChunks(
       store,
       what,
       r.blob,
+      declaredSize(sizes, r.blob),
       r.start,
       r.end,
       first && places.get(first.chunk.digest),
@@ -221,12 +253,22 @@ export async function readManifestFile(
     });
   }
   const out = Buffer.alloc(f.size);
+  const sizes = blobSizes(m);
   let pos = 0;
   for (const [index, chunk] of f.chunks.entries()) {
-    const data = await readBlobRange(store, what, chunk.blob, chunk.offset, chunk.offset + chunk.size, {
-      path,
-      index,
-    });
+    const end = chunk.offset + chunk.size;
+    const data = await readBlobRange(
+      store,
+      what,
+      chunk.blob,
+      declaredSize(sizes, chunk.blob),
+      chunk.offset,
+      end,
+      {
+        path,
+        index,
+      },
+    );
     const actual = sha256Digest(data);
     if (actual !== chunk.digest) throw chunkMismatch(what, chunk, { path, index }, actual);
     data.copy(out, pos);

@@ -10,14 +10,13 @@
  * less than the grace period never loses a pack. A blob whose age the backend does not report is
  * kept unless the grace is zero. `--dry-run` reports what would go without deleting.
  */
-import { OperationalError } from '../cli/errors.js';
+import { OperationalError, VerificationError } from '../cli/errors.js';
 import type { Io } from '../cli/output.js';
 import { decodeEnvelope, peekPayload } from '../registry/envelope.js';
 import { ARTIFACT_PREFIX, BLOB_PREFIX, blobKey } from '../registry/layout.js';
 import type { ObjectInfo, Store } from '../registry/store.js';
 import { mapConcurrent } from './concurrency.js';
 import { parseManifest } from './manifest.js';
-import { MAX_MANIFEST_BYTES } from './manifest-store.js';
 
 export const DEFAULT_GC_GRACE_MS = 24 * 60 * 60 * 1000;
 
@@ -61,9 +60,11 @@ export async function referencedBlobs(
         suggestion: `inspect ${o.key}; gc only runs when every manifest can be read`,
         details: { key: o.key },
       });
-    const obj = await store.get(o.key);
+    // The store refuses a manifest over its cap before reading it (E_OBJECT_TOO_LARGE).
+    const obj = await store.get(o.key).catch((err: unknown) => {
+      throw err instanceof VerificationError ? refuse(err.message) : err;
+    });
     if (!obj) return; // deleted meanwhile: it references nothing any more
-    if (obj.body.length > MAX_MANIFEST_BYTES) throw refuse('too large');
     let manifest;
     try {
       manifest = parseManifest(peekPayload(decodeEnvelope(obj.body, o.key), o.key), o.key);

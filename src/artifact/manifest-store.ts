@@ -16,13 +16,17 @@ import {
   type Envelope,
 } from '../registry/envelope.js';
 import { ARTIFACT_PREFIX, artifactKey } from '../registry/layout.js';
+import { DEFAULT_LIMITS } from '../registry/limits.js';
 import type { Store } from '../registry/store.js';
 import { roleKeys, type TrustRoot } from '../registry/trust.js';
 import { envelopeManifestDigest, parseManifest, type Manifest } from './manifest.js';
 import { formatRef, type ArtifactKind, type ArtifactRef } from './ref.js';
 
-/** Manifests are a few MB at most (about 200 bytes per 64 KiB chunk); this bounds a hostile one. */
-export const MAX_MANIFEST_BYTES = 64 * 1024 * 1024;
+/**
+ * Manifests are a few MB at most (about 200 bytes per 64 KiB chunk); this bounds a hostile one.
+ * Registry reads use the store's cap (EDGECTL_MAX_MANIFEST_BYTES, limits.ts), this by default.
+ */
+export const MAX_MANIFEST_BYTES = DEFAULT_LIMITS.manifest;
 
 export interface LoadedManifest {
   /** `<kind>/<name>@<version>`. */
@@ -36,14 +40,11 @@ export interface LoadedManifest {
   signedBy: string[];
 }
 
-function tooBig(key: string, size: number): VerificationError {
-  return new VerificationError(
-    `${key}: manifest is ${size} bytes, more than the ${MAX_MANIFEST_BYTES} allowed`,
-    {
-      code: 'E_MANIFEST_SIZE',
-      details: { key, size },
-    },
-  );
+function tooBig(key: string, size: number, max: number): VerificationError {
+  return new VerificationError(`${key}: manifest is ${size} bytes, more than the ${max} allowed`, {
+    code: 'E_MANIFEST_SIZE',
+    details: { key, size },
+  });
 }
 
 /** Decodes and checks a stored manifest envelope (see the module comment for the order). */
@@ -52,8 +53,9 @@ export function openManifestEnvelope(
   key: string,
   expected: { kind: string; name: string; version: string },
   trust: TrustRoot | undefined,
+  maxBytes = MAX_MANIFEST_BYTES,
 ): LoadedManifest {
-  if (body.length > MAX_MANIFEST_BYTES) throw tooBig(key, body.length);
+  if (body.length > maxBytes) throw tooBig(key, body.length, maxBytes);
   const envelope = decodeEnvelope(body, key);
   let payload: unknown;
   let signedBy: string[] = [];
@@ -118,7 +120,7 @@ export async function readManifest(
   const key = artifactKey(kind, name, version);
   const obj = await store.get(key);
   if (!obj) return undefined;
-  return openManifestEnvelope(obj.body, key, { kind, name, version }, trust);
+  return openManifestEnvelope(obj.body, key, { kind, name, version }, trust, store.limits.manifest);
 }
 
 export interface ArtifactEntry {
@@ -194,8 +196,12 @@ export async function resolveRef(
   }
   for (const version of await listVersions(store, ref.kind, ref.name)) {
     const key = artifactKey(ref.kind, ref.name, version);
-    const obj = await store.get(key);
-    if (!obj || obj.body.length > MAX_MANIFEST_BYTES) continue;
+    // An oversized version cannot be the one asked for (it could never be installed): skip it.
+    const obj = await store.get(key).catch((err: unknown) => {
+      if (err instanceof VerificationError && err.code === 'E_OBJECT_TOO_LARGE') return undefined;
+      throw err;
+    });
+    if (!obj) continue;
     // Cheap digest match first; only the match is fully verified.
     let digest: string;
     try {
@@ -204,7 +210,13 @@ export async function resolveRef(
       continue;
     }
     if (digest === ref.digest)
-      return openManifestEnvelope(obj.body, key, { kind: ref.kind, name: ref.name, version }, trust);
+      return openManifestEnvelope(
+        obj.body,
+        key,
+        { kind: ref.kind, name: ref.name, version },
+        trust,
+        store.limits.manifest,
+      );
   }
   throw new NotFoundError(
     `no published version of ${ref.kind}/${ref.name} has manifest digest ${ref.digest}`,

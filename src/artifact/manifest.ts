@@ -10,10 +10,11 @@
  * a signed manifest is still untrusted input for the file system it is materialized into.
  */
 import { z } from 'zod';
-import { UserError } from '../cli/errors.js';
+import { UserError, VerificationError } from '../cli/errors.js';
 import { canonicalJsonBytes } from '../registry/canonical-json.js';
 import { digestOf } from '../registry/digest.js';
 import { envelopePayloadBytes, type Envelope } from '../registry/envelope.js';
+import { MAX_BLOB_BYTES, MAX_CHUNK_BYTES } from '../registry/limits.js';
 import { CHUNKING_ALGORITHM } from './chunker.js';
 import { pathProblem, pathSetProblem } from './paths.js';
 import { ARTIFACT_KINDS, checkVersion } from './ref.js';
@@ -22,11 +23,21 @@ export const MANIFEST_SCHEMA = 'edgectl.artifact-manifest.v1';
 
 const digest = z.string().regex(/^sha256:[0-9a-f]{64}$/, 'expected sha256:<64 lower-case hex>');
 const size = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
+/**
+ * Chunk and blob sizes are capped (limits.ts) so that no reader allocates what a signed manifest
+ * merely declares: a chunk is read into memory whole, and a blob's size bounds its ranged reads.
+ */
+const chunkSize = size.max(MAX_CHUNK_BYTES, {
+  message: `larger than the ${MAX_CHUNK_BYTES} bytes a chunk may have`,
+});
+const blobSize = size.max(MAX_BLOB_BYTES, {
+  message: `larger than the ${MAX_BLOB_BYTES} bytes a blob may have`,
+});
 
 export const chunkSchema = z.strictObject({
   /** SHA-256 of the chunk bytes. */
   digest,
-  size: size.positive(),
+  size: chunkSize.positive(),
   /** Digest of the blob (a pack) holding the chunk. */
   blob: digest,
   /** Byte offset of the chunk inside that blob. */
@@ -45,7 +56,7 @@ export const fileSchema = z.strictObject({
   chunks: z.array(chunkSchema),
 });
 
-export const blobSchema = z.strictObject({ digest, size });
+export const blobSchema = z.strictObject({ digest, size: blobSize });
 
 export const manifestSchema = z.strictObject({
   schema: z.literal(MANIFEST_SCHEMA),
@@ -60,9 +71,9 @@ export const manifestSchema = z.strictObject({
   meta: z.record(z.string(), z.unknown()),
   chunking: z.strictObject({
     algorithm: z.literal(CHUNKING_ALGORITHM),
-    min: size,
-    avg: size,
-    max: size,
+    min: chunkSize,
+    avg: chunkSize,
+    max: chunkSize,
   }),
   /** Every blob the chunks live in, with its full size (downloads are capped by it). */
   blobs: z.array(blobSchema),
@@ -121,11 +132,25 @@ export function checkManifestConsistency(m: Manifest, what: string): void {
   if (total !== m.size) throw invalid(what, 'size', `files add up to ${total}, not ${m.size}`);
 }
 
-/** Validates an untrusted manifest value (schema, then consistency). */
+/**
+ * Validates an untrusted manifest value (schema, then consistency). A size over a cap is refused as
+ * a VerificationError (exit 4, E_MANIFEST_LIMIT): nothing it declares is ever allocated or read.
+ */
 export function parseManifest(value: unknown, what: string): Manifest {
   const result = manifestSchema.safeParse(value);
   if (!result.success) {
-    const issue = result.error.issues[0];
+    const issues = result.error.issues;
+    const tooBig = issues.find((i) => i.code === 'too_big' && i.origin === 'number');
+    if (tooBig) {
+      const field = tooBig.path.map(String).join('.');
+      throw new VerificationError(`${what}: manifest refused: ${field}: ${tooBig.message}`, {
+        code: 'E_MANIFEST_LIMIT',
+        suggestion:
+          'a manifest declaring sizes no publisher produces is damaged or hostile; do not install it',
+        details: { object: what, field },
+      });
+    }
+    const issue = issues[0];
     throw invalid(what, issue ? issue.path.map(String).join('.') : '', issue?.message ?? 'invalid');
   }
   checkManifestConsistency(result.data, what);

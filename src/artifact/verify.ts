@@ -10,12 +10,11 @@
  * same memory into the file hashes, so the two hashes of every byte cost about one on a two-core
  * machine, and no range is copied or freshly allocated.
  */
-import { NotFoundError, OperationalError, VerificationError } from '../cli/errors.js';
-import { blobKey } from '../registry/layout.js';
+import { VerificationError } from '../cli/errors.js';
 import type { Store } from '../registry/store.js';
 import type { TrustRoot } from '../registry/trust.js';
 import { mapConcurrent } from './concurrency.js';
-import { chunkMismatch, readBlobRangeInto } from './fetch.js';
+import { blobSizes, chunkMismatch, readBlobRange, readBlobRangeInto } from './fetch.js';
 import { SharedSlots, StreamHasher, sha256Range, type StreamResult } from './hash-pool.js';
 import { resolveRef } from './manifest-store.js';
 import type { Manifest } from './manifest.js';
@@ -55,9 +54,10 @@ interface Tag {
 }
 
 /**
- * Refuses blobs larger than the manifest's blobs table says: a one-byte ranged read just past the
- * declared end must find nothing. (A HEAD would do on S3, but the directory backend hashes the whole
- * object to answer one.) Missing blobs are refused too; a truncated blob fails when its chunks are read.
+ * Refuses blobs missing or of another size than the manifest's blobs table says (shorter or
+ * longer), before any content is streamed: one ranged read of each blob's last byte, with the
+ * blob's exact size checked by the same request (fstat, Content-Range). The directory backend's
+ * HEAD would hash the whole object, so a HEAD is not used.
  */
 export async function checkBlobSizes(
   store: Store,
@@ -66,30 +66,8 @@ export async function checkBlobSizes(
   concurrency = 8,
 ): Promise<void> {
   await mapConcurrent(m.blobs, concurrency, async (b) => {
-    let extra: Buffer | undefined;
-    try {
-      extra = await store.getRange(blobKey(b.digest), b.size, b.size + 1);
-    } catch (err) {
-      if (err instanceof NotFoundError) {
-        throw new VerificationError(`${what}: blob ${b.digest} is missing from the registry`, {
-          code: 'E_BLOB_MISSING',
-          suggestion: 'the registry lost data the manifest needs; republish the artifact from its source',
-          details: { blob: b.digest },
-        });
-      }
-      if (err instanceof OperationalError && err.code === 'E_RANGE') return;
-      throw err;
-    }
-    if (extra.length > 0) {
-      throw new VerificationError(
-        `${what}: blob ${b.digest} is larger than the ${b.size} bytes the signed manifest says (extra bytes were added)`,
-        {
-          code: 'E_BLOB_SIZE',
-          suggestion: 'the registry copy was modified; republish the artifact from its source',
-          details: { blob: b.digest, expected: b.size },
-        },
-      );
-    }
+    const start = Math.max(0, b.size - 1);
+    await readBlobRange(store, what, b.digest, b.size, start, b.size, undefined);
   });
 }
 
@@ -146,6 +124,7 @@ export async function verifyManifestContent(
   const ranges = planOrderedRanges<Tag>(items, { maxRangeBytes: rangeBytes, maxGapBytes: 0 });
   const depth = Math.max(1, opts.concurrency ?? 4);
   const placeOf = (t: Tag) => ({ path: m.files[t.file]?.path ?? '', index: t.index });
+  const sizes = blobSizes(m);
   // Slots as large as the largest range within the limit; a range past it (one oversize chunk) gets
   // a buffer of its own.
   const slotBytes = ranges.reduce((n, r) => Math.max(n, Math.min(rangeBytes, r.end - r.start)), 0);
@@ -170,7 +149,16 @@ export async function verifyManifestContent(
       next++;
       const view = slot.subarray(0, r.end - r.start);
       const first = r.pieces[0]?.tag;
-      const read = readBlobRangeInto(store, what, r.blob, r.start, view, first && placeOf(first)).then(
+      const blobSize = sizes.get(r.blob) ?? 0;
+      const read = readBlobRangeInto(
+        store,
+        what,
+        r.blob,
+        blobSize,
+        r.start,
+        view,
+        first && placeOf(first),
+      ).then(
         () => view,
         (err: unknown) => {
           release(slot);

@@ -15,18 +15,39 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { link, mkdir, open, readFile, readdir, rename, stat, unlink } from 'node:fs/promises';
+import {
+  link,
+  mkdir,
+  open,
+  readFile,
+  readdir,
+  rename,
+  stat,
+  unlink,
+  type FileHandle,
+} from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ConflictError, NotFoundError, OperationalError } from '../cli/errors.js';
+import { ConflictError, NotFoundError, OperationalError, VerificationError } from '../cli/errors.js';
+import { fill, readBounded } from './bounded-io.js';
 import { sha256Hex } from './digest.js';
 import {
+  checkRange,
+  effectiveMax,
+  objectSizeMismatch,
+  objectTooLarge,
+  registryLimits,
+  type RegistryLimits,
+} from './limits.js';
+import {
   emptyStats,
+  type GetOptions,
   type GetResult,
   type ListOptions,
   type ObjectInfo,
   type PutIfAbsentResult,
+  type RangeOptions,
   type Store,
   type StoreStats,
 } from './store.js';
@@ -37,6 +58,8 @@ export interface FsStoreOptions {
   lockTimeoutMs?: number;
   /** A lock older than this is considered abandoned (default 30 s). */
   staleLockMs?: number;
+  /** Read caps over the defaults and the EDGECTL_MAX_*_BYTES environment (limits.ts). */
+  limits?: Partial<RegistryLimits>;
 }
 
 interface StatIdentity {
@@ -88,6 +111,7 @@ export class FsStore implements Store {
   readonly root: string;
   readonly enforcesConditionalWrites = true;
   readonly stats: StoreStats = emptyStats();
+  readonly limits: RegistryLimits;
   private readonly lockTimeoutMs: number;
   private readonly staleLockMs: number;
   private readonly etags = new Map<string, StatIdentity>();
@@ -97,6 +121,7 @@ export class FsStore implements Store {
     this.url = `file:${this.root}`;
     this.lockTimeoutMs = opts.lockTimeoutMs ?? 10_000;
     this.staleLockMs = opts.staleLockMs ?? 30_000;
+    this.limits = registryLimits(process.env, opts.limits);
   }
 
   resetStats(): void {
@@ -148,6 +173,15 @@ export class FsStore implements Store {
   }
 
   private ioError(op: string, path: string, err: unknown): OperationalError {
+    const code = errCode(err);
+    if (code === 'EACCES' || code === 'EPERM') {
+      // Not "unreachable": the registry is there and refuses us, which retrying will not fix.
+      return new OperationalError(`registry ${this.url}: access denied to ${op} ${path}`, {
+        code: 'E_ACCESS_DENIED',
+        suggestion: `check the permissions of ${path} for the user running edgectl`,
+        cause: err,
+      });
+    }
     return new OperationalError(`registry ${this.url}: cannot ${op} ${path}: ${(err as Error).message}`, {
       code: 'E_REGISTRY_IO',
       suggestion: 'check that the registry directory exists, is writable and the disk is not full',
@@ -155,74 +189,116 @@ export class FsStore implements Store {
     });
   }
 
-  private async readBody(key: string): Promise<Buffer | undefined> {
+  /** Opens an object for reading: undefined when missing (or not a regular file). */
+  private async openObject(key: string): Promise<{ fh: FileHandle; path: string } | undefined> {
     const path = this.pathOf(key);
+    let fh: FileHandle;
     try {
-      const body = await readFile(path);
-      this.stats.bytesRead += body.length;
-      return body;
+      fh = await open(path, 'r');
     } catch (err) {
       if (isMissing(err)) return undefined;
+      throw this.ioError('open', path, err);
+    }
+    return { fh, path };
+  }
+
+  /**
+   * Size-checked body (see readBounded), with the etag cached for the file's identity when `etag`
+   * (the caller's) is current: then no byte is read.
+   */
+  private async readObject(
+    key: string,
+    max: number,
+    etag?: string,
+  ): Promise<{ body: Buffer; etag: string } | { notModified: true } | undefined> {
+    const opened = await this.openObject(key);
+    if (!opened) return undefined;
+    const { fh, path } = opened;
+    try {
+      const st = await fh.stat({ bigint: true });
+      if (!st.isFile()) return undefined;
+      if (st.size > BigInt(max)) throw objectTooLarge(key, Number(st.size), max);
+      const cached = this.etags.get(path);
+      if (
+        etag !== undefined &&
+        cached?.etag === etag &&
+        cached.ino === st.ino &&
+        cached.size === st.size &&
+        cached.mtimeNs === st.mtimeNs &&
+        cached.ctimeNs === st.ctimeNs
+      ) {
+        return { notModified: true };
+      }
+      const body = await readBounded(fh, Number(st.size), max, key);
+      const bodyEtag = sha256Hex(body);
+      if (BigInt(body.length) === st.size) {
+        this.etags.set(path, {
+          ino: st.ino,
+          size: st.size,
+          mtimeNs: st.mtimeNs,
+          ctimeNs: st.ctimeNs,
+          etag: bodyEtag,
+        });
+      }
+      return { body, etag: bodyEtag };
+    } catch (err) {
+      if (err instanceof VerificationError) throw err;
+      if (isMissing(err)) return undefined;
       throw this.ioError('read', path, err);
+    } finally {
+      await fh.close();
     }
   }
 
-  async get(key: string): Promise<GetResult | undefined> {
+  async get(key: string, opts: GetOptions = {}): Promise<GetResult | undefined> {
     this.count('gets');
-    const body = await this.readBody(key);
-    if (!body) return undefined;
-    return { key, size: body.length, etag: sha256Hex(body), body };
+    const read = await this.readObject(key, effectiveMax(this.limits, key, opts.maxBytes));
+    if (!read || 'notModified' in read) return undefined;
+    this.stats.bytesRead += read.body.length;
+    return { key, size: read.body.length, etag: read.etag, body: read.body };
   }
 
   async getIfChanged(
     key: string,
     etag: string | undefined,
+    opts: GetOptions = {},
   ): Promise<{ notModified: true; etag: string } | { notModified: false; object: GetResult } | undefined> {
     this.count('gets');
-    if (etag !== undefined) {
-      const current = await this.etagOf(this.pathOf(key));
-      if (!current) return undefined;
-      if (current.etag === etag) return { notModified: true, etag };
-    }
-    const body = await this.readBody(key);
-    if (!body) return undefined;
-    const bodyEtag = sha256Hex(body);
-    // The file may have been replaced between the stat and the read: judge by the bytes read.
-    if (bodyEtag === etag) return { notModified: true, etag };
-    return { notModified: false, object: { key, size: body.length, etag: bodyEtag, body } };
+    const read = await this.readObject(key, effectiveMax(this.limits, key, opts.maxBytes), etag);
+    if (!read) return undefined;
+    // Judged by the bytes read, so a file replaced between the stat and the read is seen as it is.
+    if ('notModified' in read || read.etag === etag) return { notModified: true, etag: etag ?? '' };
+    // Counted only when returned: an unchanged object costs no body, as a 304 does on S3.
+    this.stats.bytesRead += read.body.length;
+    return { notModified: false, object: { key, size: read.body.length, etag: read.etag, body: read.body } };
   }
 
-  async getRange(key: string, start: number, end: number): Promise<Buffer> {
-    if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end < start) {
-      throw new RangeError(`invalid byte range [${start}, ${end}) of ${key}`);
-    }
+  async getRange(key: string, start: number, end: number, opts: RangeOptions = {}): Promise<Buffer> {
+    checkRange(key, start, end);
     const buf = Buffer.alloc(end - start);
-    await this.getRangeInto(key, start, buf);
+    await this.getRangeInto(key, start, buf, opts);
     return buf;
   }
 
-  async getRangeInto(key: string, start: number, target: Uint8Array): Promise<void> {
+  async getRangeInto(key: string, start: number, target: Uint8Array, opts: RangeOptions = {}): Promise<void> {
     const end = start + target.length;
-    if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0) {
-      throw new RangeError(`invalid byte range [${start}, ${end}) of ${key}`);
-    }
+    checkRange(key, start, end);
     this.count('gets');
-    const path = this.pathOf(key);
-    let fh;
+    const opened = await this.openObject(key);
+    if (!opened) throw new NotFoundError(`registry object ${key} does not exist`, { details: { key } });
+    const { fh, path } = opened;
     try {
-      fh = await open(path, 'r');
-    } catch (err) {
-      if (isMissing(err))
-        throw new NotFoundError(`registry object ${key} does not exist`, { details: { key } });
-      throw this.ioError('open', path, err);
-    }
-    try {
-      let off = 0;
-      while (off < target.length) {
-        const { bytesRead } = await fh.read(target, off, target.length - off, start + off);
-        if (bytesRead === 0) break;
-        off += bytesRead;
+      if (opts.objectSize !== undefined) {
+        const size = (
+          await fh.stat().catch((err: unknown) => {
+            throw this.ioError('stat', path, err);
+          })
+        ).size;
+        if (size !== opts.objectSize) throw objectSizeMismatch(key, opts.objectSize, size);
       }
+      const off = await fill(fh, target, start).catch((err: unknown) => {
+        throw this.ioError('read', path, err);
+      });
       if (off !== target.length) {
         throw new OperationalError(
           `registry object ${key} is shorter than the requested range [${start}, ${end})`,
@@ -309,6 +385,14 @@ export class FsStore implements Store {
       return { status: 'created', etag };
     } catch (err) {
       if (errCode(err) !== 'EEXIST') throw this.ioError('write', target, err);
+      // Another size is other content: no need to read (or buffer) what is there.
+      const existingSize = (await stat(target).catch(() => undefined))?.size;
+      if (existingSize !== undefined && existingSize !== body.length) {
+        throw new ConflictError(`registry object ${key} already exists with different content`, {
+          code: 'E_EXISTS_DIFFERENT',
+          details: { key, existingSize, etag },
+        });
+      }
       const existing = await readFile(target).catch((e: unknown) => {
         throw this.ioError('read', target, e);
       });

@@ -25,15 +25,32 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { randomBytes } from 'node:crypto';
-import { ConflictError, NotFoundError, OperationalError, UserError } from '../cli/errors.js';
+import {
+  ConflictError,
+  NotFoundError,
+  OperationalError,
+  UserError,
+  VerificationError,
+} from '../cli/errors.js';
+import { discard, readCapped, totalSize } from './bounded-io.js';
 import { sha256Hex } from './digest.js';
 import { BLOB_PREFIX } from './layout.js';
 import {
+  checkRange,
+  effectiveMax,
+  objectSizeMismatch,
+  objectTooLarge,
+  registryLimits,
+  type RegistryLimits,
+} from './limits.js';
+import {
   emptyStats,
+  type GetOptions,
   type GetResult,
   type ListOptions,
   type ObjectInfo,
   type PutIfAbsentResult,
+  type RangeOptions,
   type Store,
   type StoreStats,
 } from './store.js';
@@ -58,6 +75,8 @@ export interface S3StoreOptions {
   partSize?: number;
   /** Initial belief about conditional-write support until probed (default: true for AWS itself). */
   enforcesConditionalWrites?: boolean;
+  /** Read caps over the defaults and the EDGECTL_MAX_*_BYTES variables of `env` (limits.ts). */
+  limits?: Partial<RegistryLimits>;
 }
 
 type Kind = 'gets' | 'puts' | 'heads' | 'lists' | 'deletes';
@@ -131,6 +150,7 @@ export class S3Store implements Store {
   readonly endpoint: string | undefined;
   enforcesConditionalWrites: boolean;
   readonly stats: StoreStats = emptyStats();
+  readonly limits: RegistryLimits;
   private readonly client: S3Client;
   private readonly multipartThreshold: number;
   private readonly partSize: number;
@@ -168,6 +188,7 @@ export class S3Store implements Store {
     this.multipartThreshold = opts.multipartThreshold ?? 16 * 1024 * 1024;
     this.partSize = opts.partSize ?? 8 * 1024 * 1024;
     this.enforcesConditionalWrites = opts.enforcesConditionalWrites ?? this.endpoint === undefined;
+    this.limits = registryLimits(env, opts.limits);
     // Counted per attempt (the deserialize step runs inside the retry loop), so retries show up.
     this.client.middlewareStack.add(
       (next, context) => async (args) => {
@@ -251,14 +272,33 @@ export class S3Store implements Store {
     );
   }
 
-  async get(key: string): Promise<GetResult | undefined> {
-    const Key = this.fullKey(key);
+  /**
+   * A whole-object GET, bounded: the declared Content-Length is checked before the body is read,
+   * and the body is counted while it streams (see readCapped).
+   */
+  private async getBounded(key: string, max: number, etag?: string): Promise<GetResult> {
+    const res = await this.client.send(
+      new GetObjectCommand({
+        Bucket: this.bucket,
+        Key: this.fullKey(key),
+        ...(etag !== undefined ? { IfNoneMatch: etag } : {}),
+      }),
+    );
+    if (res.ContentLength !== undefined && res.ContentLength > max) {
+      discard(res.Body);
+      throw objectTooLarge(key, res.ContentLength, max);
+    }
+    const body = await readCapped(res.Body, max, () => objectTooLarge(key, undefined, max));
+    this.stats.bytesRead += body.length;
+    return { key, size: body.length, etag: res.ETag ?? '', body };
+  }
+
+  async get(key: string, opts: GetOptions = {}): Promise<GetResult | undefined> {
+    const max = effectiveMax(this.limits, key, opts.maxBytes);
     try {
-      const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key }));
-      const body = Buffer.from((await res.Body?.transformToByteArray()) ?? new Uint8Array());
-      this.stats.bytesRead += body.length;
-      return { key, size: body.length, etag: res.ETag ?? '', body };
+      return await this.getBounded(key, max);
     } catch (err) {
+      if (err instanceof VerificationError) throw err;
       if (isNotFound(err)) return undefined;
       throw this.failure(err, 'get', key);
     }
@@ -267,20 +307,13 @@ export class S3Store implements Store {
   async getIfChanged(
     key: string,
     etag: string | undefined,
+    opts: GetOptions = {},
   ): Promise<{ notModified: true; etag: string } | { notModified: false; object: GetResult } | undefined> {
-    const Key = this.fullKey(key);
+    const max = effectiveMax(this.limits, key, opts.maxBytes);
     try {
-      const res = await this.client.send(
-        new GetObjectCommand({
-          Bucket: this.bucket,
-          Key,
-          ...(etag !== undefined ? { IfNoneMatch: etag } : {}),
-        }),
-      );
-      const body = Buffer.from((await res.Body?.transformToByteArray()) ?? new Uint8Array());
-      this.stats.bytesRead += body.length;
-      return { notModified: false, object: { key, size: body.length, etag: res.ETag ?? '', body } };
+      return { notModified: false, object: await this.getBounded(key, max, etag) };
     } catch (err) {
+      if (err instanceof VerificationError) throw err;
       // The SDK reports 304 Not Modified as an error; it is the cheap, expected answer.
       if (statusOf(err) === 304 && etag !== undefined) return { notModified: true, etag };
       if (isNotFound(err)) return undefined;
@@ -288,31 +321,67 @@ export class S3Store implements Store {
     }
   }
 
-  async getRange(key: string, start: number, end: number): Promise<Buffer> {
-    if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end < start) {
-      throw new RangeError(`invalid byte range [${start}, ${end}) of ${key}`);
-    }
+  /** Checks a ranged response's total object size against `expected` (one HEAD if it is not given). */
+  private async checkObjectSize(
+    key: string,
+    contentRange: string | undefined,
+    expected: number,
+  ): Promise<void> {
+    const size = totalSize(contentRange) ?? (await this.head(key))?.size;
+    if (size === undefined)
+      throw new NotFoundError(`registry object ${key} does not exist`, { details: { key } });
+    if (size !== expected) throw objectSizeMismatch(key, expected, size);
+  }
+
+  async getRange(key: string, start: number, end: number, opts: RangeOptions = {}): Promise<Buffer> {
+    checkRange(key, start, end);
     if (end === start) {
       // HTTP cannot express an empty range; still report a missing object like a real read would.
-      if (!(await this.head(key)))
-        throw new NotFoundError(`registry object ${key} does not exist`, { details: { key } });
+      const info = await this.head(key);
+      if (!info) throw new NotFoundError(`registry object ${key} does not exist`, { details: { key } });
+      if (opts.objectSize !== undefined && info.size !== opts.objectSize)
+        throw objectSizeMismatch(key, opts.objectSize, info.size);
       return Buffer.alloc(0);
     }
     const Key = this.fullKey(key);
+    const want = end - start;
+    const overrun = () =>
+      new VerificationError(
+        `${this.url}: a read of ${key} [${start}, ${end}) returned more than ${want} bytes`,
+        {
+          code: 'E_RANGE_OVERRUN',
+          suggestion: 'the S3 server does not honour ranged reads; use another S3-compatible server',
+          details: { key, start, end },
+        },
+      );
     let body: Buffer;
     try {
       const res = await this.client.send(
         new GetObjectCommand({ Bucket: this.bucket, Key, Range: `bytes=${start}-${end - 1}` }),
       );
-      body = Buffer.from((await res.Body?.transformToByteArray()) ?? new Uint8Array());
+      if (res.ContentLength !== undefined && res.ContentLength > want) {
+        discard(res.Body);
+        throw overrun();
+      }
+      if (opts.objectSize !== undefined) {
+        try {
+          await this.checkObjectSize(key, res.ContentRange, opts.objectSize);
+        } catch (err) {
+          discard(res.Body);
+          throw err;
+        }
+      }
+      body = await readCapped(res.Body, want, overrun);
     } catch (err) {
+      if (err instanceof VerificationError || err instanceof OperationalError || err instanceof NotFoundError)
+        throw err;
       if (isNotFound(err))
         throw new NotFoundError(`registry object ${key} does not exist`, { details: { key } });
       if (statusOf(err) === 416) body = Buffer.alloc(0);
       else throw this.failure(err, 'get range of', key);
     }
     this.stats.bytesRead += body.length;
-    if (body.length !== end - start) {
+    if (body.length !== want) {
       throw new OperationalError(
         `registry object ${key} is shorter than the requested range [${start}, ${end})`,
         {

@@ -6,7 +6,12 @@
  * Immutable objects are written with `putIfAbsent` (create-only); the one mutable object
  * (`fleet/head.json`) is written with `compareAndSwap`. Every operation counts its requests so
  * commands can report `requests` and benchmarks can measure requests per GiB.
+ *
+ * Every read is bounded before it is buffered (limits.ts): a whole-object read checks the object's
+ * size against the cap of its kind (or the caller's smaller `maxBytes`) before reading, and counts
+ * while reading; a ranged read is at most MAX_RANGE_BYTES and may pin the object's exact size.
  */
+import type { RegistryLimits } from './limits.js';
 
 export interface ObjectInfo {
   key: string;
@@ -24,6 +29,23 @@ export interface GetResult extends ObjectInfo {
 export interface ListOptions {
   /** Only keys that sort after this one (code-unit order); it need not exist. */
   startAfter?: string;
+}
+
+export interface GetOptions {
+  /**
+   * Refuse (VerificationError E_OBJECT_TOO_LARGE, exit 4) an object larger than this, before
+   * buffering it. Default: the cap of the key's kind in `limits` (limits.ts); a larger value is
+   * clamped to that cap.
+   */
+  maxBytes?: number;
+}
+
+export interface RangeOptions {
+  /**
+   * The object must be exactly this many bytes (a blob checked against its manifest): checked with
+   * the same request (fstat, Content-Range); otherwise OperationalError E_OBJECT_SIZE.
+   */
+  objectSize?: number;
 }
 
 export type PutIfAbsentResult =
@@ -49,12 +71,14 @@ export interface Store {
   readonly url: string;
   /** Whether the backend enforces create-only and compare-and-swap against concurrent writers. */
   readonly enforcesConditionalWrites: boolean;
+  /** Size caps for whole-object reads, per kind (limits.ts). */
+  readonly limits: RegistryLimits;
   /** Running request counters; `resetStats()` zeroes them. */
   readonly stats: StoreStats;
   resetStats(): void;
 
-  /** Whole object, or undefined when missing. */
-  get(key: string): Promise<GetResult | undefined>;
+  /** Whole object, or undefined when missing. Bounded: see GetOptions.maxBytes. */
+  get(key: string, opts?: GetOptions): Promise<GetResult | undefined>;
   /**
    * Conditional get: undefined body with `notModified: true` when the current etag equals `etag`
    * (one request, no body on S3: If-None-Match → 304).
@@ -62,15 +86,19 @@ export interface Store {
   getIfChanged(
     key: string,
     etag: string | undefined,
+    opts?: GetOptions,
   ): Promise<{ notModified: true; etag: string } | { notModified: false; object: GetResult } | undefined>;
-  /** Bytes [start, end) of an object (ranged GET). Throws NotFoundError if missing. */
-  getRange(key: string, start: number, end: number): Promise<Buffer>;
+  /**
+   * Bytes [start, end) of an object (ranged GET), at most MAX_RANGE_BYTES. Throws NotFoundError if
+   * missing, OperationalError E_RANGE if the object ends before `end`.
+   */
+  getRange(key: string, start: number, end: number, opts?: RangeOptions): Promise<Buffer>;
   /**
    * Optional: bytes [start, start + target.length) read into `target` (no allocation; verify streams
    * a GiB through a few reused buffers). Same errors and counting as getRange; callers fall back to
    * getRange on backends without it.
    */
-  getRangeInto?(key: string, start: number, target: Uint8Array): Promise<void>;
+  getRangeInto?(key: string, start: number, target: Uint8Array, opts?: RangeOptions): Promise<void>;
   /** Metadata only, or undefined when missing. */
   head(key: string): Promise<ObjectInfo | undefined>;
   /**

@@ -10,26 +10,26 @@
  * digest) after checking that the registry's entry at the applied seq is the one the site applied.
  * Every refusal is a VerificationError (exit 4) and nothing local is changed by this module.
  */
-import { VerificationError } from '../cli/errors.js';
+import { OperationalError, VerificationError } from '../cli/errors.js';
 import { applyEntry, entryDigest, type AppliedFleet, type ApplyOptions } from '../fleet/entry.js';
 import { isHeadExpired, parseHeadPayload, type FleetHead } from '../fleet/head.js';
 import { readEntries, readEntry, readSnapshot } from '../fleet/read.js';
 import { fleetKeys, verifyFleetObject, type FleetKeys } from '../fleet/signed.js';
 import { PayloadType } from '../registry/envelope.js';
-import { HEAD_KEY, fleetLogKey } from '../registry/layout.js';
+import { HEAD_KEY, TRUST_ROOT_PREFIX, fleetLogKey } from '../registry/layout.js';
 import type { Store } from '../registry/store.js';
 import type { TrustRoot } from '../registry/trust.js';
 
 /** Behind by more than this many entries (and a snapshot exists past the applied seq): use it. */
 export const SNAPSHOT_WHEN_BEHIND = 64;
 
-/** Largest head accepted: a head is a few hundred bytes; this bounds a hostile download. */
-const MAX_HEAD_BYTES = 64 * 1024;
-
 export type HeadPoll =
   { kind: 'missing' } | { kind: 'unchanged'; etag: string } | { kind: 'changed'; body: Buffer; etag: string };
 
-/** One request; with an etag and no change, no body (HTTP 304). */
+/**
+ * One request; with an etag and no change, no body (HTTP 304). A head over the head cap (a head is
+ * a few hundred bytes; EDGECTL_MAX_HEAD_BYTES, limits.ts) is refused by the store before it is read.
+ */
 export async function pollHead(store: Store, etag: string | undefined): Promise<HeadPoll> {
   const res = await store.getIfChanged(HEAD_KEY, etag);
   if (!res) return { kind: 'missing' };
@@ -39,16 +39,38 @@ export async function pollHead(store: Store, etag: string | undefined): Promise<
 
 /** Verifies head bytes under the fleet role; expiry is checked separately (checkFresh). */
 export function verifyHead(body: Buffer, keys: FleetKeys, now: Date): FleetHead {
-  if (body.length > MAX_HEAD_BYTES) {
-    throw new VerificationError(
-      `${HEAD_KEY}: ${body.length} bytes, more than the ${MAX_HEAD_BYTES} a head may have`,
-      {
-        code: 'E_HEAD_INVALID',
-      },
-    );
-  }
   const v = verifyFleetObject(body, PayloadType.head, keys, HEAD_KEY);
   return parseHeadPayload(v.raw, HEAD_KEY, now, true);
+}
+
+/**
+ * The error for a head that is gone although this site applied `appliedSeq` from it. The registry
+ * answered, so this is not "offline": when it still holds a trust root it was initialized and
+ * reachable, and a deleted head (a reset, or someone hiding new entries) is refused (exit 4). A
+ * registry with no trust root either is not there (an unmounted directory, a wrong prefix): that
+ * stays an offline condition, and the site keeps serving.
+ */
+export async function missingHeadError(
+  store: Store,
+  appliedSeq: number,
+): Promise<VerificationError | OperationalError> {
+  const initialized = (await store.list(TRUST_ROOT_PREFIX)).length > 0;
+  if (!initialized) {
+    return new OperationalError(
+      `the registry ${store.url} has no fleet/head.json and no trust root (unreachable, unmounted or reset)`,
+      { code: 'E_REGISTRY_OFFLINE', details: { url: store.url } },
+    );
+  }
+  return new VerificationError(
+    `${HEAD_KEY} is missing from ${store.url}, which this site synced to seq ${appliedSeq}: a deleted head is refused ` +
+      '(the site keeps serving its current generation)',
+    {
+      code: 'E_HEAD_MISSING',
+      suggestion:
+        'restore fleet/head.json from a backup, or re-sign it with `edgectl site apply` from the fleet repository',
+      details: { url: store.url, appliedSeq },
+    },
+  );
 }
 
 /** Freeze protection: installing anything needs an unexpired head. */

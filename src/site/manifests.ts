@@ -12,7 +12,7 @@
 import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { NotFoundError, UserError, VerificationError } from '../cli/errors.js';
-import { resolveRef, MAX_MANIFEST_BYTES } from '../artifact/manifest-store.js';
+import { resolveRef } from '../artifact/manifest-store.js';
 import { envelopeManifestDigest, parseManifest, type Manifest } from '../artifact/manifest.js';
 import { parseRef } from '../artifact/ref.js';
 import type { SiteAssignments } from '../fleet/state.js';
@@ -143,6 +143,6 @@ export async function loadAssignedManifest(
     );
   }
   const bytes = encodeEnvelope(loaded.envelope);
-  if (bytes.length <= MAX_MANIFEST_BYTES) await local.put(art.manifestDigest, bytes);
+  if (bytes.length <= store.limits.manifest) await local.put(art.manifestDigest, bytes);
   return { manifest: loaded.manifest, fetched: true };
 }

@@ -19,12 +19,13 @@
  * Any verification failure is a VerificationError (exit 4) thrown before step 6: state.json stays
  * as it was, and so does `current` (unless an interim policy generation, itself fully verified,
  * already went live). A registry that cannot be reached is not an error: the result says
- * `offline: true` and the current generation keeps serving. Each attempt is recorded in
- * last-sync.json for `site status`.
+ * `offline: true` and the current generation keeps serving. A registry that answers but no longer
+ * holds the head this site synced from, or serves an object over its size cap (limits.ts), is a
+ * refusal (exit 4), not offline. Each attempt is recorded in last-sync.json for `site status`.
  */
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { OperationalError, UserError, isEdgectlError } from '../cli/errors.js';
+import { UserError, isEdgectlError } from '../cli/errors.js';
 import { formatBytes, type Io } from '../cli/output.js';
 import { ChunkCache } from '../artifact/chunk-cache.js';
 import { fetchChunks } from '../artifact/fetch.js';
@@ -37,7 +38,7 @@ import type { Store, StoreStats } from '../registry/store.js';
 import type { TrustRoot } from '../registry/trust.js';
 import { ensureDataDirs, siteDataPaths, type SiteDataPaths } from './data-dir.js';
 import { checkDrift, driftReport, repairDrift } from './drift.js';
-import { catchUp, checkFresh, pollHead, verifyHead } from './fleet-sync.js';
+import { catchUp, checkFresh, missingHeadError, pollHead, verifyHead } from './fleet-sync.js';
 import {
   buildGeneration,
   cleanStaging,
@@ -371,15 +372,7 @@ async function syncLocked(run: Run, stats0: StoreStats): Promise<SyncResult> {
   let entriesApplied = 0;
   let snapshotSeq: number | null = null;
   if (poll.kind === 'missing') {
-    if (state.appliedSeq > 0) {
-      throw new OperationalError(
-        `the registry ${store.url} has no fleet/head.json (unreachable, unmounted or reset)`,
-        {
-          code: 'E_REGISTRY_OFFLINE',
-          details: { url: store.url },
-        },
-      );
-    }
+    if (state.appliedSeq > 0) throw await missingHeadError(store, state.appliedSeq);
     run.warnings.push(`the registry ${store.url} has no fleet head yet: run \`edgectl site apply\` first`);
   } else if (poll.kind === 'unchanged') {
     if (state.head) checkFresh(state.head, now);

@@ -4,7 +4,7 @@
  */
 import { OperationalError } from '../../src/cli/errors.js';
 import type { FeedbackContext, RequestOutcome } from '../../src/site/feedback/accumulator.js';
-import type { ListOptions, Store } from '../../src/registry/store.js';
+import type { GetOptions, ListOptions, RangeOptions, Store } from '../../src/registry/store.js';
 import { mulberry32 } from '../policy/pii-fixtures.js';
 
 const digest = (c: string) => `sha256:${c.repeat(64)}`;
@@ -111,6 +111,9 @@ export class FlakyStore implements Store {
   get stats() {
     return this.inner.stats;
   }
+  get limits() {
+    return this.inner.limits;
+  }
   resetStats() {
     this.inner.resetStats();
   }
@@ -120,17 +123,17 @@ export class FlakyStore implements Store {
       throw new OperationalError(`registry unreachable (${op}): connect ECONNREFUSED 127.0.0.1:9`);
     }
   }
-  async get(key: string) {
+  async get(key: string, opts?: GetOptions) {
     this.check('get');
-    return this.inner.get(key);
+    return this.inner.get(key, opts);
   }
-  async getIfChanged(key: string, etag: string | undefined) {
+  async getIfChanged(key: string, etag: string | undefined, opts?: GetOptions) {
     this.check('get');
-    return this.inner.getIfChanged(key, etag);
+    return this.inner.getIfChanged(key, etag, opts);
   }
-  async getRange(key: string, start: number, end: number) {
+  async getRange(key: string, start: number, end: number, opts?: RangeOptions) {
     this.check('get');
-    return this.inner.getRange(key, start, end);
+    return this.inner.getRange(key, start, end, opts);
   }
   async head(key: string) {
     this.check('head');

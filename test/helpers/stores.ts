@@ -18,13 +18,15 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe } from 'vitest';
 import { FsStore } from '../../src/registry/fs-store.js';
 import { S3Store, type S3StoreOptions } from '../../src/registry/s3-store.js';
+import type { RegistryLimits } from '../../src/registry/limits.js';
 import type { Store } from '../../src/registry/store.js';
 import { startS3, type S3Fixture } from './s3.js';
 
 export type Backend = 'fs' | 's3';
 
 export interface MakeStore {
-  (opts?: { s3?: Omit<S3StoreOptions, 'env'> }): Promise<Store>;
+  /** `limits` sets read caps on either backend (limits.ts), e.g. small ones to test refusals. */
+  (opts?: { s3?: Omit<S3StoreOptions, 'env'>; limits?: Partial<RegistryLimits> }): Promise<Store>;
   backend: Backend;
   /** The s3rver fixture (only on the s3 backend, after beforeAll ran). */
   s3: S3Fixture | undefined;
@@ -41,10 +43,14 @@ export function forEachBackend(body: (mk: MakeStore) => void, backends: Backend[
         if (backend === 'fs') {
           const dir = mkdtempSync(join(tmpdir(), 'edgectl-store-'));
           dirs.push(dir);
-          store = new FsStore(join(dir, 'registry'));
+          store = new FsStore(join(dir, 'registry'), opts.limits ? { limits: opts.limits } : {});
         } else {
           if (!mk.s3) throw new Error('s3rver is not running (call mk() inside a test)');
-          store = new S3Store(mk.s3.bucket, `t${++counter}-${process.pid}`, { ...opts.s3, env: mk.s3.env });
+          store = new S3Store(mk.s3.bucket, `t${++counter}-${process.pid}`, {
+            ...opts.s3,
+            ...(opts.limits ? { limits: opts.limits } : {}),
+            env: mk.s3.env,
+          });
         }
         open.push(store);
         return store;

@@ -40,10 +40,13 @@ function counting(inner: Store): Store & { log: Request[] } {
     get stats() {
       return inner.stats;
     },
+    get limits() {
+      return inner.limits;
+    },
     resetStats: () => inner.resetStats(),
-    get: (key) => (log.push({ op: 'get', key }), inner.get(key)),
-    getIfChanged: (key, etag) => (log.push({ op: 'get', key }), inner.getIfChanged(key, etag)),
-    getRange: (key, s, e) => (log.push({ op: 'get', key }), inner.getRange(key, s, e)),
+    get: (key, o) => (log.push({ op: 'get', key }), inner.get(key, o)),
+    getIfChanged: (key, etag, o) => (log.push({ op: 'get', key }), inner.getIfChanged(key, etag, o)),
+    getRange: (key, s, e, o) => (log.push({ op: 'get', key }), inner.getRange(key, s, e, o)),
     head: (key) => (log.push({ op: 'head', key }), inner.head(key)),
     async list(prefix: string, opts?: ListOptions) {
       const out = await inner.list(prefix, opts);

@@ -6,6 +6,7 @@
  * seq, a malformed payload) are ignored as DESIGN requires, but listed in `rejected` with the
  * reason so the controller can show them; they never abort the read.
  */
+import { VerificationError } from '../../cli/errors.js';
 import { mapConcurrent } from '../../artifact/concurrency.js';
 import { decodeEnvelope } from '../../registry/envelope.js';
 import { feedbackKey, feedbackPrefix, parseSeqKey } from '../../registry/layout.js';
@@ -45,7 +46,15 @@ export async function readFeedback(
     .sort((a, b) => a.seq - b.seq);
   const rejected: ReadFeedbackResult['rejected'] = [];
   const results = await mapConcurrent(keys, opts.concurrency ?? 8, async ({ key, seq }) => {
-    const obj = await store.get(key);
+    let obj;
+    try {
+      obj = await store.get(key);
+    } catch (err) {
+      // Over the feedback cap, refused before reading (E_OBJECT_TOO_LARGE): rejected like a bad report.
+      if (!(err instanceof VerificationError)) throw err;
+      rejected.push({ key, reason: err.message });
+      return undefined;
+    }
     if (!obj) return undefined; // deleted between list and get (registry gc)
     try {
       return verifyReport(decodeEnvelope(obj.body, key), declared, {
