@@ -270,7 +270,8 @@ describe('key rotation (fs registry)', { timeout: 400_000 }, () => {
     p.useKey('fleet', 'keys/fleet-2.key');
     const apply = (await p.ok('site', 'apply', '--json')).json<{ headMoved: boolean; ops: unknown[] }>();
     expect(apply).toMatchObject({ headMoved: true, ops: [] });
-    await p.fleetWorks('s2', '1.1.0');
+    await p.ok('site', 'sync', 's1', '--once', '--data-dir', join(p.dir, 'fresh-s1'));
+    await p.ok('fleet', 'log');
   });
 
   it('artifacts key: pinned versions stay valid, a never-assigned old version needs artifact resign', async () => {
