@@ -6,7 +6,7 @@ import { formatBytes } from '../../src/cli/output.js';
 import { defaultCacheDir } from '../../src/artifact/chunk-cache.js';
 import { pullArtifact, type PullResult } from '../../src/artifact/pull.js';
 import { openStore } from '../../src/registry/open-store.js';
-import { loadRegistryTrust } from '../../src/registry/trust.js';
+import { loadTrustInForce } from '../../src/registry/trust-history.js';
 
 export default class ArtifactPull extends BaseCommand<typeof ArtifactPull> {
   static override summary =
@@ -41,7 +41,7 @@ export default class ArtifactPull extends BaseCommand<typeof ArtifactPull> {
     const cfg = this.projectConfig(this.flags.registry);
     const store = await openStore(cfg.registry);
     try {
-      const trust = await loadRegistryTrust(store, cfg.trustPath, new Date());
+      const trust = await loadTrustInForce(store, cfg.trustPath, new Date());
       const r = await pullArtifact({
         store,
         ref: this.args.ref,

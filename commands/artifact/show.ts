@@ -5,7 +5,8 @@ import { registryFlag, trustFlag } from '../../src/cli/flags.js';
 import { formatBytes } from '../../src/cli/output.js';
 import { showArtifact, type ShowResult } from '../../src/artifact/show.js';
 import { openStore } from '../../src/registry/open-store.js';
-import { loadRegistryTrust, type TrustRoot } from '../../src/registry/trust.js';
+import type { TrustRoot } from '../../src/registry/trust.js';
+import { loadTrustInForce } from '../../src/registry/trust-history.js';
 
 export default class ArtifactShow extends BaseCommand<typeof ArtifactShow> {
   static override summary = "Show an artifact's signed manifest: files, sizes, digests, metadata.";
@@ -30,7 +31,7 @@ export default class ArtifactShow extends BaseCommand<typeof ArtifactShow> {
     try {
       let trust: TrustRoot | undefined;
       try {
-        trust = await loadRegistryTrust(store, cfg.trustPath, new Date());
+        trust = await loadTrustInForce(store, cfg.trustPath, new Date());
       } catch (err) {
         if (!(err instanceof NotFoundError) || this.flags.trust) throw err;
         this.io.log('warn', `no trust root (${err.message}); the manifest is shown unverified`);

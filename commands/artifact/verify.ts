@@ -4,7 +4,7 @@ import { registryFlag, trustFlag } from '../../src/cli/flags.js';
 import { formatBytes } from '../../src/cli/output.js';
 import { verifyArtifact, type VerifyResult } from '../../src/artifact/verify.js';
 import { openStore } from '../../src/registry/open-store.js';
-import { loadRegistryTrust } from '../../src/registry/trust.js';
+import { loadTrustInForce } from '../../src/registry/trust-history.js';
 
 export default class ArtifactVerify extends BaseCommand<typeof ArtifactVerify> {
   static override summary =
@@ -33,7 +33,7 @@ export default class ArtifactVerify extends BaseCommand<typeof ArtifactVerify> {
     const cfg = this.projectConfig(this.flags.registry);
     const store = await openStore(cfg.registry);
     try {
-      const trust = await loadRegistryTrust(store, cfg.trustPath, new Date());
+      const trust = await loadTrustInForce(store, cfg.trustPath, new Date());
       const r = await verifyArtifact({
         store,
         ref: this.args.ref,

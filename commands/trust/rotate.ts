@@ -15,6 +15,7 @@ export default class TrustRotate extends BaseCommand<typeof TrustRotate> {
     '<%= config.bin %> trust rotate --key keys/root.key --expires 365d',
     '<%= config.bin %> trust rotate --key keys/root.key --new-key keys/root2.key',
     '<%= config.bin %> trust rotate --key keys/root.key --artifacts-key keys/artifacts2.key.pub',
+    '<%= config.bin %> trust rotate --key keys/root.key --fleet-key keys/fleet2.key.pub --revoke keys/fleet.key.pub',
   ];
   static override flags = {
     trust: Flags.string({
@@ -41,6 +42,12 @@ export default class TrustRotate extends BaseCommand<typeof TrustRotate> {
       summary: 'New fleet role key file (repeatable).',
       multiple: true,
       helpValue: '<path>',
+    }),
+    revoke: Flags.string({
+      summary:
+        'Revoke a compromised key (key id or key file; repeatable): removed from every role, its signatures stop counting.',
+      multiple: true,
+      helpValue: '<keyid|path>',
     }),
     threshold: Flags.integer({ summary: 'New root threshold (default: unchanged).', min: 1 }),
     'artifacts-threshold': Flags.integer({
@@ -72,6 +79,7 @@ export default class TrustRotate extends BaseCommand<typeof TrustRotate> {
       artifactsKeyPaths: (f['artifacts-key'] ?? []).map((p) => resolve(p)),
       fleetKeyPaths: (f['fleet-key'] ?? []).map((p) => resolve(p)),
       thresholds,
+      revoke: (f.revoke ?? []).map((k) => (k.startsWith('sha256:') ? k : resolve(k))),
       expires: parseExpiry(f.expires, now),
       now,
     });
@@ -80,7 +88,8 @@ export default class TrustRotate extends BaseCommand<typeof TrustRotate> {
     );
     for (const [role, r] of Object.entries(result.roles))
       this.out(`  ${role}: ${r.threshold} of ${r.keyids.join(', ')}`);
-    this.out('Next: `edgectl registry init` publishes the new version.');
+    if (result.revoked.length) this.out(`  revoked: ${result.revoked.join(', ')}`);
+    this.out('Next: `edgectl registry init` publishes the new version (docs/operations.md "Key rotation").');
     return result;
   }
 }

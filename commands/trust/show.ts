@@ -23,6 +23,7 @@ export default class TrustShow extends BaseCommand<typeof TrustShow> {
     );
     for (const [role, r] of Object.entries(summary.roles))
       this.out(`  ${role}: ${r.threshold} of ${r.keyids.join(', ')}`);
+    if (summary.revoked.length) this.out(`  revoked: ${summary.revoked.join(', ')}`);
     return summary;
   }
 }

@@ -7,18 +7,12 @@
  */
 import semver from 'semver';
 import { NotFoundError, VerificationError } from '../cli/errors.js';
-import {
-  PayloadType,
-  checkSignatures,
-  decodeEnvelope,
-  peekPayload,
-  verifyEnvelope,
-  type Envelope,
-} from '../registry/envelope.js';
+import { PayloadType, decodeEnvelope, peekPayload, type Envelope } from '../registry/envelope.js';
 import { ARTIFACT_PREFIX, artifactKey } from '../registry/layout.js';
 import { DEFAULT_LIMITS } from '../registry/limits.js';
 import type { Store } from '../registry/store.js';
-import { roleKeys, type TrustRoot } from '../registry/trust.js';
+import type { TrustRoot } from '../registry/trust.js';
+import { checkInForce, roleInForce, verifyInForce } from '../registry/trust-history.js';
 import { envelopeManifestDigest, parseManifest, type Manifest } from './manifest.js';
 import { formatRef, type ArtifactKind, type ArtifactRef } from './ref.js';
 
@@ -47,12 +41,21 @@ function tooBig(key: string, size: number, max: number): VerificationError {
   });
 }
 
+export interface ManifestTrustOptions {
+  /**
+   * Manifest digests the verified fleet state pins: for these, signatures of an earlier trust root
+   * version's artifacts role (not revoked) also count (registry/trust-history.ts).
+   */
+  pinned?: ReadonlySet<string>;
+}
+
 /** Decodes and checks a stored manifest envelope (see the module comment for the order). */
 export function openManifestEnvelope(
   body: Buffer,
   key: string,
   expected: { kind: string; name: string; version: string },
   trust: TrustRoot | undefined,
+  opts: ManifestTrustOptions = {},
   maxBytes = MAX_MANIFEST_BYTES,
 ): LoadedManifest {
   if (body.length > maxBytes) throw tooBig(key, body.length, maxBytes);
@@ -60,17 +63,22 @@ export function openManifestEnvelope(
   let payload: unknown;
   let signedBy: string[] = [];
   if (trust) {
-    const { role, keys } = roleKeys(trust, 'artifacts');
-    // One Ed25519 pass over the (MB-sized) payload: tweetnacl hashes it in JavaScript. The
-    // check's result is used directly when it meets the threshold; otherwise verifyEnvelope
-    // re-checks to throw its precise error.
+    const role = roleInForce(trust, 'artifacts');
+    // A manifest the signed fleet state pins by digest may carry an earlier root version's
+    // artifacts signatures (registry/trust-history.ts); anything else needs the current role.
+    const allowPast = opts.pinned?.has(envelopeManifestDigest(envelope)) ?? false;
+    // One signature pass over the (MB-sized) payload; verifyInForce re-checks only to throw.
     const check =
-      envelope.payloadType === PayloadType.artifact ? checkSignatures(envelope, role, keys) : undefined;
-    if (check && check.valid.length >= role.threshold) {
-      signedBy = check.valid;
+      envelope.payloadType === PayloadType.artifact ? checkInForce(envelope, role, { allowPast }) : undefined;
+    if (check) {
+      signedBy = check.signedBy;
       payload = peekPayload(envelope, key);
     } else {
-      payload = verifyEnvelope<unknown>(envelope, PayloadType.artifact, role, keys, key);
+      const ref = `${expected.kind}/${expected.name}@${expected.version}`;
+      payload = verifyInForce<unknown>(envelope, PayloadType.artifact, role, key, {
+        allowPast,
+        fix: `edgectl artifact resign ${ref}`,
+      }).payload;
     }
   } else {
     if (envelope.payloadType !== PayloadType.artifact) {
@@ -116,11 +124,12 @@ export async function readManifest(
   name: string,
   version: string,
   trust: TrustRoot | undefined,
+  opts: ManifestTrustOptions = {},
 ): Promise<LoadedManifest | undefined> {
   const key = artifactKey(kind, name, version);
   const obj = await store.get(key);
   if (!obj) return undefined;
-  return openManifestEnvelope(obj.body, key, { kind, name, version }, trust, store.limits.manifest);
+  return openManifestEnvelope(obj.body, key, { kind, name, version }, trust, opts, store.limits.manifest);
 }
 
 export interface ArtifactEntry {
@@ -181,10 +190,11 @@ export async function resolveRef(
   store: Store,
   ref: ArtifactRef,
   trust: TrustRoot | undefined,
+  opts: ManifestTrustOptions = {},
 ): Promise<LoadedManifest> {
   const text = formatRef(ref);
   if (ref.version !== undefined) {
-    const loaded = await readManifest(store, ref.kind, ref.name, ref.version, trust);
+    const loaded = await readManifest(store, ref.kind, ref.name, ref.version, trust, opts);
     if (!loaded) {
       throw new NotFoundError(`${text} is not in the registry ${store.url}`, {
         code: 'E_ARTIFACT_NOT_FOUND',
@@ -215,6 +225,7 @@ export async function resolveRef(
         key,
         { kind: ref.kind, name: ref.name, version },
         trust,
+        opts,
         store.limits.manifest,
       );
   }

@@ -33,6 +33,7 @@ import {
   type TrustRoot,
 } from '../registry/trust.js';
 import { siteDataPaths } from '../site/data-dir.js';
+import { checkKeyRotation } from './key-rotation.js';
 import { siteStatus } from '../site/status.js';
 import { checkFleetChain } from './fleet-chain.js';
 
@@ -520,9 +521,13 @@ export async function runDoctor(opts: DoctorOptions = {}): Promise<DoctorReport>
   const trust = checkTrust(cfg, now, opts.expiryWarnDays ?? 30);
   checks.push(trust.check);
   checks.push(...checkKeys(cfg, env, trust.root));
-  checks.push(
-    ...(await checkRegistry(cfg, trust.root !== undefined && trust.check.status !== 'fail', now, env)),
-  );
+  const trustOk = trust.root !== undefined && trust.check.status !== 'fail';
+  const registry = await checkRegistry(cfg, trustOk, now, env);
+  checks.push(...registry);
+  // Signatures across key rotations (key-rotation.ts): only against a registry that checked out.
+  if (trustOk && registry.every((c) => c.status !== 'fail')) {
+    checks.push(...(await checkKeyRotation(cfg, env, now)));
+  }
   checks.push(...(await checkSites(cfg, now)));
   checks.push(...checkRunFiles(opts.runDir ?? join(cfg.root, '.edgectl', 'run')));
   return report(checks, cfg.root, cfg.registry);

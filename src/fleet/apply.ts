@@ -14,7 +14,9 @@
  * Each seq can be created once and each entry's `prev` must match the only entry at seq-1, so two
  * concurrent applies can never fork the log; the head only moves from the state its writer read,
  * so it never goes backwards. A head past half its lifetime is re-signed even without changes, so
- * sites do not freeze on an expired head while the fleet is quiet.
+ * sites do not freeze on an expired head while the fleet is quiet; so is a head signed by a fleet
+ * key that a trust root rotation took out of the fleet role (not a revoked one), which is how
+ * `site apply` after a fleet-key rotation brings the fleet back (as `fleet resign` does).
  */
 import { ConflictError, isEdgectlError } from '../cli/errors.js';
 import type { Io } from '../cli/output.js';
@@ -28,7 +30,7 @@ import { DEFAULT_HEAD_TTL_MS, buildHead, headNeedsRefresh } from './head.js';
 import type { FleetOp } from './ops.js';
 import { planFleet, type FleetPlan } from './plan.js';
 import { readEntry, readFleet } from './read.js';
-import { registryRefResolver, type RefResolver } from './resolve.js';
+import { pinnedDigests, registryRefResolver, type RefResolver } from './resolve.js';
 import type { RolloutReducer } from './rollout-ops.js';
 import { checkFleetSigners, fleetKeys, signFleetBytes, signFleetObject } from './signed.js';
 import { loadSiteDeclarations, type DeclaredSite } from './site-schema.js';
@@ -103,7 +105,7 @@ export async function applyFleet(opts: ApplyFleetOptions): Promise<ApplyFleetRes
   const now = opts.clock();
   const applyOpts = opts.rolloutReducer ? { rolloutReducer: opts.rolloutReducer } : {};
 
-  const read = await readFleet(store, keys, { now, allowExpired: true, ...applyOpts });
+  const read = await readFleet(store, keys, { now, allowExpired: true, writer: true, ...applyOpts });
   const previousSeq = read.seq;
   let applied: AppliedFleet = read.applied;
   const snapshots: AppliedFleet[] = [];
@@ -118,7 +120,11 @@ export async function applyFleet(opts: ApplyFleetOptions): Promise<ApplyFleetRes
   }
   const rolledForward = applied.seq - previousSeq;
 
-  const plan = await planFleet(desired, applied.state, opts.resolveRef ?? registryRefResolver(store, trust));
+  const plan = await planFleet(
+    desired,
+    applied.state,
+    opts.resolveRef ?? registryRefResolver(store, trust, pinnedDigests(applied.state)),
+  );
   if (plan.ops.length > 0) {
     const { entry, payload, next } = buildEntry(applied, plan.ops, now, applyOpts);
     const body = signFleetBytes(PayloadType.entry, payload, signers);
@@ -147,7 +153,11 @@ export async function applyFleet(opts: ApplyFleetOptions): Promise<ApplyFleetRes
   }
 
   const head = read.head;
-  const moved = applied.seq !== previousSeq || head === undefined || headNeedsRefresh(head, now);
+  const moved =
+    applied.seq !== previousSeq ||
+    head === undefined ||
+    headNeedsRefresh(head, now) ||
+    read.headPastVersion !== undefined;
   if (moved && applied.seq > 0 && applied.entryDigest !== null) {
     const lastSnapshot = snapshots.at(-1)?.seq ?? head?.snapshotSeq ?? null;
     const newHead = buildHead({

@@ -68,13 +68,17 @@ export interface FleetChainReport {
 const BATCH = 64;
 
 type Slot =
-  { seq: number; entry: FleetEntry } | { seq: number; missing: true } | { seq: number; error: string };
+  | { seq: number; entry: FleetEntry; past: boolean }
+  | { seq: number; missing: true }
+  | { seq: number; error: string };
 
 async function readSlot(store: Store, keys: FleetKeys, seq: number, listed: Set<number>): Promise<Slot> {
   if (!listed.has(seq)) return { seq, missing: true };
   try {
-    const v = await readEntry(store, keys, seq);
-    return v ? { seq, entry: v.entry } : { seq, missing: true };
+    // Entries signed before a fleet-key rotation count here; inspectFleetChain then ends the chain
+    // where nothing current-signed covers them (trust-history.ts: a fresh object needs the current role).
+    const v = await readEntry(store, keys, seq, { allowPast: true });
+    return v ? { seq, entry: v.entry, past: v.pastVersion !== undefined } : { seq, missing: true };
   } catch (err) {
     // Only a failed check makes an entry invalid; a registry that cannot be read is an error,
     // never a reason for `fleet repair` to drop something.
@@ -118,10 +122,13 @@ async function walkChain(
 ): Promise<{
   valid: AppliedFleet;
   digests: Map<number, string>;
+  /** The highest seq of the chain signed by the current fleet role (0: none). */
+  lastCurrent: number;
   stop?: { seq: number; reason: string; missing: boolean };
 }> {
   let valid = genesis();
   const digests = new Map<number, string>();
+  let lastCurrent = 0;
   for (let start = 1; start <= maxSeq; start += BATCH) {
     const seqs = Array.from({ length: Math.min(BATCH, maxSeq - start + 1) }, (_, i) => start + i);
     const slots = await mapConcurrent(seqs, 8, (seq) => readSlot(store, keys, seq, listed));
@@ -130,6 +137,7 @@ async function walkChain(
     for (const s of slots) {
       if ('entry' in s) {
         good.push(s.entry);
+        if (!s.past) lastCurrent = s.seq;
         continue;
       }
       stop =
@@ -140,10 +148,39 @@ async function walkChain(
     }
     const folded = foldBatch(valid, good, digests);
     valid = folded.applied;
-    if (folded.broken) return { valid, digests, stop: { ...folded.broken, missing: false } };
-    if (stop) return { valid, digests, stop };
+    lastCurrent = Math.min(lastCurrent, valid.seq);
+    if (folded.broken) return { valid, digests, lastCurrent, stop: { ...folded.broken, missing: false } };
+    if (stop) return { valid, digests, lastCurrent, stop };
   }
-  return { valid, digests };
+  return { valid, digests, lastCurrent };
+}
+
+/**
+ * The longest valid chain, ended where no current signature covers it: entries signed only by an
+ * earlier fleet key count up to the head that names them or up to a later current-signed entry,
+ * never past both (what a rotated-out key signed after the head is not adopted by `fleet repair`).
+ */
+async function coveredChain(
+  store: Store,
+  keys: FleetKeys,
+  listed: Set<number>,
+  maxSeq: number,
+  head: FleetHead | null,
+): Promise<Awaited<ReturnType<typeof walkChain>>> {
+  const walked = await walkChain(store, keys, listed, maxSeq);
+  const headCovers =
+    head !== null && head.seq <= walked.valid.seq && walked.digests.get(head.seq) === head.entryDigest;
+  const cover = Math.max(walked.lastCurrent, headCovers && head ? head.seq : 0);
+  if (cover >= walked.valid.seq) return walked;
+  const trimmed = await walkChain(store, keys, listed, cover);
+  return {
+    ...trimmed,
+    stop: {
+      seq: cover + 1,
+      reason: `entry ${cover + 1} is signed only by a key that has left the fleet role, past the head`,
+      missing: false,
+    },
+  };
 }
 
 async function seqsUnder(store: Store, prefix: string): Promise<number[]> {
@@ -171,7 +208,8 @@ async function checkSnapshots(
     try {
       const obj = await store.get(key);
       if (!obj) continue;
-      const v = verifyFleetObject(obj.body, PayloadType.snapshot, keys, key);
+      // An earlier key's snapshot is bound to the chain by the digest comparison below.
+      const v = verifyFleetObject(obj.body, PayloadType.snapshot, keys, key, { allowPast: true });
       digest = parseSnapshotPayload(v.raw, key).entryDigest;
     } catch (err) {
       if (!(err instanceof VerificationError)) throw err;
@@ -198,7 +236,7 @@ export async function inspectFleetChain(store: Store, keys: FleetKeys, now: Date
   let head: FleetHead | null = null;
   let headPresent = false;
   try {
-    const read = await readHead(store, keys, now, true);
+    const read = await readHead(store, keys, now, true, { allowPast: true });
     head = read?.head ?? null;
     headPresent = read !== undefined;
   } catch (err) {
@@ -210,7 +248,7 @@ export async function inspectFleetChain(store: Store, keys: FleetKeys, now: Date
       message: `${HEAD_KEY}: ${(err as Error).message}`,
     });
   }
-  const walked = await walkChain(store, keys, listed, maxSeq);
+  const walked = await coveredChain(store, keys, listed, maxSeq, head);
   const { valid, digests, stop } = walked;
   const beyond: ChainObject[] = [];
   for (const seq of listedSeqs.filter((s) => s > valid.seq)) {

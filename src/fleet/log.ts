@@ -77,7 +77,10 @@ export async function listFleetLog(
   if (!read) return { head: null, entries: [] };
   const { head } = read;
   const from = Math.max(1, (opts.since ?? 0) + 1);
-  const verified = from <= head.seq ? await readEntries(store, keys, from, head.seq) : [];
+  // Earlier (unrevoked) fleet keys may have signed old entries: the prev chain and the head's entry
+  // digest, checked below, cover them.
+  const verified =
+    from <= head.seq ? await readEntries(store, keys, from, head.seq, 8, { allowPast: true }) : [];
   const entries: LogEntryView[] = [];
   let prevDigest: string | undefined;
   for (const { entry, keyids } of verified) {

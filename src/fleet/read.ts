@@ -6,18 +6,31 @@
  * Every object is checked against its key (an entry stored under seq N must say seq N, so an old
  * entry copied forward cannot pass as a no-op), the snapshot against its digest, and the final
  * entry digest against the head's. Any failure is a VerificationError (exit 4).
+ *
+ * Key rotation (registry/trust-history.ts): the head must be signed by the current fleet role (a
+ * writer re-signing it may accept an earlier, unrevoked fleet key: `writer`). Entries and snapshots
+ * between the snapshot and the head may carry an earlier, unrevoked fleet key's signatures,
+ * because the hash chain ending in the head's entry digest covers them (a snapshot signed that way
+ * is also bound to the entry at its seq); everything is refused if that chain does not close.
  */
 import { VerificationError } from '../cli/errors.js';
 import { PayloadType } from '../registry/envelope.js';
 import { HEAD_KEY, fleetLogKey, snapshotKey } from '../registry/layout.js';
 import type { Store } from '../registry/store.js';
 import type { TrustRoot } from '../registry/trust.js';
-import { applyEntries, genesis, parseEntryPayload, type AppliedFleet, type FleetEntry } from './entry.js';
+import {
+  applyEntries,
+  entryDigest,
+  genesis,
+  parseEntryPayload,
+  type AppliedFleet,
+  type FleetEntry,
+} from './entry.js';
 import { parseHeadPayload, type FleetHead } from './head.js';
 import type { RolloutReducer } from './rollout-ops.js';
-import { fleetKeys, verifyFleetObject, type FleetKeys } from './signed.js';
+import { fleetKeys, verifyFleetObject, type FleetKeys, type SignerRule } from './signed.js';
 import { parseSnapshotPayload } from './snapshot.js';
-import type { FleetState } from './state.js';
+import { stateDigest, type FleetState } from './state.js';
 
 export interface ReadFleetOptions {
   /** The time expiry is checked against (fixed once per read, as TUF's client workflow does). */
@@ -27,6 +40,11 @@ export interface ReadFleetOptions {
   rolloutReducer?: RolloutReducer;
   /** Parallel entry downloads (default 8). */
   concurrency?: number;
+  /**
+   * A writer that re-signs the head: accept a head signed by an earlier root version's fleet key
+   * (never a revoked one); `headPastVersion` then says so and the writer must re-sign it.
+   */
+  writer?: boolean;
 }
 
 export interface FleetRead {
@@ -37,11 +55,15 @@ export interface FleetRead {
   head: FleetHead | undefined;
   /** ETag of fleet/head.json as read: the compare-and-swap token for moving it. */
   headEtag: string | undefined;
+  /** Set when the head was signed by an earlier root version's fleet key (`writer` reads only). */
+  headPastVersion?: number;
 }
 
 export interface VerifiedEntry {
   entry: FleetEntry;
   keyids: string[];
+  /** Set when only an earlier root version's fleet role signed it (rule.allowPast). */
+  pastVersion?: number;
 }
 
 function missing(key: string, why: string): VerificationError {
@@ -62,49 +84,81 @@ export async function readHead(
   trust: TrustRoot | FleetKeys,
   now: Date,
   allowExpired = false,
-): Promise<{ head: FleetHead; etag: string } | undefined> {
+  rule: SignerRule = {},
+): Promise<{ head: FleetHead; etag: string; pastVersion?: number } | undefined> {
   const obj = await store.get(HEAD_KEY);
   if (!obj) return undefined;
-  const v = verifyFleetObject(obj.body, PayloadType.head, asKeys(trust), HEAD_KEY);
-  return { head: parseHeadPayload(v.raw, HEAD_KEY, now, allowExpired), etag: obj.etag };
+  const v = verifyFleetObject(obj.body, PayloadType.head, asKeys(trust), HEAD_KEY, rule);
+  return {
+    head: parseHeadPayload(v.raw, HEAD_KEY, now, allowExpired),
+    etag: obj.etag,
+    ...(v.pastVersion !== undefined ? { pastVersion: v.pastVersion } : {}),
+  };
 }
 
-/** One verified entry, or undefined when `fleet/log/<seq>` does not exist. */
+/**
+ * One verified entry, or undefined when `fleet/log/<seq>` does not exist. `rule.allowPast` only for
+ * an entry the caller then checks against the hash chain from a current head (see the module comment).
+ */
 export async function readEntry(
   store: Store,
   trust: TrustRoot | FleetKeys,
   seq: number,
+  rule: SignerRule = {},
 ): Promise<VerifiedEntry | undefined> {
   const key = fleetLogKey(seq);
   const obj = await store.get(key);
   if (!obj) return undefined;
-  const v = verifyFleetObject(obj.body, PayloadType.entry, asKeys(trust), key);
+  const v = verifyFleetObject(obj.body, PayloadType.entry, asKeys(trust), key, rule);
   const entry = parseEntryPayload(v.raw, v.payload, key);
   if (entry.seq !== seq) {
     throw new VerificationError(`${key}: holds entry seq ${entry.seq}, not ${seq}`, {
       code: 'E_ENTRY_INVALID',
     });
   }
-  return { entry, keyids: v.keyids };
+  return { entry, keyids: v.keyids, ...(v.pastVersion !== undefined ? { pastVersion: v.pastVersion } : {}) };
 }
 
-/** The verified snapshot at `seq` as an applied fleet. */
+/**
+ * The verified snapshot at `seq` as an applied fleet. One signed by an earlier root version's fleet
+ * key is accepted only if it is the state of the entry at its seq (entry digest and state digest),
+ * so that the caller's hash-chain check up to the head covers it.
+ */
 export async function readSnapshot(
   store: Store,
   trust: TrustRoot | FleetKeys,
   seq: number,
+  rule: SignerRule = { allowPast: true },
 ): Promise<AppliedFleet> {
   const key = snapshotKey(seq);
   const obj = await store.get(key);
   if (!obj) throw missing(key, `the head names snapshot ${seq}`);
-  const v = verifyFleetObject(obj.body, PayloadType.snapshot, asKeys(trust), key);
+  const v = verifyFleetObject(obj.body, PayloadType.snapshot, asKeys(trust), key, rule);
   const applied = parseSnapshotPayload(v.raw, key);
   if (applied.seq !== seq) {
     throw new VerificationError(`${key}: holds the snapshot of seq ${applied.seq}, not ${seq}`, {
       code: 'E_SNAPSHOT_INVALID',
     });
   }
+  if (v.pastVersion !== undefined) await bindSnapshotToLog(store, trust, applied, key, rule);
   return applied;
+}
+
+async function bindSnapshotToLog(
+  store: Store,
+  trust: TrustRoot | FleetKeys,
+  snap: AppliedFleet,
+  key: string,
+  rule: SignerRule,
+): Promise<void> {
+  const entry = await readEntry(store, trust, snap.seq, rule);
+  if (!entry) throw missing(fleetLogKey(snap.seq), `${key} was signed before a key rotation`);
+  if (entryDigest(entry.entry) !== snap.entryDigest || entry.entry.stateDigest !== stateDigest(snap.state)) {
+    throw new VerificationError(
+      `${key}: signed by an earlier fleet key, and not the state of ${fleetLogKey(snap.seq)}`,
+      { code: 'E_SNAPSHOT_INVALID', details: { seq: snap.seq } },
+    );
+  }
 }
 
 /** Entries `from..to` (inclusive), verified, in order; fetched `concurrency` at a time. */
@@ -114,6 +168,7 @@ export async function readEntries(
   from: number,
   to: number,
   concurrency = 8,
+  rule: SignerRule = {},
 ): Promise<VerifiedEntry[]> {
   const keys = asKeys(trust);
   const out: VerifiedEntry[] = [];
@@ -121,7 +176,7 @@ export async function readEntries(
     const batch: Promise<VerifiedEntry>[] = [];
     for (let seq = start; seq <= Math.min(to, start + concurrency - 1); seq++) {
       batch.push(
-        readEntry(store, keys, seq).then((v) => {
+        readEntry(store, keys, seq, rule).then((v) => {
           if (!v) throw missing(fleetLogKey(seq), `the head is at seq ${to}`);
           return v;
         }),
@@ -142,14 +197,19 @@ export async function readFleet(
   opts: ReadFleetOptions,
 ): Promise<FleetRead> {
   const keys = asKeys(trust);
-  const read = await readHead(store, keys, opts.now, opts.allowExpired ?? false);
+  const read = await readHead(store, keys, opts.now, opts.allowExpired ?? false, {
+    allowPast: opts.writer ?? false,
+  });
   if (!read) {
     const g = genesis();
     return { state: g.state, seq: 0, entryDigest: null, applied: g, head: undefined, headEtag: undefined };
   }
   const { head, etag } = read;
   let applied = head.snapshotSeq === null ? genesis() : await readSnapshot(store, keys, head.snapshotSeq);
-  const entries = await readEntries(store, keys, applied.seq + 1, head.seq, opts.concurrency ?? 8);
+  // Covered by the head's entry digest, checked below: earlier fleet keys may have signed them.
+  const entries = await readEntries(store, keys, applied.seq + 1, head.seq, opts.concurrency ?? 8, {
+    allowPast: true,
+  });
   const applyOpts = opts.rolloutReducer ? { rolloutReducer: opts.rolloutReducer } : {};
   applied = applyEntries(
     applied,
@@ -169,5 +229,6 @@ export async function readFleet(
     applied,
     head,
     headEtag: etag,
+    ...(read.pastVersion !== undefined ? { headPastVersion: read.pastVersion } : {}),
   };
 }

@@ -3,22 +3,41 @@
  * assignable only if its manifest is published, verifies under the trust root's artifacts role and
  * is the manifest the ref names (src/artifact/manifest-store.ts does those checks). The digest is
  * the one the artifact module defines: SHA-256 of the manifest's DSSE payload bytes.
+ *
+ * A manifest the current fleet state already pins (by digest, for any site) may be signed by an
+ * earlier trust root version's artifacts key (registry/trust-history.ts): the fleet key vouched for
+ * that exact manifest when it was assigned, so a rotation does not block re-applying it. A ref
+ * assigned for the first time needs the current artifacts role (or `edgectl artifact resign`).
  */
 import { NotFoundError } from '../cli/errors.js';
 import { resolveRef } from '../artifact/manifest-store.js';
 import { parseRef } from '../artifact/ref.js';
 import type { Store } from '../registry/store.js';
 import type { TrustRoot } from '../registry/trust.js';
+import type { FleetState } from './state.js';
+
+/** Every manifest digest the fleet state assigns to some site (shadow slots included). */
+export function pinnedDigests(state: FleetState): Set<string> {
+  const out = new Set<string>();
+  for (const { assignments: a } of Object.values(state.sites)) {
+    for (const r of [a.model, a.policy, ...a.adapters, ...(a.shadow ?? [])]) if (r) out.add(r.manifestDigest);
+  }
+  return out;
+}
 
 /** Manifest digest of a ref, or undefined when the registry does not have it. */
 export type RefResolver = (ref: string) => Promise<string | undefined>;
 
 /** A resolver reading the registry; each ref is looked up once for the resolver's lifetime. */
-export function registryRefResolver(store: Store, trust: TrustRoot): RefResolver {
+export function registryRefResolver(
+  store: Store,
+  trust: TrustRoot,
+  pinned: ReadonlySet<string> = new Set(),
+): RefResolver {
   const cache = new Map<string, Promise<string | undefined>>();
   const lookup = async (text: string): Promise<string | undefined> => {
     try {
-      return (await resolveRef(store, parseRef(text), trust)).digest;
+      return (await resolveRef(store, parseRef(text), trust, { pinned })).digest;
     } catch (err) {
       if (err instanceof NotFoundError) return undefined;
       throw err;

@@ -9,15 +9,17 @@ import type { Io } from '../cli/output.js';
 import { loadSigningKey } from '../registry/keys.js';
 import { openStore } from '../registry/open-store.js';
 import type { Store } from '../registry/store.js';
-import { loadRegistryTrust, type TrustRoot } from '../registry/trust.js';
+import type { TrustRoot } from '../registry/trust.js';
+import { loadTrustInForce } from '../registry/trust-history.js';
 import { applyFleetWithRetries, type ApplyFleetResult } from './apply.js';
 import { isHeadExpired } from './head.js';
 import { listFleetLog, type FleetLogResult } from './log.js';
 import { planFleet, type FleetPlan } from './plan.js';
 import { readFleet } from './read.js';
 import { repairFleet, type FleetRepairResult } from './repair.js';
+import { resignFleet, type ResignFleetResult } from './resign.js';
 import { fleetKeys } from './signed.js';
-import { registryRefResolver } from './resolve.js';
+import { pinnedDigests, registryRefResolver } from './resolve.js';
 import { loadSiteDeclarations } from './site-schema.js';
 import { guardFleetWrite } from './write-guard.js';
 
@@ -43,7 +45,8 @@ async function withRegistry<T>(
 ): Promise<T> {
   const store = await openStore(target.registryUrl);
   try {
-    const trust = await loadRegistryTrust(store, target.trustPath, now);
+    // With the earlier roots: objects signed before a key rotation (registry/trust-history.ts).
+    const trust = await loadTrustInForce(store, target.trustPath, now);
     return await body(store, trust);
   } finally {
     await store.close();
@@ -70,7 +73,11 @@ export async function planSites(
   const desired = loadSiteDeclarations(opts.sitesDir, display);
   return withRegistry(opts, now, async (store, trust) => {
     const fleet = await readFleet(store, trust, { now, allowExpired: true });
-    const plan = await planFleet(desired, fleet.state, registryRefResolver(store, trust));
+    const plan = await planFleet(
+      desired,
+      fleet.state,
+      registryRefResolver(store, trust, pinnedDigests(fleet.state)),
+    );
     return {
       registry: store.url,
       seq: fleet.seq,
@@ -175,4 +182,35 @@ export async function repairFleetLog(opts: RepairFleetOptions): Promise<FleetRep
     };
     return guardFleetWrite(store, guard, run);
   });
+}
+
+export interface ResignOptions extends RegistryTarget {
+  /** Fleet secret key file; undefined = EDGECTL_SIGNING_KEY. */
+  keyPath: string | undefined;
+  acceptRevoked?: boolean;
+  env?: NodeJS.ProcessEnv;
+  headTtlMs?: number;
+  clock?: () => Date;
+}
+
+/** `fleet resign`: re-signs the head (and objects signed by revoked keys) with the current fleet key. */
+export async function resignFleetHead(
+  opts: ResignOptions,
+): Promise<ResignFleetResult & { registry: string }> {
+  const clock = opts.clock ?? (() => new Date());
+  const signer = loadSigningKey(opts.keyPath, opts.env ?? process.env, {
+    flag: '--key',
+    configKey: 'keys.fleet',
+  });
+  return withRegistry(opts, clock(), async (store, trust) => ({
+    registry: store.url,
+    ...(await resignFleet({
+      store,
+      trust,
+      signers: [signer],
+      clock,
+      ...(opts.acceptRevoked ? { acceptRevoked: true } : {}),
+      ...(opts.headTtlMs !== undefined ? { headTtlMs: opts.headTtlMs } : {}),
+    })),
+  }));
 }

@@ -18,16 +18,34 @@ import {
 } from '../registry/envelope.js';
 import type { KeyPair } from '../registry/keys.js';
 import { roleKeys, type TrustRoot } from '../registry/trust.js';
+import { roleInForce, verifyInForce, type RoleInForce } from '../registry/trust-history.js';
 
 /** The fleet role of a trust root, in the form verifyEnvelope takes. */
 export interface FleetKeys {
   role: RoleSpec;
   keys: Record<string, Uint8Array>;
+  /** The role across rotations (earlier versions, revoked keys): set by fleetKeys(root). */
+  inForce?: RoleInForce;
 }
 
 export function fleetKeys(root: TrustRoot): FleetKeys {
-  return roleKeys(root, 'fleet');
+  return { ...roleKeys(root, 'fleet'), inForce: roleInForce(root, 'fleet') };
 }
+
+/** How a fleet object may be signed (trust-history.ts): by the current role only, or also earlier ones. */
+export interface SignerRule {
+  /**
+   * Also accept a threshold of an earlier root version's fleet role (revoked keys excluded): only
+   * for objects the caller checks against the hash chain from a head signed by a current key, or
+   * for a writer that re-signs what it read.
+   */
+  allowPast?: boolean;
+  /** Count revoked keys of earlier versions too: only `fleet resign --accept-revoked`. */
+  allowRevoked?: boolean;
+}
+
+/** What re-signs fleet objects whose signer left the fleet role (named in errors and by doctor). */
+export const FLEET_RESIGN_FIX = 'edgectl fleet resign';
 
 export interface VerifiedObject {
   /** Parsed payload JSON (shape not yet validated). */
@@ -36,6 +54,8 @@ export interface VerifiedObject {
   payload: Buffer;
   /** Key ids of the signatures on the envelope (all verified against the fleet role). */
   keyids: string[];
+  /** Set when an earlier root version's fleet role verified it (see SignerRule). */
+  pastVersion?: number;
 }
 
 /** Decodes and verifies envelope bytes; VerificationError (exit 4) names `what` on any failure. */
@@ -44,8 +64,22 @@ export function verifyFleetObject(
   payloadType: string,
   keys: FleetKeys,
   what: string,
+  rule: SignerRule = {},
 ): VerifiedObject {
   const env = decodeEnvelope(bytes, what);
+  if (keys.inForce) {
+    const v = verifyInForce<unknown>(env, payloadType, keys.inForce, what, {
+      allowPast: rule.allowPast ?? false,
+      allowRevoked: rule.allowRevoked ?? false,
+      fix: FLEET_RESIGN_FIX,
+    });
+    return {
+      raw: v.payload,
+      payload: envelopePayloadBytes(env),
+      keyids: v.signedBy,
+      ...(v.pastVersion !== undefined ? { pastVersion: v.pastVersion } : {}),
+    };
+  }
   const raw = verifyEnvelope<unknown>(env, payloadType, keys.role, keys.keys, what);
   const inRole = new Set(keys.role.keyids);
   return {

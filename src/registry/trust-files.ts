@@ -83,6 +83,8 @@ export interface TrustSummary {
   expired: boolean;
   roles: Record<RoleName, { keyids: string[]; threshold: number }>;
   keys: string[];
+  /** Revoked key ids (their signatures count nowhere). */
+  revoked: string[];
 }
 
 export function summarizeTrust(root: TrustRoot, path: string, now: Date): TrustSummary {
@@ -95,6 +97,7 @@ export function summarizeTrust(root: TrustRoot, path: string, now: Date): TrustS
     expired: isExpired(root, now),
     roles,
     keys: Object.keys(root.keys),
+    revoked: root.revoked ?? [],
   };
 }
 
@@ -161,6 +164,8 @@ export interface RotateTrustOptions {
   artifactsKeyPaths?: string[];
   fleetKeyPaths?: string[];
   thresholds?: Partial<Record<RoleName, number>>;
+  /** Keys to revoke: key ids or key files (public or secret). */
+  revoke?: string[];
   expires: Date;
   env?: NodeJS.ProcessEnv;
   now: Date;
@@ -168,6 +173,11 @@ export interface RotateTrustOptions {
 
 export interface RotateResult extends TrustSummary {
   previousVersion: number;
+}
+
+/** A key id as given, or the key id of a key file. */
+function revokedKeyId(given: string): string {
+  return /^sha256:[0-9a-f]{32}$/.test(given) ? given : readPublicKeyFile(given).keyid;
 }
 
 export function rotateTrustFile(opts: RotateTrustOptions): RotateResult {
@@ -183,6 +193,7 @@ export function rotateTrustFile(opts: RotateTrustOptions): RotateResult {
       ...(opts.fleetKeyPaths?.length ? { fleetKeys: publicKeys(opts.fleetKeyPaths) } : {}),
       threshold: opts.thresholds ?? {},
       expires: opts.expires,
+      ...(opts.revoke?.length ? { revoke: opts.revoke.map(revokedKeyId) } : {}),
     },
     [...signers, ...newRootKeys],
   );

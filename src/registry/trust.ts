@@ -45,6 +45,12 @@ export interface TrustRoot {
   expires: string;
   keys: Record<string, TrustKey>;
   roles: { root: Role; artifacts: Role; fleet: Role };
+  /**
+   * Key ids revoked (compromised): they hold no role, and no signature of theirs counts anywhere,
+   * not even on objects covered by the chain of earlier roots (trust-history.ts). Carried forward by
+   * every later version. Optional: absent in roots that never revoked a key.
+   */
+  revoked?: string[];
 }
 
 /** Largest root accepted from a file or registry: roots are a few KB; this bounds a hostile download. */
@@ -62,6 +68,7 @@ const rootSchema = z.object({
   }),
   keys: z.record(z.string(), z.object({ type: z.literal('ed25519'), public: z.string() })),
   roles: z.object({ root: roleSchema, artifacts: roleSchema, fleet: roleSchema }),
+  revoked: z.array(z.string().regex(/^sha256:[0-9a-f]{32}$/, 'expected a key id')).optional(),
 });
 
 function invalidRoot(what: string, why: string): VerificationError {
@@ -101,6 +108,8 @@ export function parseTrustRoot(value: unknown, what = 'trust root'): TrustRoot {
         `roles.${name}: threshold ${role.threshold} exceeds its ${role.keyids.length} keys`,
       );
     }
+    const revoked = role.keyids.find((k) => root.revoked?.includes(k));
+    if (revoked) throw invalidRoot(what, `roles.${name}: key ${revoked} is revoked`);
   }
   return root;
 }
@@ -320,6 +329,8 @@ export interface TrustRootSpec {
   threshold?: Thresholds;
   expires: Date | string;
   version?: number;
+  /** Revoked key ids (see TrustRoot.revoked). */
+  revoked?: string[];
 }
 
 function uniqueKeys(keys: PublicKey[]): PublicKey[] {
@@ -342,9 +353,17 @@ export function buildTrustRoot(spec: TrustRootSpec): TrustRoot {
   };
   const keys: Record<string, TrustKey> = {};
   const roles = {} as TrustRoot['roles'];
+  const revoked = [...new Set(spec.revoked ?? [])].sort();
   for (const name of ROLE_NAMES) {
     const list = roleKeyLists[name];
     if (list.length === 0) throw new UserError(`the ${name} role needs at least one key`);
+    const bad = list.find((k) => revoked.includes(k.keyid));
+    if (bad) {
+      throw new UserError(`key ${bad.keyid} is revoked and cannot hold the ${name} role`, {
+        code: 'E_KEY_REVOKED',
+        suggestion: `give the ${name} role a new key (edgectl keys generate, then --${name === 'root' ? 'new-key' : `${name}-key`})`,
+      });
+    }
     const threshold = thresholdFor(spec.threshold, name);
     if (!Number.isInteger(threshold) || threshold < 1 || threshold > list.length) {
       throw new UserError(
@@ -360,7 +379,13 @@ export function buildTrustRoot(spec: TrustRootSpec): TrustRoot {
   if (Number.isNaN(expires.getTime())) throw new UserError(`invalid expiry time ${String(spec.expires)}`);
   const sortedKeys = Object.fromEntries(Object.entries(keys).sort(([a], [b]) => (a < b ? -1 : 1)));
   return parseTrustRoot(
-    { version: spec.version ?? 1, expires: expires.toISOString(), keys: sortedKeys, roles },
+    {
+      version: spec.version ?? 1,
+      expires: expires.toISOString(),
+      keys: sortedKeys,
+      roles,
+      ...(revoked.length ? { revoked } : {}),
+    },
     'new trust root',
   );
 }
@@ -381,14 +406,21 @@ export interface RotationSpec {
   /** Thresholds of the new version; unspecified roles keep theirs. */
   threshold?: Thresholds;
   expires: Date | string;
+  /**
+   * Key ids to revoke: removed from every role they hold (a role left without keys needs new ones
+   * given here) and listed in `revoked`, so their signatures stop counting everywhere.
+   */
+  revoke?: string[];
 }
 
-function currentPublicKeys(root: TrustRoot, role: RoleName): PublicKey[] {
-  return root.roles[role].keyids.map((keyid) => {
-    const bytes = decodeBase64(root.keys[keyid]?.public ?? '');
-    if (!bytes) throw invalidRoot('trust root', `keys.${keyid}: missing`);
-    return { keyid, publicKey: bytes };
-  });
+function currentPublicKeys(root: TrustRoot, role: RoleName, drop: string[] = []): PublicKey[] {
+  return root.roles[role].keyids
+    .filter((keyid) => !drop.includes(keyid))
+    .map((keyid) => {
+      const bytes = decodeBase64(root.keys[keyid]?.public ?? '');
+      if (!bytes) throw invalidRoot('trust root', `keys.${keyid}: missing`);
+      return { keyid, publicKey: bytes };
+    });
 }
 
 /**
@@ -409,14 +441,36 @@ export function rotateTrustRoot(
   if (typeof next.threshold === 'number') thresholds.root = next.threshold;
   else for (const name of ROLE_NAMES) thresholds[name] = next.threshold?.[name] ?? thresholds[name];
 
-  const rootKeys = next.rootKeys?.length ? next.rootKeys : currentPublicKeys(cur, 'root');
+  const revoke = next.revoke ?? [];
+  const unknownRevoke = revoke.find((k) => !(k in cur.keys) && !cur.revoked?.includes(k));
+  if (unknownRevoke) {
+    throw new UserError(
+      `cannot revoke ${unknownRevoke}: it is not a key of trust root version ${cur.version}`,
+      {
+        code: 'E_REVOKE_UNKNOWN',
+        suggestion: 'pass the key id (edgectl trust show) or the key file of a key the trust root lists',
+      },
+    );
+  }
+  const keep = (role: RoleName, given: PublicKey[] | undefined): PublicKey[] => {
+    if (given?.length) return given;
+    const kept = currentPublicKeys(cur, role, revoke);
+    if (kept.length === 0 && revoke.length) {
+      throw new UserError(`revoking leaves the ${role} role without keys`, {
+        code: 'E_REVOKE_EMPTY_ROLE',
+        suggestion: `give the ${role} role a new key in the same rotation (${role === 'root' ? '--new-key' : `--${role}-key`})`,
+      });
+    }
+    return kept;
+  };
   const root = buildTrustRoot({
     version: cur.version + 1,
-    rootKeys,
-    artifactsKeys: next.artifactsKeys?.length ? next.artifactsKeys : currentPublicKeys(cur, 'artifacts'),
-    fleetKeys: next.fleetKeys?.length ? next.fleetKeys : currentPublicKeys(cur, 'fleet'),
+    rootKeys: keep('root', next.rootKeys),
+    artifactsKeys: keep('artifacts', next.artifactsKeys),
+    fleetKeys: keep('fleet', next.fleetKeys),
     threshold: thresholds,
     expires: next.expires,
+    revoked: [...(cur.revoked ?? []), ...revoke],
   });
 
   const oldIds = new Set(cur.roles.root.keyids);

@@ -62,7 +62,8 @@ export async function readLatest(
   now: Date,
 ): Promise<{ applied: AppliedFleet; headSeq: number; headEtag: string | undefined; headFresh: boolean }> {
   const keys = fleetKeys(trust);
-  const read = await readFleet(store, keys, { now, allowExpired: true });
+  // A writer: a head signed by a rotated-out (unrevoked) fleet key is read, and re-signed by moveHead.
+  const read = await readFleet(store, keys, { now, allowExpired: true, writer: true });
   let applied = read.applied;
   for (
     let next = await readEntry(store, keys, applied.seq + 1);
@@ -156,7 +157,7 @@ async function moveHead(w: FleetWriter, fleet: AppliedFleet, now: Date): Promise
   const keys = fleetKeys(w.trust);
   const every = w.snapshotEvery ?? DEFAULT_SNAPSHOT_EVERY;
   for (let attempt = 0; attempt < 8; attempt++) {
-    const cur = await readHead(w.store, keys, now, true);
+    const cur = await readHead(w.store, keys, now, true, { allowPast: true });
     if (cur && cur.head.seq >= fleet.seq) return;
     if (fleet.entryDigest === null) return;
     const snapSeq = Math.floor(fleet.seq / every) * every;

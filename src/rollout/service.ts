@@ -8,11 +8,12 @@
  */
 import { hostname, userInfo } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { ConflictError, ExitCode, NotFoundError, UserError } from '../cli/errors.js';
+import { ConflictError, ExitCode, NotFoundError, UserError, VerificationError } from '../cli/errors.js';
 import type { Io } from '../cli/output.js';
 import { parseRef } from '../artifact/ref.js';
 import { resolveRef } from '../artifact/manifest-store.js';
 import type { FleetOp } from '../fleet/ops.js';
+import { entryDigest, type FleetEntry } from '../fleet/entry.js';
 import { readEntries } from '../fleet/read.js';
 import { isActive, type RolloutState } from '../fleet/rollout-ops.js';
 import { fleetKeys } from '../fleet/signed.js';
@@ -21,7 +22,8 @@ import type { FleetState } from '../fleet/state.js';
 import { loadSigningKey, type KeyPair } from '../registry/keys.js';
 import { openStore } from '../registry/open-store.js';
 import type { Store } from '../registry/store.js';
-import { loadRegistryTrust, type TrustRoot } from '../registry/trust.js';
+import type { TrustRoot } from '../registry/trust.js';
+import { loadTrustInForce } from '../registry/trust-history.js';
 import { abortOps, advanceOps, pauseOps, promoteOps, resumeOps, startOps, undoOps } from './actions.js';
 import { appendEntry, readLatest, type FleetWriter } from './append.js';
 import { getRollout, runController, tick, type TickResult } from './controller.js';
@@ -137,7 +139,7 @@ async function withRegistry<T>(
 ): Promise<T> {
   const store = await openStore(t.registryUrl);
   try {
-    const trust = await loadRegistryTrust(store, t.trustPath, (t.clock ?? (() => new Date()))());
+    const trust = await loadTrustInForce(store, t.trustPath, (t.clock ?? (() => new Date()))());
     return await body(store, trust);
   } finally {
     await store.close();
@@ -271,14 +273,31 @@ function summarize(op: FleetOp): string {
   }
 }
 
+function checkChainedTo(entries: FleetEntry[], finalDigest: string | null): void {
+  const broken = entries.findIndex((e, i) => i > 0 && e.prev !== entryDigest(entries[i - 1] as FleetEntry));
+  const last = entries.at(-1);
+  if (broken >= 0 || (last && entryDigest(last) !== finalDigest)) {
+    throw new VerificationError('the fleet log does not chain to the verified fleet state', {
+      code: 'E_CHAIN',
+      details: { seq: broken >= 0 ? (entries[broken]?.seq ?? null) : (last?.seq ?? null) },
+    });
+  }
+}
+
 /** Every rollout op of `r` in the log, with the judgements in full. */
 async function historyOf(
   store: Store,
   trust: TrustRoot,
   r: RolloutState,
-  toSeq: number,
+  to: { seq: number; entryDigest: string | null },
 ): Promise<{ events: RolloutEvent[]; judgements: JudgementRecord[] }> {
-  const entries = await readEntries(store, fleetKeys(trust), r.startSeq, toSeq);
+  // Earlier (unrevoked) fleet keys may have signed old entries: accepted when chained to the
+  // verified fleet at `to` (prev links, and the last entry's digest).
+  const entries = await readEntries(store, fleetKeys(trust), r.startSeq, to.seq, 8, { allowPast: true });
+  checkChainedTo(
+    entries.map((e) => e.entry),
+    to.entryDigest,
+  );
   const events: RolloutEvent[] = [];
   const judgements: JudgementRecord[] = [];
   for (const { entry } of entries) {
@@ -306,11 +325,11 @@ async function report(
   store: Store,
   trust: TrustRoot,
   state: FleetState,
-  seq: number,
+  at: { seq: number; entryDigest: string | null },
   r: RolloutState,
   extra: { reason?: string; timedOut?: boolean } = {},
 ): Promise<RolloutReport> {
-  const { events, judgements } = await historyOf(store, trust, r, seq);
+  const { events, judgements } = await historyOf(store, trust, r, at);
   let { outcome, exitCode } = outcomeOf(r);
   if (extra.timedOut && r.status === 'running') {
     outcome = 'timeout';
@@ -327,7 +346,7 @@ async function report(
       : r.status);
   return {
     registry: store.url,
-    fleetSeq: seq,
+    fleetSeq: at.seq,
     rollout: viewOf(r),
     outcome,
     exitCode,
@@ -385,7 +404,7 @@ export async function startCanary(opts: CanaryOptions): Promise<RolloutReport> {
       'info',
       `started rollout ${id}: ${candidate.ref} on ${r.sites.length} sites, waves ${r.waves.join('/')} (fleet seq ${res.seq ?? res.fleet.seq})`,
     );
-    if (!opts.wait) return report(store, trust, res.fleet.state, res.fleet.seq, r);
+    if (!opts.wait) return report(store, trust, res.fleet.state, res.fleet, r);
     return waitFor(opts, store, trust, w, id);
   });
 }
@@ -410,8 +429,8 @@ async function waitFor(
     ...(opts.onTick ? { onTick: opts.onTick } : {}),
   });
   const { rollout, state } = run.last;
-  const seq = (await readLatest(store, trust, w.clock())).applied.seq;
-  return report(store, trust, state, seq, rollout, {
+  const at = (await readLatest(store, trust, w.clock())).applied;
+  return report(store, trust, state, at, rollout, {
     timedOut: run.stopped === 'deadline',
     ...(run.stopped === 'deadline'
       ? {
@@ -486,7 +505,7 @@ export async function actOnRollout(
     });
     const r = getRollout(res.fleet.state, id);
     if (act === 'resume' && opts.wait) return waitFor(opts, store, trust, w, id);
-    return report(store, trust, res.fleet.state, res.fleet.seq, r);
+    return report(store, trust, res.fleet.state, res.fleet, r);
   });
 }
 
@@ -504,7 +523,7 @@ export async function rolloutStatus(
     const latest = await readLatest(store, trust, now);
     const state = latest.applied.state;
     const r = pickRollout(state, opts.id, true);
-    const out = await report(store, trust, state, latest.applied.seq, r);
+    const out = await report(store, trust, state, latest.applied, r);
     if (r.status === 'running' || r.status === 'paused') {
       await cache.refresh(store, state, r.sites, new Date(Date.parse(r.stepTime) - 60_000));
       const { evidence: ev, metrics } = currentStep(state, r, specFromJson(r.spec), (s) => cache.reports(s));

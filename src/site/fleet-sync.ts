@@ -142,7 +142,8 @@ export async function catchUp(
   if (useSnapshot && head.snapshotSeq !== null) {
     if (from.seq > 0) {
       // Jumping over entries: make sure the log still holds the entry this site applied.
-      const ours = await readEntry(store, keys, from.seq);
+      // Compared by digest with what this site applied; an earlier fleet key may have signed it.
+      const ours = await readEntry(store, keys, from.seq, { allowPast: true });
       if (!ours) {
         throw new VerificationError(
           `${fleetLogKey(from.seq)} is missing: cannot tell whether the log was rewritten`,
@@ -162,7 +163,11 @@ export async function catchUp(
     applied = await readSnapshot(store, keys, head.snapshotSeq);
     snapshotSeq = head.snapshotSeq;
   }
-  const entries = await readEntries(store, keys, applied.seq + 1, head.seq, opts.concurrency ?? 8);
+  // Earlier (unrevoked) fleet keys may have signed these: the head's entry digest, checked below,
+  // covers them through the prev chain (registry/trust-history.ts).
+  const entries = await readEntries(store, keys, applied.seq + 1, head.seq, opts.concurrency ?? 8, {
+    allowPast: true,
+  });
   const applyOpts = opts.rolloutReducer ? { rolloutReducer: opts.rolloutReducer } : {};
   for (const { entry } of entries) applied = applyEntry(applied, entry, applyOpts);
   if (applied.seq !== head.seq || applied.entryDigest !== head.entryDigest) {

@@ -126,7 +126,8 @@ export async function loadAssignedManifest(
   if (cached) return { manifest: cached, fetched: false };
   let loaded;
   try {
-    loaded = await resolveRef(store, parseRef(art.ref), trust);
+    // The signed fleet state pins this digest: an earlier artifacts key's signature counts.
+    loaded = await resolveRef(store, parseRef(art.ref), trust, { pinned: new Set([art.manifestDigest]) });
   } catch (err) {
     throw asVerificationError(err, art);
   }

@@ -9,12 +9,8 @@ import { existsSync } from 'node:fs';
 import { NotFoundError } from '../cli/errors.js';
 import { encodeEnvelope, type Envelope } from '../registry/envelope.js';
 import type { Store } from '../registry/store.js';
-import {
-  readTrustRootEnvelope,
-  verifySelfSignedRoot,
-  walkRegistryTrust,
-  type TrustRoot,
-} from '../registry/trust.js';
+import { readTrustRootEnvelope, verifySelfSignedRoot, type TrustRoot } from '../registry/trust.js';
+import { walkTrustInForce } from '../registry/trust-history.js';
 import { writeFileAtomic } from './atomic.js';
 
 export interface PinnedTrust {
@@ -61,11 +57,12 @@ export async function advanceTrust(
   pinned: PinnedTrust,
   now: Date,
 ): Promise<TrustRoot> {
-  const walked = await walkRegistryTrust(store, pinned.envelope, now);
+  // With the earlier roots attached: fleet objects and manifests signed before a key rotation.
+  const walked = await walkTrustInForce(store, pinned.envelope, now);
   if (walked.walked.length > 0) {
     await writeFileAtomic(pinPath, encodeEnvelope(walked.envelope));
     pinned.envelope = walked.envelope;
-    pinned.root = walked.root;
   }
+  pinned.root = walked.root;
   return walked.root;
 }
