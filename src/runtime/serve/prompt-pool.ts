@@ -19,8 +19,9 @@ import { UserError } from '../../cli/errors.js';
 import { RedactionMap } from '../../policy/redact.js';
 import { HttpError } from '../../server/http.js';
 import type { LoadedGeneration } from './generation.js';
+import { parseJsonBody } from './json-body.js';
 import { preparePrompt, type PromptPrep } from './prompt-prep.js';
-import type { PrepJob, PrepReply } from './prompt-worker.js';
+import type { JsonJob, PrepJob, PrepReply, WorkerError } from './prompt-worker.js';
 
 /** Prompts up to this many UTF-16 units (at most ~24 KiB) are prepared inline (~ms of work). */
 export const INLINE_MAX_CHARS = 8192;
@@ -33,6 +34,15 @@ export type PreparedPrompt =
 interface Pending {
   resolve: (reply: PrepReply) => void;
   reject: (err: Error) => void;
+}
+
+/** The error a worker reported, as the kind of error it was on the other side. */
+function rebuild(e: WorkerError): Error {
+  if (e.kind === 'http') return new HttpError(e.status ?? 400, e.message, e.code);
+  if (e.kind === 'usage') {
+    return new UserError(e.message, { code: e.code, ...(e.suggestion ? { suggestion: e.suggestion } : {}) });
+  }
+  return new Error(`prompt worker: ${e.message}`);
 }
 
 function workerFile(): URL | undefined {
@@ -95,20 +105,39 @@ export class PromptPool {
     const worker = this.start();
     const tokenizerKey = this.key(g.tokenizer);
     const policyKey = this.key(g.policy);
-    const job: PrepJob = { id: this.nextId++, tokenizerKey, policyKey, text, maxPositions: g.maxPositions };
+    const job: PrepJob = {
+      kind: 'prep',
+      id: this.nextId++,
+      tokenizerKey,
+      policyKey,
+      text,
+      maxPositions: g.maxPositions,
+    };
     if (!this.sent.has(tokenizerKey)) job.tokenizer = g.tokenizer.definition;
     if (!this.sent.has(policyKey)) job.policy = { block: g.policy.block, redaction: g.policy.redaction };
     this.sent.add(tokenizerKey).add(policyKey);
-    const reply = await new Promise<PrepReply>((resolve, reject) => {
-      this.pending.set(job.id, { resolve, reject });
-      worker.postMessage(job);
-    });
+    const reply = await this.send(worker, job);
     if ('prep' in reply) return reply.prep;
-    const e = reply.error;
-    if (e.usage) {
-      throw new UserError(e.message, { code: e.code, ...(e.suggestion ? { suggestion: e.suggestion } : {}) });
-    }
-    throw new Error(`prompt preparation failed: ${e.message}`);
+    throw 'error' in reply ? rebuild(reply.error) : new Error('prompt worker: unexpected reply');
+  }
+
+  /** Parses a JSON request body in the worker (json-body.ts); its bytes are moved, not copied. */
+  async parseJson(body: Buffer): Promise<unknown> {
+    if (this.closed || this.file === undefined) return parseJsonBody(body.toString('utf8'));
+    // A big body owns its ArrayBuffer and moves to the worker as is; one in a shared pool is copied.
+    const owned = body.byteOffset === 0 && body.byteLength === body.buffer.byteLength;
+    const bytes = owned ? new Uint8Array(body.buffer, 0, body.byteLength) : new Uint8Array(body);
+    const job: JsonJob = { kind: 'json', id: this.nextId++, body: bytes };
+    const reply = await this.send(this.start(), job, [bytes.buffer as ArrayBuffer]);
+    if ('json' in reply) return reply.json;
+    throw 'error' in reply ? rebuild(reply.error) : new Error('prompt worker: unexpected reply');
+  }
+
+  private send(worker: Worker, job: PrepJob | JsonJob, transfer: ArrayBuffer[] = []): Promise<PrepReply> {
+    return new Promise<PrepReply>((resolve, reject) => {
+      this.pending.set(job.id, { resolve, reject });
+      worker.postMessage(job, transfer);
+    });
   }
 
   private start(): Worker {

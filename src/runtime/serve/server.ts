@@ -60,6 +60,7 @@ import {
   type ResponseBase,
 } from './openai.js';
 import { OutputText } from './output.js';
+import { installJsonBodyParser } from './json-body.js';
 import { PromptPool } from './prompt-pool.js';
 import { cannotFit, tooLongError } from './prompt-prep.js';
 import { VerifierPool } from './verifier-pool.js';
@@ -201,6 +202,7 @@ export async function startRuntimeServer(
         .send(new HttpError(503, 'the site runtime is shutting down', 'shutting_down').body());
     }
   });
+  installJsonBodyParser(app, (body) => prompts.parseJson(body));
   app.addHook('onResponse', async (req, reply) => {
     metrics.http(req.routeOptions.url ?? 'unmatched', reply.statusCode);
   });
