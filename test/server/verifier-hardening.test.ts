@@ -58,6 +58,21 @@ describe('verifier: control-token text in prompts', () => {
     expect(r.body.prompt_tokens).toBeGreaterThan(tok.encode('hi  there').length + 1);
   });
 
+  it('a multi-megabyte text prompt is refused by the bytes-per-token bound, without tokenizing', async () => {
+    const prompt = 'Customer: where is my order? '.repeat(130_000); // 3.8 MB: seconds of BPE
+    const t0 = performance.now();
+    const r = await postJson<{ error: { code: string; message: string } }>(`${v.url}/v1/sessions`, {
+      prompt,
+    });
+    const ms = performance.now() - t0;
+    expect(r.status).toBe(400);
+    expect(r.body.error.code).toBe('context_too_long');
+    expect(r.body.error.message).toMatch(
+      /^prompt \(at least\): \d+ tokens exceed the model's context of 512/,
+    );
+    expect(ms).toBeLessThan(1000); // tokenizing it took ~3 s before
+  });
+
   it('a /v1/completions prompt of just <|endoftext|> is several text tokens, not id 0', async () => {
     const r = await postJson<{ usage: { prompt_tokens: number } }>(`${v.url}/v1/completions`, {
       prompt: EOT,

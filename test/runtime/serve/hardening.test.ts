@@ -108,9 +108,12 @@ describe.each([
     for (const { message: m } of r.answers)
       expect(m).toMatch(/bytes per token\) cannot fit the model's context of 512/);
     // Before: the event loop tokenized each prompt for seconds and /readyz waited up to 14 s.
-    // The bound is generous (the goal is < 100 ms) so a loaded CI machine does not fail it.
+    // The goal is < 100 ms; the bounds are generous (median and worst case) so a loaded CI
+    // machine, where the load thread and the worker compete for the cores, does not fail them.
     expect(r.readyMs.length).toBeGreaterThan(0);
-    expect(Math.max(...r.readyMs)).toBeLessThan(1000);
+    const sorted = [...r.readyMs].sort((a, b) => a - b);
+    expect(sorted[Math.floor(sorted.length / 2)]).toBeLessThan(250);
+    expect(sorted[sorted.length - 1]).toBeLessThan(3000);
     // The site still serves ordinary requests.
     const ok = await fetch(`${rt.server.url}/v1/completions`, {
       method: 'POST',
@@ -274,5 +277,58 @@ describe('site slow clients', () => {
     });
     expect(r.response).toMatch(/^HTTP\/1\.1 408 /);
     expect(r.closedAfterMs).toBeLessThan(5_000);
+  });
+});
+
+describe('site runtime -> verifier with a bearer token', () => {
+  let v: RunningVerifier;
+  let gen: LoadedGeneration;
+  beforeAll(async () => {
+    v = await startTestVerifier({ bearerToken: 'site-verifier-token' });
+    gen = await loadTestGeneration(makeGenerationDir());
+  });
+  afterAll(async () => {
+    await gen.dispose();
+    await v.close();
+  });
+
+  const speculative = async (
+    rt: TestRuntime,
+  ): Promise<{ status: number; route: string | null; unverified: string | null }> => {
+    const res = await fetch(`${rt.server.url}/v1/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        model: 'draft',
+        prompt: 'Customer: hello\nAgent:',
+        max_tokens: 8,
+        edgectl: { route: 'speculative' },
+      }),
+    });
+    await res.arrayBuffer();
+    return {
+      status: res.status,
+      route: res.headers.get('x-edgectl-route'),
+      unverified: res.headers.get('x-edgectl-unverified'),
+    };
+  };
+
+  it('sends the token on sessions and the verify stream, and is refused without it', async () => {
+    const withToken = await startTestRuntime(gen, v.url, { verifierToken: 'site-verifier-token' });
+    try {
+      const r = await speculative(withToken);
+      expect(r).toEqual({ status: 200, route: 'speculative', unverified: null });
+      expect(v.context.metrics.snapshot().verifyRounds).toBeGreaterThan(0);
+    } finally {
+      await withToken.server.close();
+    }
+    const without = await startTestRuntime(gen, v.url);
+    try {
+      // The test policy falls back to edge-unverified when the verifier refuses.
+      const r = await speculative(without);
+      expect(r.unverified).toBe('true');
+    } finally {
+      await without.server.close();
+    }
   });
 });
