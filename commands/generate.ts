@@ -5,6 +5,7 @@ import { registryFlag, trustFlag } from '../src/cli/flags.js';
 import { UserError } from '../src/cli/errors.js';
 import { generateText, type GenerateTextResult } from '../src/generate/generate-text.js';
 import { resolveModelSource } from '../src/server/verifier/model-source.js';
+import { VERIFIER_TOKEN_ENV } from '../src/server/verifier/protocol.js';
 
 export default class Generate extends BaseCommand<typeof Generate> {
   static override summary = 'Generate text edge-only, speculatively against a verifier, or cloud-only.';
@@ -35,6 +36,11 @@ export default class Generate extends BaseCommand<typeof Generate> {
       helpValue: '<dir|ref>',
     }),
     verifier: Flags.string({ summary: 'Verifier URL, e.g. http://127.0.0.1:8700.', helpValue: '<url>' }),
+    'verifier-token': Flags.string({
+      summary: 'Bearer token the verifier requires (its `verifier up --token`).',
+      env: VERIFIER_TOKEN_ENV,
+      helpValue: '<token>',
+    }),
     route: Flags.option({
       options: ['edge', 'speculative', 'cloud'] as const,
       summary: 'Where tokens come from (default: speculative with --verifier, else edge).',
@@ -69,6 +75,7 @@ export default class Generate extends BaseCommand<typeof Generate> {
         modelDir: model,
         adapterDir: adapter,
         verifierUrl: f.verifier,
+        verifierToken: f['verifier-token'],
         route: f.route,
         k: parseK(f.k),
         maxTokens: f['max-tokens'],

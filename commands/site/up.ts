@@ -6,6 +6,7 @@ import { NotFoundError, UserError } from '../../src/cli/errors.js';
 import { registryFlag, siteDataDirFlag, siteNameArg, trustFlag } from '../../src/cli/flags.js';
 import { readSiteFile } from '../../src/fleet/site-schema.js';
 import { parseDuration } from '../../src/registry/duration.js';
+import { VERIFIER_TOKEN_ENV } from '../../src/server/verifier/protocol.js';
 import { SITE_TOKEN_ENV, startSiteDaemon, type SiteUpResult } from '../../src/runtime/daemon/client.js';
 import { parseListen } from '../../src/runtime/daemon/listen.js';
 import { daemonLog } from '../../src/runtime/daemon/log.js';
@@ -61,6 +62,16 @@ export default class SiteUp extends BaseCommand<typeof SiteUp> {
       env: 'EDGECTL_SITE_VERIFIER_URL',
       helpValue: '<url>',
     }),
+    'verifier-token': Flags.string({
+      summary: 'Bearer token the verifier requires (its `verifier up --token`).',
+      env: VERIFIER_TOKEN_ENV,
+      helpValue: '<token>',
+    }),
+    'request-timeout': Flags.string({
+      summary: 'Longest a client may take to send a request (headers and body) before 408.',
+      default: '30s',
+      helpValue: '<duration>',
+    }),
     threads: Flags.integer({
       summary: 'ONNX Runtime threads of the draft model session.',
       default: 1,
@@ -106,6 +117,7 @@ export default class SiteUp extends BaseCommand<typeof SiteUp> {
       : undefined;
     const feedbackWindowMs = parseDuration(f['feedback-window'], '--feedback-window');
     const drainMs = parseDuration(f.drain, '--drain');
+    const requestTimeoutMs = parseDuration(f['request-timeout'], '--request-timeout');
     const shadowSample = Number(f['shadow-sample']);
     if (!(f['shadow-sample'].trim() !== '' && shadowSample >= 0 && shadowSample <= 1)) {
       throw new UserError(`--shadow-sample: "${f['shadow-sample']}" is not a share between 0 and 1`, {
@@ -130,6 +142,8 @@ export default class SiteUp extends BaseCommand<typeof SiteUp> {
           syncIntervalMs,
           feedbackWindowMs,
           verifierUrl: f['verifier-url'],
+          verifierToken: f['verifier-token'],
+          requestTimeoutMs,
           threads: f.threads,
           maxConcurrent: f['max-concurrent'],
           maxQueue: f.queue,
@@ -165,6 +179,8 @@ export default class SiteUp extends BaseCommand<typeof SiteUp> {
       f.drain,
       '--log-level',
       f['log-level'],
+      '--request-timeout',
+      f['request-timeout'],
       ...(trustPath ? ['--trust', trustPath] : []),
       ...(f.listen ? ['--listen', f.listen] : []),
       ...(f['sync-interval'] ? ['--sync-interval', f['sync-interval']] : []),
@@ -178,6 +194,7 @@ export default class SiteUp extends BaseCommand<typeof SiteUp> {
         args,
         cwd: cfg.root,
         bearerToken: f.token,
+        verifierToken: f['verifier-token'],
         readyTimeoutMs: parseDuration(f.timeout, '--timeout'),
       },
       this.io,

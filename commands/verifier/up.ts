@@ -13,6 +13,7 @@ import {
   type VerifierUpResult,
 } from '../../src/server/verifier/lifecycle.js';
 import { resolveModelSource } from '../../src/server/verifier/model-source.js';
+import { VERIFIER_TOKEN_ENV } from '../../src/server/verifier/protocol.js';
 
 export default class VerifierUp extends BaseCommand<typeof VerifierUp> {
   static override summary = 'Start the cloud verifier service for a model (detached unless --foreground).';
@@ -23,11 +24,12 @@ export default class VerifierUp extends BaseCommand<typeof VerifierUp> {
     'pid, state and log files live in .edgectl/run/ under the project root. A verifier that is already running is ' +
     'reported, not started twice. With --foreground it serves in this process until SIGTERM or Ctrl-C (systemd, ' +
     'containers). Forward passes beyond --max-concurrency wait in a queue of --queue; past that, requests get 429 ' +
-    'with Retry-After.';
+    'with Retry-After. A non-loopback --host needs a bearer token (--token or EDGECTL_VERIFIER_TOKEN) that every ' +
+    'client must send (sites read it from EDGECTL_VERIFIER_TOKEN or `site up --verifier-token`).';
   static override examples = [
     '<%= config.bin %> verifier up --model artifacts/models/verifier',
     '<%= config.bin %> verifier up --model artifacts/models/verifier --port 0 --threads 1 --json',
-    '<%= config.bin %> verifier up --model artifacts/models/verifier --foreground --host 0.0.0.0',
+    'EDGECTL_VERIFIER_TOKEN=s3cret <%= config.bin %> verifier up --model artifacts/models/verifier --foreground --host 0.0.0.0',
   ];
   static override flags = {
     registry: registryFlag,
@@ -43,7 +45,20 @@ export default class VerifierUp extends BaseCommand<typeof VerifierUp> {
       min: 0,
       max: 65535,
     }),
-    host: Flags.string({ summary: 'Address to bind.', default: '127.0.0.1' }),
+    host: Flags.string({
+      summary: 'Address to bind (a non-loopback address needs --token).',
+      default: '127.0.0.1',
+    }),
+    token: Flags.string({
+      summary: 'Bearer token clients must send (required for a non-loopback --host).',
+      env: VERIFIER_TOKEN_ENV,
+      helpValue: '<token>',
+    }),
+    'request-timeout': Flags.string({
+      summary: 'Longest a client may take to send a request (headers and body) before 408.',
+      default: '30s',
+      helpValue: '<duration>',
+    }),
     foreground: Flags.boolean({
       summary: 'Serve in this process until SIGTERM/SIGINT instead of detaching.',
     }),
@@ -103,6 +118,8 @@ export default class VerifierUp extends BaseCommand<typeof VerifierUp> {
       sessionTtlMs: parseDuration(f['session-ttl'], '--session-ttl'),
       identityKeyPath: f['identity-key'],
       runDir: resolve(f['run-dir'] ?? defaultRunDir(cfg.root)),
+      bearerToken: f.token,
+      requestTimeoutMs: parseDuration(f['request-timeout'], '--request-timeout'),
     };
     if (f.foreground) {
       const key = f['identity-key'] ? readSecretKeyFile(resolve(f['identity-key'])) : undefined;

@@ -6,6 +6,7 @@
  * seconds) before and after each mode, so each mode is billed exactly what it made the verifier do;
  * latency and throughput are measured at the client. Cloud-only is the baseline of the same run.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, platform, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,7 +20,9 @@ import { loadLoraAdapter } from '../inference/lora.js';
 import type { LoraFeeds } from '../inference/lora-slots.js';
 import { LmSession } from '../inference/model-session.js';
 import { TextTokenizer } from '../inference/tokenizer.js';
+import { bearerHeaders } from '../server/auth.js';
 import type { VerifierStats } from '../server/verifier/metrics.js';
+import { VERIFIER_TOKEN_ENV } from '../server/verifier/protocol.js';
 import { planCores, pinProcess, type CorePlan } from './cpu-pinning.js';
 import { startDelayProxy } from './delay-proxy.js';
 import { measureDraftSpeed, measureVerifyCost, type DraftSpeed, type VerifyCost } from './micro.js';
@@ -154,6 +157,9 @@ export async function runSpeculativeBench(
   const lora = opts.adapterDir ? loadLoraAdapter(opts.adapterDir, draft.inputs.lora).feeds : undefined;
 
   const runDir = mkdtempSync(join(tmpdir(), 'edgectl-bench-'));
+  // The child verifier gets a token of its own, so the benchmark measures an authenticated
+  // verifier (as deployed) and never depends on an EDGECTL_VERIFIER_TOKEN in the environment.
+  const token = randomBytes(16).toString('hex');
   let verifier: HttpVerifier | undefined;
   let proxy: Awaited<ReturnType<typeof startDelayProxy>> | undefined;
   try {
@@ -183,6 +189,7 @@ export async function runSpeculativeBench(
           runDir,
         ],
         readyTimeoutMs: 60_000,
+        env: { ...process.env, [VERIFIER_TOKEN_ENV]: token },
       },
       io,
     );
@@ -191,12 +198,15 @@ export async function runSpeculativeBench(
     proxy = await startDelayProxy({ host: '127.0.0.1', port }, opts.rttMs / 2);
     const pinning = opts.pin ? pinBenchmark(started.pid, opts.verifierThreads, io) : null;
     verifier = await HttpVerifier.connect(proxy.url, {
+      token,
       maxSockets: opts.concurrency + 4,
       timeoutMs: 120_000,
       verifyStream: opts.verifyStream,
     });
     const readStats = async (): Promise<VerifierStats> =>
-      (await (await fetch(`${directUrl}/v1/stats`)).json()) as VerifierStats;
+      (await (
+        await fetch(`${directUrl}/v1/stats`, { headers: bearerHeaders(token) })
+      ).json()) as VerifierStats;
 
     const run = (mode: BenchMode, ids: readonly number[]): Promise<RequestOutcome> =>
       runOne(mode, ids, {

@@ -24,6 +24,8 @@ export interface GenerateTextOptions {
   modelDir: string | undefined;
   adapterDir: string | undefined;
   verifierUrl: string | undefined;
+  /** Bearer token the verifier requires (`verifier up --token`). */
+  verifierToken?: string | undefined;
   /** Default: speculative with a verifier, edge without. */
   route: GenerateRoute | undefined;
   k: number | 'auto';
@@ -95,6 +97,7 @@ export async function generateText(opts: GenerateTextOptions): Promise<GenerateT
     if (route === 'speculative') {
       verifier = await HttpVerifier.connect(opts.verifierUrl as string, {
         expectTokenizerSha256: sha256File(join(modelDir, TOKENIZER_FILE)),
+        ...(opts.verifierToken ? { token: opts.verifierToken } : {}),
       });
       events = generateSpeculative(draft, verifier, promptIds, {
         ...common,
@@ -135,7 +138,7 @@ async function generateCloud(
   url: string,
   sampling: SamplingParams,
 ): Promise<GenerateTextResult> {
-  const verifier = await HttpVerifier.connect(url);
+  const verifier = await HttpVerifier.connect(url, opts.verifierToken ? { token: opts.verifierToken } : {});
   const t0 = performance.now();
   let ttft: number | undefined;
   let text = '';

@@ -19,13 +19,14 @@ import {
   VerificationError,
   type EdgectlError,
 } from '../cli/errors.js';
-import type {
-  CompletionRequest,
-  CompletionResponse,
-  CreateSessionResponse,
-  IdentityResponse,
-  VerifierFeature,
-  VerifyResponse,
+import {
+  VERIFIER_TOKEN_ENV,
+  type CompletionRequest,
+  type CompletionResponse,
+  type CreateSessionResponse,
+  type IdentityResponse,
+  type VerifierFeature,
+  type VerifyResponse,
 } from '../server/verifier/protocol.js';
 import type { SamplingParams } from './sampling.js';
 import { StreamUnavailableError, VerifyStreamPool } from './verify-stream-client.js';
@@ -53,6 +54,8 @@ export interface HttpVerifierOptions {
    * true); false keeps every round a POST.
    */
   verifyStream?: boolean;
+  /** Bearer token the verifier requires (`verifier up --token`); sent on requests and streams. */
+  token?: string;
 }
 
 interface JsonResponse {
@@ -68,6 +71,8 @@ class VerifierHttp {
   readonly timeoutMs: number;
   private readonly retries: number;
   readonly verifyStream: boolean;
+  /** Authorization header (empty without a token), for requests and stream upgrades. */
+  readonly authHeaders: Record<string, string>;
 
   constructor(url: string, opts: HttpVerifierOptions) {
     try {
@@ -85,6 +90,7 @@ class VerifierHttp {
     this.timeoutMs = opts.timeoutMs ?? 30_000;
     this.retries = opts.retries ?? 3;
     this.verifyStream = opts.verifyStream ?? true;
+    this.authHeaders = opts.token ? { authorization: `Bearer ${opts.token}` } : {};
   }
 
   url(path: string): URL {
@@ -172,6 +178,7 @@ class VerifierHttp {
       agent: this.agent,
       headers: {
         accept: 'application/json, text/event-stream',
+        ...this.authHeaders,
         ...(payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {}),
       },
       ...(signal ? { signal } : {}),
@@ -215,6 +222,13 @@ class VerifierHttp {
     const details = { status: res.status, code: err?.code };
     if (res.status === 404) return new NotFoundError(message, { code: 'E_VERIFIER_NOT_FOUND', details });
     if (res.status === 409) return new ConflictError(message, { details });
+    if (res.status === 401) {
+      return new UserError(message, {
+        code: 'E_VERIFIER_AUTH',
+        details,
+        suggestion: `Give the verifier's bearer token (${VERIFIER_TOKEN_ENV}, or --verifier-token where offered).`,
+      });
+    }
     if (res.status >= 400 && res.status < 500 && res.status !== 429) {
       return new UserError(message, { code: 'E_VERIFIER_REJECTED', details });
     }
@@ -319,7 +333,12 @@ export class HttpVerifier implements Verifier {
   /** The verify stream pool, when the server offers the stream and the client wants it. */
   private streams(): VerifyStreamPool | undefined {
     if (!this.http.verifyStream || !this.supports('verify_stream')) return undefined;
-    this.pool ??= new VerifyStreamPool(this.http.streamUrl('/v1/stream'), this.http.timeoutMs);
+    this.pool ??= new VerifyStreamPool(
+      this.http.streamUrl('/v1/stream'),
+      this.http.timeoutMs,
+      undefined,
+      this.http.authHeaders,
+    );
     return this.pool;
   }
 

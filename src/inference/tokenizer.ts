@@ -8,11 +8,21 @@
  * clear errors, and `StreamDetokenizer`, which turns a growing list of token ids into text deltas
  * that never end in a partial character (byte-level BPE can split one UTF-8 character across
  * tokens; the decoder then yields U+FFFD until the rest arrives).
+ *
+ * Control tokens never come from text (issue #14 item 7): Hugging Face tokenizers match every added
+ * token's literal text, so a user typing `<|endoftext|>` would get the end-of-text id and could end
+ * or forge turns. `encode` treats special tokens' text as ordinary text (what `split_special_tokens`
+ * does in transformers), so only code that inserts ids itself (a chat template, the server) can
+ * produce them; and an encoding that still yields more special ids than the post-processor adds is
+ * refused, whatever the tokenizer's model does. The JS library has no switch for this, so
+ * `textOnly` rebuilds its added-token splitters without the special tokens (checked at load, so a
+ * library upgrade that renames its internals fails loudly instead of silently re-enabling them).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { UserError } from '../cli/errors.js';
+import { maxBytesPerToken } from './token-bounds.js';
 
 export const TOKENIZER_FILE = 'tokenizer.json';
 export const TOKENIZER_CONFIG_FILE = 'tokenizer_config.json';
@@ -47,14 +57,68 @@ function readJson(path: string): unknown {
   }
 }
 
+/** The library's private fields `textOnly` rewrites (@huggingface/tokenizers 0.2). */
+interface LibraryInternals {
+  added_tokens: { content: string; special: boolean; normalized: boolean }[];
+  added_tokens_map: Map<string, unknown>;
+  splitter_unnormalized: { split(text: string): string[] };
+  splitter_normalized: { split(text: string): string[] };
+  normalizer: ((text: string) => string) | null;
+}
+
+/** Makes `tokenizer.encode` treat special tokens' text as text (see the module comment). */
+function textOnly(tokenizer: Tokenizer, source: string): void {
+  const t = tokenizer as unknown as Partial<LibraryInternals>;
+  if (
+    !Array.isArray(t.added_tokens) ||
+    !(t.added_tokens_map instanceof Map) ||
+    typeof t.splitter_unnormalized?.split !== 'function' ||
+    typeof t.splitter_normalized?.split !== 'function'
+  ) {
+    throw new Error(
+      `${source}: @huggingface/tokenizers internals changed; cannot keep control tokens out of user text`,
+    );
+  }
+  const Splitter = t.splitter_unnormalized.constructor as new (words: string[]) => {
+    split(text: string): string[];
+  };
+  const normalize = t.normalizer ?? null;
+  const unnormalized: string[] = [];
+  const normalized: string[] = [];
+  for (const token of t.added_tokens) {
+    const form = token.normalized && normalize ? normalize(token.content) : undefined;
+    if (token.special) {
+      t.added_tokens_map.delete(token.content);
+      if (form !== undefined) t.added_tokens_map.delete(form);
+    } else if (form !== undefined) normalized.push(form);
+    else unnormalized.push(token.content);
+  }
+  t.splitter_unnormalized = new Splitter(unnormalized);
+  t.splitter_normalized = new Splitter(normalized);
+}
+
 export class TextTokenizer {
   private readonly tokenizer: Tokenizer;
   /** Number of ids (base vocabulary plus added tokens): the highest id + 1. */
   readonly vocabSize: number;
   private readonly specialIds: ReadonlySet<number>;
+  /** Special ids the post-processor adds around any text, by addSpecialTokens. */
+  private readonly templateSpecials: Readonly<Record<'with' | 'without', number>>;
+  /**
+   * The most input bytes one token can stand for, when provable (token-bounds.ts): a text of b
+   * bytes needs at least ceil(b / maxTokenBytes) tokens. Undefined for tokenizers without a bound.
+   */
+  readonly maxTokenBytes: number | undefined;
 
-  private constructor(tokenizer: Tokenizer, source: string) {
+  private constructor(
+    tokenizer: Tokenizer,
+    source: string,
+    /** What the tokenizer was built from, so a worker thread can build the same one. */
+    readonly definition: { json: object; config: object },
+  ) {
     this.tokenizer = tokenizer;
+    textOnly(tokenizer, source);
+    this.maxTokenBytes = maxBytesPerToken(definition.json);
     let max = -1;
     for (const id of tokenizer.get_vocab(true).values()) if (id > max) max = id;
     if (max < 0) {
@@ -64,6 +128,16 @@ export class TextTokenizer {
     const special = new Set<number>();
     for (const [id, token] of tokenizer.get_added_tokens_decoder()) if (token.special) special.add(id);
     this.specialIds = special;
+    this.templateSpecials = {
+      with: this.countSpecial(tokenizer.encode('', { add_special_tokens: true }).ids),
+      without: this.countSpecial(tokenizer.encode('', { add_special_tokens: false }).ids),
+    };
+  }
+
+  private countSpecial(ids: readonly number[]): number {
+    let n = 0;
+    for (const id of ids) if (this.specialIds.has(id)) n++;
+    return n;
   }
 
   /** Loads `<dir>/tokenizer.json` (and `tokenizer_config.json` when present). */
@@ -87,7 +161,8 @@ export class TextTokenizer {
       });
     }
     try {
-      return new TextTokenizer(new Tokenizer(tokenizerJson, (tokenizerConfig ?? {}) as object), source);
+      const config = (tokenizerConfig ?? {}) as object;
+      return new TextTokenizer(new Tokenizer(tokenizerJson, config), source, { json: tokenizerJson, config });
     } catch (err) {
       if (err instanceof UserError) throw err;
       throw new UserError(`${source}: cannot build the tokenizer (${(err as Error).message})`, {
@@ -97,8 +172,21 @@ export class TextTokenizer {
     }
   }
 
+  /**
+   * Encodes user text. Special tokens' text is encoded as text (never as the control token), and
+   * only the post-processor's own special tokens (e.g. BOS) appear in the result.
+   */
   encode(text: string, opts: EncodeOptions = {}): number[] {
-    return this.tokenizer.encode(text, { add_special_tokens: opts.addSpecialTokens ?? true }).ids;
+    const add = opts.addSpecialTokens ?? true;
+    const ids = this.tokenizer.encode(text, { add_special_tokens: add }).ids;
+    if (this.countSpecial(ids) > this.templateSpecials[add ? 'with' : 'without']) {
+      // Only reachable with a tokenizer whose model itself spells a control token from text.
+      throw new UserError('the text encodes to a control token with this tokenizer', {
+        code: 'E_CONTROL_TOKEN',
+        suggestion: 'Remove control-token text (such as <|endoftext|>) from the prompt.',
+      });
+    }
+    return ids;
   }
 
   decode(ids: readonly number[], opts: DecodeOptions = {}): string {

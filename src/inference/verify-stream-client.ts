@@ -43,6 +43,8 @@ export class VerifyStreamPool {
     private readonly url: URL,
     private readonly timeoutMs: number,
     private readonly now: () => number = () => performance.now(),
+    /** Sent with every upgrade (the verifier's bearer token). */
+    private readonly headers: Record<string, string> = {},
   ) {}
 
   /** False for a while after the verifier refused an upgrade: rounds go over POST meanwhile. */
@@ -59,7 +61,7 @@ export class VerifyStreamPool {
   async request(body: object): Promise<unknown> {
     let socket = this.idle.pop();
     if (socket === undefined) {
-      socket = new VerifyStreamSocket(this.url, this.timeoutMs);
+      socket = new VerifyStreamSocket(this.url, this.timeoutMs, this.headers);
       this.all.add(socket);
     }
     try {
@@ -90,6 +92,7 @@ class VerifyStreamSocket {
   constructor(
     private readonly url: URL,
     private readonly timeoutMs: number,
+    private readonly headers: Record<string, string>,
   ) {}
 
   /** Sends one request frame and resolves with the parsed answer frame. */
@@ -125,6 +128,7 @@ class VerifyStreamSocket {
   private open(): Promise<WebSocket> {
     this.socket ??= new Promise<WebSocket>((resolve, reject) => {
       const ws = new WebSocket(this.url, {
+        headers: this.headers,
         perMessageDeflate: false,
         handshakeTimeout: this.timeoutMs,
         maxPayload: 4 * 1024 * 1024,

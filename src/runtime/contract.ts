@@ -93,6 +93,11 @@ export interface RuntimeServerOptions<G extends ServedGeneration = ServedGenerat
   generations: GenerationSource<G>;
   /** The verifier base URL from the site's declaration (may change with the fleet state). */
   verifierUrl: () => string | undefined;
+  /** Bearer token the verifier requires, sent with every verifier request and stream. */
+  verifierToken?: string;
+  /** Slow-client deadlines (src/server/http.ts): a whole request, and its headers. */
+  requestTimeoutMs?: number;
+  headersTimeoutMs?: number;
   /** Generations admitted at once, and requests that may wait before a 429 with Retry-After. */
   maxConcurrent: number;
   maxQueue: number;

@@ -3,7 +3,15 @@
  * instance whose every error, ours or the framework's, leaves as an OpenAI-style JSON body
  * `{ error: { message, type, code } }` with the right status; request bodies validated with zod into
  * 400s that name the field; and a `listen` that reports the bound address (port 0 = random).
+ *
+ * Slow clients are cut off (issue #14 item 10): a request whose headers take longer than
+ * `headersTimeoutMs`, or whose headers and body together take longer than `requestTimeoutMs`, gets
+ * 408 and its connection closed, so a client trickling a body a byte at a time cannot hold a socket
+ * (and its buffered body) forever. Node checks these deadlines on a timer, run here at a quarter of
+ * the shorter one so the cut comes close to the deadline.
  */
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { z } from 'zod';
 import { ExitCode, isEdgectlError } from '../cli/errors.js';
@@ -86,18 +94,63 @@ export function sendError(reply: FastifyReply, err: HttpError): FastifyReply {
   return reply.status(err.status).send(err.body());
 }
 
+/** Defaults of the slow-client deadlines (see the module comment). */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+export const DEFAULT_HEADERS_TIMEOUT_MS = 10_000;
+
 export interface HttpAppOptions {
   /** Largest accepted request body in bytes. */
   bodyLimit?: number;
+  /** Longest a client may take to send a whole request, headers and body (default 30 s). */
+  requestTimeoutMs?: number;
+  /** Longest a client may take to send the request headers (default 10 s, at most requestTimeoutMs). */
+  headersTimeoutMs?: number;
   /** Called with every error response (the daemon logs 5xx, metrics count 429s). */
   onError?: (httpErr: HttpError, cause: unknown, req: FastifyRequest) => void;
 }
 
+/**
+ * Errors Node raises before a request reaches fastify (a slow client's deadline, malformed HTTP),
+ * answered with the same OpenAI-style body as everything else, then the connection is closed.
+ */
+function clientErrorHandler(err: NodeJS.ErrnoException, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const known: Record<string, [number, string, string]> = {
+    ERR_HTTP_REQUEST_TIMEOUT: [
+      408,
+      'request_timeout',
+      'the request was not received in time; send it faster',
+    ],
+    HPE_HEADER_OVERFLOW: [431, 'headers_too_large', 'the request headers are too large'],
+  };
+  const [status, code, message] = known[err.code ?? ''] ?? [400, 'bad_request', 'malformed HTTP request'];
+  const body = JSON.stringify(new HttpError(status, message, code).body());
+  if (!socket.writable) return void socket.destroy();
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nconnection: close\r\ncontent-type: application/json\r\n` +
+      `content-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
+}
+
 /** A fastify instance with edgectl's error conventions installed. */
 export function createHttpApp(opts: HttpAppOptions = {}): FastifyInstance {
+  const requestTimeout = opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+  const headersTimeout = Math.min(opts.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS, requestTimeout);
+  if (!(requestTimeout > 0 && headersTimeout > 0)) {
+    throw new TypeError(
+      `request and headers timeouts must be > 0 ms, not ${requestTimeout}/${headersTimeout}`,
+    );
+  }
   const app = Fastify({
     logger: false,
     bodyLimit: opts.bodyLimit ?? 4 * 1024 * 1024,
+    requestTimeout,
+    clientErrorHandler,
+    http: {
+      requestTimeout,
+      headersTimeout,
+      connectionsCheckingInterval: Math.max(10, Math.min(1000, Math.floor(headersTimeout / 4))),
+    },
     // Keep-alive clients (the speculative loop) reuse one socket per stream; don't cut them early.
     keepAliveTimeout: 65_000,
     forceCloseConnections: true,

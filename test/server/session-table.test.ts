@@ -65,7 +65,7 @@ describe('SessionTable', () => {
     t.add(b).release();
     let err: HttpError | undefined;
     try {
-      t.assertCapacity();
+      t.reserve();
     } catch (e) {
       err = e as HttpError;
     }
@@ -74,5 +74,31 @@ describe('SessionTable', () => {
     t.close();
     expect([a.disposed, b.disposed]).toEqual([1, 1]);
     expect(t.released.closed).toBe(2);
+  });
+
+  it('counts reservations against the cap, so a burst of creators cannot overshoot it', () => {
+    const { t } = table(60_000, 2);
+    const first = t.reserve();
+    const second = t.reserve(); // both still "prefilling": nothing is in the table yet
+    expect(t.size).toBe(0);
+    expect(status(() => t.reserve())).toBe(429);
+    second.cancel();
+    second.cancel();
+    const third = t.reserve(); // a cancelled slot is free again
+    first.fill(new Resource()).release();
+    third.fill(new Resource()).release();
+    expect(t.size).toBe(2);
+    expect(status(() => t.reserve())).toBe(429);
+    expect(() => first.fill(new Resource())).toThrow(/already used/);
+  });
+
+  it('disposes a session filled after the table closed (shutdown during a prefill)', () => {
+    const { t } = table(60_000, 2);
+    const slot = t.reserve();
+    t.close();
+    const r = new Resource();
+    expect(status(() => slot.fill(r))).toBe(503);
+    expect(r.disposed).toBe(1);
+    expect(status(() => t.reserve())).toBe(503);
   });
 });

@@ -11,6 +11,7 @@ import { logTail, runFiles } from '../../daemon/run-files.js';
 import { startDaemon, type DaemonStartResult } from '../../daemon/start.js';
 import { daemonStatus, type DaemonStatus } from '../../daemon/status.js';
 import { stopDaemon, type DaemonStopResult } from '../../daemon/stop.js';
+import { VERIFIER_TOKEN_ENV } from '../../server/verifier/protocol.js';
 import { siteDataPaths } from '../../site/data-dir.js';
 import type { SiteRuntimeStatus } from '../contract.js';
 
@@ -42,6 +43,8 @@ export interface DetachedSiteOptions {
   args: string[];
   cwd: string;
   bearerToken: string | undefined;
+  /** The verifier's bearer token, handed to the child through the environment too. */
+  verifierToken?: string | undefined;
   readyTimeoutMs: number;
 }
 
@@ -50,6 +53,7 @@ export async function startSiteDaemon(opts: DetachedSiteOptions, io: Io): Promis
   const env: NodeJS.ProcessEnv = { ...process.env };
   // The token goes through the environment: arguments are visible to every user in `ps`.
   if (opts.bearerToken) env[SITE_TOKEN_ENV] = opts.bearerToken;
+  if (opts.verifierToken) env[VERIFIER_TOKEN_ENV] = opts.verifierToken;
   const r = await startDaemon(
     {
       name: SITE_DAEMON,

@@ -52,6 +52,10 @@ export interface SiteDaemonOptions {
   feedbackWindowMs: number;
   /** Overrides the declaration's `runtime.verifier`. */
   verifierUrl: string | undefined;
+  /** Bearer token the verifier requires (`verifier up --token`); sent with every verifier request. */
+  verifierToken?: string | undefined;
+  /** Slow-client deadline for a whole request to the site's API (default 30 s). */
+  requestTimeoutMs?: number | undefined;
   threads?: number;
   maxConcurrent?: number;
   maxQueue?: number;
@@ -300,6 +304,8 @@ async function startWithStore(
     ...(opts.bearerToken ? { bearerToken: opts.bearerToken } : {}),
     generations,
     verifierUrl: () => opts.verifierUrl ?? applied.effective?.verifier,
+    ...(opts.verifierToken ? { verifierToken: opts.verifierToken } : {}),
+    ...(opts.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: opts.requestTimeoutMs }),
     maxConcurrent: opts.maxConcurrent ?? 4,
     maxQueue: opts.maxQueue ?? 64,
     onOutcome: (outcome, context) => feedback.record(outcome, context),

@@ -5,10 +5,11 @@
  * OpenAI-style error bodies (src/server/http.ts).
  *
  * One generation request goes: lease a generation (hot swap never touches a running request) →
- * validate (400 naming the field; 404 for an unknown model or adapter) → block rules on the original
- * text (a refusal with finish_reason content_filter) → PII redaction (the draft and the verifier
- * only ever see placeholders) → context-length checks → admission (429 with Retry-After past the
- * queue) → route (policy rules, prompt length, draft entropy on the prompt, running acceptance,
+ * validate (400 naming the field; 404 for an unknown model or adapter) → a cheap context bound
+ * (text that cannot fit is refused without tokenizing) → admission (429 with Retry-After past the
+ * queue) → block rules on the original text (a refusal with finish_reason content_filter), PII
+ * redaction (the draft and the verifier only ever see placeholders) and tokenization, off the event
+ * loop for long prompts (prompt-pool.ts) → context-length checks → route (policy rules, prompt length, draft entropy on the prompt, running acceptance,
  * per-request override) → generation on that route with the verifier fallback (execute.ts) → the
  * text pipeline (detokenize, stop strings, restore placeholders: output.ts) → response, outcome for
  * feedback, metrics; the lease is released exactly once whatever happens.
@@ -19,16 +20,16 @@
  * chunk, carries the `edgectl` field (route, reason, unverified, speculative statistics,
  * redactions). Without a loopback `host` a bearer token is required; it is compared in constant time.
  */
-import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { OperationalError, UserError } from '../../cli/errors.js';
+import { OperationalError } from '../../cli/errors.js';
 import { analyzePrompt } from '../../inference/prompt-signals.js';
 import type { KvCache } from '../../inference/kv-cache.js';
 import type { SamplingParams } from '../../inference/sampling.js';
 import { decideRoute, policyNeedsEntropy, type RouteDecision } from '../../policy/router.js';
-import { RedactionMap, totalRedactions } from '../../policy/redact.js';
 import { ROUTES, type Route } from '../../policy/schema.js';
 import type { RequestOutcome } from '../../site/feedback/accumulator.js';
+import { checkBearer, isLoopbackHost, requireTokenForHost } from '../../server/auth.js';
 import { badRequest, createHttpApp, HttpError, listen, parseBody, toHttpError } from '../../server/http.js';
 import type {
   GenerationLease,
@@ -59,6 +60,9 @@ import {
   type ResponseBase,
 } from './openai.js';
 import { OutputText } from './output.js';
+import { installJsonBodyParser } from './json-body.js';
+import { PromptPool } from './prompt-pool.js';
+import { cannotFit, tooLongError } from './prompt-prep.js';
 import { VerifierPool } from './verifier-pool.js';
 import { DEFAULT_SHADOW_SAMPLE, ShadowRunner, type ShadowJob } from './shadow.js';
 
@@ -73,17 +77,7 @@ const SSE_COALESCE_MS = 20;
 /** Paths answered without a bearer token (liveness and readiness probes). */
 const OPEN_PATHS = new Set(['/healthz', '/readyz']);
 
-export function isLoopbackHost(host: string): boolean {
-  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
-  return h === 'localhost' || h === '::1' || /^127(\.\d{1,3}){3}$/.test(h) || h === '::ffff:127.0.0.1';
-}
-
-function sameToken(given: string, expected: string): boolean {
-  // Hashing first gives equal-length inputs, so timingSafeEqual leaks neither content nor length.
-  const a = createHash('sha256').update(given).digest();
-  const b = createHash('sha256').update(expected).digest();
-  return timingSafeEqual(a, b);
-}
+export { isLoopbackHost };
 
 type Kind = 'chat' | 'completion';
 
@@ -118,25 +112,26 @@ function finishReason(f: string): OpenAiFinishReason {
 export async function startRuntimeServer(
   opts: RuntimeServerOptions<LoadedGeneration>,
 ): Promise<RuntimeServer> {
-  if (!isLoopbackHost(opts.host) && !opts.bearerToken) {
-    throw new UserError(
-      `refusing to listen on ${opts.host} without a bearer token: a non-loopback address exposes the site's API to the network`,
-      {
-        code: 'E_RUNTIME_TOKEN',
-        suggestion:
-          'Pass --token <secret> (or set EDGECTL_SITE_TOKEN), or listen on 127.0.0.1 (the default).',
-      },
-    );
-  }
+  requireTokenForHost(
+    opts.host,
+    opts.bearerToken,
+    "site's API",
+    'E_RUNTIME_TOKEN',
+    'Pass --token <secret> (or set EDGECTL_SITE_TOKEN)',
+  );
   const admission = new GenerationAdmission(opts.maxConcurrent, opts.maxQueue);
+  const prompts = new PromptPool();
   const metrics = new RuntimeMetrics(opts.metrics, {
     inFlight: () => admission.active,
     queued: () => admission.queued,
   });
-  const pool = new VerifierPool(Date.now, (from, to) =>
-    opts.log(to === 'open' ? 'warn' : 'info', `verifier circuit breaker ${from} -> ${to}`, {
-      verifier: opts.verifierUrl() ?? null,
-    }),
+  const pool = new VerifierPool(
+    Date.now,
+    (from, to) =>
+      opts.log(to === 'open' ? 'warn' : 'info', `verifier circuit breaker ${from} -> ${to}`, {
+        verifier: opts.verifierUrl() ?? null,
+      }),
+    opts.verifierToken,
   );
   const onShadow = opts.onShadow;
   const shadow = onShadow
@@ -183,6 +178,8 @@ export async function startRuntimeServer(
   let idle: (() => void) | undefined;
 
   const app = createHttpApp({
+    ...(opts.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: opts.requestTimeoutMs }),
+    ...(opts.headersTimeoutMs === undefined ? {} : { headersTimeoutMs: opts.headersTimeoutMs }),
     onError: (httpErr, cause, req) => {
       if (httpErr.status >= 500 && httpErr.status !== 503) {
         opts.log(
@@ -194,22 +191,9 @@ export async function startRuntimeServer(
   });
   app.addHook('onRequest', async (req, reply) => {
     const path = req.url.split('?')[0] ?? req.url;
-    if (opts.bearerToken && !OPEN_PATHS.has(path)) {
-      const header = req.headers.authorization ?? '';
-      const m = /^Bearer\s+(.+)$/i.exec(header);
-      if (!m || !sameToken(m[1] as string, opts.bearerToken)) {
-        return reply
-          .status(401)
-          .header('www-authenticate', 'Bearer')
-          .send(
-            new HttpError(
-              401,
-              m ? 'invalid bearer token' : 'missing bearer token: send Authorization: Bearer <token>',
-              'invalid_api_key',
-            ).body(),
-          );
-      }
-    }
+    const refused =
+      opts.bearerToken && !OPEN_PATHS.has(path) ? checkBearer(req.headers, opts.bearerToken) : undefined;
+    if (refused) return reply.status(401).headers(refused.headers).send(refused.body());
     if (draining && !OPEN_PATHS.has(path)) {
       return reply
         .status(503)
@@ -218,6 +202,7 @@ export async function startRuntimeServer(
         .send(new HttpError(503, 'the site runtime is shutting down', 'shutting_down').body());
     }
   });
+  installJsonBodyParser(app, (body) => prompts.parseJson(body));
   app.addHook('onResponse', async (req, reply) => {
     metrics.http(req.routeOptions.url ?? 'unmatched', reply.statusCode);
   });
@@ -479,36 +464,43 @@ export async function startRuntimeServer(
         redactions,
       });
 
-      // Block rules see the user's own text (a rule may name what redaction would hide).
-      const blocked = g.blockRules.check(prep.text);
-      if (blocked.blocked) {
+      // Oversize text is refused before admission, without tokenizing (prompt-prep.ts); with
+      // redaction the text may still shrink, so the worker applies the bound after redacting.
+      const param = kind === 'chat' ? 'messages' : 'prompt';
+      const hopeless = g.redactor.enabled ? undefined : cannotFit(prep.text, g.tokenizer, g.maxPositions);
+      if (hopeless) throw tooLongError(hopeless, g.maxPositions, param);
+      try {
+        leaveAdmission = await admission.enter(ac.signal);
+      } catch (err) {
+        if (err instanceof HttpError && err.status === 429) metrics.rejected();
+        throw err;
+      }
+      // Block rules, redaction and tokenization: long prompts off the event loop (prompt-pool.ts).
+      const prepared = await prompts.prepare(g, prep.text);
+      if (prepared.kind === 'blocked') {
         const edgectl: EdgectlInfo = {
           ...info(undefined),
           route: 'blocked',
-          reason: `block rule "${blocked.rule}": ${blocked.matched}`,
+          reason: `block rule "${prepared.rule}": ${prepared.matched}`,
         };
         const u = usage(0, 0);
         report({ route: 'blocked', e2eMs: performance.now() - t0 });
         void reply.header('x-edgectl-route', 'blocked');
         if (prep.stream) {
           sse = new SseStream(reply, () => ({ 'x-edgectl-route': 'blocked' }), path);
-          sse.send(chunk(kind, prep.base, { text: blocked.message, first: true }));
+          sse.send(chunk(kind, prep.base, { text: prepared.message, first: true }));
           sse.send(chunk(kind, prep.base, { text: '', finish: 'content_filter', edgectl }));
           if (prep.includeUsage) sse.send(usageChunk(kind, prep.base, u));
           sse.end();
           return reply;
         }
         return kind === 'chat'
-          ? chatResponse(prep.base, blocked.message, 'content_filter', u, edgectl)
-          : completionResponse(prep.base, blocked.message, 'content_filter', u, edgectl);
+          ? chatResponse(prep.base, prepared.message, 'content_filter', u, edgectl)
+          : completionResponse(prep.base, prepared.message, 'content_filter', u, edgectl);
       }
-
-      // Redaction before anything else sees the text: the draft works on placeholders too.
-      const redacted = g.redactor.enabled ? g.redactor.redact(prep.text, new RedactionMap()) : undefined;
-      const modelText = redacted?.text ?? prep.text;
-      redactions = redacted ? totalRedactions(redacted.counts) : 0;
-      const promptIds = g.tokenizer.encode(modelText);
-      const param = kind === 'chat' ? 'messages' : 'prompt';
+      if (prepared.kind === 'too_long') throw tooLongError(prepared, g.maxPositions, param);
+      const { modelText, ids: promptIds } = prepared;
+      redactions = prepared.redactions;
       if (promptIds.length === 0) throw badRequest(`${param}: encodes to no tokens`, 'empty_prompt', param);
       const room = g.maxPositions - promptIds.length;
       if (room < 1) {
@@ -527,13 +519,6 @@ export async function startRuntimeServer(
       }
       const maxTokens = prep.maxTokens ?? Math.min(g.requestDefaults.maxTokens ?? DEFAULT_MAX_TOKENS, room);
       const lora = prep.adapter === undefined ? undefined : g.adapters.get(prep.adapter)?.feeds;
-
-      try {
-        leaveAdmission = await admission.enter(ac.signal);
-      } catch (err) {
-        if (err instanceof HttpError && err.status === 429) metrics.rejected();
-        throw err;
-      }
       metrics.promptTokens(promptIds.length);
 
       // Route: the draft's entropy on the prompt costs one prefill whose cache the generation reuses.
@@ -557,7 +542,7 @@ export async function startRuntimeServer(
         ...(prep.override === undefined ? {} : { override: prep.override }),
       });
 
-      const out = new OutputText(g.tokenizer, promptIds, prep.stops, redacted?.map);
+      const out = new OutputText(g.tokenizer, promptIds, prep.stops, prepared.map);
       let text = '';
       const decided = decision;
       const live = newRunState(decided.route);
@@ -669,6 +654,7 @@ export async function startRuntimeServer(
     address = await listen(app, opts.host, opts.port);
   } catch (err) {
     pool.close();
+    prompts.close();
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
       throw new OperationalError(`cannot listen on ${opts.host}:${opts.port} (${code})`, {
@@ -705,6 +691,7 @@ export async function startRuntimeServer(
       await app.close();
       await shadow?.close();
       pool.close();
+      prompts.close();
     },
   };
 }

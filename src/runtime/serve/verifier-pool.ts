@@ -34,6 +34,8 @@ export class VerifierPool {
   constructor(
     private readonly now: () => number = Date.now,
     private readonly onBreaker?: (from: BreakerState, to: BreakerState) => void,
+    /** The verifier's bearer token (`verifier up --token`), sent by every client of the pool. */
+    private readonly token?: string,
   ) {}
 
   /**
@@ -72,6 +74,7 @@ export class VerifierPool {
           // One retry of a 429/503: the verifier refused before doing work, but the deadline matters more.
           retries: 1,
           expectTokenizerSha256: tokenizerSha256,
+          ...(this.token ? { token: this.token } : {}),
         }),
       };
       entry = e;

@@ -10,7 +10,8 @@ import { runForeground } from '../../daemon/foreground.js';
 import { startDaemon, type DaemonStartResult } from '../../daemon/start.js';
 import { stopDaemon, type DaemonStopResult } from '../../daemon/stop.js';
 import type { KeyPair } from '../../registry/keys.js';
-import { startVerifierServer, type RunningVerifier } from './server.js';
+import { VERIFIER_TOKEN_ENV } from './protocol.js';
+import { checkVerifierToken, startVerifierServer, type RunningVerifier } from './server.js';
 
 export const VERIFIER_DAEMON = 'verifier';
 
@@ -27,6 +28,10 @@ export interface VerifierUpOptions {
   sessionTtlMs: number;
   identityKeyPath: string | undefined;
   runDir: string;
+  /** Bearer token clients must send; required for a non-loopback host. */
+  bearerToken?: string | undefined;
+  /** Slow-client deadline for a whole request (src/server/http.ts). */
+  requestTimeoutMs?: number | undefined;
 }
 
 export interface VerifierUpResult {
@@ -72,6 +77,8 @@ export async function runVerifierForeground(
         maxSessions: opts.maxSessions,
         sessionTtlMs: opts.sessionTtlMs,
         ...(identityKey === undefined ? {} : { identityKey }),
+        ...(opts.bearerToken ? { bearerToken: opts.bearerToken } : {}),
+        ...(opts.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: opts.requestTimeoutMs }),
         io,
       });
       const svc = running;
@@ -106,6 +113,7 @@ export async function startVerifierDaemon(
   readyTimeoutMs: number,
   io: Io,
 ): Promise<VerifierUpResult> {
+  checkVerifierToken(opts); // fail here, not in the child
   const args = [
     'verifier',
     'up',
@@ -130,9 +138,13 @@ export async function startVerifierDaemon(
     resolve(opts.runDir),
     ...(opts.maxConcurrency === undefined ? [] : ['--max-concurrency', String(opts.maxConcurrency)]),
     ...(opts.identityKeyPath === undefined ? [] : ['--identity-key', resolve(opts.identityKeyPath)]),
+    ...(opts.requestTimeoutMs === undefined ? [] : ['--request-timeout', `${opts.requestTimeoutMs}ms`]),
   ];
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  // The token goes through the environment: arguments are visible to every user in `ps`.
+  if (opts.bearerToken) env[VERIFIER_TOKEN_ENV] = opts.bearerToken;
   const r = await startDaemon(
-    { name: VERIFIER_DAEMON, runDir: opts.runDir, entry, args, healthPath: '/healthz', readyTimeoutMs },
+    { name: VERIFIER_DAEMON, runDir: opts.runDir, entry, args, env, healthPath: '/healthz', readyTimeoutMs },
     io,
   );
   const info = r.info ?? {};

@@ -15,6 +15,13 @@ import { z } from 'zod';
 
 import { MAX_DRAFT_TOKENS } from '../../inference/in-process-verifier.js';
 
+/**
+ * The environment variable holding the verifier's bearer token: read by `verifier up` (the token
+ * the server requires) and by its clients (`site up`, `generate --verifier`, the benchmark), which
+ * send it as `Authorization: Bearer <token>` on every request and verify stream.
+ */
+export const VERIFIER_TOKEN_ENV = 'EDGECTL_VERIFIER_TOKEN';
+
 const tokenId = z.number().int().nonnegative();
 export const tokenIdsSchema = z.array(tokenId);
 

@@ -71,20 +71,27 @@ export function registerVerifyRoutes(app: FastifyInstance, ctx: VerifierContext)
     model.checkIds(ids, 'prompt_ids');
     model.checkContext(ids.length + 1, 'prompt');
     const sampling = samplingFromWire(body.sampling, 'sampling');
-    sessions.assertCapacity();
+    // The slot is taken before the awaited prefill, so a burst cannot overshoot maxSessions.
+    const slot = sessions.reserve();
     const seed = body.sampling?.seed;
     let first: number | undefined;
-    const session = await admission.run(async () => {
-      const t0 = performance.now();
-      const s = await verifier.start(ids, {
-        sampling,
-        ...(seed === undefined ? {} : { seed }),
-        ...(body.first_token === true ? { onFirstToken: (t: number) => (first = t) } : {}),
-      });
-      metrics.forward('prefill', ids.length, (performance.now() - t0) / 1000);
-      return s;
-    }, clientGoneSignal(reply));
-    const lease = sessions.add(session);
+    let session: InProcessVerifierSession;
+    try {
+      session = await admission.run(async () => {
+        const t0 = performance.now();
+        const s = await verifier.start(ids, {
+          sampling,
+          ...(seed === undefined ? {} : { seed }),
+          ...(body.first_token === true ? { onFirstToken: (t: number) => (first = t) } : {}),
+        });
+        metrics.forward('prefill', ids.length, (performance.now() - t0) / 1000);
+        return s;
+      }, clientGoneSignal(reply));
+    } catch (err) {
+      slot.cancel();
+      throw err;
+    }
+    const lease = slot.fill(session);
     lease.release();
     metrics.sessionCreated();
     void reply.status(201);

@@ -9,6 +9,7 @@ import type { FastifyInstance } from 'fastify';
 import { OperationalError } from '../../cli/errors.js';
 import type { Io } from '../../cli/output.js';
 import type { KeyPair } from '../../registry/keys.js';
+import { installBearerAuth, requireTokenForHost } from '../auth.js';
 import { createHttpApp, listen, type HttpError } from '../http.js';
 import { AdmissionQueue } from './admission.js';
 import { ForwardBatcher } from '../../inference/forward-batcher.js';
@@ -18,10 +19,13 @@ import { makeForward, type VerifierContext } from './context.js';
 import { VerifierMetrics } from './metrics.js';
 import { registerCompletionRoutes } from './routes-completions.js';
 import { registerMetaRoutes } from './routes-meta.js';
+import { VERIFIER_TOKEN_ENV } from './protocol.js';
 import { registerVerifyRoutes, verifyRound } from './routes-verify.js';
 import { SessionTable } from './session-table.js';
 import { VerifierModel } from './verifier-model.js';
 import { attachVerifyStream } from './verify-stream.js';
+
+export { VERIFIER_TOKEN_ENV };
 
 export interface VerifierServerOptions {
   modelDir: string;
@@ -47,6 +51,14 @@ export interface VerifierServerOptions {
   modelName?: string;
   /** Signs /v1/identity. */
   identityKey?: KeyPair;
+  /**
+   * Bearer token every request but /healthz must carry; required (the server refuses to start
+   * without it) when `host` is not a loopback address.
+   */
+  bearerToken?: string;
+  /** Slow-client deadlines (src/server/http.ts): whole request and headers. */
+  requestTimeoutMs?: number;
+  headersTimeoutMs?: number;
   io: Io;
 }
 
@@ -69,7 +81,22 @@ export interface RunningVerifier {
   close(): Promise<void>;
 }
 
+/** Paths answered without a bearer token: liveness for the daemon's readiness wait and load balancers. */
+const OPEN_PATHS = new Set(['/healthz']);
+
+/** A non-loopback host needs a bearer token (`verifier up` checks before starting a child too). */
+export function checkVerifierToken(opts: { host: string; bearerToken?: string | undefined }): void {
+  requireTokenForHost(
+    opts.host,
+    opts.bearerToken,
+    "verifier's API",
+    'E_VERIFIER_TOKEN',
+    `Pass --token <secret> (or set ${VERIFIER_TOKEN_ENV}) and give sites the same token`,
+  );
+}
+
 export async function startVerifierServer(opts: VerifierServerOptions): Promise<RunningVerifier> {
+  checkVerifierToken(opts);
   const maxBatch = Math.max(1, opts.maxBatch ?? 1);
   const settings = {
     threads: opts.threads,
@@ -122,7 +149,10 @@ export async function startVerifierServer(opts: VerifierServerOptions): Promise<
   };
   const app = createHttpApp({
     onError: (httpErr, cause, req) => reportError(httpErr, cause, `${req.method} ${req.url}`),
+    ...(opts.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: opts.requestTimeoutMs }),
+    ...(opts.headersTimeoutMs === undefined ? {} : { headersTimeoutMs: opts.headersTimeoutMs }),
   });
+  if (opts.bearerToken) installBearerAuth(app, opts.bearerToken, OPEN_PATHS);
   app.addHook('onResponse', async (req, reply) => {
     metrics.request(
       req.routeOptions.url ?? 'unmatched',
@@ -133,8 +163,12 @@ export async function startVerifierServer(opts: VerifierServerOptions): Promise<
   });
   registerMetaRoutes(app, context);
   registerVerifyRoutes(app, context);
-  const streams = attachVerifyStream(app.server, context, verifyRound(context), (httpErr, cause) =>
-    reportError(httpErr, cause, 'verify stream'),
+  const streams = attachVerifyStream(
+    app.server,
+    context,
+    verifyRound(context),
+    (httpErr, cause) => reportError(httpErr, cause, 'verify stream'),
+    opts.bearerToken,
   );
   registerCompletionRoutes(app, context);
   sessions.startSweeper();

@@ -4,6 +4,11 @@
  * a session is leased to one request at a time, so a verify can never race a DELETE or the TTL
  * sweep into freeing a cache that a forward pass is still reading. Release happens exactly once,
  * through `dispose()`, when the session is deleted, expires, or the table closes.
+ *
+ * The cap holds under bursts (issue #14 item 8): a creator first takes a `Reservation` (a slot
+ * counted against the cap at once, synchronously), then does its awaited work (the prefill), then
+ * fills the slot or cancels it. Checking capacity and adding later, with an await in between, let
+ * every request of a burst pass the check before any of them was added.
  */
 import { randomUUID } from 'node:crypto';
 import { HttpError, notFound } from '../http.js';
@@ -36,8 +41,19 @@ export interface Lease<S> {
   release(): void;
 }
 
+/** A slot held against the cap while its session is being built; fill or cancel it exactly once. */
+export interface Reservation<S> {
+  /** Adds the session in the reserved slot, leased to the creator. */
+  fill(value: S): Lease<S>;
+  /** Frees the slot unused (the prefill failed). Idempotent; a no-op after fill. */
+  cancel(): void;
+}
+
 export class SessionTable<S extends Disposable> {
   private readonly entries = new Map<string, Entry<S>>();
+  /** Slots reserved by creators still prefilling: they count against maxSessions. */
+  private reserved = 0;
+  private closed = false;
   private readonly now: () => number;
   private timer: NodeJS.Timeout | undefined;
   /** Sessions released since the table was made, by reason; tests and metrics read it. */
@@ -55,10 +71,19 @@ export class SessionTable<S extends Disposable> {
     return this.opts.ttlMs;
   }
 
-  /** Refuses before the caller does any work (prefill) when the table is full. */
-  assertCapacity(): void {
+  /** Sessions live plus slots reserved by creators still prefilling. */
+  get occupied(): number {
+    return this.entries.size + this.reserved;
+  }
+
+  /**
+   * Takes a slot before the caller does any work (prefill); 429 when live sessions plus pending
+   * reservations already reach the cap. The check and the count happen in one synchronous step.
+   */
+  reserve(): Reservation<S> {
     this.sweep();
-    if (this.entries.size >= this.opts.maxSessions) {
+    if (this.closed) throw new HttpError(503, 'the verifier is shutting down', 'shutting_down');
+    if (this.occupied >= this.opts.maxSessions) {
       throw new HttpError(
         429,
         `too many live sessions (${this.opts.maxSessions}); delete finished sessions or retry later`,
@@ -67,10 +92,34 @@ export class SessionTable<S extends Disposable> {
         { 'retry-after': String(Math.max(1, Math.ceil(this.opts.ttlMs / 1000))) },
       );
     }
+    this.reserved++;
+    let open = true;
+    const settle = (): void => {
+      if (!open) throw new Error('session reservation already used');
+      open = false;
+      this.reserved--;
+    };
+    return {
+      fill: (value) => {
+        settle();
+        if (this.closed) {
+          value.dispose(); // built while the table closed: nobody will ever release it
+          throw new HttpError(503, 'the verifier is shutting down', 'shutting_down');
+        }
+        return this.insert(value);
+      },
+      cancel: () => {
+        if (open) settle();
+      },
+    };
   }
 
-  /** Adds a session and returns it leased to the creator (who usually releases it at once). */
+  /** Adds a session (within the cap) and returns it leased to the creator. */
   add(value: S): Lease<S> {
+    return this.reserve().fill(value);
+  }
+
+  private insert(value: S): Lease<S> {
     const id = `sess_${randomUUID().replaceAll('-', '')}`;
     const entry: Entry<S> = { value, lastUsed: this.now(), leased: true, doomed: false };
     this.entries.set(id, entry);
@@ -133,6 +182,7 @@ export class SessionTable<S extends Disposable> {
 
   /** Releases everything; used on shutdown. */
   close(): void {
+    this.closed = true;
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     for (const [id, entry] of this.entries) this.drop(id, entry, 'closed');

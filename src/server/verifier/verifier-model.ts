@@ -12,6 +12,7 @@ import { LmSession } from '../../inference/model-session.js';
 import { TextTokenizer, TOKENIZER_FILE } from '../../inference/tokenizer.js';
 import { signEnvelope } from '../../registry/envelope.js';
 import type { KeyPair } from '../../registry/keys.js';
+import { minTokens } from '../../inference/token-bounds.js';
 import { badRequest, HttpError } from '../http.js';
 import { VERIFIER_FEATURES, type IdentityPayload, type IdentityResponse } from './protocol.js';
 
@@ -123,7 +124,14 @@ export class VerifierModel {
     }
   }
 
+  /**
+   * Encodes a text prompt (control-token text stays text: tokenizer.ts). A prompt that certainly
+   * cannot fit the context (bytes-per-token bound, token-bounds.ts) is refused before tokenizing,
+   * so a multi-megabyte text never holds the event loop for seconds.
+   */
   encode(prompt: string): number[] {
+    const maxTokenBytes = this.tokenizer.maxTokenBytes;
+    if (maxTokenBytes !== undefined) this.checkContext(minTokens(prompt, maxTokenBytes), 'prompt (at least)');
     return this.tokenizer.encode(prompt);
   }
 

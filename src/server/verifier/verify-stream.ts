@@ -13,9 +13,10 @@
  * verifier's CPU per round on the fixture pair (docs/benchmarks.md, Speculative). Servers list
  * `verify_stream` in /v1/identity `features`; clients fall back to the POST route without it.
  */
-import type { IncomingMessage, Server } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import { checkBearer } from '../auth.js';
 import { badRequest, notFound, parseBody, toHttpError, type HttpError } from '../http.js';
 import type { VerifierContext } from './context.js';
 import { verifyFrameSchema } from './protocol.js';
@@ -35,6 +36,8 @@ export function attachVerifyStream(
   ctx: VerifierContext,
   round: VerifyRound,
   onError: (httpErr: HttpError, cause: unknown) => void,
+  /** Bearer token every upgrade must carry (fastify's hooks never see upgrades). */
+  token?: string,
 ): VerifyStreamServer {
   const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 4 * 1024 * 1024 });
 
@@ -43,6 +46,8 @@ export function attachVerifyStream(
       refuseUpgrade(socket, notFound(`no route ${req.method ?? 'GET'} ${req.url ?? ''}`, 'route_not_found'));
       return;
     }
+    const refused = token === undefined ? undefined : checkBearer(req.headers, token);
+    if (refused) return refuseUpgrade(socket, refused);
     wss.handleUpgrade(req, socket, head, (ws) => serveStream(ws, ctx, round, onError));
   });
 
@@ -146,8 +151,9 @@ function rawText(data: RawData): string {
 /** Answers an upgrade that cannot be served with a plain HTTP error response, then closes. */
 function refuseUpgrade(socket: Duplex, err: HttpError): void {
   const body = JSON.stringify(err.body());
-  const reason = err.status === 404 ? 'Not Found' : 'Bad Request';
+  const reason = STATUS_CODES[err.status] ?? 'Bad Request';
+  const extra = Object.entries(err.headers).map(([k, v]) => `${k}: ${v}\r\n`);
   socket.end(
-    `HTTP/1.1 ${err.status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    `HTTP/1.1 ${err.status} ${reason}\r\n${extra.join('')}content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
   );
 }
