@@ -19,6 +19,7 @@ import {
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { OperationalError } from '../../src/cli/errors.js';
+import { processStartTime } from '../../src/daemon/process-identity.js';
 import { parseManifest } from '../../src/artifact/manifest.js';
 import { decodeEnvelope, peekPayload } from '../../src/registry/envelope.js';
 import { FsStore } from '../../src/registry/fs-store.js';
@@ -357,12 +358,21 @@ describe('sync agent (directory registry)', () => {
     const store = new FsStore(join(tempDir(), 'registry'));
     const w = await siteWorld(store);
     await w.assign(await publishBasics(w, 64 * 1024));
-    writeFileSync(join(w.dataDir, 'sync.lock'), JSON.stringify({ pid: process.pid, purpose: 'a sync' }));
+    // A live holder: its pid and the start time acquireLock records (a pid alone proves nothing).
+    writeFileSync(
+      join(w.dataDir, 'sync.lock'),
+      JSON.stringify({ pid: process.pid, purpose: 'a sync', startTime: processStartTime('self') }),
+    );
     await expect(
       syncOnce({ site: w.site, dataDir: w.dataDir, store, projectTrustPath: w.trustPath }),
     ).rejects.toMatchObject({
       code: 'E_SITE_LOCKED',
     });
+    // A lock naming a live process without the identity to prove it is the holder is broken too.
+    writeFileSync(join(w.dataDir, 'sync.lock'), JSON.stringify({ pid: process.pid, purpose: 'a sync' }));
+    expect(
+      (await syncOnce({ site: w.site, dataDir: w.dataDir, store, projectTrustPath: w.trustPath })).changed,
+    ).toBe(true);
     // A lock left by a dead process is broken.
     writeFileSync(join(w.dataDir, 'sync.lock'), JSON.stringify({ pid: 2 ** 22 + 12345, purpose: 'a sync' }));
     expect(
