@@ -30,6 +30,11 @@ export default class Generate extends BaseCommand<typeof Generate> {
       summary: 'Draft model directory or ref (edge and speculative routes).',
       helpValue: '<dir|ref>',
     }),
+    'model-file': Flags.string({
+      summary:
+        'Graph file inside the model directory, e.g. onnx/model_q4.onnx (default: artifact.yaml file:/dtype:, else model.onnx, ..., onnx/model.onnx, then fp16, q4, ... variants).',
+      helpValue: '<path>',
+    }),
     adapter: Flags.string({
       summary: 'LoRA adapter directory or ref applied to the draft.',
       helpValue: '<dir|ref>',
@@ -67,6 +72,7 @@ export default class Generate extends BaseCommand<typeof Generate> {
       const result = await generateText({
         prompt: this.args.prompt,
         modelDir: model,
+        modelFile: f['model-file'],
         adapterDir: adapter,
         verifierUrl: f.verifier,
         route: f.route,

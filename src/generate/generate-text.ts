@@ -22,6 +22,8 @@ export interface GenerateTextOptions {
   prompt: string;
   /** Draft model directory (edge and speculative routes). */
   modelDir: string | undefined;
+  /** Graph file inside modelDir (`--model-file`); default: model-files.ts's order. */
+  modelFile?: string | undefined;
   adapterDir: string | undefined;
   verifierUrl: string | undefined;
   /** Default: speculative with a verifier, edge without. */
@@ -77,7 +79,7 @@ export async function generateText(opts: GenerateTextOptions): Promise<GenerateT
 
   const modelDir = opts.modelDir as string;
   const tokenizer = TextTokenizer.load(modelDir);
-  const draft = await LmSession.load(modelDir, { intraOpThreads: opts.threads });
+  const draft = await LmSession.load(modelDir, { intraOpThreads: opts.threads, modelFile: opts.modelFile });
   let verifier: HttpVerifier | undefined;
   try {
     const lora = opts.adapterDir ? loadLoraAdapter(opts.adapterDir, draft.inputs.lora).feeds : undefined;

@@ -16,6 +16,8 @@ export const VERIFIER_DAEMON = 'verifier';
 
 export interface VerifierUpOptions {
   modelDir: string;
+  /** Graph file inside modelDir (`--model-file`); default: model-files.ts's order. */
+  modelFile?: string | undefined;
   host: string;
   port: number;
   threads: number;
@@ -63,6 +65,7 @@ export async function runVerifierForeground(
     start: async () => {
       running = await startVerifierServer({
         modelDir: opts.modelDir,
+        ...(opts.modelFile === undefined ? {} : { modelFile: opts.modelFile }),
         host: opts.host,
         port: opts.port,
         threads: opts.threads,
@@ -130,6 +133,7 @@ export async function startVerifierDaemon(
     resolve(opts.runDir),
     ...(opts.maxConcurrency === undefined ? [] : ['--max-concurrency', String(opts.maxConcurrency)]),
     ...(opts.identityKeyPath === undefined ? [] : ['--identity-key', resolve(opts.identityKeyPath)]),
+    ...(opts.modelFile === undefined ? [] : ['--model-file', opts.modelFile]),
   ];
   const r = await startDaemon(
     { name: VERIFIER_DAEMON, runDir: opts.runDir, entry, args, healthPath: '/healthz', readyTimeoutMs },
