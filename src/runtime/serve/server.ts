@@ -26,7 +26,6 @@ import { analyzePrompt } from '../../inference/prompt-signals.js';
 import type { KvCache } from '../../inference/kv-cache.js';
 import type { SamplingParams } from '../../inference/sampling.js';
 import { decideRoute, policyNeedsEntropy, type RouteDecision } from '../../policy/router.js';
-import { RedactionMap, totalRedactions } from '../../policy/redact.js';
 import { ROUTES, type Route } from '../../policy/schema.js';
 import type { RequestOutcome } from '../../site/feedback/accumulator.js';
 import { badRequest, createHttpApp, HttpError, listen, parseBody, toHttpError } from '../../server/http.js';
@@ -41,8 +40,8 @@ import type { RoundCosts } from '../../inference/adaptive-k.js';
 import { newRunState, runGeneration, VerifierUnavailableError, type RunState } from './execute.js';
 import type { LoadedGeneration } from './generation.js';
 import { MIN_ACCEPTANCE_SAMPLES, RuntimeMetrics } from './metrics.js';
+import { encodeChatPrompt, encodeCompletionPrompt, renderChatPrompt } from './chat-prompt.js';
 import {
-  CHAT_TURN_STOP,
   chatRequestSchema,
   chatResponse,
   chunk,
@@ -50,10 +49,11 @@ import {
   completionResponse,
   deltaWriter,
   parseModelName,
-  renderChat,
   stopList,
   usage,
   usageChunk,
+  type ChatMessage,
+  type ChatRequest,
   type EdgectlInfo,
   type OpenAiFinishReason,
   type ResponseBase,
@@ -94,6 +94,8 @@ interface Prepared {
   base: ResponseBase;
   adapter: string | undefined;
   text: string;
+  /** Chat requests: the messages, encoded through the model's template (chat-prompt.ts). */
+  messages: ChatMessage[] | undefined;
   stops: string[];
   maxTokens: number | undefined;
   sampling: SamplingParams;
@@ -310,8 +312,8 @@ export async function startRuntimeServer(
     let maxTokens = body.max_tokens ?? undefined;
     if (kind === 'chat') {
       const chat = body as ReturnType<typeof chatRequestSchema.parse>;
-      text = renderChat(chat.messages);
-      stops.push(CHAT_TURN_STOP);
+      text = renderChatPrompt(g.chat, chat.messages);
+      stops.push(...g.chat.stops);
       maxTokens = chat.max_completion_tokens ?? maxTokens;
     } else {
       const p = (body as ReturnType<typeof completionRequestSchema.parse>).prompt;
@@ -328,6 +330,7 @@ export async function startRuntimeServer(
       },
       adapter,
       text,
+      messages: kind === 'chat' ? (body as ChatRequest).messages : undefined,
       stops,
       maxTokens,
       sampling,
@@ -504,10 +507,11 @@ export async function startRuntimeServer(
       }
 
       // Redaction before anything else sees the text: the draft works on placeholders too.
-      const redacted = g.redactor.enabled ? g.redactor.redact(prep.text, new RedactionMap()) : undefined;
-      const modelText = redacted?.text ?? prep.text;
-      redactions = redacted ? totalRedactions(redacted.counts) : 0;
-      const promptIds = g.tokenizer.encode(modelText);
+      const redacted = prep.messages
+        ? encodeChatPrompt(g.chat, prep.messages, g.redactor)
+        : encodeCompletionPrompt(g, prep.text);
+      const { modelText, promptIds } = redacted;
+      redactions = redacted.redactions;
       const param = kind === 'chat' ? 'messages' : 'prompt';
       if (promptIds.length === 0) throw badRequest(`${param}: encodes to no tokens`, 'empty_prompt', param);
       const room = g.maxPositions - promptIds.length;
@@ -557,7 +561,7 @@ export async function startRuntimeServer(
         ...(prep.override === undefined ? {} : { override: prep.override }),
       });
 
-      const out = new OutputText(g.tokenizer, promptIds, prep.stops, redacted?.map);
+      const out = new OutputText(g.tokenizer, promptIds, prep.stops, redacted.map);
       let text = '';
       const decided = decision;
       const live = newRunState(decided.route);
