@@ -13,7 +13,9 @@ import { validateModel } from '../../src/artifact/validate/model.js';
 import { publishedModelFiles } from '../../src/artifact/validate/model-graph.js';
 import { LmSession } from '../../src/inference/model-session.js';
 import { defaultModelFiles, externalDataOf, resolveModelFile } from '../../src/inference/model-files.js';
-import { makeModelDir, tempDir } from './fixtures.js';
+import { readManifest } from '../../src/artifact/manifest-store.js';
+import { FsStore } from '../../src/registry/fs-store.js';
+import { makeModelDir, publish, setupRegistry, tempDir } from './fixtures.js';
 import { tinyOnnx, tinyOnnxExternalData } from './onnx-fixture.js';
 
 const sessions: LmSession[] = [];
@@ -148,5 +150,25 @@ describe('validating layouts and variants (what lints is what a site loads)', ()
       validateModel(ctx(dir)),
       /model\.onnx: input past_key_values\.0\.key has 2 KV heads, config\.json says num_key_value_heads 3/,
     );
+  });
+});
+
+describe('publishing a chosen variant', () => {
+  it('publishes only the chosen graph and its external data, and records it in meta', async () => {
+    const store = new FsStore(join(tempDir(), 'registry'));
+    try {
+      const fx = await setupRegistry(store);
+      const res = await publish(fx, communityDir('dtype: q4\nsync: selected\n'));
+      expect(res.ref).toBe('model/m@1.0.0');
+      const loaded = await readManifest(store, 'model', 'm', '1.0.0', fx.trust);
+      const paths = loaded?.manifest.files.map((f) => f.path) ?? [];
+      expect(paths.filter((p) => p.endsWith('.onnx') || p.includes('.onnx_'))).toEqual([
+        'onnx/model_q4.onnx',
+        'onnx/model_q4.onnx_data',
+      ]);
+      expect(loaded?.manifest.meta).toMatchObject({ modelFile: 'onnx/model_q4.onnx', cacheType: 'float32' });
+    } finally {
+      await store.close();
+    }
   });
 });
