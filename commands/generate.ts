@@ -31,6 +31,14 @@ export default class Generate extends BaseCommand<typeof Generate> {
       summary: 'Draft model directory or ref (edge and speculative routes).',
       helpValue: '<dir|ref>',
     }),
+    chat: Flags.boolean({
+      summary: "Send the prompt as a user message through the model's chat template (tokenizer_config.json).",
+    }),
+    'model-file': Flags.string({
+      summary:
+        'Graph file inside the model directory, e.g. onnx/model_q4.onnx (default: artifact.yaml file:/dtype:, else model.onnx, ..., onnx/model.onnx, then fp16, q4, ... variants).',
+      helpValue: '<path>',
+    }),
     adapter: Flags.string({
       summary: 'LoRA adapter directory or ref applied to the draft.',
       helpValue: '<dir|ref>',
@@ -73,6 +81,8 @@ export default class Generate extends BaseCommand<typeof Generate> {
       const result = await generateText({
         prompt: this.args.prompt,
         modelDir: model,
+        modelFile: f['model-file'],
+        chat: f.chat,
         adapterDir: adapter,
         verifierUrl: f.verifier,
         verifierToken: f['verifier-token'],

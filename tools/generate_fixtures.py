@@ -29,7 +29,7 @@ import time
 import numpy as np
 import torch
 
-from fixtures import agreement, bpe, corpus, export_onnx, lean_onnx, tiny_hf
+from fixtures import agreement, bpe, corpus, export_onnx, families, lean_onnx, tiny_hf
 from fixtures.model import Decoder, ModelConfig, count_parameters, macs_per_token
 from fixtures.safetensors_io import write_safetensors
 from fixtures.train import Mixture, distill, new_lora, scaled, teacher_rollouts, train_lm
@@ -96,7 +96,8 @@ def hf_config(cfg: ModelConfig, role: str) -> dict:
 
 
 def generation_config() -> dict:
-    return {"bos_token_id": 0, "eos_token_id": 0, "pad_token_id": 0, "do_sample": False, "max_new_tokens": 64}
+    # stop_strings (Hugging Face's field): a transcript turn is one line, so a chat turn ends at the newline.
+    return {"bos_token_id": 0, "eos_token_id": 0, "pad_token_id": 0, "do_sample": False, "max_new_tokens": 64, "stop_strings": ["\n"]}
 
 
 def write_model_dir(out: str, name: str, role: str, model: Decoder, tok: bpe.ByteLevelBPE) -> None:
@@ -112,7 +113,8 @@ def write_model_dir(out: str, name: str, role: str, model: Decoder, tok: bpe.Byt
     write_json(os.path.join(d, "config.json"), hf_config(model.cfg, role))
     write_json(os.path.join(d, "generation_config.json"), generation_config())
     bpe.write_json(os.path.join(d, "tokenizer.json"), tok.to_tokenizer_json())
-    write_json(os.path.join(d, "tokenizer_config.json"), bpe.tokenizer_config(model.cfg.max_position_embeddings))
+    tok_cfg = {**bpe.tokenizer_config(model.cfg.max_position_embeddings), "chat_template": families.TRANSCRIPT_TEMPLATE}
+    write_json(os.path.join(d, "tokenizer_config.json"), tok_cfg)
     write_yaml(os.path.join(d, "artifact.yaml"), {"kind": "model", "name": name, "version": "1.0.0", "role": role})
 
 
@@ -247,6 +249,10 @@ def main() -> None:
     bpe.write_json(os.path.join(tiny_dir, "tokenizer.json"), tok.to_tokenizer_json())
     write_json(os.path.join(tiny_dir, "tokenizer_config.json"), bpe.tokenizer_config(2048))
     write_yaml(os.path.join(tiny_dir, "artifact.yaml"), {"kind": "model", "name": "tiny-hf", "version": "1.0.0", "role": "draft"})
+    # Exports shaped like real families (onnx-community layout, fp32/fp16/q4), with the draft's tokenizer.
+    families_dir = os.path.join(ROOT, "test", "fixtures", "families") if not args.quick and out == os.path.join(ROOT, "artifacts") else os.path.join(out, "families")
+    family_sizes = families.main(families_dir, os.path.join(out, "models", "draft"))
+    print(json.dumps({k: sum(v.values()) for k, v in family_sizes.items()}), flush=True)
     t = mark("export", t)
 
     adapters = {"support": scaled(good, scale), "support-bad": scaled(bad, scale)}

@@ -39,6 +39,11 @@ export default class VerifierUp extends BaseCommand<typeof VerifierUp> {
       required: true,
       helpValue: '<dir|ref>',
     }),
+    'model-file': Flags.string({
+      summary:
+        'Graph file inside the model directory, e.g. onnx/model_q4.onnx (default: artifact.yaml file:/dtype:, else the documented order).',
+      helpValue: '<path>',
+    }),
     port: Flags.integer({
       summary: 'Port to listen on (0 = any free port).',
       default: 8700,
@@ -108,6 +113,7 @@ export default class VerifierUp extends BaseCommand<typeof VerifierUp> {
     const model = await resolveModelSource(f.model, cfg, this.io);
     const opts: VerifierUpOptions = {
       modelDir: model.dir,
+      modelFile: f['model-file'],
       host: f.host,
       port: f.port,
       threads,

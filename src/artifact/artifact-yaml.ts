@@ -1,6 +1,7 @@
 /**
  * `artifact.yaml`, the optional publishing metadata in an artifact source directory: kind, name,
- * version, role (models), base (adapters) and description. Command-line flags override it. The file
+ * version, role (models), base (adapters) and description; for models also the graph to run (`file:` or
+ * `dtype:`) and `sync: selected` to ship only that graph. Command-line flags override it. The file
  * describes the publish and is not itself published as an artifact file.
  */
 import { existsSync } from 'node:fs';
@@ -23,6 +24,10 @@ const artifactYamlSchema = z.strictObject({
   role: z.enum(['draft', 'verifier']).optional(),
   base: z.string().min(1).optional(),
   description: z.string().max(4096).optional(),
+  // Models: which ONNX graph runs (src/inference/model-files.ts) and whether a site gets only it.
+  file: z.string().min(1).optional(),
+  dtype: z.string().min(1).optional(),
+  sync: z.enum(['all', 'selected']).optional(),
 });
 
 export type ArtifactYaml = z.infer<typeof artifactYamlSchema>;

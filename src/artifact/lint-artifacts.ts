@@ -16,6 +16,7 @@ import { checkKind } from './ref.js';
 import { listSourceFiles } from './source.js';
 import { requireFiles, type LocalValidateContext } from './validate/common.js';
 import { validateModel } from './validate/model.js';
+import { publishedModelFiles } from './validate/model-graph.js';
 import { validatePolicy } from './validate/policy.js';
 
 const ADAPTER_FILES = ['adapter_config.json', 'adapter_model.safetensors'];
@@ -58,7 +59,9 @@ async function lintArtifactDir(dir: string, ctx: LintContext): Promise<YamlProbl
       ];
     }
     checkKind(kind);
-    const { files } = listSourceFiles(dir);
+    const listed = listSourceFiles(dir).files;
+    // A model is linted from exactly the files publish would ship (sync: selected drops variants).
+    const files = kind === 'model' ? publishedModelFiles(dir, yaml, listed) : listed;
     // Only the adapter validator needs the registry (its base model); lint checks adapters' files alone.
     const vctx: LocalValidateContext = { dir, files, yaml };
     if (kind === 'model') await validateModel(vctx);

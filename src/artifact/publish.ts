@@ -38,6 +38,7 @@ import { createProgress, type Progress } from './progress.js';
 import { checkKind, checkName, checkVersion, formatRef, type ArtifactKind } from './ref.js';
 import { listSourceFiles, type SourceFile } from './source.js';
 import { validateArtifact } from './validate/index.js';
+import { publishedModelFiles } from './validate/model-graph.js';
 
 /** Newest versions of the same artifact whose chunks a publish deduplicates against. */
 export const INDEX_VERSIONS = 3;
@@ -218,8 +219,13 @@ export async function publishArtifact(opts: PublishOptions): Promise<PublishResu
   const ref = formatRef(id);
   const key = artifactKey(id.kind, id.name, id.version);
   checkSigner(opts.trust, opts.signer);
-  const { files: sources, skipped } = listSourceFiles(opts.dir);
+  const listed = listSourceFiles(opts.dir);
+  const { skipped } = listed;
   for (const s of skipped) io.log('debug', `not published: ${s}`);
+  // A model with `sync: selected` ships only its chosen graph (validate/model-graph.ts).
+  const sources = id.kind === 'model' ? publishedModelFiles(opts.dir, yaml, listed.files) : listed.files;
+  for (const s of listed.files)
+    if (!sources.includes(s)) io.log('info', `not published (sync: selected): ${s.path}`);
   if (sources.length === 0) throw new UserError(`${opts.dir} holds no files to publish`, { code: 'E_EMPTY' });
 
   const existing = await readManifest(store, id.kind, id.name, id.version, opts.trust);

@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from '../cli/errors.js';
+import { loadChatPrompt } from '../inference/chat-template.js';
 import { collect, generate, generateSpeculative, type GenerateEvent } from '../inference/generate.js';
 import { HttpVerifier } from '../inference/http-verifier.js';
 import { loadLoraAdapter } from '../inference/lora.js';
@@ -22,6 +23,10 @@ export interface GenerateTextOptions {
   prompt: string;
   /** Draft model directory (edge and speculative routes). */
   modelDir: string | undefined;
+  /** Treat the prompt as a user message rendered with the model's chat template (`--chat`). */
+  chat?: boolean | undefined;
+  /** Graph file inside modelDir (`--model-file`); default: model-files.ts's order. */
+  modelFile?: string | undefined;
   adapterDir: string | undefined;
   verifierUrl: string | undefined;
   /** Bearer token the verifier requires (`verifier up --token`). */
@@ -75,15 +80,23 @@ export async function generateText(opts: GenerateTextOptions): Promise<GenerateT
   }
   const sampling: SamplingParams = { temperature: opts.temperature };
   if (opts.topP !== undefined) sampling.topP = opts.topP;
+  if (opts.chat && !opts.modelDir) {
+    throw new UserError('--chat needs --model: the chat template comes from the model directory', {
+      code: 'E_USAGE',
+      suggestion: 'Pass --model <dir|ref> with --chat.',
+    });
+  }
+  const chat = opts.chat ? chatPromptOf(opts.modelDir as string, opts.prompt) : undefined;
+  if (chat) opts = { ...opts, prompt: chat.text, stop: [...opts.stop, ...chat.stops] };
   if (route === 'cloud') return generateCloud(opts, opts.verifierUrl as string, sampling);
 
   const modelDir = opts.modelDir as string;
   const tokenizer = TextTokenizer.load(modelDir);
-  const draft = await LmSession.load(modelDir, { intraOpThreads: opts.threads });
+  const draft = await LmSession.load(modelDir, { intraOpThreads: opts.threads, modelFile: opts.modelFile });
   let verifier: HttpVerifier | undefined;
   try {
     const lora = opts.adapterDir ? loadLoraAdapter(opts.adapterDir, draft.inputs.lora).feeds : undefined;
-    const promptIds = tokenizer.encode(opts.prompt);
+    const promptIds = chat?.ids ?? tokenizer.encode(opts.prompt);
     const common = {
       maxTokens: opts.maxTokens,
       sampling,
@@ -210,4 +223,10 @@ async function* tee(
 
 function sha256File(path: string): string {
   return createHash('sha256').update(readFileSync(path)).digest('hex');
+}
+
+/** `--chat`: the prompt as one user message through the model's chat template. */
+function chatPromptOf(modelDir: string, prompt: string): { text: string; ids: number[]; stops: string[] } {
+  const chat = loadChatPrompt(modelDir, TextTokenizer.load(modelDir));
+  return { ...chat.template.encode([{ role: 'user', content: prompt }]), stops: chat.stops };
 }

@@ -3,7 +3,8 @@
  * layer, head and KV-head counts (grouped-query attention), head size, vocabulary size and the
  * end-of-sequence ids (DESIGN: Runtime and verifier). Files are validated with zod through
  * `readYamlWithSchema` (JSON is YAML), so a bad field is reported as `file:line: field: message`.
- * Unknown fields are allowed: real Hugging Face configs carry dozens we do not use.
+ * Unknown fields are allowed: real Hugging Face configs carry dozens we do not use. A multimodal
+ * wrapper's `text_config` (Gemma 3) is read as the language model's config.
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -17,7 +18,7 @@ export const GENERATION_CONFIG_FILE = 'generation_config.json';
 const positiveInt = z.number().int().positive();
 const tokenIds = z.union([z.number().int().nonnegative(), z.array(z.number().int().nonnegative())]);
 
-const configSchema = z.looseObject({
+const innerSchema = z.looseObject({
   model_type: z.string().optional(),
   vocab_size: positiveInt,
   hidden_size: positiveInt,
@@ -31,6 +32,19 @@ const configSchema = z.looseObject({
   eos_token_id: tokenIds.nullable().optional(),
 });
 
+/**
+ * Multimodal wrappers (Gemma 3, Llava, ...) keep the language model's fields under `text_config`;
+ * its fields win, the top level supplies the rest (token ids, edgectl and lora sections).
+ */
+function unwrapTextConfig(value: unknown): unknown {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return value;
+  const { text_config: text, ...top } = value as Record<string, unknown>;
+  if (typeof text !== 'object' || text === null || Array.isArray(text)) return value;
+  return { ...top, ...(text as Record<string, unknown>) };
+}
+
+const configSchema = z.preprocess(unwrapTextConfig, innerSchema);
+
 const generationConfigSchema = z.looseObject({
   bos_token_id: tokenIds.nullable().optional(),
   eos_token_id: tokenIds.nullable().optional(),
@@ -40,6 +54,7 @@ const generationConfigSchema = z.looseObject({
   top_k: z.number().int().nonnegative().optional(),
   do_sample: z.boolean().optional(),
   max_new_tokens: positiveInt.optional(),
+  repetition_penalty: z.number().positive().optional(),
 });
 
 export interface ModelConfig {
@@ -57,7 +72,13 @@ export interface ModelConfig {
   /** Generation ends at any of these (generation_config.json wins over config.json). */
   eosTokenIds: number[];
   /** Sampling defaults from generation_config.json, when it sets them. */
-  defaults: { temperature?: number; topP?: number; topK?: number; maxNewTokens?: number };
+  defaults: {
+    temperature?: number;
+    topP?: number;
+    topK?: number;
+    maxNewTokens?: number;
+    repetitionPenalty?: number;
+  };
   /** The raw config.json object, for model-specific fields (e.g. LoRA settings). */
   raw: Record<string, unknown>;
 }
@@ -112,6 +133,7 @@ export function loadModelConfig(dir: string): ModelConfig {
   if (gen?.top_p !== undefined) defaults.topP = gen.top_p;
   if (gen?.top_k !== undefined) defaults.topK = gen.top_k;
   if (gen?.max_new_tokens !== undefined) defaults.maxNewTokens = gen.max_new_tokens;
+  if (gen?.repetition_penalty !== undefined) defaults.repetitionPenalty = gen.repetition_penalty;
 
   return {
     modelType: c.model_type,

@@ -9,22 +9,26 @@
  * the next cache without copying); `forwardBatch` runs several sequences of different lengths in
  * one pass, left-padding their caches and right-padding their new tokens behind attention_mask.
  */
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { InferenceSession, Tensor } from 'onnxruntime-node';
 import { UserError } from '../cli/errors.js';
 import { KvCache, type KvShape } from './kv-cache.js';
 import { discoverLoraSlots, zeroLoraFeeds, type LoraFeeds, type LoraSlots } from './lora-slots.js';
 import { loadModelConfig, type ModelConfig } from './model-config.js';
+import { defaultModelFiles, modelChoiceFor, resolveModelFile } from './model-files.js';
+import { ioVariantOf, toFloat32, toFloat32Tensor, toGraphType, type IoVariant } from './model-io.js';
 
-/** Graph file names tried in order: edgectl's layout, then Optimum's merged and plain exports. */
-export const MODEL_FILES = ['model.onnx', 'decoder_model_merged.onnx', 'onnx/model.onnx'];
+/** Graph file names tried in order without a choice (model-files.ts: full precision first). */
+export const MODEL_FILES = defaultModelFiles();
 
 export interface LmSessionOptions {
   /** ONNX Runtime intra-op threads. Default 1: a draft model is latency-bound and shares the CPU. */
   intraOpThreads?: number;
-  /** Graph file inside the model directory; default: the first of MODEL_FILES that exists. */
-  modelFile?: string;
+  /**
+   * Graph file inside the model directory (`--model-file`); default: artifact.yaml's `file:` or
+   * `dtype:` when the directory has one, else the first of MODEL_FILES that exists.
+   */
+  modelFile?: string | undefined;
 }
 
 /** Row-major logits [rows, vocab] of one sequence. */
@@ -75,6 +79,8 @@ export interface ModelInputs {
   useCacheBranch: boolean;
   /** LoRA matrices the graph takes (draft models), or undefined. */
   lora: LoraSlots | undefined;
+  /** float16 caches/logits, logits-to-keep input, position offset (model-io.ts). */
+  io: IoVariant;
 }
 
 function i64(values: ArrayLike<number>, dims: number[]): Tensor {
@@ -113,16 +119,7 @@ export class LmSession implements CausalLm {
 
   static async load(dir: string, opts: LmSessionOptions = {}): Promise<LmSession> {
     const config = loadModelConfig(dir);
-    const modelFile = opts.modelFile ?? MODEL_FILES.find((f) => existsSync(join(dir, f)));
-    if (modelFile === undefined || !existsSync(join(dir, modelFile))) {
-      throw new UserError(
-        `${dir}: no ONNX graph found (looked for ${(opts.modelFile ? [opts.modelFile] : MODEL_FILES).join(', ')})`,
-        {
-          code: 'E_MODEL',
-          suggestion: 'A model directory holds model.onnx, config.json and tokenizer.json (Optimum layout).',
-        },
-      );
-    }
+    const modelFile = resolveModelFile(dir, modelChoiceFor(dir, opts.modelFile));
     const path = join(dir, modelFile);
     let session: InferenceSession;
     try {
@@ -139,12 +136,17 @@ export class LmSession implements CausalLm {
         {
           code: 'E_MODEL',
           suggestion:
-            'Check that the file is a complete ONNX export (opset >= 14) and not a Git LFS pointer.',
+            'Check that the file is a complete ONNX export (opset >= 14), not a Git LFS pointer, and that its external data (<file>.onnx_data) is complete.',
         },
       );
     }
     const inputs = checkGraph(session, config, path);
     return new LmSession(session, dir, modelFile, config, inputs);
+  }
+
+  /** The graph's input and output names (validation reports them). */
+  ioNames(): { inputs: string[]; outputs: string[] } {
+    return { inputs: [...this.session.inputNames], outputs: [...this.session.outputNames] };
   }
 
   get vocabSize(): number {
@@ -167,13 +169,14 @@ export class LmSession implements CausalLm {
     };
     if (this.inputs.positionIds) {
       const pos = new Array<number>(seq);
-      for (let j = 0; j < seq; j++) pos[j] = past.length + j;
+      for (let j = 0; j < seq; j++) pos[j] = past.length + j + this.inputs.io.positionOffset;
       feeds.position_ids = i64(pos, [1, seq]);
     }
-    this.addCommonFeeds(feeds, past.length > 0, lora);
+    this.addCommonFeeds(feeds, past.length > 0, lora, seq);
     const pastTensors = past.pastTensors();
+    const cacheType = this.inputs.io.cacheType;
     for (let i = 0; i < this.pastNames.length; i++)
-      feeds[this.pastNames[i] as string] = pastTensors[i] as Tensor;
+      feeds[this.pastNames[i] as string] = toGraphType(pastTensors[i] as Tensor, cacheType);
     // ONNX Runtime reads the past tensors in place: a release meanwhile must wait for the pass.
     past.hold();
     let out: InferenceSession.OnnxValueMapType;
@@ -183,9 +186,9 @@ export class LmSession implements CausalLm {
       past.unhold();
     }
     const logits = out.logits as Tensor;
-    const presents = this.presentNames.map((n) => out[n] as Tensor);
+    const presents = this.presentNames.map((n) => toFloat32Tensor(out[n] as Tensor));
     return {
-      logits: new Logits(logits.data as Float32Array, seq, this.vocabSize),
+      logits: new Logits(toFloat32(logits), seq, this.vocabSize),
       cache: KvCache.fromTensors(this.shape, presents, total),
     };
   }
@@ -214,7 +217,7 @@ export class LmSession implements CausalLm {
       const pastLen = (pasts[b] as KvCache).length;
       for (let j = 0; j < maxSeq; j++) {
         ids[b * maxSeq + j] = it.ids[j] ?? 0;
-        pos[b * maxSeq + j] = pastLen + j;
+        pos[b * maxSeq + j] = pastLen + j + this.inputs.io.positionOffset;
       }
       mask.fill(1n, b * total + maxPast - pastLen, b * total + maxPast + it.ids.length);
     });
@@ -223,7 +226,7 @@ export class LmSession implements CausalLm {
       attention_mask: new Tensor('int64', mask, [batch, total]),
     };
     if (this.inputs.positionIds) feeds.position_ids = i64(pos, [batch, maxSeq]);
-    this.addCommonFeeds(feeds, maxPast > 0, lora);
+    this.addCommonFeeds(feeds, maxPast > 0, lora, maxSeq);
     const { numKeyValueHeads: h, headDim: d } = this.shape;
     const compact = pasts.map((c) => c.pastTensors());
     for (let t = 0; t < this.pastNames.length; t++) {
@@ -236,11 +239,12 @@ export class LmSession implements CausalLm {
           data.set(src.subarray(head * len * d, (head + 1) * len * d), dst);
         }
       }
-      feeds[this.pastNames[t] as string] = new Tensor('float32', data, [batch, h, maxPast, d]);
+      const past = new Tensor('float32', data, [batch, h, maxPast, d]);
+      feeds[this.pastNames[t] as string] = toGraphType(past, this.inputs.io.cacheType);
     }
     const out = await this.session.run(feeds);
-    const logits = (out.logits as Tensor).data as Float32Array;
-    const presents = this.presentNames.map((n) => (out[n] as Tensor).data as Float32Array);
+    const logits = toFloat32(out.logits as Tensor);
+    const presents = this.presentNames.map((n) => toFloat32(out[n] as Tensor));
     const vocab = this.vocabSize;
     return items.map((it, b) => {
       const seq = it.ids.length;
@@ -264,7 +268,15 @@ export class LmSession implements CausalLm {
     await this.session.release();
   }
 
-  private addCommonFeeds(feeds: Record<string, Tensor>, hasPast: boolean, lora: LoraFeeds | undefined): void {
+  private addCommonFeeds(
+    feeds: Record<string, Tensor>,
+    hasPast: boolean,
+    lora: LoraFeeds | undefined,
+    seq: number,
+  ): void {
+    // Every input token needs its logits row (speculative verification), so keep them all.
+    const keep = this.inputs.io.logitsToKeep;
+    if (keep !== undefined) feeds[keep] = new Tensor('int64', new BigInt64Array([BigInt(seq)]), []);
     if (this.inputs.useCacheBranch)
       feeds.use_cache_branch = new Tensor('bool', new Uint8Array([hasPast ? 1 : 0]), [1]);
     const slots = this.inputs.lora;
@@ -298,6 +310,19 @@ export class LmSession implements CausalLm {
   }
 }
 
+const FED_INPUTS = new Set([
+  'input_ids',
+  'attention_mask',
+  'position_ids',
+  'use_cache_branch',
+  'num_logits_to_keep',
+  'logits_to_keep',
+]);
+
+function isFedInput(name: string): boolean {
+  return FED_INPUTS.has(name) || /^past_key_values\.\d+\.(key|value)$/.test(name) || /^lora\./.test(name);
+}
+
 /** Checks the graph against config.json and discovers its optional inputs. */
 function checkGraph(session: InferenceSession, config: ModelConfig, path: string): ModelInputs {
   const inputs = new Set(session.inputNames);
@@ -313,6 +338,18 @@ function checkGraph(session: InferenceSession, config: ModelConfig, path: string
   }
   if (inputs.has(`past_key_values.${config.numLayers}.key`))
     missing.push(`(graph has more layers than num_hidden_layers)`);
+  // An input the runtime would not feed fails every run: refuse it at load (and so at lint).
+  const unknown = session.inputNames.filter((n) => !isFedInput(n));
+  if (unknown.length > 0) {
+    throw new UserError(
+      `${path}: the graph takes input ${unknown.join(', ')}, which the runtime does not feed`,
+      {
+        code: 'E_MODEL',
+        suggestion:
+          'Export a decoder with the Optimum inputs (input_ids, attention_mask, position_ids, past_key_values.*).',
+      },
+    );
+  }
   if (missing.length > 0) {
     throw new UserError(
       `${path}: the graph does not match config.json (num_hidden_layers ${config.numLayers}): missing ${missing.slice(0, 4).join(', ')}${missing.length > 4 ? ', ...' : ''}`,
@@ -326,17 +363,15 @@ function checkGraph(session: InferenceSession, config: ModelConfig, path: string
     if (!meta.isTensor || !meta.name.startsWith('past_key_values.')) continue;
     const [, heads, , dim] = meta.shape;
     const problem =
-      meta.type !== 'float32'
-        ? `type ${meta.type} (only float32 caches are supported)`
-        : typeof heads === 'number' && heads !== config.numKeyValueHeads
-          ? `${heads} KV heads, config.json says num_key_value_heads ${config.numKeyValueHeads}`
-          : typeof dim === 'number' && dim !== config.headDim
-            ? `head size ${dim}, config.json implies ${config.headDim}`
-            : undefined;
+      typeof heads === 'number' && heads !== config.numKeyValueHeads
+        ? `${heads} KV heads, config.json says num_key_value_heads ${config.numKeyValueHeads}`
+        : typeof dim === 'number' && dim !== config.headDim
+          ? `head size ${dim}, config.json implies ${config.headDim}`
+          : undefined;
     if (problem !== undefined) {
       throw new UserError(`${path}: input ${meta.name} has ${problem}`, {
         code: 'E_MODEL',
-        suggestion: 'Fix num_key_value_heads / head_dim in config.json or re-export the model in float32.',
+        suggestion: 'Fix num_key_value_heads / head_dim in config.json (or its text_config).',
       });
     }
   }
@@ -344,5 +379,6 @@ function checkGraph(session: InferenceSession, config: ModelConfig, path: string
     positionIds: inputs.has('position_ids'),
     useCacheBranch: inputs.has('use_cache_branch'),
     lora: discoverLoraSlots(session.inputMetadata, config, path),
+    io: ioVariantOf(session, config.modelType, path),
   };
 }

@@ -92,6 +92,8 @@ export function makeModelDir(parent: string, opts: ModelDirOptions = {}): string
     JSON.stringify({
       num_hidden_layers: opts.configLayers ?? layers,
       vocab_size: 8,
+      hidden_size: 8,
+      num_attention_heads: 2,
       num_key_value_heads: 2,
       ...(opts.lora ? { lora: opts.lora } : {}),
     }),

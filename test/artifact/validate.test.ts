@@ -53,23 +53,20 @@ describe('model validation (real ONNX Runtime session)', () => {
     const dir = makeModelDir(tempDir(), { layers: 2, configLayers: 3 });
     await refused(
       validate('model', dir),
-      /model\.onnx: inputs: missing past_key_values\.2\.key, past_key_values\.2\.value .*num_hidden_layers is 3/,
+      /model\.onnx: the graph does not match config\.json \(num_hidden_layers 3\): missing input past_key_values\.2\.key/,
     );
     const more = makeModelDir(tempDir(), { layers: 3, configLayers: 2 });
-    await refused(
-      validate('model', more),
-      /past_key_values\.2\.key is beyond config\.json num_hidden_layers \(2\)/,
-    );
+    await refused(validate('model', more), /graph has more layers than num_hidden_layers/);
   });
 
   it('refuses missing outputs, unexpected inputs, missing files and a missing or wrong role', async () => {
     await refused(
       validate('model', makeModelDir(tempDir(), { dropOutput: 'present.1.value' })),
-      /outputs: missing present\.1\.value/,
+      /missing output present\.1\.value/,
     );
     await refused(
       validate('model', makeModelDir(tempDir(), { extraInput: 'token_type_ids' })),
-      /unexpected input token_type_ids/,
+      /takes input token_type_ids, which the runtime does not feed/,
     );
     const noTok = makeModelDir(tempDir());
     writeFileSync(join(noTok, 'tokenizer.json'), '{"version": "1.0"}');
@@ -81,7 +78,7 @@ describe('model validation (real ONNX Runtime session)', () => {
     await refused(validate('model', declaredLora), /inputs \(LoRA\): missing lora\.0\.v_proj\.A/);
     const broken = makeModelDir(tempDir());
     writeFileSync(join(broken, 'model.onnx'), 'not a model');
-    await refused(validate('model', broken), /model\.onnx: ONNX Runtime cannot load it/);
+    await refused(validate('model', broken), /model\.onnx: ONNX Runtime cannot load the model/);
   });
 });
 

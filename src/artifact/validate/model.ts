@@ -1,15 +1,15 @@
 /**
- * Validation of `model` artifacts (DESIGN: Artifacts, Runtime): the Hugging Face Optimum layout
- * (model.onnx, config.json, tokenizer.json, optional generation_config.json) and the I/O contract
- * the runtime relies on. model.onnx is opened with ONNX Runtime and its input and output names are
- * checked against config.json's layer count: inputs `input_ids`, `attention_mask`, optional
- * `position_ids`, `past_key_values.<i>.key|value` for every layer (and no more), optional `use_cache_branch`
- * (Optimum's merged decoder), optional LoRA
- * inputs `lora.<layer>.<module>.A|B`; outputs `logits` and `present.<i>.key|value`. A model that
- * fails here would fail at every site, so it is refused at publish (exit 2).
+ * Validation of `model` artifacts (DESIGN: Artifacts, Runtime): config.json, tokenizer.json,
+ * optional generation_config.json and an ONNX graph in the Optimum layout (model.onnx,
+ * decoder_model_merged.onnx) or the onnx-community one (onnx/model.onnx, onnx/model_q4.onnx, ...),
+ * chosen by artifact.yaml `file:`/`dtype:` (model-graph.ts). The graph is checked by loading it as
+ * a site will and running it (model-graph.ts: same file, session options, inputs), so its I/O
+ * contract is the runtime's own: `input_ids`, `attention_mask`, optional `position_ids`,
+ * `use_cache_branch`, `num_logits_to_keep`, `past_key_values.<i>.key|value` for every layer and no
+ * more, optional LoRA inputs `lora.<layer>.<module>.A|B`; outputs `logits` and `present.<i>.*`.
+ * A model that fails here would fail at every site, so it is refused at lint and publish (exit 2).
  */
 import { join } from 'node:path';
-import * as ort from 'onnxruntime-node';
 import {
   hasFile,
   invalidFile,
@@ -21,32 +21,13 @@ import {
   type Meta,
   type LocalValidateContext,
 } from './common.js';
+import { probeModelGraph } from './model-graph.js';
 
-export const MODEL_FILES = ['model.onnx', 'config.json', 'tokenizer.json'];
+/** Files every model artifact has besides its graph (model-files.ts finds the graph). */
+export const MODEL_FILES = ['config.json', 'tokenizer.json'];
 export type ModelRole = 'draft' | 'verifier';
 
-/** Optimum inputs the runtime may feed besides the required ones (`use_cache_branch`: merged decoders). */
-const OPTIONAL_INPUTS = new Set(['input_ids', 'attention_mask', 'position_ids', 'use_cache_branch']);
 const LORA_INPUT_RE = /^lora\.(\d+)\.([A-Za-z0-9_]+)\.(A|B)$/;
-
-interface OnnxIo {
-  inputs: string[];
-  outputs: string[];
-}
-
-async function readOnnxIo(file: string): Promise<OnnxIo> {
-  let session: ort.InferenceSession;
-  try {
-    session = await ort.InferenceSession.create(file, { graphOptimizationLevel: 'disabled' });
-  } catch (err) {
-    throw invalidFile(file, '', `ONNX Runtime cannot load it (${(err as Error).message.split('\n')[0]})`);
-  }
-  try {
-    return { inputs: [...session.inputNames], outputs: [...session.outputNames] };
-  } finally {
-    await session.release();
-  }
-}
 
 function roleOf(ctx: LocalValidateContext, config: Record<string, unknown>, configFile: string): ModelRole {
   const fromConfig = (config.edgectl as { role?: unknown } | undefined)?.role;
@@ -73,7 +54,12 @@ function roleOf(ctx: LocalValidateContext, config: Record<string, unknown>, conf
 export async function validateModel(ctx: LocalValidateContext): Promise<Meta> {
   requireFiles(ctx, 'model', MODEL_FILES);
   const { value: config, file: configFile } = readJsonObject(ctx, 'config.json');
-  const layers = positiveInt(config, 'num_hidden_layers', configFile);
+  const layers = positiveInt(
+    (config.text_config as Record<string, unknown> | undefined) ?? config,
+    'num_hidden_layers',
+    configFile,
+    config.text_config === undefined ? 'num_hidden_layers' : 'text_config.num_hidden_layers',
+  );
   const role = roleOf(ctx, config, configFile);
   const lora = loraSupportOf(config, configFile);
 
@@ -83,65 +69,37 @@ export async function validateModel(ctx: LocalValidateContext): Promise<Meta> {
   }
   if (hasFile(ctx, 'generation_config.json')) readJsonObject(ctx, 'generation_config.json');
 
-  const onnxFile = join(ctx.dir, 'model.onnx');
-  const io = await readOnnxIo(onnxFile);
-  const inputs = new Set(io.inputs);
-  const outputs = new Set(io.outputs);
-  const need = (names: string[], have: Set<string>, what: string) => {
-    const missing = names.filter((n) => !have.has(n));
-    if (missing.length > 0) {
-      throw invalidFile(
-        onnxFile,
-        what,
-        `missing ${missing.slice(0, 6).join(', ')}${missing.length > 6 ? ` and ${missing.length - 6} more` : ''} ` +
-          `(config.json num_hidden_layers is ${layers})`,
-        'export the model in the Optimum decoder layout with past_key_values, or fix num_hidden_layers',
-      );
-    }
-  };
-  const kv = (prefix: string) =>
-    Array.from({ length: layers }, (_, i) => [`${prefix}.${i}.key`, `${prefix}.${i}.value`]).flat();
-  need(['input_ids', 'attention_mask', ...kv('past_key_values')], inputs, 'inputs');
-  need(['logits', ...kv('present')], outputs, 'outputs');
-
-  const loraInputs: string[] = [];
-  for (const name of io.inputs) {
-    if (OPTIONAL_INPUTS.has(name)) continue;
-    const pkv = /^past_key_values\.(\d+)\.(key|value)$/.exec(name);
-    if (pkv) {
-      if (Number(pkv[1]) >= layers) {
-        throw invalidFile(onnxFile, 'inputs', `${name} is beyond config.json num_hidden_layers (${layers})`);
-      }
-      continue;
-    }
-    const l = LORA_INPUT_RE.exec(name);
-    if (l && Number(l[1]) < layers) {
-      loraInputs.push(name);
-      continue;
-    }
-    throw invalidFile(
-      onnxFile,
-      'inputs',
-      `unexpected input ${name}`,
-      'the runtime feeds only the Optimum decoder inputs',
-    );
-  }
+  const textConfig = config.text_config;
+  const text =
+    typeof textConfig === 'object' && textConfig !== null ? (textConfig as Record<string, unknown>) : config;
+  const graph = await probeModelGraph(ctx.dir, ctx.yaml, ctx.files);
+  const loraInputs = graph.inputs.filter((n) => LORA_INPUT_RE.test(n));
   if (lora) {
     const expected = Array.from({ length: layers }, (_, i) =>
       lora.targetModules.flatMap((m) => [`lora.${i}.${m}.A`, `lora.${i}.${m}.B`]),
     ).flat();
-    need(expected, inputs, 'inputs (LoRA)');
+    const missing = expected.filter((n) => !graph.inputs.includes(n));
+    if (missing.length > 0) {
+      throw invalidFile(
+        join(ctx.dir, graph.modelFile),
+        'inputs (LoRA)',
+        `missing ${missing.slice(0, 6).join(', ')}${missing.length > 6 ? ` and ${missing.length - 6} more` : ''}`,
+        'export the draft with LoRA inputs for every target module in config.json lora.target_modules',
+      );
+    }
   }
   return {
     role,
     numHiddenLayers: layers,
-    ...(optionalPositiveInt(config, 'vocab_size', configFile) ? { vocabSize: config.vocab_size } : {}),
-    ...(optionalPositiveInt(config, 'num_key_value_heads', configFile)
-      ? { numKeyValueHeads: config.num_key_value_heads }
+    modelFile: graph.modelFile,
+    cacheType: graph.cacheType,
+    ...(optionalPositiveInt(text, 'vocab_size', configFile) ? { vocabSize: text.vocab_size } : {}),
+    ...(optionalPositiveInt(text, 'num_key_value_heads', configFile)
+      ? { numKeyValueHeads: text.num_key_value_heads }
       : {}),
     ...(lora ? { lora: { targetModules: lora.targetModules, maxRank: lora.maxRank } } : {}),
     loraInputs: loraInputs.length,
-    inputs: io.inputs.length,
-    outputs: io.outputs.length,
+    inputs: graph.inputs.length,
+    outputs: graph.outputs.length,
   };
 }

@@ -27,6 +27,7 @@ import { LmSession } from '../../inference/model-session.js';
 import { TextTokenizer, TOKENIZER_FILE } from '../../inference/tokenizer.js';
 import { BlockRules } from '../../policy/block.js';
 import { loadPolicyDir, withDefaults, type EffectivePolicy } from '../../policy/load.js';
+import { loadChatPrompt, type ChatPrompt } from './chat-prompt.js';
 import { Redactor } from '../../policy/redact.js';
 import type { FeedbackContext } from '../../site/feedback/accumulator.js';
 import type { ServedGeneration } from '../contract.js';
@@ -57,6 +58,7 @@ export interface ShadowAdapter {
 /** A model session and tokenizer shared by every generation with the same model digest. */
 class SharedModel {
   private refs = 1;
+  private chatPrompt: ChatPrompt | undefined;
 
   readonly defaults: { temperature: number; topP: number | undefined; maxTokens: number | undefined };
 
@@ -73,6 +75,12 @@ class SharedModel {
       topP: greedy ? undefined : d.topP,
       maxTokens: d.maxNewTokens,
     };
+  }
+
+  /** The model's chat template and turn stops, loaded on the first chat request. */
+  get chat(): ChatPrompt {
+    this.chatPrompt ??= loadChatPrompt(this.session.dir, this.tokenizer);
+    return this.chatPrompt;
   }
 
   retain(): this {
@@ -209,6 +217,11 @@ export class LoadedGeneration implements ServedGeneration {
    */
   get requestDefaults(): { temperature: number; topP: number | undefined; maxTokens: number | undefined } {
     return this.shared.defaults;
+  }
+
+  /** How chats are rendered for this model (chat-prompt.ts). */
+  get chat(): ChatPrompt {
+    return this.shared.chat;
   }
 
   /** Positions the draft model accepts (prompt + output). */

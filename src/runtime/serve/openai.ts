@@ -5,14 +5,11 @@
  * template, `model` name parsing and the response/chunk shapes with the `edgectl` extension field
  * that says how the answer was produced.
  *
- * Chat template. The fixture models are plain dialogue language models trained on transcripts such
- * as `Customer: ...\nAgent: ...` (artifacts/prompts/*.jsonl), the same text `edgectl generate`
- * takes, so a chat is rendered as that transcript: one line per message, `<speaker>: <content>`,
- * where the speaker is the message's `name` when given, else `System`, `User` or `Assistant` by role,
- * followed by `<assistant speaker>:` for the turn to generate (the latest assistant `name`, else
- * `Assistant`). Newlines inside a message are kept. A turn is one line, so chat generation also stops
- * at the first newline (`CHAT_TURN_STOP`), on top of the request's own stop strings. Completions send
- * the prompt text as it is.
+ * Chat prompts are rendered by the model's own Jinja chat template (chat-prompt.ts). `renderChat`
+ * below is the transcript format the fixture models are trained on (`<speaker>: <content>` lines,
+ * then `<assistant speaker>:`); their tokenizer_config.json carries it as a Jinja `chat_template`
+ * (and generation_config.json `stop_strings: ["\n"]` ends a turn), and the tests hold the two equal.
+ * Completions send the prompt text as it is.
  *
  * Defaults for fields a request leaves out come from the model's generation_config.json (greedy
  * when it says `do_sample: false`, as the fixture models do; `max_new_tokens` for max_tokens), and
@@ -76,7 +73,7 @@ export const completionRequestSchema = z.looseObject({
 });
 export type CompletionRequest = z.infer<typeof completionRequestSchema>;
 
-/** Ends an assistant turn of the chat template. */
+/** Ends an assistant turn of the transcript format. */
 export const CHAT_TURN_STOP = '\n';
 
 const ROLE_SPEAKER: Record<ChatMessage['role'], string> = {
@@ -93,7 +90,7 @@ function messageText(m: ChatMessage): string {
   return m.content.map((p) => p.text).join('');
 }
 
-/** The transcript the model continues (see the module comment). */
+/** The transcript format (see the module comment); the served path renders the model's template. */
 export function renderChat(messages: readonly ChatMessage[]): string {
   let assistant = 'Assistant';
   for (const m of messages) if (m.role === 'assistant' && m.name) assistant = m.name;

@@ -42,8 +42,8 @@ import type { RoundCosts } from '../../inference/adaptive-k.js';
 import { newRunState, runGeneration, VerifierUnavailableError, type RunState } from './execute.js';
 import type { LoadedGeneration } from './generation.js';
 import { MIN_ACCEPTANCE_SAMPLES, RuntimeMetrics } from './metrics.js';
+import { encodeChatPrompt, renderChatPrompt } from './chat-prompt.js';
 import {
-  CHAT_TURN_STOP,
   chatRequestSchema,
   chatResponse,
   chunk,
@@ -51,10 +51,11 @@ import {
   completionResponse,
   deltaWriter,
   parseModelName,
-  renderChat,
   stopList,
   usage,
   usageChunk,
+  type ChatMessage,
+  type ChatRequest,
   type EdgectlInfo,
   type OpenAiFinishReason,
   type ResponseBase,
@@ -88,6 +89,8 @@ interface Prepared {
   base: ResponseBase;
   adapter: string | undefined;
   text: string;
+  /** Chat requests: the messages, encoded through the model's template (chat-prompt.ts). */
+  messages: ChatMessage[] | undefined;
   stops: string[];
   maxTokens: number | undefined;
   sampling: SamplingParams;
@@ -295,8 +298,8 @@ export async function startRuntimeServer(
     let maxTokens = body.max_tokens ?? undefined;
     if (kind === 'chat') {
       const chat = body as ReturnType<typeof chatRequestSchema.parse>;
-      text = renderChat(chat.messages);
-      stops.push(CHAT_TURN_STOP);
+      text = renderChatPrompt(g.chat, chat.messages);
+      stops.push(...g.chat.stops);
       maxTokens = chat.max_completion_tokens ?? maxTokens;
     } else {
       const p = (body as ReturnType<typeof completionRequestSchema.parse>).prompt;
@@ -313,6 +316,7 @@ export async function startRuntimeServer(
       },
       adapter,
       text,
+      messages: kind === 'chat' ? (body as ChatRequest).messages : undefined,
       stops,
       maxTokens,
       sampling,
@@ -499,8 +503,19 @@ export async function startRuntimeServer(
           : completionResponse(prep.base, prepared.message, 'content_filter', u, edgectl);
       }
       if (prepared.kind === 'too_long') throw tooLongError(prepared, g.maxPositions, param);
-      const { modelText, ids: promptIds } = prepared;
-      redactions = prepared.redactions;
+      // A chat is encoded through the model's own template (control tokens only where the template
+      // puts them, PII redacted per message); the preparation above already applied the block rules
+      // and bounded the text to about a context's worth, so this runs on small text.
+      const encoded = prep.messages
+        ? encodeChatPrompt(g.chat, prep.messages, g.redactor)
+        : {
+            modelText: prepared.modelText,
+            promptIds: prepared.ids,
+            map: prepared.map,
+            redactions: prepared.redactions,
+          };
+      const { modelText, promptIds } = encoded;
+      redactions = encoded.redactions;
       if (promptIds.length === 0) throw badRequest(`${param}: encodes to no tokens`, 'empty_prompt', param);
       const room = g.maxPositions - promptIds.length;
       if (room < 1) {
@@ -542,7 +557,7 @@ export async function startRuntimeServer(
         ...(prep.override === undefined ? {} : { override: prep.override }),
       });
 
-      const out = new OutputText(g.tokenizer, promptIds, prep.stops, prepared.map);
+      const out = new OutputText(g.tokenizer, promptIds, prep.stops, encoded.map);
       let text = '';
       const decided = decision;
       const live = newRunState(decided.route);

@@ -17,6 +17,8 @@ export const VERIFIER_DAEMON = 'verifier';
 
 export interface VerifierUpOptions {
   modelDir: string;
+  /** Graph file inside modelDir (`--model-file`); default: model-files.ts's order. */
+  modelFile?: string | undefined;
   host: string;
   port: number;
   threads: number;
@@ -68,6 +70,7 @@ export async function runVerifierForeground(
     start: async () => {
       running = await startVerifierServer({
         modelDir: opts.modelDir,
+        ...(opts.modelFile === undefined ? {} : { modelFile: opts.modelFile }),
         host: opts.host,
         port: opts.port,
         threads: opts.threads,
@@ -139,6 +142,7 @@ export async function startVerifierDaemon(
     ...(opts.maxConcurrency === undefined ? [] : ['--max-concurrency', String(opts.maxConcurrency)]),
     ...(opts.identityKeyPath === undefined ? [] : ['--identity-key', resolve(opts.identityKeyPath)]),
     ...(opts.requestTimeoutMs === undefined ? [] : ['--request-timeout', `${opts.requestTimeoutMs}ms`]),
+    ...(opts.modelFile === undefined ? [] : ['--model-file', opts.modelFile]),
   ];
   const env: NodeJS.ProcessEnv = { ...process.env };
   // The token goes through the environment: arguments are visible to every user in `ps`.

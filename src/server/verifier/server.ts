@@ -29,6 +29,8 @@ export { VERIFIER_TOKEN_ENV };
 
 export interface VerifierServerOptions {
   modelDir: string;
+  /** Graph file inside modelDir (`--model-file`). */
+  modelFile?: string;
   host: string;
   /** 0 picks a free port. */
   port: number;
@@ -108,6 +110,7 @@ export async function startVerifierServer(opts: VerifierServerOptions): Promise<
   };
   const model = await VerifierModel.load(opts.modelDir, {
     threads: settings.threads,
+    ...(opts.modelFile === undefined ? {} : { modelFile: opts.modelFile }),
     ...(opts.modelName === undefined ? {} : { name: opts.modelName }),
     ...(opts.identityKey === undefined ? {} : { identityKey: opts.identityKey }),
   });

@@ -26,6 +26,8 @@ export interface VerifierModelOptions {
   threads: number;
   /** Name reported by the API (default: the directory's base name). */
   name?: string;
+  /** Graph file inside the directory (`--model-file`); default: model-files.ts's order. */
+  modelFile?: string;
   /** Signs /v1/identity when given. */
   identityKey?: KeyPair;
 }
@@ -70,7 +72,7 @@ export class VerifierModel {
       });
     }
     const tokenizer = TextTokenizer.load(abs);
-    const lm = await LmSession.load(abs, { intraOpThreads: opts.threads });
+    const lm = await LmSession.load(abs, { intraOpThreads: opts.threads, modelFile: opts.modelFile });
     if (tokenizer.vocabSize > lm.vocabSize) {
       await lm.release();
       throw new UserError(
