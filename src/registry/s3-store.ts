@@ -24,8 +24,13 @@ import {
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { ConflictError, NotFoundError, OperationalError, UserError } from '../cli/errors.js';
+import {
+  conditionalWritesEnforced,
+  type ConditionalWriteProbeResult,
+  type EtagForm,
+} from './conditional-writes.js';
 import { sha256Hex } from './digest.js';
 import { BLOB_PREFIX } from './layout.js';
 import {
@@ -36,6 +41,7 @@ import {
   type Store,
   type StoreStats,
 } from './store.js';
+import { etagForms, ifMatchValue, runConditionalWriteProbe, sameEtag } from './s3-probe.js';
 import { checkKey, checkPrefix, compareKeys } from './store-keys.js';
 
 export interface S3StoreOptions {
@@ -57,6 +63,8 @@ export interface S3StoreOptions {
   partSize?: number;
   /** Initial belief about conditional-write support until probed (default: true for AWS itself). */
   enforcesConditionalWrites?: boolean;
+  /** The `If-Match` ETag form to send (default: as returned, then unquoted when the server refuses it). */
+  ifMatchForm?: EtagForm;
 }
 
 type Kind = 'gets' | 'puts' | 'heads' | 'lists' | 'deletes';
@@ -117,6 +125,20 @@ function isConditionalConflict(err: unknown): boolean {
   return statusOf(err) === 409 || nameOf(err) === 'ConditionalRequestConflict';
 }
 
+function positiveInt(value: string | undefined): number | undefined {
+  const n = Number(value);
+  return value && Number.isInteger(n) && n > 0 ? n : undefined;
+}
+
+/** Whether the SDK sent the request more than once (it retries 5xx and network errors). */
+function retried(err: unknown): boolean {
+  return ((err as { $metadata?: { attempts?: number } } | null)?.$metadata?.attempts ?? 1) > 1;
+}
+
+function md5Hex(body: Buffer): string {
+  return createHash('md5').update(body).digest('hex');
+}
+
 function envFlag(value: string | undefined): boolean | undefined {
   if (value === undefined || value === '') return undefined;
   return !['0', 'false', 'no', 'off'].includes(value.toLowerCase());
@@ -129,6 +151,8 @@ export class S3Store implements Store {
   readonly prefix: string;
   readonly endpoint: string | undefined;
   enforcesConditionalWrites: boolean;
+  /** The `If-Match` ETag form this server accepts, once probed or learned (see s3-probe.ts). */
+  ifMatchForm: EtagForm | undefined;
   readonly stats: StoreStats = emptyStats();
   private readonly client: S3Client;
   private readonly multipartThreshold: number;
@@ -144,7 +168,7 @@ export class S3Store implements Store {
     const config: S3ClientConfig = {
       forcePathStyle:
         opts.forcePathStyle ?? envFlag(env.EDGECTL_S3_FORCE_PATH_STYLE) ?? this.endpoint !== undefined,
-      maxAttempts: opts.maxAttempts ?? 3,
+      maxAttempts: opts.maxAttempts ?? positiveInt(env.AWS_MAX_ATTEMPTS) ?? 3,
       requestHandler: {
         connectionTimeout: opts.connectionTimeoutMs ?? 3_000,
         requestTimeout: opts.requestTimeoutMs ?? 10_000,
@@ -167,6 +191,7 @@ export class S3Store implements Store {
     this.multipartThreshold = opts.multipartThreshold ?? 16 * 1024 * 1024;
     this.partSize = opts.partSize ?? 8 * 1024 * 1024;
     this.enforcesConditionalWrites = opts.enforcesConditionalWrites ?? this.endpoint === undefined;
+    this.ifMatchForm = opts.ifMatchForm;
     // Counted per attempt (the deserialize step runs inside the retry loop), so retries show up.
     this.client.middlewareStack.add(
       (next, context) => async (args) => {
@@ -188,12 +213,16 @@ export class S3Store implements Store {
     return this.prefix ? `${this.prefix}/${key}` : key;
   }
 
+  private where(): string {
+    return `the registry at ${this.url}${this.endpoint ? ` (endpoint ${this.endpoint})` : ''}`;
+  }
+
   /** Turns an unexpected SDK failure into an error that says what to check. */
   private failure(err: unknown, op: string, key?: string): Error {
     if (err instanceof OperationalError || err instanceof UserError || err instanceof ConflictError)
       return err;
     const e = (err ?? {}) as SdkError;
-    const where = `the registry at ${this.url}${this.endpoint ? ` (endpoint ${this.endpoint})` : ''}`;
+    const where = this.where();
     const message = e.message ?? String(err);
     const status = statusOf(err);
     if (
@@ -233,10 +262,25 @@ export class S3Store implements Store {
       ['AccessDenied', 'InvalidAccessKeyId', 'SignatureDoesNotMatch'].includes(e.name ?? '')
     ) {
       return new OperationalError(
-        `${where}: access denied for ${op}${key ? ` ${key}` : ''} (${e.name ?? status})`,
+        `${where}: access to bucket ${this.bucket} denied for ${op}${key ? ` ${key}` : ''} (${e.name ?? status})`,
         {
           code: 'E_ACCESS_DENIED',
-          suggestion: 'check the AWS credentials (AWS_ACCESS_KEY_ID, AWS_PROFILE) and the bucket policy',
+          suggestion: `check the AWS credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE) and that they may use bucket ${this.bucket}`,
+          details: { bucket: this.bucket, operation: op, key: key ?? null, name: e.name ?? null },
+        },
+      );
+    }
+    const attempts = (err as { $metadata?: { attempts?: number } } | null)?.$metadata?.attempts ?? 1;
+    if (status !== undefined && status >= 500) {
+      // The SDK already retried with backoff; say how often so the bound is visible.
+      return new OperationalError(
+        `${where}: ${op}${key ? ` ${key}` : ''} failed after ${attempts} attempt${attempts === 1 ? '' : 's'}: the server answered HTTP ${status} (${e.name ?? 'Error'})`,
+        {
+          code: 'E_REGISTRY_UNAVAILABLE',
+          suggestion:
+            'the S3 server is failing: check its health and logs, then run the command again (AWS_MAX_ATTEMPTS sets how often edgectl retries)',
+          details: { operation: op, key: key ?? null, status, attempts },
+          cause: err,
         },
       );
     }
@@ -425,24 +469,51 @@ export class S3Store implements Store {
     if (!this.enforcesConditionalWrites) {
       // The server ignores If-Match: at least catch a stale etag (this check is not atomic).
       const current = await this.head(key);
-      if (current?.etag !== expectedEtag) throw conflict(current?.etag);
+      if (!sameEtag(current?.etag, expectedEtag) && (current || expectedEtag)) throw conflict(current?.etag);
     }
-    try {
-      return await this.put(
-        key,
-        body,
-        expectedEtag === undefined ? { IfNoneMatch: '*' } : { IfMatch: expectedEtag },
-      );
-    } catch (err) {
-      if (
-        isPreconditionFailed(err) ||
-        isConditionalConflict(err) ||
-        (expectedEtag !== undefined && isNotFound(err))
-      ) {
-        throw conflict((await this.head(key))?.etag);
+    if (expectedEtag === undefined) {
+      try {
+        return await this.put(key, body, { IfNoneMatch: '*' });
+      } catch (err) {
+        if (isPreconditionFailed(err) || isConditionalConflict(err))
+          throw conflict((await this.head(key))?.etag);
+        throw this.failure(err, 'put', key);
       }
-      throw this.failure(err, 'put', key);
     }
+    // Once a form is known (probed, or learned below) only that form is sent.
+    const forms = this.ifMatchForm ? [this.ifMatchForm] : etagForms(expectedEtag);
+    const refused: string[] = [];
+    for (const form of forms) {
+      const value = ifMatchValue(expectedEtag, form);
+      try {
+        const etag = await this.put(key, body, { IfMatch: value });
+        this.ifMatchForm = form;
+        return etag;
+      } catch (err) {
+        if (!isPreconditionFailed(err) && !isConditionalConflict(err) && !isNotFound(err))
+          throw this.failure(err, 'put', key);
+        const current = await this.head(key);
+        if (!sameEtag(current?.etag, expectedEtag)) {
+          // A write the SDK retried after a 5xx may have landed the first time: ours if the object
+          // now holds exactly these bytes (single-part ETags are the MD5 of the content).
+          if (retried(err) && current && sameEtag(current.etag, md5Hex(body))) return current.etag;
+          throw conflict(current?.etag);
+        }
+        // 409: another conditional write is in flight on this object; it is about to move.
+        if (isConditionalConflict(err)) throw conflict(current?.etag);
+        // The object still has the expected ETag, so the server refused this form of it, not the
+        // precondition: only then is the next form tried (a stale ETag never gets here).
+        refused.push(`If-Match: ${value} -> HTTP ${statusOf(err) ?? '?'}`);
+      }
+    }
+    throw new OperationalError(
+      `${this.where()}: the server refused to replace ${key} although it still has the expected ETag ${expectedEtag} (${refused.join(', ')})`,
+      {
+        code: 'E_CAS_REFUSED',
+        suggestion: 'run `edgectl doctor` to see how this server answers conditional writes',
+        details: { key, expected: expectedEtag, refused },
+      },
+    );
   }
 
   async delete(key: string): Promise<void> {
@@ -456,32 +527,26 @@ export class S3Store implements Store {
   }
 
   /**
-   * Writes a scratch object twice with `If-None-Match: *` and once with a wrong `If-Match`, and
-   * records whether the server refused the second and third writes (s3rver does not). Sets
-   * `enforcesConditionalWrites` from the answer.
+   * Probes whether the server enforces create-only and compare-and-swap, from both sides, on a
+   * scratch object under `edgectl-probe/` (deleted afterwards); see s3-probe.ts. Sets
+   * `enforcesConditionalWrites` and the `If-Match` ETag form from the answers.
    */
-  async probeConditionalWrites(): Promise<boolean> {
+  async probeConditionalWrites(): Promise<ConditionalWriteProbeResult> {
     const key = `edgectl-probe/${Date.now()}-${randomBytes(6).toString('hex')}`;
-    const body = Buffer.from('edgectl conditional-write probe\n');
-    const refused = async (condition: { IfNoneMatch: '*' } | { IfMatch: string }): Promise<boolean> => {
-      try {
-        await this.put(key, body, condition);
-        return false;
-      } catch (err) {
-        if (isPreconditionFailed(err) || isConditionalConflict(err)) return true;
-        throw this.failure(err, 'probe write', key);
-      }
-    };
     try {
-      await this.put(key, body, { IfNoneMatch: '*' });
-    } catch (err) {
-      throw this.failure(err, 'probe write', key);
-    }
-    try {
-      const createOnly = await refused({ IfNoneMatch: '*' });
-      const cas = await refused({ IfMatch: '"edgectl-probe-mismatch"' });
-      this.enforcesConditionalWrites = createOnly && cas;
-      return this.enforcesConditionalWrites;
+      const result = await runConditionalWriteProbe(async (body, condition) => {
+        try {
+          const res = await this.put(key, body, condition);
+          return { accepted: true, status: 200, etag: res };
+        } catch (err) {
+          if (isPreconditionFailed(err) || isConditionalConflict(err))
+            return { accepted: false, status: statusOf(err) ?? 412 };
+          throw this.failure(err, 'probe write', key);
+        }
+      });
+      this.enforcesConditionalWrites = conditionalWritesEnforced(result);
+      this.ifMatchForm = result.ifMatchForm ?? undefined;
+      return result;
     } finally {
       await this.delete(key).catch(() => undefined);
     }

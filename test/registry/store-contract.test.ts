@@ -56,7 +56,7 @@ describe('Store contract', () => {
       expect((await store.putIfAbsent(key, body)).status).toBe('created');
       store.resetStats();
       expect((await store.putIfAbsent(key, Buffer.from(body))).status).toBe('exists');
-      if (mk.backend === 's3') expect(store.stats).toMatchObject({ requests: 1, heads: 1, gets: 0, puts: 0 });
+      if (mk.backend !== 'fs') expect(store.stats).toMatchObject({ requests: 1, heads: 1, gets: 0, puts: 0 });
     });
 
     it('list is sorted, filtered by prefix (including partial segments) and strips the backend prefix', async () => {
@@ -174,11 +174,11 @@ describe('Store contract', () => {
       const key = `blobs/sha256/${sha256Hex(body)}`;
       store.resetStats();
       expect((await store.putIfAbsent(key, body)).status).toBe('created');
-      if (mk.backend === 's3') expect(store.stats.puts).toBeGreaterThanOrEqual(5); // create + 3 parts + complete
+      if (mk.backend !== 'fs') expect(store.stats.puts).toBeGreaterThanOrEqual(5); // create + 3 parts + complete
       expect((await store.head(key))?.size).toBe(body.length);
       const mid = 5 * 1024 * 1024 - 10;
       expect((await store.getRange(key, mid, mid + 20)).equals(body.subarray(mid, mid + 20))).toBe(true);
       expect((await store.get(key))?.body.equals(body)).toBe(true);
     });
-  });
+  }, ['fs', 's3', 'rgw']);
 });
