@@ -422,6 +422,9 @@ export class S3Store implements Store {
     if (body.length > this.multipartThreshold) {
       const upload = new Upload({ client: this.client, params, partSize: this.partSize, queueSize: 4 });
       etag = (await upload.done()).ETag;
+      // Some servers (Ceph RGW) leave the ETag out of the multipart completion as the SDK reads it;
+      // an empty ETag would be a useless compare-and-swap token, so ask for it.
+      if (!etag) etag = (await this.head(key))?.etag;
     } else {
       etag = (await this.client.send(new PutObjectCommand(params))).ETag;
     }
