@@ -7,8 +7,11 @@
  * Create-only writes send `If-None-Match: *` and HEAD first: the HEAD saves re-uploading an
  * object that is already there and gives the same-bytes/different-bytes answer on servers that
  * ignore the header (s3rver). Compare-and-swap sends `If-Match` (or `If-None-Match: *` to create).
- * Whether the server enforces these headers is probed by `registry init` (probeConditionalWrites).
- * ETags are opaque CAS tokens here, never content digests (multipart ETags are not MD5s).
+ * Whether the server enforces these headers is probed from both sides by `registry init` and
+ * `doctor` (s3-probe.ts). ETags are opaque CAS tokens here, never content digests (multipart ETags
+ * are not MD5s), compared without their quotes; `If-Match` sends them as returned, and unquoted only
+ * once the object is seen to still carry the expected ETag (Ceph RGW refuses its own quoted ETags),
+ * so a stale ETag is never retried into a success. Error mapping lives in s3-errors.ts.
  *
  * The SDK's default request checksums are turned off (WHEN_REQUIRED) because they break several
  * S3-compatible stores (reference study 5.4); content integrity comes from our own SHA-256 digests.
@@ -25,7 +28,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { createHash, randomBytes } from 'node:crypto';
-import { ConflictError, NotFoundError, OperationalError, UserError } from '../cli/errors.js';
+import { ConflictError, NotFoundError, OperationalError } from '../cli/errors.js';
 import {
   conditionalWritesEnforced,
   type ConditionalWriteProbeResult,
@@ -41,6 +44,15 @@ import {
   type Store,
   type StoreStats,
 } from './store.js';
+import {
+  isConditionalConflict,
+  isNotFound,
+  isPreconditionFailed,
+  registryWhere,
+  retried,
+  s3Failure,
+  statusOf,
+} from './s3-errors.js';
 import { etagForms, ifMatchValue, runConditionalWriteProbe, sameEtag } from './s3-probe.js';
 import { checkKey, checkPrefix, compareKeys } from './store-keys.js';
 
@@ -80,59 +92,9 @@ const COMMAND_KIND: Record<string, Kind> = {
   AbortMultipartUploadCommand: 'puts',
 };
 
-const NETWORK_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'EPIPE',
-  'ECONNABORTED',
-]);
-
-interface SdkError {
-  name?: string;
-  code?: string;
-  message?: string;
-  $metadata?: { httpStatusCode?: number };
-}
-
-function statusOf(err: unknown): number | undefined {
-  return (err as SdkError | null)?.$metadata?.httpStatusCode;
-}
-
-function nameOf(err: unknown): string {
-  return (err as SdkError | null)?.name ?? '';
-}
-
-/**
- * A missing object. A missing bucket is also a 404 but must not read as an empty registry; HEAD
- * responses carry no error body, so there the two look alike and the next GET, PUT or LIST tells.
- */
-function isNotFound(err: unknown): boolean {
-  if (nameOf(err) === 'NoSuchBucket') return false;
-  return statusOf(err) === 404 || nameOf(err) === 'NoSuchKey' || nameOf(err) === 'NotFound';
-}
-
-function isPreconditionFailed(err: unknown): boolean {
-  return statusOf(err) === 412 || nameOf(err) === 'PreconditionFailed';
-}
-
-/** 409 ConditionalRequestConflict: a concurrent conditional write is in flight; AWS says retry. */
-function isConditionalConflict(err: unknown): boolean {
-  return statusOf(err) === 409 || nameOf(err) === 'ConditionalRequestConflict';
-}
-
 function positiveInt(value: string | undefined): number | undefined {
   const n = Number(value);
   return value && Number.isInteger(n) && n > 0 ? n : undefined;
-}
-
-/** Whether the SDK sent the request more than once (it retries 5xx and network errors). */
-function retried(err: unknown): boolean {
-  return ((err as { $metadata?: { attempts?: number } } | null)?.$metadata?.attempts ?? 1) > 1;
 }
 
 function md5Hex(body: Buffer): string {
@@ -214,84 +176,12 @@ export class S3Store implements Store {
   }
 
   private where(): string {
-    return `the registry at ${this.url}${this.endpoint ? ` (endpoint ${this.endpoint})` : ''}`;
+    return registryWhere(this);
   }
 
-  /** Turns an unexpected SDK failure into an error that says what to check. */
+  /** Turns an unexpected SDK failure into an error that says what to check (s3-errors.ts). */
   private failure(err: unknown, op: string, key?: string): Error {
-    if (err instanceof OperationalError || err instanceof UserError || err instanceof ConflictError)
-      return err;
-    const e = (err ?? {}) as SdkError;
-    const where = this.where();
-    const message = e.message ?? String(err);
-    const status = statusOf(err);
-    if (
-      (e.code && NETWORK_CODES.has(e.code)) ||
-      e.name === 'TimeoutError' ||
-      e.name === 'RequestTimeout' ||
-      /socket hang up|timed out|ECONNREFUSED|getaddrinfo/i.test(message)
-    ) {
-      return new OperationalError(`${where} is unreachable: ${message}`, {
-        code: 'E_REGISTRY_UNREACHABLE',
-        suggestion:
-          'check the registry URL and AWS_ENDPOINT_URL_S3, that the S3 server is running, and your network or proxy',
-        details: { url: this.url, endpoint: this.endpoint ?? null, operation: op },
-        cause: err,
-      });
-    }
-    if (/Region is missing/i.test(message)) {
-      return new UserError(`${where}: no AWS region configured`, {
-        code: 'E_S3_CONFIG',
-        suggestion: 'set AWS_REGION (or a region in your AWS profile)',
-      });
-    }
-    if (/Could not load credentials/i.test(message)) {
-      return new UserError(`${where}: no AWS credentials found`, {
-        code: 'E_S3_CONFIG',
-        suggestion: 'set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE',
-      });
-    }
-    if (e.name === 'NoSuchBucket') {
-      return new OperationalError(`${where}: bucket ${this.bucket} does not exist`, {
-        code: 'E_NO_BUCKET',
-        suggestion: `create the bucket ${this.bucket}, or fix the registry URL`,
-      });
-    }
-    if (
-      status === 403 ||
-      ['AccessDenied', 'InvalidAccessKeyId', 'SignatureDoesNotMatch'].includes(e.name ?? '')
-    ) {
-      return new OperationalError(
-        `${where}: access to bucket ${this.bucket} denied for ${op}${key ? ` ${key}` : ''} (${e.name ?? status})`,
-        {
-          code: 'E_ACCESS_DENIED',
-          suggestion: `check the AWS credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE) and that they may use bucket ${this.bucket}`,
-          details: { bucket: this.bucket, operation: op, key: key ?? null, name: e.name ?? null },
-        },
-      );
-    }
-    const attempts = (err as { $metadata?: { attempts?: number } } | null)?.$metadata?.attempts ?? 1;
-    if (status !== undefined && status >= 500) {
-      // The SDK already retried with backoff; say how often so the bound is visible.
-      return new OperationalError(
-        `${where}: ${op}${key ? ` ${key}` : ''} failed after ${attempts} attempt${attempts === 1 ? '' : 's'}: the server answered HTTP ${status} (${e.name ?? 'Error'})`,
-        {
-          code: 'E_REGISTRY_UNAVAILABLE',
-          suggestion:
-            'the S3 server is failing: check its health and logs, then run the command again (AWS_MAX_ATTEMPTS sets how often edgectl retries)',
-          details: { operation: op, key: key ?? null, status, attempts },
-          cause: err,
-        },
-      );
-    }
-    return new OperationalError(
-      `${where}: ${op}${key ? ` ${key}` : ''} failed: ${e.name ?? 'Error'}${status ? ` (HTTP ${status})` : ''}: ${message}`,
-      {
-        code: 'E_REGISTRY_IO',
-        details: { operation: op, key: key ?? null, status: status ?? null },
-        cause: err,
-      },
-    );
+    return s3Failure(this, err, op, key);
   }
 
   async get(key: string): Promise<GetResult | undefined> {
