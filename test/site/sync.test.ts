@@ -287,7 +287,7 @@ forEachBackend((mk) => {
     expect(status).toMatchObject({ offline: true, generation: g });
     expect(status.lastSync?.result).toBe('offline');
   });
-});
+}, ['fs', 's3', 'rgw']);
 
 describe('sync agent (directory registry)', () => {
   it('runs until aborted and reports each switch', async () => {
