@@ -76,3 +76,8 @@ export function forEachBackend(body: (mk: MakeStore) => void, backends: Backend[
     });
   }
 }
+
+/** forEachBackend on all three backends: fs, s3rver and Ceph RGW. */
+export function forAllBackends(body: (mk: MakeStore) => void): void {
+  forEachBackend(body, ['fs', 's3', 'rgw']);
+}
