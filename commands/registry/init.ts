@@ -1,5 +1,6 @@
 import { BaseCommand } from '../../src/cli/base-command.js';
 import { registryFlag, trustFlag } from '../../src/cli/flags.js';
+import { describeConditionalWrites } from '../../src/registry/conditional-writes.js';
 import { initRegistryFromFiles, type InitRegistryResult } from '../../src/registry/init.js';
 
 export default class RegistryInit extends BaseCommand<typeof RegistryInit> {
@@ -8,7 +9,9 @@ export default class RegistryInit extends BaseCommand<typeof RegistryInit> {
   static override description =
     'Writes every version of the project trust root to trust/root/<version>.json (create-only: re-running is a ' +
     "no-op, and a registry holding another trust root is refused), verifies the registry's root chain, and probes " +
-    'whether the backend enforces create-only and compare-and-swap writes. Without them (e.g. some S3-compatible ' +
+    'whether the backend enforces create-only and compare-and-swap writes, from both sides (a wrong precondition ' +
+    "refused and a right one accepted): each is reported as enforced, not enforced or broken, with the server's " +
+    'answers in --json. Without them (e.g. some S3-compatible ' +
     'servers) concurrent `site apply` runs are not protected against each other.';
   static override examples = [
     '<%= config.bin %> registry init',
@@ -27,10 +30,11 @@ export default class RegistryInit extends BaseCommand<typeof RegistryInit> {
     this.out(
       `Registry ${result.url} ${result.created ? 'initialised' : 'already initialised'}; trust root version ${result.trustVersion}.`,
     );
+    const probe = describeConditionalWrites(result.conditionalWriteProbe);
     this.out(
       result.conditionalWrites
-        ? 'Conditional writes: enforced (create-only and compare-and-swap are safe against concurrent writers).'
-        : 'Conditional writes: NOT enforced by this server; run one writer at a time (publish, site apply).',
+        ? `Conditional writes: ${probe}; concurrent writers are safe.`
+        : `Conditional writes: ${probe}. Concurrent writers are NOT safe: run one writer at a time (publish, site apply).`,
     );
     return result;
   }

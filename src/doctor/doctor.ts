@@ -22,6 +22,12 @@ import { readPidIdentity, readState, runFiles } from '../daemon/run-files.js';
 import { defaultSiteDataDir } from '../fleet/site-add.js';
 import { checkSiteFiles, siteFilesIn } from '../fleet/site-schema.js';
 import { checkSecretKeyMode, parseKeyText, SIGNING_KEY_ENV } from '../registry/keys.js';
+import {
+  conditionalWritesEnforced,
+  describeConditionalWrites,
+  probeConditionalWrites,
+  type ConditionalWriteProbeResult,
+} from '../registry/conditional-writes.js';
 import { openStore } from '../registry/open-store.js';
 import type { Store } from '../registry/store.js';
 import { decodeEnvelope } from '../registry/envelope.js';
@@ -328,16 +334,11 @@ function registryFix(cfg: ProjectConfig): string {
     : 'edgectl registry init';
 }
 
-interface ConditionalWriteProbe {
-  probeConditionalWrites(): Promise<boolean>;
-}
-
 async function checkConditionalWrites(store: Store, cfg: ProjectConfig): Promise<DoctorCheck> {
   const base = { id: 'registry.conditional-writes', title: 'Conditional writes' };
-  const probe = (store as Partial<ConditionalWriteProbe>).probeConditionalWrites;
-  let enforced: boolean;
+  let probe: ConditionalWriteProbeResult;
   try {
-    enforced = typeof probe === 'function' ? await probe.call(store) : store.enforcesConditionalWrites;
+    probe = await probeConditionalWrites(store);
   } catch (err) {
     return {
       ...base,
@@ -346,13 +347,21 @@ async function checkConditionalWrites(store: Store, cfg: ProjectConfig): Promise
       fix: registryFix(cfg),
     };
   }
-  return enforced
-    ? { ...base, status: 'ok', detail: 'create-only and compare-and-swap are enforced' }
+  const detail = describeConditionalWrites(probe);
+  if (conditionalWritesEnforced(probe)) return { ...base, status: 'ok', detail };
+  const broken = probe.createOnly === 'broken' || probe.compareAndSwap === 'broken';
+  return broken
+    ? {
+        ...base,
+        status: 'fail',
+        detail: `${detail}: the server refuses writes whose precondition holds, so publish or site apply fail`,
+        fix: 'report the answers above to the S3 server vendor, or use a store that enforces If-None-Match/If-Match (AWS S3, Ceph RGW, recent MinIO, R2)',
+      }
     : {
         ...base,
         status: 'warn',
-        detail: 'NOT enforced by this server: concurrent publish or site apply runs can overwrite each other',
-        fix: 'run one writer at a time (one CI concurrency group), or use a store that enforces If-None-Match/If-Match (AWS S3, recent MinIO, R2)',
+        detail: `${detail}: concurrent publish or site apply runs can overwrite each other`,
+        fix: 'fleet writes are refused here: use --single-writer (or singleWriter: true in edgectl.yaml) with one writer at a time, or a store that enforces If-None-Match/If-Match (AWS S3, Ceph RGW, recent MinIO, R2)',
       };
 }
 

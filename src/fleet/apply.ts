@@ -94,6 +94,24 @@ function lostRace(seq: number, what: string, cause: unknown): ConflictError {
   );
 }
 
+/**
+ * The head's compare-and-swap failed because the head is gone (deleted behind our back), not
+ * because another apply moved it: say so. Retrying is safe: the next apply rebuilds the head from
+ * the log (step 2 rolls forward over every entry past a missing head).
+ */
+function headDeleted(seq: number, cause: ConflictError): ConflictError {
+  return new ConflictError(
+    `fleet/head.json was deleted while this apply ran (fleet seq ${seq} was written; the head was not moved)`,
+    {
+      code: 'E_HEAD_DELETED',
+      suggestion:
+        'run `edgectl site apply` again: it rebuilds the head from the fleet log; then find out what deleted it',
+      details: { seq, retryable: true },
+      cause,
+    },
+  );
+}
+
 /** One apply attempt; ConflictError when another writer won a race (see applyFleetWithRetries). */
 export async function applyFleet(opts: ApplyFleetOptions): Promise<ApplyFleetResult> {
   const { store, trust, io } = opts;
@@ -174,8 +192,10 @@ export async function applyFleet(opts: ApplyFleetOptions): Promise<ApplyFleetRes
         read.headEtag,
       );
     } catch (err) {
-      if (err instanceof ConflictError) throw lostRace(applied.seq, 'moved the fleet head first', err);
-      throw err;
+      if (!(err instanceof ConflictError)) throw err;
+      // Only a head that really moved is a lost race; store errors (E_CAS_REFUSED, I/O) pass as is.
+      if (read.headEtag !== undefined && err.details?.found === null) throw headDeleted(applied.seq, err);
+      throw lostRace(applied.seq, 'moved the fleet head first', err);
     }
     io?.log('info', `moved the fleet head to seq ${applied.seq}`);
   }
@@ -207,7 +227,8 @@ export async function applyFleetWithRetries(
     try {
       return await applyFleet(opts);
     } catch (err) {
-      const retryable = isEdgectlError(err) && err.code === 'E_APPLY_CONFLICT';
+      const retryable =
+        isEdgectlError(err) && (err.code === 'E_APPLY_CONFLICT' || err.code === 'E_HEAD_DELETED');
       if (!retryable || attempt >= retries) throw err;
       opts.io?.log('warn', `${(err as Error).message}; retrying (${attempt + 1}/${retries})`);
       // Jittered backoff so racing writers do not collide again in lockstep.

@@ -14,6 +14,7 @@
  */
 import { UserError } from '../cli/errors.js';
 import type { Io } from '../cli/output.js';
+import type { ConditionalWriteProbeResult } from '../registry/conditional-writes.js';
 import type { Store } from '../registry/store.js';
 import { LEASE_KEY, withLease, type LeaseOptions } from './lease.js';
 
@@ -22,18 +23,20 @@ export type ConditionalWrites = 'enforced' | 'not-enforced' | 'broken';
 const probed = new Map<string, Promise<ConditionalWrites>>();
 const warned = new Set<string>();
 
-/** What a store's probe may answer: a boolean today, the three-way status once probes report it. */
-type ProbeAnswer = boolean | string | { status?: unknown } | undefined;
+/** What a store's probe answers (registry/conditional-writes.ts); a bare boolean from older stores. */
+type ProbeAnswer = boolean | ConditionalWriteProbeResult | undefined;
 
 interface Probe {
   probeConditionalWrites(): Promise<ProbeAnswer>;
 }
 
+/** Both conditions must hold; a broken one outranks one that is merely not enforced. */
 function normalize(answer: ProbeAnswer): ConditionalWrites {
   if (answer === true) return 'enforced';
   if (answer === false || answer === undefined) return 'not-enforced';
-  const status = typeof answer === 'string' ? answer : answer.status;
-  return status === 'enforced' || status === 'not-enforced' || status === 'broken' ? status : 'broken';
+  const states = [answer.createOnly, answer.compareAndSwap];
+  if (states.includes('broken')) return 'broken';
+  return states.includes('not-enforced') ? 'not-enforced' : 'enforced';
 }
 
 /** Whether `store` enforces create-only and compare-and-swap; probed once per URL per process. */

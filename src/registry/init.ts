@@ -6,6 +6,11 @@
  * safety against concurrent writers depends on.
  */
 import { ConflictError, UserError } from '../cli/errors.js';
+import {
+  conditionalWritesEnforced,
+  probeConditionalWrites,
+  type ConditionalWriteProbeResult,
+} from './conditional-writes.js';
 import { encodeEnvelope, type Envelope } from './envelope.js';
 import { trustRootKey } from './layout.js';
 import { openStore, type OpenStoreOptions } from './open-store.js';
@@ -23,21 +28,14 @@ export interface InitRegistryResult {
   url: string;
   /** Newest trust root version in the registry after init (verified from the local root). */
   trustVersion: number;
-  /** Whether the backend refuses conflicting create-only and compare-and-swap writes. */
+  /** Whether the backend enforces both create-only and compare-and-swap (refuses wrong, accepts right). */
   conditionalWrites: boolean;
+  /** What the probe found for each condition, with the server's answers. */
+  conditionalWriteProbe: ConditionalWriteProbeResult;
   /** True when this run wrote the local root's version to the registry. */
   created: boolean;
   /** Trust root versions this run wrote (older archived versions included). */
   uploaded: number[];
-}
-
-/** Stores that can find out whether the server enforces conditional writes (S3). */
-interface ConditionalWriteProbe {
-  probeConditionalWrites(): Promise<boolean>;
-}
-
-function canProbe(store: Store): store is Store & ConditionalWriteProbe {
-  return typeof (store as Partial<ConditionalWriteProbe>).probeConditionalWrites === 'function';
 }
 
 export interface InitRegistryOptions {
@@ -84,10 +82,15 @@ export async function initRegistry(
   }
 
   const walked = await walkRegistryTrust(store, trustEnvelope, now);
-  const conditionalWrites = canProbe(store)
-    ? await store.probeConditionalWrites()
-    : store.enforcesConditionalWrites;
-  return { url: store.url, trustVersion: walked.root.version, conditionalWrites, created, uploaded };
+  const probe = await probeConditionalWrites(store);
+  return {
+    url: store.url,
+    trustVersion: walked.root.version,
+    conditionalWrites: conditionalWritesEnforced(probe),
+    conditionalWriteProbe: probe,
+    created,
+    uploaded,
+  };
 }
 
 function versionOf(env: Envelope): number {

@@ -7,8 +7,11 @@
  * Create-only writes send `If-None-Match: *` and HEAD first: the HEAD saves re-uploading an
  * object that is already there and gives the same-bytes/different-bytes answer on servers that
  * ignore the header (s3rver). Compare-and-swap sends `If-Match` (or `If-None-Match: *` to create).
- * Whether the server enforces these headers is probed by `registry init` (probeConditionalWrites).
- * ETags are opaque CAS tokens here, never content digests (multipart ETags are not MD5s).
+ * Whether the server enforces these headers is probed from both sides by `registry init` and
+ * `doctor` (s3-probe.ts). ETags are opaque CAS tokens here, never content digests (multipart ETags
+ * are not MD5s), compared without their quotes; `If-Match` sends them as returned, and unquoted only
+ * once the object is seen to still carry the expected ETag (Ceph RGW refuses its own quoted ETags),
+ * so a stale ETag is never retried into a success. Error mapping lives in s3-errors.ts.
  *
  * The SDK's default request checksums are turned off (WHEN_REQUIRED) because they break several
  * S3-compatible stores (reference study 5.4); content integrity comes from our own SHA-256 digests.
@@ -24,15 +27,14 @@ import {
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { randomBytes } from 'node:crypto';
-import {
-  ConflictError,
-  NotFoundError,
-  OperationalError,
-  UserError,
-  VerificationError,
-} from '../cli/errors.js';
+import { createHash, randomBytes } from 'node:crypto';
+import { ConflictError, NotFoundError, OperationalError, VerificationError } from '../cli/errors.js';
 import { discard, readCapped, totalSize } from './bounded-io.js';
+import {
+  conditionalWritesEnforced,
+  type ConditionalWriteProbeResult,
+  type EtagForm,
+} from './conditional-writes.js';
 import { sha256Hex } from './digest.js';
 import { BLOB_PREFIX } from './layout.js';
 import {
@@ -54,6 +56,16 @@ import {
   type Store,
   type StoreStats,
 } from './store.js';
+import {
+  isConditionalConflict,
+  isNotFound,
+  isPreconditionFailed,
+  registryWhere,
+  retried,
+  s3Failure,
+  statusOf,
+} from './s3-errors.js';
+import { etagForms, ifMatchValue, runConditionalWriteProbe, sameEtag } from './s3-probe.js';
 import { checkKey, checkPrefix, compareKeys } from './store-keys.js';
 
 export interface S3StoreOptions {
@@ -77,6 +89,8 @@ export interface S3StoreOptions {
   enforcesConditionalWrites?: boolean;
   /** Read caps over the defaults and the EDGECTL_MAX_*_BYTES variables of `env` (limits.ts). */
   limits?: Partial<RegistryLimits>;
+  /** The `If-Match` ETag form to send (default: as returned, then unquoted when the server refuses it). */
+  ifMatchForm?: EtagForm;
 }
 
 type Kind = 'gets' | 'puts' | 'heads' | 'lists' | 'deletes';
@@ -92,49 +106,13 @@ const COMMAND_KIND: Record<string, Kind> = {
   AbortMultipartUploadCommand: 'puts',
 };
 
-const NETWORK_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'EPIPE',
-  'ECONNABORTED',
-]);
-
-interface SdkError {
-  name?: string;
-  code?: string;
-  message?: string;
-  $metadata?: { httpStatusCode?: number };
+function positiveInt(value: string | undefined): number | undefined {
+  const n = Number(value);
+  return value && Number.isInteger(n) && n > 0 ? n : undefined;
 }
 
-function statusOf(err: unknown): number | undefined {
-  return (err as SdkError | null)?.$metadata?.httpStatusCode;
-}
-
-function nameOf(err: unknown): string {
-  return (err as SdkError | null)?.name ?? '';
-}
-
-/**
- * A missing object. A missing bucket is also a 404 but must not read as an empty registry; HEAD
- * responses carry no error body, so there the two look alike and the next GET, PUT or LIST tells.
- */
-function isNotFound(err: unknown): boolean {
-  if (nameOf(err) === 'NoSuchBucket') return false;
-  return statusOf(err) === 404 || nameOf(err) === 'NoSuchKey' || nameOf(err) === 'NotFound';
-}
-
-function isPreconditionFailed(err: unknown): boolean {
-  return statusOf(err) === 412 || nameOf(err) === 'PreconditionFailed';
-}
-
-/** 409 ConditionalRequestConflict: a concurrent conditional write is in flight; AWS says retry. */
-function isConditionalConflict(err: unknown): boolean {
-  return statusOf(err) === 409 || nameOf(err) === 'ConditionalRequestConflict';
+function md5Hex(body: Buffer): string {
+  return createHash('md5').update(body).digest('hex');
 }
 
 function envFlag(value: string | undefined): boolean | undefined {
@@ -149,6 +127,8 @@ export class S3Store implements Store {
   readonly prefix: string;
   readonly endpoint: string | undefined;
   enforcesConditionalWrites: boolean;
+  /** The `If-Match` ETag form this server accepts, once probed or learned (see s3-probe.ts). */
+  ifMatchForm: EtagForm | undefined;
   readonly stats: StoreStats = emptyStats();
   readonly limits: RegistryLimits;
   private readonly client: S3Client;
@@ -165,7 +145,7 @@ export class S3Store implements Store {
     const config: S3ClientConfig = {
       forcePathStyle:
         opts.forcePathStyle ?? envFlag(env.EDGECTL_S3_FORCE_PATH_STYLE) ?? this.endpoint !== undefined,
-      maxAttempts: opts.maxAttempts ?? 3,
+      maxAttempts: opts.maxAttempts ?? positiveInt(env.AWS_MAX_ATTEMPTS) ?? 3,
       requestHandler: {
         connectionTimeout: opts.connectionTimeoutMs ?? 3_000,
         requestTimeout: opts.requestTimeoutMs ?? 10_000,
@@ -189,6 +169,7 @@ export class S3Store implements Store {
     this.partSize = opts.partSize ?? 8 * 1024 * 1024;
     this.enforcesConditionalWrites = opts.enforcesConditionalWrites ?? this.endpoint === undefined;
     this.limits = registryLimits(env, opts.limits);
+    this.ifMatchForm = opts.ifMatchForm;
     // Counted per attempt (the deserialize step runs inside the retry loop), so retries show up.
     this.client.middlewareStack.add(
       (next, context) => async (args) => {
@@ -210,66 +191,13 @@ export class S3Store implements Store {
     return this.prefix ? `${this.prefix}/${key}` : key;
   }
 
-  /** Turns an unexpected SDK failure into an error that says what to check. */
+  private where(): string {
+    return registryWhere(this);
+  }
+
+  /** Turns an unexpected SDK failure into an error that says what to check (s3-errors.ts). */
   private failure(err: unknown, op: string, key?: string): Error {
-    if (err instanceof OperationalError || err instanceof UserError || err instanceof ConflictError)
-      return err;
-    const e = (err ?? {}) as SdkError;
-    const where = `the registry at ${this.url}${this.endpoint ? ` (endpoint ${this.endpoint})` : ''}`;
-    const message = e.message ?? String(err);
-    const status = statusOf(err);
-    if (
-      (e.code && NETWORK_CODES.has(e.code)) ||
-      e.name === 'TimeoutError' ||
-      e.name === 'RequestTimeout' ||
-      /socket hang up|timed out|ECONNREFUSED|getaddrinfo/i.test(message)
-    ) {
-      return new OperationalError(`${where} is unreachable: ${message}`, {
-        code: 'E_REGISTRY_UNREACHABLE',
-        suggestion:
-          'check the registry URL and AWS_ENDPOINT_URL_S3, that the S3 server is running, and your network or proxy',
-        details: { url: this.url, endpoint: this.endpoint ?? null, operation: op },
-        cause: err,
-      });
-    }
-    if (/Region is missing/i.test(message)) {
-      return new UserError(`${where}: no AWS region configured`, {
-        code: 'E_S3_CONFIG',
-        suggestion: 'set AWS_REGION (or a region in your AWS profile)',
-      });
-    }
-    if (/Could not load credentials/i.test(message)) {
-      return new UserError(`${where}: no AWS credentials found`, {
-        code: 'E_S3_CONFIG',
-        suggestion: 'set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE',
-      });
-    }
-    if (e.name === 'NoSuchBucket') {
-      return new OperationalError(`${where}: bucket ${this.bucket} does not exist`, {
-        code: 'E_NO_BUCKET',
-        suggestion: `create the bucket ${this.bucket}, or fix the registry URL`,
-      });
-    }
-    if (
-      status === 403 ||
-      ['AccessDenied', 'InvalidAccessKeyId', 'SignatureDoesNotMatch'].includes(e.name ?? '')
-    ) {
-      return new OperationalError(
-        `${where}: access denied for ${op}${key ? ` ${key}` : ''} (${e.name ?? status})`,
-        {
-          code: 'E_ACCESS_DENIED',
-          suggestion: 'check the AWS credentials (AWS_ACCESS_KEY_ID, AWS_PROFILE) and the bucket policy',
-        },
-      );
-    }
-    return new OperationalError(
-      `${where}: ${op}${key ? ` ${key}` : ''} failed: ${e.name ?? 'Error'}${status ? ` (HTTP ${status})` : ''}: ${message}`,
-      {
-        code: 'E_REGISTRY_IO',
-        details: { operation: op, key: key ?? null, status: status ?? null },
-        cause: err,
-      },
-    );
+    return s3Failure(this, err, op, key);
   }
 
   /**
@@ -455,6 +383,9 @@ export class S3Store implements Store {
     if (body.length > this.multipartThreshold) {
       const upload = new Upload({ client: this.client, params, partSize: this.partSize, queueSize: 4 });
       etag = (await upload.done()).ETag;
+      // Some servers (Ceph RGW) leave the ETag out of the multipart completion as the SDK reads it;
+      // an empty ETag would be a useless compare-and-swap token, so ask for it.
+      if (!etag) etag = (await this.head(key))?.etag;
     } else {
       etag = (await this.client.send(new PutObjectCommand(params))).ETag;
     }
@@ -502,24 +433,51 @@ export class S3Store implements Store {
     if (!this.enforcesConditionalWrites) {
       // The server ignores If-Match: at least catch a stale etag (this check is not atomic).
       const current = await this.head(key);
-      if (current?.etag !== expectedEtag) throw conflict(current?.etag);
+      if (!sameEtag(current?.etag, expectedEtag) && (current || expectedEtag)) throw conflict(current?.etag);
     }
-    try {
-      return await this.put(
-        key,
-        body,
-        expectedEtag === undefined ? { IfNoneMatch: '*' } : { IfMatch: expectedEtag },
-      );
-    } catch (err) {
-      if (
-        isPreconditionFailed(err) ||
-        isConditionalConflict(err) ||
-        (expectedEtag !== undefined && isNotFound(err))
-      ) {
-        throw conflict((await this.head(key))?.etag);
+    if (expectedEtag === undefined) {
+      try {
+        return await this.put(key, body, { IfNoneMatch: '*' });
+      } catch (err) {
+        if (isPreconditionFailed(err) || isConditionalConflict(err))
+          throw conflict((await this.head(key))?.etag);
+        throw this.failure(err, 'put', key);
       }
-      throw this.failure(err, 'put', key);
     }
+    // Once a form is known (probed, or learned below) only that form is sent.
+    const forms = this.ifMatchForm ? [this.ifMatchForm] : etagForms(expectedEtag);
+    const refused: string[] = [];
+    for (const form of forms) {
+      const value = ifMatchValue(expectedEtag, form);
+      try {
+        const etag = await this.put(key, body, { IfMatch: value });
+        this.ifMatchForm = form;
+        return etag;
+      } catch (err) {
+        if (!isPreconditionFailed(err) && !isConditionalConflict(err) && !isNotFound(err))
+          throw this.failure(err, 'put', key);
+        const current = await this.head(key);
+        if (!sameEtag(current?.etag, expectedEtag)) {
+          // A write the SDK retried after a 5xx may have landed the first time: ours if the object
+          // now holds exactly these bytes (single-part ETags are the MD5 of the content).
+          if (retried(err) && current && sameEtag(current.etag, md5Hex(body))) return current.etag;
+          throw conflict(current?.etag);
+        }
+        // 409: another conditional write is in flight on this object; it is about to move.
+        if (isConditionalConflict(err)) throw conflict(current?.etag);
+        // The object still has the expected ETag, so the server refused this form of it, not the
+        // precondition: only then is the next form tried (a stale ETag never gets here).
+        refused.push(`If-Match: ${value} -> HTTP ${statusOf(err) ?? '?'}`);
+      }
+    }
+    throw new OperationalError(
+      `${this.where()}: the server refused to replace ${key} although it still has the expected ETag ${expectedEtag} (${refused.join(', ')})`,
+      {
+        code: 'E_CAS_REFUSED',
+        suggestion: 'run `edgectl doctor` to see how this server answers conditional writes',
+        details: { key, expected: expectedEtag, refused },
+      },
+    );
   }
 
   async delete(key: string): Promise<void> {
@@ -533,32 +491,26 @@ export class S3Store implements Store {
   }
 
   /**
-   * Writes a scratch object twice with `If-None-Match: *` and once with a wrong `If-Match`, and
-   * records whether the server refused the second and third writes (s3rver does not). Sets
-   * `enforcesConditionalWrites` from the answer.
+   * Probes whether the server enforces create-only and compare-and-swap, from both sides, on a
+   * scratch object under `edgectl-probe/` (deleted afterwards); see s3-probe.ts. Sets
+   * `enforcesConditionalWrites` and the `If-Match` ETag form from the answers.
    */
-  async probeConditionalWrites(): Promise<boolean> {
+  async probeConditionalWrites(): Promise<ConditionalWriteProbeResult> {
     const key = `edgectl-probe/${Date.now()}-${randomBytes(6).toString('hex')}`;
-    const body = Buffer.from('edgectl conditional-write probe\n');
-    const refused = async (condition: { IfNoneMatch: '*' } | { IfMatch: string }): Promise<boolean> => {
-      try {
-        await this.put(key, body, condition);
-        return false;
-      } catch (err) {
-        if (isPreconditionFailed(err) || isConditionalConflict(err)) return true;
-        throw this.failure(err, 'probe write', key);
-      }
-    };
     try {
-      await this.put(key, body, { IfNoneMatch: '*' });
-    } catch (err) {
-      throw this.failure(err, 'probe write', key);
-    }
-    try {
-      const createOnly = await refused({ IfNoneMatch: '*' });
-      const cas = await refused({ IfMatch: '"edgectl-probe-mismatch"' });
-      this.enforcesConditionalWrites = createOnly && cas;
-      return this.enforcesConditionalWrites;
+      const result = await runConditionalWriteProbe(async (body, condition) => {
+        try {
+          const res = await this.put(key, body, condition);
+          return { accepted: true, status: 200, etag: res };
+        } catch (err) {
+          if (isPreconditionFailed(err) || isConditionalConflict(err))
+            return { accepted: false, status: statusOf(err) ?? 412 };
+          throw this.failure(err, 'probe write', key);
+        }
+      });
+      this.enforcesConditionalWrites = conditionalWritesEnforced(result);
+      this.ifMatchForm = result.ifMatchForm ?? undefined;
+      return result;
     } finally {
       await this.delete(key).catch(() => undefined);
     }

@@ -23,7 +23,7 @@ import { generateKeyPair } from '../../src/registry/keys.js';
 import { artifactKey, blobKey, trustRootKey } from '../../src/registry/layout.js';
 import type { Store } from '../../src/registry/store.js';
 import { createTrustRoot, loadRegistryTrust } from '../../src/registry/trust.js';
-import { forEachBackend } from '../helpers/stores.js';
+import { forAllBackends, forEachBackend } from '../helpers/stores.js';
 import {
   makeAdapterDir,
   makeModelDir,
@@ -88,7 +88,7 @@ async function writeSigned(fx: RegistryFixture, m: Manifest): Promise<void> {
   await overwrite(fx.store, artifactKey(m.kind, m.name, m.version), encodeEnvelope(env));
 }
 
-forEachBackend((mk) => {
+forAllBackends((mk) => {
   const setup = async () => setupRegistry(await mk({ s3: PACK_STORE_OPTIONS.s3 }));
 
   it('publish -> verify -> pull round trip; a second pull fetches nothing', async () => {

@@ -3,7 +3,8 @@
  * a key outside its trust-root role, an expiring or expired trust root, an uninitialised registry,
  * a registry of another project, a drifted site, a stale pid file) gets its status and fix; exit 1
  * only on failures. Projects are real (keys, trust root, fs registry); the S3 case runs s3rver,
- * which does not enforce conditional writes, so doctor must warn about it.
+ * which does not enforce conditional writes, so doctor must warn about it; on Ceph RGW it reports them
+ * enforced, and behind a proxy that refuses every If-Match it reports them broken.
  */
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,6 +16,8 @@ import { initRegistryFromFiles } from '../../src/registry/init.js';
 import { generateKeyPair, writeKeyPair } from '../../src/registry/keys.js';
 import { initTrustFile } from '../../src/registry/trust-files.js';
 import { runCli } from '../helpers/cli.js';
+import { startFaultProxy } from '../helpers/fault-proxy.js';
+import { rgwSkipReason, startRgw } from '../helpers/rgw.js';
 import { startS3 } from '../helpers/s3.js';
 
 const DAY = 86_400_000;
@@ -157,11 +160,50 @@ describe('edgectl doctor', () => {
       expect(byId(r, 'registry').status, byId(r, 'registry').detail).toBe('ok');
       const cw = byId(r, 'registry.conditional-writes');
       expect(cw.status).toBe('warn');
-      expect(cw.detail).toContain('NOT enforced');
+      // Both sides of each condition, with s3rver's answers: it accepts the writes it should refuse.
+      expect(cw.detail).toMatch(/create-only: not-enforced \[.*HTTP 200 \(accepted, expected refused\)/);
+      expect(cw.detail).toContain('compare-and-swap: not-enforced');
       expect(r.ok).toBe(true);
     } finally {
       await s3.stop();
     }
+  });
+
+  const rgwSkip = rgwSkipReason();
+  describe.skipIf(rgwSkip !== undefined)(`on Ceph RGW${rgwSkip ? ` (SKIPPED: ${rgwSkip})` : ''}`, () => {
+    it('reports conditional writes as enforced (RGW takes If-Match ETags unquoted)', async () => {
+      const rgw = await startRgw();
+      makeProject(dir);
+      await initRegistry(dir, rgw.url, rgw.env);
+      const r = await doctor({ cwd: dir, env: rgw.env, registryFlag: rgw.url });
+      const cw = byId(r, 'registry.conditional-writes');
+      expect(cw, cw.detail).toMatchObject({ status: 'ok' });
+      expect(cw.detail).toBe('create-only: enforced; compare-and-swap: enforced (unquoted If-Match ETag)');
+    });
+
+    it('fails a server that refuses a compare-and-swap whose precondition holds, with its answers', async () => {
+      const rgw = await startRgw();
+      makeProject(dir);
+      await initRegistry(dir, rgw.url, rgw.env);
+      const proxy = await startFaultProxy(rgw.endpoint);
+      try {
+        proxy.fail({
+          status: 412,
+          times: Infinity,
+          match: (q) => q.method === 'PUT' && q.headers['if-match'] !== undefined,
+        });
+        const env = { ...rgw.env, AWS_ENDPOINT_URL_S3: proxy.endpoint };
+        const r = await doctor({ cwd: dir, env, registryFlag: rgw.url });
+        const cw = byId(r, 'registry.conditional-writes');
+        expect(cw.status).toBe('fail');
+        expect(cw.detail).toMatch(
+          /create-only: enforced; compare-and-swap: broken \[replace with the current ETag \(as-returned\): HTTP 412 \(refused, expected accepted\)/,
+        );
+        expect(r.ok).toBe(false);
+      } finally {
+        await proxy.stop();
+      }
+    });
   });
 
   it('through the CLI: a drifted site fails (exit 1) until a sync repairs it', async () => {

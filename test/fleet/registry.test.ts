@@ -291,92 +291,135 @@ forEachBackend((mk) => {
 });
 
 describe('racing applies (deterministic interleavings)', () => {
-  forEachBackend((mk) => {
-    let t: TestTrust;
-    let dirA: string;
-    let dirB: string;
+  forEachBackend(
+    (mk) => {
+      let t: TestTrust;
+      let dirA: string;
+      let dirB: string;
 
-    beforeEach(() => {
-      t = makeTrust();
-      dirA = mkdtempSync(join(tmpdir(), 'edgectl-sites-a-'));
-      dirB = mkdtempSync(join(tmpdir(), 'edgectl-sites-b-'));
-      writeSite(dirA, 'store-001', siteYaml('store-001'));
-      writeSite(dirB, 'store-002', siteYaml('store-002'));
-    });
-    afterEach(() => {
-      rmSync(dirA, { recursive: true, force: true });
-      rmSync(dirB, { recursive: true, force: true });
-    });
-
-    /** A store that lets `competitor` run to completion right before our first write of `method`. */
-    function interleaved(
-      store: Store,
-      method: 'putIfAbsent' | 'compareAndSwap',
-      competitor: () => Promise<unknown>,
-    ): Store {
-      let fired = false;
-      return new Proxy(store, {
-        get(target, prop, receiver) {
-          const value = Reflect.get(target, prop, receiver) as unknown;
-          if (prop !== method || typeof value !== 'function')
-            return typeof value === 'function' ? value.bind(target) : value;
-          return async (...args: unknown[]) => {
-            const key = args[0] as string;
-            if (!fired && key.startsWith('fleet/')) {
-              fired = true;
-              await competitor();
-            }
-            return (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
-          };
-        },
+      beforeEach(() => {
+        t = makeTrust();
+        dirA = mkdtempSync(join(tmpdir(), 'edgectl-sites-a-'));
+        dirB = mkdtempSync(join(tmpdir(), 'edgectl-sites-b-'));
+        writeSite(dirA, 'store-001', siteYaml('store-001'));
+        writeSite(dirB, 'store-002', siteYaml('store-002'));
       });
-    }
+      afterEach(() => {
+        rmSync(dirA, { recursive: true, force: true });
+        rmSync(dirB, { recursive: true, force: true });
+      });
 
-    it('the loser of the entry race gets a retryable conflict; the log does not fork', async () => {
-      const store = await mk();
-      for (const ref of EXAMPLE_REFS) await publishManifest(store, t.artifacts, ref);
-      const base = { trust: t.trust, signer: t.fleet, clock: () => new Date() };
-      const b = () => applyFleet({ ...base, store, sitesDir: dirB });
-      const racingStore = interleaved(store, 'putIfAbsent', b);
-      await expectRejects(
-        applyFleet({ ...base, store: racingStore, sitesDir: dirA }),
-        ConflictError,
-        'E_APPLY_CONFLICT',
-        /another `site apply` wrote this seq first \(fleet seq 1\)/,
-      );
-      const fleet = await readFleet(store, t.trust, { now: new Date() });
-      expect(fleet.seq).toBe(1);
-      expect(Object.keys(fleet.state.sites)).toEqual(['store-002']);
-      // With retries it re-plans against B's entry and succeeds.
-      const again = interleaved(store, 'putIfAbsent', async () => {});
-      const r = await applyFleetWithRetries({ ...base, store: again, sitesDir: dirA }, 2);
-      expect(r.seq).toBe(2);
-      expect(Object.keys((await readFleet(store, t.trust, { now: new Date() })).state.sites)).toEqual([
-        'store-001',
-      ]);
-    });
+      /** A store that lets `competitor` run to completion right before our first write of `method`. */
+      function interleaved(
+        store: Store,
+        method: 'putIfAbsent' | 'compareAndSwap',
+        competitor: () => Promise<unknown>,
+      ): Store {
+        let fired = false;
+        return new Proxy(store, {
+          get(target, prop, receiver) {
+            const value = Reflect.get(target, prop, receiver) as unknown;
+            if (prop !== method || typeof value !== 'function')
+              return typeof value === 'function' ? value.bind(target) : value;
+            return async (...args: unknown[]) => {
+              const key = args[0] as string;
+              if (!fired && key.startsWith('fleet/')) {
+                fired = true;
+                await competitor();
+              }
+              return (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+            };
+          },
+        });
+      }
 
-    // s3rver does not enforce If-Match, so only the fs backend can lose a head race.
-    if (mk.backend === 'fs') {
-      it('the loser of the head race gets a conflict; its entry is kept and picked up next time', async () => {
+      it('the loser of the entry race gets a retryable conflict; the log does not fork', async () => {
         const store = await mk();
         for (const ref of EXAMPLE_REFS) await publishManifest(store, t.artifacts, ref);
         const base = { trust: t.trust, signer: t.fleet, clock: () => new Date() };
         const b = () => applyFleet({ ...base, store, sitesDir: dirB });
+        const racingStore = interleaved(store, 'putIfAbsent', b);
         await expectRejects(
-          applyFleet({ ...base, store: interleaved(store, 'compareAndSwap', b), sitesDir: dirA }),
+          applyFleet({ ...base, store: racingStore, sitesDir: dirA }),
+          ConflictError,
+          'E_APPLY_CONFLICT',
+          /another `site apply` wrote this seq first \(fleet seq 1\)/,
+        );
+        const fleet = await readFleet(store, t.trust, { now: new Date() });
+        expect(fleet.seq).toBe(1);
+        expect(Object.keys(fleet.state.sites)).toEqual(['store-002']);
+        // With retries it re-plans against B's entry and succeeds.
+        const again = interleaved(store, 'putIfAbsent', async () => {});
+        const r = await applyFleetWithRetries({ ...base, store: again, sitesDir: dirA }, 2);
+        expect(r.seq).toBe(2);
+        expect(Object.keys((await readFleet(store, t.trust, { now: new Date() })).state.sites)).toEqual([
+          'store-001',
+        ]);
+      });
+
+      it('a head deleted behind the apply is reported as such (retryable), not as a race; retry rebuilds it', async () => {
+        const store = await mk();
+        for (const ref of EXAMPLE_REFS) await publishManifest(store, t.artifacts, ref);
+        const base = { trust: t.trust, signer: t.fleet, clock: () => new Date() };
+        await applyFleet({ ...base, store, sitesDir: dirB });
+        writeSite(dirB, 'store-001', siteYaml('store-001'));
+        const deleting = interleaved(store, 'compareAndSwap', () => store.delete(HEAD_KEY));
+        await expectRejects(
+          applyFleet({ ...base, store: deleting, sitesDir: dirB }),
+          ConflictError,
+          'E_HEAD_DELETED',
+          /fleet\/head\.json was deleted while this apply ran \(fleet seq 2 was written; the head was not moved\)/,
+        );
+        // Nothing past the failed precondition: no head was re-created by the failed apply.
+        expect(await store.head(HEAD_KEY)).toBeUndefined();
+        const r = await applyFleetWithRetries({ ...base, store, sitesDir: dirB }, 1);
+        expect(r).toMatchObject({ seq: 2, rolledForward: 2, headMoved: true });
+        expect((await readFleet(store, t.trust, { now: new Date() })).seq).toBe(2);
+      });
+
+      it('a head replaced behind the apply is a lost race (the head really moved); the replacement stays', async () => {
+        const store = await mk();
+        for (const ref of EXAMPLE_REFS) await publishManifest(store, t.artifacts, ref);
+        const base = { trust: t.trust, signer: t.fleet, clock: () => new Date() };
+        await applyFleet({ ...base, store, sitesDir: dirB });
+        const replacement = Buffer.from('{"not":"a head"}');
+        const replacing = interleaved(store, 'compareAndSwap', async () => {
+          const cur = await store.head(HEAD_KEY);
+          await store.compareAndSwap(HEAD_KEY, replacement, cur?.etag);
+        });
+        writeSite(dirB, 'store-001', siteYaml('store-001'));
+        await expectRejects(
+          applyFleet({ ...base, store: replacing, sitesDir: dirB }),
           ConflictError,
           'E_APPLY_CONFLICT',
           /moved the fleet head first/,
         );
-        // B rolled forward over A's entry 1 and wrote entry 2 on top of it.
-        const fleet = await readFleet(store, t.trust, { now: new Date() });
-        expect(fleet.seq).toBe(2);
-        const log = await listFleetLog(store, t.trust, { now: new Date() });
-        expect(log.entries.map((e) => e.prev)).toEqual([null, log.entries[0]!.digest]);
+        expect((await store.get(HEAD_KEY))?.body.equals(replacement)).toBe(true);
       });
-    }
-  });
+
+      // s3rver does not enforce If-Match, so only fs and RGW can lose a head race.
+      if (mk.backend !== 's3') {
+        it('the loser of the head race gets a conflict; its entry is kept and picked up next time', async () => {
+          const store = await mk();
+          for (const ref of EXAMPLE_REFS) await publishManifest(store, t.artifacts, ref);
+          const base = { trust: t.trust, signer: t.fleet, clock: () => new Date() };
+          const b = () => applyFleet({ ...base, store, sitesDir: dirB });
+          await expectRejects(
+            applyFleet({ ...base, store: interleaved(store, 'compareAndSwap', b), sitesDir: dirA }),
+            ConflictError,
+            'E_APPLY_CONFLICT',
+            /moved the fleet head first/,
+          );
+          // B rolled forward over A's entry 1 and wrote entry 2 on top of it.
+          const fleet = await readFleet(store, t.trust, { now: new Date() });
+          expect(fleet.seq).toBe(2);
+          const log = await listFleetLog(store, t.trust, { now: new Date() });
+          expect(log.entries.map((e) => e.prev)).toEqual([null, log.entries[0]!.digest]);
+        });
+      }
+    },
+    ['fs', 's3', 'rgw'],
+  );
 });
 
 describe('sites directory errors', () => {

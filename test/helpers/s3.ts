@@ -3,7 +3,8 @@
  * port, a temp directory and one bucket. Use `url` as the registry URL and `env` as the AWS settings
  * (for in-process stores via `new S3Store(..., { env })` / `openStore(url, { s3: { env } })`, or
  * merged into a CLI child's environment). s3rver accepts its default credentials S3RVER/S3RVER and
- * does NOT enforce If-None-Match / If-Match on writes (the fs backend carries the concurrency tests).
+ * does NOT enforce If-None-Match / If-Match on writes (fs and Ceph RGW, test/helpers/rgw.ts, carry
+ * the concurrency tests).
  *
  *   const s3 = await startS3();
  *   try { ... } finally { await s3.stop(); }

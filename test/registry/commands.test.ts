@@ -182,6 +182,12 @@ describe('registry init', () => {
       url: `file:${join(cwd, 'reg')}`,
       trustVersion: 1,
       conditionalWrites: true,
+      conditionalWriteProbe: {
+        createOnly: 'enforced',
+        compareAndSwap: 'enforced',
+        ifMatchForm: null,
+        answers: [],
+      },
       created: true,
       uploaded: [1],
     });
@@ -206,7 +212,8 @@ describe('registry init', () => {
     });
     const human = await runCli(['registry', 'init', '--registry', url], { cwd, env: s3.env });
     expect(human.code).toBe(0);
-    expect(human.stdout).toContain('NOT enforced');
+    expect(human.stdout).toContain('create-only: not-enforced');
+    expect(human.stdout).toContain('Concurrent writers are NOT safe');
   });
 
   it('refuses an expired trust root with exit 4 and writes nothing', async () => {

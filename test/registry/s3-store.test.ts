@@ -27,7 +27,10 @@ describe('S3Store', () => {
 
   it('probes conditional writes: s3rver ignores If-None-Match, and the probe cleans up', async () => {
     const store = new S3Store(s3.bucket, 'probe', { env: s3.env, enforcesConditionalWrites: true });
-    expect(await store.probeConditionalWrites()).toBe(false);
+    expect(await store.probeConditionalWrites()).toMatchObject({
+      createOnly: 'not-enforced',
+      compareAndSwap: 'not-enforced',
+    });
     expect(store.enforcesConditionalWrites).toBe(false);
     expect(await store.list('')).toEqual([]);
     await store.close();

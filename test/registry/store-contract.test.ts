@@ -2,10 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { ConflictError, NotFoundError, UserError } from '../../src/cli/errors.js';
 import { sha256Hex } from '../../src/registry/digest.js';
-import { forEachBackend } from '../helpers/stores.js';
+import { forAllBackends } from '../helpers/stores.js';
 
 describe('Store contract', () => {
-  forEachBackend((mk) => {
+  forAllBackends((mk) => {
     it('get and head of a missing key are undefined; list of an empty store is empty', async () => {
       const store = await mk();
       expect(await store.get('a/missing.json')).toBeUndefined();
@@ -56,7 +56,7 @@ describe('Store contract', () => {
       expect((await store.putIfAbsent(key, body)).status).toBe('created');
       store.resetStats();
       expect((await store.putIfAbsent(key, Buffer.from(body))).status).toBe('exists');
-      if (mk.backend === 's3') expect(store.stats).toMatchObject({ requests: 1, heads: 1, gets: 0, puts: 0 });
+      if (mk.backend !== 'fs') expect(store.stats).toMatchObject({ requests: 1, heads: 1, gets: 0, puts: 0 });
     });
 
     it('list is sorted, filtered by prefix (including partial segments) and strips the backend prefix', async () => {
@@ -192,7 +192,7 @@ describe('Store contract', () => {
       const key = `blobs/sha256/${sha256Hex(body)}`;
       store.resetStats();
       expect((await store.putIfAbsent(key, body)).status).toBe('created');
-      if (mk.backend === 's3') expect(store.stats.puts).toBeGreaterThanOrEqual(5); // create + 3 parts + complete
+      if (mk.backend !== 'fs') expect(store.stats.puts).toBeGreaterThanOrEqual(5); // create + 3 parts + complete
       expect((await store.head(key))?.size).toBe(body.length);
       const mid = 5 * 1024 * 1024 - 10;
       expect((await store.getRange(key, mid, mid + 20)).equals(body.subarray(mid, mid + 20))).toBe(true);

@@ -30,7 +30,7 @@ import { readGeneration } from '../../src/site/generation.js';
 import { rollbackSite } from '../../src/site/rollback.js';
 import { siteStatus } from '../../src/site/status.js';
 import { syncOnce } from '../../src/site/sync.js';
-import { forEachBackend } from '../helpers/stores.js';
+import { forAllBackends } from '../helpers/stores.js';
 import { seededBytes } from '../artifact/fixtures.js';
 import { adapterDir, modelDir, policyVariant, publishBasics, siteWorld, tempDir } from './fixtures.js';
 
@@ -48,7 +48,7 @@ async function expectCurrentIntact(dataDir: string): Promise<void> {
   }
 }
 
-forEachBackend((mk) => {
+forAllBackends((mk) => {
   it('installs, then costs one request and no body when nothing changed', async () => {
     const w = await siteWorld(await mk());
     const refs = await publishBasics(w);
