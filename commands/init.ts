@@ -30,7 +30,8 @@ export default class Init extends BaseCommand<typeof Init> {
       summary: 'Write into a non-empty directory: add missing files, keep existing ones.',
     }),
     'edgectl-spec': Flags.string({
-      summary: 'The edgectl the repository and its CI install: a version, a tarball (path or URL) or a git spec.',
+      summary:
+        'The edgectl the repository and its CI install: a version, a tarball (path or URL) or a git spec.',
       description:
         'Pinned as devDependencies.edgectl in package.json (default: the version running init). A local ' +
         'tarball is copied into vendor/ and pinned as file:vendor/<name>; commit it.',

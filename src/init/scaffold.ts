@@ -79,7 +79,8 @@ function plannedFiles(dir: string, edgectlSpec: string): Map<string, Source> {
       });
     }
     for (const name of readdirSync(src).sort()) {
-      if (statSync(join(src, name)).isFile()) files.set(`artifacts/${rel}/${name}`, { copyFrom: join(src, name) });
+      if (statSync(join(src, name)).isFile())
+        files.set(`artifacts/${rel}/${name}`, { copyFrom: join(src, name) });
     }
   }
   return files;

@@ -13,10 +13,32 @@
  * GitHub keeps one pending run per group, so sharing would let a queued apply cancel a publish).
  */
 
-/** A step that fails unless EDGECTL_REGISTRY names a registry that outlives the runner. */
-const CHECK_REGISTRY = `      - name: Check the registry setting
+/** Where each signing-key secret goes (the paths edgectl.yaml names). */
+const KEY_FILES: Record<string, string> = {
+  EDGECTL_ARTIFACTS_KEY: 'keys/artifacts.key',
+  EDGECTL_FLEET_KEY: 'keys/fleet.key',
+};
+
+/**
+ * The first step of every job: fails unless EDGECTL_REGISTRY names a registry that outlives the
+ * runner and every secret the job needs is set, before any time goes into installing.
+ */
+function checkSettings(secrets: string[]): string {
+  const env = secrets.length
+    ? `        env:\n${secrets.map((x) => `          ${x}: \${{ secrets.${x} }}\n`).join('')}`
+    : '';
+  const checks = secrets
+    .map(
+      (x) => `          if [ -z "$${x}" ]; then
+            echo '::error title=Secret ${x} is not set::Add the repository secret ${x} (Settings > Secrets and variables > Actions) with the content of ${KEY_FILES[x] ?? 'the key file'}.'
+            exit 1
+          fi
+`,
+    )
+    .join('');
+  return `      - name: Check repository settings
         # A file: registry inside the checkout would be thrown away with the runner.
-        run: |
+${env}        run: |
           case "$EDGECTL_REGISTRY" in
             s3://?*|file:/?*) echo "registry: $EDGECTL_REGISTRY" ;;
             '')
@@ -26,7 +48,8 @@ const CHECK_REGISTRY = `      - name: Check the registry setting
               echo "::error title=EDGECTL_REGISTRY is not usable in CI::EDGECTL_REGISTRY=$EDGECTL_REGISTRY: use s3://<bucket>/<prefix>, or file:/<absolute path> on a self-hosted runner with shared storage."
               exit 1 ;;
           esac
-`;
+${checks}`;
+}
 
 const SETUP = `      - uses: actions/setup-node@v4
         with:
@@ -39,19 +62,15 @@ const SETUP = `      - uses: actions/setup-node@v4
           "$PWD/node_modules/.bin/edgectl" --version
 `;
 
-/** Writes a signing key from a secret into keys/, failing loudly when the secret is not set. */
-function keyStep(name: string, secret: string, file: string): string {
+/** Writes a signing key from a secret (checked by the first step) into keys/. */
+function keyStep(name: string, secret: string): string {
   return `      - name: ${name}
         env:
           ${secret}: \${{ secrets.${secret} }}
         run: |
-          if [ -z "$${secret}" ]; then
-            echo '::error title=Secret ${secret} is not set::Add the repository secret ${secret} with the content of ${file} (edgectl keys generate --out ${file}).'
-            exit 1
-          fi
           umask 077
           mkdir -p keys
-          printf '%s\\n' "$${secret}" > ${file}
+          printf '%s\\n' "$${secret}" > ${KEY_FILES[secret] ?? 'keys/unknown.key'}
 `;
 }
 
@@ -116,7 +135,7 @@ jobs:
     if: github.event_name == 'pull_request'
     runs-on: ubuntu-latest
     steps:
-${CHECK_REGISTRY}      - uses: actions/checkout@v4
+${checkSettings([])}      - uses: actions/checkout@v4
 ${SETUP}      - name: Lint sites and artifacts
         run: edgectl lint
       - name: Plan
@@ -139,8 +158,8 @@ ${SETUP}      - name: Lint sites and artifacts
     if: github.event_name == 'push' && github.ref == 'refs/heads/main'
     runs-on: ubuntu-latest
 ${FLEET_GROUP}    steps:
-${CHECK_REGISTRY}      - uses: actions/checkout@v4
-${SETUP}${keyStep('Fleet key', 'EDGECTL_FLEET_KEY', 'keys/fleet.key')}      - name: Lint sites and artifacts
+${checkSettings(['EDGECTL_FLEET_KEY'])}      - uses: actions/checkout@v4
+${SETUP}${keyStep('Fleet key', 'EDGECTL_FLEET_KEY')}      - name: Lint sites and artifacts
         run: edgectl lint
       - name: Apply
         run: edgectl site apply
@@ -153,10 +172,10 @@ ${SETUP}${keyStep('Fleet key', 'EDGECTL_FLEET_KEY', 'keys/fleet.key')}      - na
       group: edgectl-publish
       cancel-in-progress: false
     steps:
-${CHECK_REGISTRY}      - uses: actions/checkout@v4
+${checkSettings(['EDGECTL_ARTIFACTS_KEY'])}      - uses: actions/checkout@v4
         with:
           lfs: true
-${SETUP}${keyStep('Artifacts key', 'EDGECTL_ARTIFACTS_KEY', 'keys/artifacts.key')}      - name: Lint sites and artifacts
+${SETUP}${keyStep('Artifacts key', 'EDGECTL_ARTIFACTS_KEY')}      - name: Lint sites and artifacts
         run: edgectl lint
       - name: Publish
         # Policies first, then models, then adapters (an adapter's base model must be published).
@@ -174,8 +193,8 @@ ${SETUP}${keyStep('Artifacts key', 'EDGECTL_ARTIFACTS_KEY', 'keys/artifacts.key'
 ${FLEET_GROUP}    # A rollout outlives this job: if the job is cancelled, \`edgectl rollout resume\` continues it.
     timeout-minutes: 120
     steps:
-${CHECK_REGISTRY}      - uses: actions/checkout@v4
-${SETUP}${keyStep('Fleet key', 'EDGECTL_FLEET_KEY', 'keys/fleet.key')}      - name: Canary
+${checkSettings(['EDGECTL_FLEET_KEY'])}      - uses: actions/checkout@v4
+${SETUP}${keyStep('Fleet key', 'EDGECTL_FLEET_KEY')}      - name: Canary
         env:
           CANDIDATE: \${{ inputs.candidate }}
           SITES: \${{ inputs.sites }}
