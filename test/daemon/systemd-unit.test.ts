@@ -8,7 +8,7 @@
  * notification itself is checked against a real socket-less run: without NOTIFY_SOCKET nothing is
  * spawned, and with a NOTIFY_SOCKET that nobody listens on the failure is logged, not fatal.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +24,38 @@ if (!haveAnalyze) {
   console.warn(
     'SKIPPED: systemd-analyze is not installed; `apt-get install -y systemd` (as .ci/run does) to run these checks',
   );
+}
+
+const haveNotify =
+  spawnSync('systemd-notify', ['--version']).status === 0 && spawnSync('python3', ['--version']).status === 0;
+
+/** Receives datagrams until systemd-notify's BARRIER=1 (or READY=1 without one), then exits 0. */
+const RECEIVER = `
+import array, os, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+s.settimeout(20)
+print('bound', flush=True)
+while True:
+    data, anc, _, _ = s.recvmsg(4096, socket.CMSG_SPACE(16 * 4))
+    for level, kind, raw in anc:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds = array.array('i')
+            fds.frombytes(raw[: len(raw) - len(raw) % fds.itemsize])
+            for fd in fds:
+                os.close(fd)
+    text = data.decode()
+    print(text, flush=True)
+    if 'BARRIER=1' in text:
+        break
+`;
+
+async function waitFor(cond: () => boolean, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
 
 describe('systemd units', () => {
@@ -109,7 +141,8 @@ describe('systemd units', () => {
   it.skipIf(!haveAnalyze)(
     'pass systemd-analyze verify and rate at most 4.0 in systemd-analyze security',
     async () => {
-      const { site, verifier } = await units();
+      // The verifier's unit is in units/ already (--out).
+      const { site } = await units();
       const dir = join(tmp, 'units');
       writeFileSync(join(dir, 'edgectl-site-store-001.service'), site);
       for (const name of ['edgectl-site-store-001.service', 'edgectl-verifier.service']) {
@@ -139,5 +172,26 @@ describe('systemd units', () => {
     const sent = await notifySystemd('ready', io, { PATH: process.env.PATH, NOTIFY_SOCKET: socket });
     expect(sent).toBe(false);
     expect(logs.join('\n')).toMatch(/systemd-notify --ready --pid=\d+ --status=serving failed/);
+  });
+
+  it.skipIf(!haveNotify)('sends READY=1 with its pid to a listening NOTIFY_SOCKET', async () => {
+    // A stand-in for systemd: a Unix datagram socket that prints what it receives and closes any
+    // passed descriptors (systemd-notify waits on that barrier before it exits).
+    const socket = join(tmp, 'notify.sock');
+    const receiver = spawn('python3', ['-c', RECEIVER, socket], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let received = '';
+    receiver.stdout.setEncoding('utf8').on('data', (d: string) => (received += d));
+    const closed = new Promise<number | null>((resolve) => receiver.on('close', resolve));
+    try {
+      await waitFor(() => received.includes('bound'));
+      const io = { log: () => undefined } as unknown as Parameters<typeof notifySystemd>[1];
+      expect(await notifySystemd('ready', io, { PATH: process.env.PATH, NOTIFY_SOCKET: socket })).toBe(true);
+      expect(await closed).toBe(0);
+      expect(received).toContain('READY=1');
+      expect(received).toContain(`MAINPID=${process.pid}`);
+      expect(received).toContain('STATUS=serving');
+    } finally {
+      receiver.kill();
+    }
   });
 });
