@@ -55,7 +55,7 @@ export default class VerifierInstallUnit extends BaseCommand<typeof VerifierInst
     if (!existsSync(model) || !statSync(model).isDirectory()) {
       throw new UserError(`--model ${f.model}: no such directory`, {
         code: 'E_MODEL',
-        suggestion: 'pull a published model first: edgectl artifact pull model/<name>@<version> --out <dir>',
+        suggestion: 'pull a published model first: edgectl artifact pull model/<name>@<version> <dir>',
         details: { path: model },
       });
     }
