@@ -16,6 +16,8 @@ const MIN_MAJOR = 22;
 const major = Number(process.versions.node.split('.')[0]);
 
 if (major >= MIN_MAJOR) {
+  // Set by the launcher below for this process only: commands this one starts re-check for themselves.
+  delete process.env.EDGECTL_REEXEC;
   const { execute } = await import('@oclif/core');
   await execute({ dir: import.meta.url });
 } else {
