@@ -67,6 +67,12 @@ describe('npm pack + npm install -g, then edgectl quickstart', () => {
 
   it('installs from the tarball on the system Node and runs the quickstart on Node 22', async () => {
     const env = userEnv();
+    // Phase timings in the log: this test is a large share of the suite's time.
+    let t = performance.now();
+    const lap = (what: string) => {
+      console.info(`${what}: ${Math.round(performance.now() - t)} ms`);
+      t = performance.now();
+    };
     const systemNode = await run('node', ['--version'], tmp, env, 10_000);
     const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string };
 
@@ -96,6 +102,7 @@ describe('npm pack + npm install -g, then edgectl quickstart', () => {
       expect(files.has(f), `${f} in the tarball`).toBe(true);
     expect([...files].filter((f) => /^(src|test|bench|tools)\//.test(f))).toEqual([]);
     const tarball = join(tmp, info?.filename ?? `edgectl-${pkg.version}.tgz`);
+    lap('npm pack');
 
     const prefix = join(tmp, 'prefix');
     const install = await run(
@@ -106,6 +113,7 @@ describe('npm pack + npm install -g, then edgectl quickstart', () => {
       600_000,
     );
     expect(install.code, install.stderr.slice(-3000)).toBe(0);
+    lap('npm install -g');
     const bin = join(prefix, 'bin', 'edgectl');
     expect(existsSync(bin)).toBe(true);
 
@@ -120,6 +128,7 @@ describe('npm pack + npm install -g, then edgectl quickstart', () => {
     const ws = join(tmp, 'quickstart');
     const qs = await run('edgectl', ['quickstart', '--dir', ws, '--json'], tmp, onPath, 600_000);
     expect(qs.code, qs.stderr.slice(-3000)).toBe(0);
+    lap('edgectl quickstart');
     const summary = JSON.parse(qs.stdout) as QuickstartSummary;
     expect(summary.ok).toBe(true);
     expect(summary.rollouts.map((r) => [r.outcome, r.exitCode])).toEqual([
