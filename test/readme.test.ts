@@ -132,5 +132,6 @@ describe('README', () => {
     } finally {
       rmSync(home, { recursive: true, force: true });
     }
-  });
+    // The block publishes the example's artifacts, plans and applies: a dozen commands.
+  }, 300_000);
 });

@@ -3,11 +3,13 @@
  * SIGTERM/SIGINT/SIGHUP. It claims the pid file (refusing when a live daemon holds it), records
  * `starting` then `ready` with the bound address in the state file, drains the service on a signal
  * with a hard deadline, and removes the run files only while they are still its own. The same path
- * serves `--foreground` under systemd or in a container, and the detached child of `up`.
+ * serves `--foreground` under systemd (readiness by sd_notify when NOTIFY_SOCKET is set) or in a
+ * container, and the detached child of `up`.
  */
 import { ConflictError } from '../cli/errors.js';
 import type { Io } from '../cli/output.js';
 import { isSameProcess, processStartTime } from './process-identity.js';
+import { notifySystemd } from './sd-notify.js';
 import {
   claimPidFile,
   readPidIdentity,
@@ -91,9 +93,12 @@ export async function runForeground(opts: ForegroundOptions): Promise<Foreground
     info: svc.info,
   });
   opts.onReady?.(svc);
+  // Under a Type=notify unit: `systemctl start` returns now, not before the API answers.
+  await notifySystemd('ready', opts.io);
 
   const sig = received ?? (await new Promise<NodeJS.Signals>((resolve) => (wake = resolve)));
   opts.io.log('info', `${opts.name}: received ${sig}, shutting down`);
+  void notifySystemd('stopping', opts.io);
   const hardStop = setTimeout(() => {
     opts.io.log('error', `${opts.name}: shutdown took too long; exiting`);
     removeRunFiles(files, process.pid);

@@ -1,8 +1,10 @@
 /**
  * `edgectl init [dir]`: scaffolds a GitOps repository for a fleet: edgectl.yaml, sites/ with one
- * example site (with a real key, so it validates), artifacts/ with the default policy and a README
- * on the layout, trust/, a .gitignore that keeps secret keys and local state out of git, a
- * package.json pinning edgectl, and a GitHub Actions workflow.
+ * example site (with a real key, so it validates), artifacts/ with what the example site runs (the
+ * bundled draft model, support adapter and default policy, so that it plans and applies once they
+ * are published) and a README on the layout, trust/, a .gitignore that keeps secret keys and local
+ * state out of git, a package.json pinning this edgectl (or the spec given), and a GitHub Actions
+ * workflow that installs it.
  *
  * It never overwrites: into an empty directory (a lone `.git` counts as empty, for `git init && edgectl
  * init`) it writes everything; a non-empty directory is refused unless `force`, and then only
@@ -11,28 +13,34 @@
  */
 import { copyFileSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve } from 'node:path';
-import { UserError } from '../cli/errors.js';
+import { OperationalError, UserError } from '../cli/errors.js';
 import { defaultSiteDataDir, siteKeyPath } from '../fleet/site-add.js';
 import { readSiteFile, toDeclaration } from '../fleet/site-schema.js';
 import { generateKeyPair, publicKeyFile, readPublicKeyFile, writeKeyPair } from '../registry/keys.js';
+import { edgectlDependency } from './edgectl-spec.js';
 import { edgectlPackage } from './package-root.js';
 import {
   ARTIFACTS_README,
   EDGECTL_YAML,
-  GITHUB_WORKFLOW,
   GITIGNORE,
   SITES_README,
   TRUST_README,
   exampleSiteYaml,
   packageJson,
 } from './templates.js';
+import { GITHUB_WORKFLOW } from './workflow.js';
 
 export const EXAMPLE_SITE = 'example-001';
 export const WORKFLOW_PATH = '.github/workflows/edgectl.yml';
 
+/** The bundled artifacts the example site is assigned, copied from the package (relative dirs). */
+export const EXAMPLE_ARTIFACTS = ['policies/default', 'models/draft', 'adapters/support'] as const;
+
 export interface InitOptions {
   dir: string;
   force?: boolean;
+  /** What package.json pins as edgectl (see edgectl-spec.ts); default: this version. */
+  edgectlSpec?: string;
 }
 
 export interface InitResult {
@@ -42,6 +50,8 @@ export interface InitResult {
   /** Files that already existed and were left as they were. */
   kept: string[];
   site: { name: string; keyid: string; secretKeyPath: string };
+  /** The package.json spec of edgectl the repository (and its CI) installs. */
+  edgectl: string;
   /** Commands to run next, in order. */
   next: string[];
 }
@@ -49,20 +59,29 @@ export interface InitResult {
 type Source = { text: string } | { copyFrom: string };
 
 /** Files of the scaffold (relative path -> content), except the example site, which needs a key. */
-function plannedFiles(dir: string): Map<string, Source> {
+function plannedFiles(dir: string, edgectlSpec: string): Map<string, Source> {
   const files = new Map<string, Source>([
     ['edgectl.yaml', { text: EDGECTL_YAML }],
     ['.gitignore', { text: GITIGNORE }],
-    ['package.json', { text: packageJson({ name: npmName(dir), edgectlVersion: edgectlPackage().version }) }],
+    ['package.json', { text: packageJson({ name: npmName(dir), edgectlSpec }) }],
     ['sites/README.md', { text: SITES_README }],
     ['trust/README.md', { text: TRUST_README }],
     ['artifacts/README.md', { text: ARTIFACTS_README }],
     [WORKFLOW_PATH, { text: GITHUB_WORKFLOW }],
   ]);
-  const policy = join(edgectlPackage().root, 'artifacts', 'policies', 'default');
-  for (const name of ['artifact.yaml', 'policy.yaml']) {
-    if (existsSync(join(policy, name)))
-      files.set(`artifacts/policies/default/${name}`, { copyFrom: join(policy, name) });
+  for (const rel of EXAMPLE_ARTIFACTS) {
+    const src = join(edgectlPackage().root, 'artifacts', rel);
+    if (!existsSync(src)) {
+      throw new OperationalError(`the edgectl package lacks artifacts/${rel}, which the example site runs`, {
+        code: 'E_INIT_PACKAGE',
+        suggestion: 'reinstall edgectl (its package ships the example artifacts)',
+        details: { path: src },
+      });
+    }
+    for (const name of readdirSync(src).sort()) {
+      if (statSync(join(src, name)).isFile())
+        files.set(`artifacts/${rel}/${name}`, { copyFrom: join(src, name) });
+    }
   }
   return files;
 }
@@ -96,10 +115,13 @@ export function initProject(opts: InitOptions): InitResult {
       details: { dir },
     });
   }
+  const edgectl = edgectlDependency(opts.edgectlSpec, edgectlPackage().version);
+  const files = plannedFiles(dir, edgectl.spec);
+  if (edgectl.vendored) files.set(edgectl.vendored.to, { copyFrom: edgectl.vendored.from });
   const created: string[] = [];
   const kept: string[] = [];
   mkdirSync(dir, { recursive: true });
-  for (const [rel, source] of plannedFiles(dir)) {
+  for (const [rel, source] of files) {
     const path = join(dir, rel);
     if (existsSync(path)) {
       kept.push(rel);
@@ -118,14 +140,16 @@ export function initProject(opts: InitOptions): InitResult {
     created,
     kept,
     site,
+    edgectl: edgectl.spec,
     next: [
       'edgectl keys generate --out keys/root.key',
       'edgectl keys generate --out keys/artifacts.key',
       'edgectl keys generate --out keys/fleet.key',
       'edgectl trust init',
       'edgectl registry init',
-      'edgectl publish artifact artifacts/policies/default',
+      ...EXAMPLE_ARTIFACTS.map((rel) => `edgectl publish artifact artifacts/${rel}`),
       'edgectl lint && edgectl site plan',
+      'edgectl site apply',
     ],
   };
 }

@@ -1,9 +1,9 @@
 /**
  * The text of the files `edgectl init` writes into a new GitOps repository: edgectl.yaml, the
  * .gitignore that keeps secret keys and local state out of git, short READMEs for artifacts/,
- * sites/, trust/ and keys/, and the GitHub Actions workflow (publish on tag, plan on pull request,
- * apply on merge to main, a canary rollout gated on its exit code). They live in code rather than
- * in template files so the built CLI needs nothing outside dist/ to scaffold a repository.
+ * sites/, trust/ and keys/, the example site and the package.json (the GitHub Actions workflow is in
+ * workflow.ts). They live in code rather than in template files so the built CLI needs nothing
+ * outside dist/ to scaffold a repository, except the example artifacts it copies (package-root.ts).
  *
  * Key layout: three keys, so the root key (which signs trust roots only) can stay offline while CI
  * holds the artifacts and fleet keys, written from repository secrets into keys/ at job start.
@@ -56,6 +56,16 @@ artifacts/
 chunks, signs and uploads one. Versions are immutable: bump \`version\` in artifact.yaml for every
 change (republishing the same bytes is a no-op, different bytes under the same version an error).
 Large model files belong in Git LFS or in the registry only; CI publishes on every tag.
+
+\`edgectl init\` put three here, the ones the example site in sites/ runs: \`models/draft\` (a small
+draft model), \`adapters/support\` (a LoRA adapter on it) and \`policies/default\`. Publish them
+before the first \`edgectl site plan\`, in this order (an adapter needs its base model):
+
+\`\`\`sh
+edgectl publish artifact artifacts/policies/default
+edgectl publish artifact artifacts/models/draft
+edgectl publish artifact artifacts/adapters/support
+\`\`\`
 `;
 
 export const SITES_README = `# Sites
@@ -74,196 +84,12 @@ verify every signature against it. Rotate keys with \`edgectl trust rotate\` (ar
 go to trust/root/<version>.json; commit them too, sites walk the chain).
 `;
 
-/**
- * The GitHub Actions workflow. Repository variables (vars.*) hold the registry URL and S3 settings;
- * secrets hold the artifacts and fleet keys (the content of keys/*.key) and S3 credentials.
- */
-export const GITHUB_WORKFLOW = `# edgectl GitOps pipeline, written by \`edgectl init\`.
-#
-#   pull request to main   lint + \`site plan\` (what the merge would change, in the job summary)
-#   push to main           lint + \`site apply\` (one signed fleet log entry)
-#   tag v*                 publish every artifact under artifacts/ (unchanged ones are no-ops)
-#   manual run             \`rollout canary <ref> --wait\`: the job passes only when it is promoted
-#
-# Repository settings:
-#   variables  EDGECTL_REGISTRY (s3://bucket/prefix), AWS_REGION, AWS_ENDPOINT_URL_S3 (MinIO, R2)
-#   secrets    EDGECTL_ARTIFACTS_KEY, EDGECTL_FLEET_KEY (content of keys/artifacts.key and
-#              keys/fleet.key), AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY
-# The root key is not needed here; keep it offline.
-name: edgectl
-
-on:
-  pull_request:
-    branches: [main]
-  push:
-    branches: [main]
-    tags: ['v*']
-  workflow_dispatch:
-    inputs:
-      candidate:
-        description: Artifact to roll out, e.g. adapter/support@1.1.0
-        required: true
-        type: string
-      sites:
-        description: Site selector (labels), e.g. tier=branch
-        required: false
-        default: ''
-        type: string
-      steps:
-        description: Waves as shares of the selected sites (percent)
-        required: false
-        default: '10,50,100'
-        type: string
-
-permissions:
-  contents: read
-
-env:
-  EDGECTL_REGISTRY: \${{ vars.EDGECTL_REGISTRY }}
-  AWS_REGION: \${{ vars.AWS_REGION }}
-  AWS_ENDPOINT_URL_S3: \${{ vars.AWS_ENDPOINT_URL_S3 }}
-  AWS_ACCESS_KEY_ID: \${{ secrets.AWS_ACCESS_KEY_ID }}
-  AWS_SECRET_ACCESS_KEY: \${{ secrets.AWS_SECRET_ACCESS_KEY }}
-
-jobs:
-  plan:
-    if: github.event_name == 'pull_request'
-    runs-on: ubuntu-latest
-    steps:
-      - uses: actions/checkout@v4
-      - uses: actions/setup-node@v4
-        with:
-          node-version: 22
-      - name: Install edgectl
-        run: if [ -f package-lock.json ]; then npm ci; else npm install --no-audit --no-fund; fi
-      - name: Lint sites and artifacts
-        run: npx edgectl lint
-      - name: Plan
-        id: plan
-        # --detailed-exitcode (as terraform plan): 0 = nothing to change, 2 = changes, 1 = error.
-        run: |
-          set +e
-          npx edgectl site plan --detailed-exitcode --json > plan.json
-          code=$?
-          set -e
-          case "$code" in
-            0) echo 'changes=false' >> "$GITHUB_OUTPUT" ;;
-            2) echo 'changes=true' >> "$GITHUB_OUTPUT" ;;
-            *) cat plan.json >&2; exit "$code" ;;
-          esac
-          npx edgectl site plan > plan.txt
-          { echo '### edgectl site plan'; echo '\`\`\`'; cat plan.txt; echo '\`\`\`'; } >> "$GITHUB_STEP_SUMMARY"
-
-  apply:
-    if: github.event_name == 'push' && github.ref == 'refs/heads/main'
-    runs-on: ubuntu-latest
-    # One fleet writer at a time (the head also moves by compare-and-swap; this avoids retries).
-    concurrency:
-      group: edgectl-fleet
-      cancel-in-progress: false
-    steps:
-      - uses: actions/checkout@v4
-      - uses: actions/setup-node@v4
-        with:
-          node-version: 22
-      - name: Install edgectl
-        run: if [ -f package-lock.json ]; then npm ci; else npm install --no-audit --no-fund; fi
-      - name: Fleet key
-        env:
-          EDGECTL_FLEET_KEY: \${{ secrets.EDGECTL_FLEET_KEY }}
-        run: |
-          umask 077
-          mkdir -p keys
-          printf '%s\\n' "$EDGECTL_FLEET_KEY" > keys/fleet.key
-      - run: npx edgectl lint
-      - name: Apply
-        run: npx edgectl site apply
-
-  publish:
-    if: github.event_name == 'push' && startsWith(github.ref, 'refs/tags/v')
-    runs-on: ubuntu-latest
-    steps:
-      - uses: actions/checkout@v4
-        with:
-          lfs: true
-      - uses: actions/setup-node@v4
-        with:
-          node-version: 22
-      - name: Install edgectl
-        run: if [ -f package-lock.json ]; then npm ci; else npm install --no-audit --no-fund; fi
-      - name: Artifacts key
-        env:
-          EDGECTL_ARTIFACTS_KEY: \${{ secrets.EDGECTL_ARTIFACTS_KEY }}
-        run: |
-          umask 077
-          mkdir -p keys
-          printf '%s\\n' "$EDGECTL_ARTIFACTS_KEY" > keys/artifacts.key
-      - run: npx edgectl lint
-      - name: Publish
-        # Policies first, then models, then adapters (an adapter's base model must be published).
-        run: |
-          for kind in policies models adapters; do
-            for yaml in artifacts/$kind/*/artifact.yaml; do
-              [ -e "$yaml" ] || continue
-              npx edgectl publish artifact "$(dirname "$yaml")"
-            done
-          done
-
-  rollout:
-    if: github.event_name == 'workflow_dispatch'
-    runs-on: ubuntu-latest
-    concurrency:
-      group: edgectl-fleet
-      cancel-in-progress: false
-    # A rollout outlives this job: if the job is cancelled, \`edgectl rollout resume\` continues it.
-    timeout-minutes: 120
-    steps:
-      - uses: actions/checkout@v4
-      - uses: actions/setup-node@v4
-        with:
-          node-version: 22
-      - name: Install edgectl
-        run: if [ -f package-lock.json ]; then npm ci; else npm install --no-audit --no-fund; fi
-      - name: Fleet key
-        env:
-          EDGECTL_FLEET_KEY: \${{ secrets.EDGECTL_FLEET_KEY }}
-        run: |
-          umask 077
-          mkdir -p keys
-          printf '%s\\n' "$EDGECTL_FLEET_KEY" > keys/fleet.key
-      - name: Canary
-        env:
-          CANDIDATE: \${{ inputs.candidate }}
-          SITES: \${{ inputs.sites }}
-          STEPS: \${{ inputs.steps }}
-        # Exit codes: 0 promoted, 5 rolled back, 6 paused or inconclusive, 7 timed out.
-        run: |
-          set +e
-          args=(rollout canary "$CANDIDATE" --steps "$STEPS" --wait --json)
-          if [ -n "$SITES" ]; then args+=(--sites "$SITES"); fi
-          npx edgectl "\${args[@]}" > rollout.json
-          code=$?
-          case "$code" in
-            0) verdict='promoted' ;;
-            5) verdict='rolled back: the canary was worse than the baseline' ;;
-            6) verdict='paused or inconclusive: see edgectl rollout status' ;;
-            7) verdict='timed out: edgectl rollout resume continues it' ;;
-            *) verdict="failed (exit $code)" ;;
-          esac
-          { echo "### Rollout of $CANDIDATE: $verdict"; echo '\`\`\`json'; cat rollout.json; echo '\`\`\`'; } >> "$GITHUB_STEP_SUMMARY"
-          exit "$code"
-      - uses: actions/upload-artifact@v4
-        if: always()
-        with:
-          name: rollout
-          path: rollout.json
-`;
-
 /** The example site: valid under the site schema once its public key is filled in. */
 export function exampleSiteYaml(opts: { name: string; keyid: string; publicKey: string }): string {
   return `# An example site, written by \`edgectl init\`. Its secret key is in the site's data directory
 # (.edgectl/sites/${opts.name}/site.key), never in git. Copy this file for more sites, or run
-# \`edgectl site add <name> --labels region=...\`, which generates a key for each.
+# \`edgectl site add <name> --labels region=...\`, which generates a key for each. Its assignments
+# are the artifacts under artifacts/: publish them first (artifacts/README.md), then plan and apply.
 name: ${opts.name}
 labels:
   region: eu-west
@@ -283,14 +109,17 @@ assignments:
 `;
 }
 
-/** A package.json pinning edgectl, so CI installs the same version everyone ran locally. */
-export function packageJson(opts: { name: string; edgectlVersion: string }): string {
+/**
+ * A package.json pinning edgectl (a version, or the tarball/git spec given to `init`), so CI and
+ * every developer install the edgectl that wrote the repository.
+ */
+export function packageJson(opts: { name: string; edgectlSpec: string }): string {
   return `${JSON.stringify(
     {
       name: opts.name,
       private: true,
       description: 'GitOps repository of an edge AI fleet, operated with edgectl',
-      devDependencies: { edgectl: `^${opts.edgectlVersion}` },
+      devDependencies: { edgectl: opts.edgectlSpec },
     },
     null,
     2,

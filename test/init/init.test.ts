@@ -1,17 +1,19 @@
 /**
- * `edgectl init` through the real CLI: the scaffold lints clean and its edgectl.yaml drives the
- * first steps (keys, trust root, registry, publish); the workflow is YAML GitHub Actions accepts
+ * `edgectl init` through the real CLI: the scaffold lints clean and its printed next steps (keys,
+ * trust root, registry, publishing the example's artifacts, plan, apply) work as written; the
+ * package.json pins this edgectl or what --edgectl-spec names (a local tarball is vendored); the
+ * workflow (run as CI would in workflow.test.ts) is YAML GitHub Actions accepts
  * with the expected jobs, and every `run:` script is valid bash; a non-empty directory is refused
  * with nothing written; `--force` reruns are idempotent and keep edited files.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, relative } from 'node:path';
+import { join, relative } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import type { InitResult } from '../../src/init/scaffold.js';
-import { NODE, RUN_JS, runCli } from '../helpers/cli.js';
+import { REPO_ROOT, runCli } from '../helpers/cli.js';
 
 interface Step {
   name?: string;
@@ -60,6 +62,8 @@ describe('edgectl init', () => {
         '.github/workflows/edgectl.yml',
         'artifacts/README.md',
         'artifacts/policies/default/policy.yaml',
+        'artifacts/models/draft/model.onnx',
+        'artifacts/adapters/support/adapter_model.safetensors',
         'sites/example-001.yaml',
         '.edgectl/sites/example-001/site.key',
       ]),
@@ -79,80 +83,26 @@ describe('edgectl init', () => {
     expect(lint.code, lint.stdout + lint.stderr).toBe(0);
     expect(lint.json<{ files: number }>().files).toBeGreaterThanOrEqual(2);
 
-    // The printed next steps work as written, with the key paths edgectl.yaml names.
-    for (const key of ['root', 'artifacts', 'fleet']) {
-      const k = await runCli(['keys', 'generate', '--out', `keys/${key}.key`], { cwd: dir });
-      expect(k.code, k.stderr).toBe(0);
+    // The printed next steps work as written, in order, with the key paths edgectl.yaml names:
+    // keys, trust root, registry, the example's artifacts published, then the example site plans
+    // and applies.
+    expect(result.next.at(-1)).toBe('edgectl site apply');
+    for (const line of result.next) {
+      for (const command of line.split(' && ')) {
+        const args = command.split(' ');
+        expect(args.shift()).toBe('edgectl');
+        const r = await runCli(args, { cwd: dir });
+        expect(r.code, `${command}: ${r.stdout}${r.stderr}`).toBe(0);
+        if (args[1] === 'plan') expect(r.stdout).toContain('+ site example-001');
+      }
     }
-    for (const args of [
-      ['trust', 'init'],
-      ['registry', 'init'],
-    ]) {
-      const s = await runCli([...args, '--json'], { cwd: dir });
-      expect(s.code, `${args.join(' ')}: ${s.stdout}${s.stderr}`).toBe(0);
-    }
-
-    // The workflow's publish job, as CI runs it: the artifacts key arrives as a secret (not on
-    // disk), `npx edgectl` is the CLI, and every artifact directory is published.
-    const wf = parse(readFileSync(join(dir, '.github/workflows/edgectl.yml'), 'utf8')) as Workflow;
-    const secret = readFileSync(join(dir, 'keys/artifacts.key'), 'utf8');
-    rmSync(join(dir, 'keys/artifacts.key'));
-    const shims = join(tmp, 'bin');
-    mkdirSync(shims);
-    writeFileSync(join(shims, 'npx'), `#!/bin/sh\nshift\nexec "${NODE}" "${RUN_JS}" "$@"\n`, { mode: 0o755 });
-    for (const name of ['Artifacts key', 'Publish']) {
-      const stepDef = wf.jobs.publish?.steps.find((x) => x.name === name);
-      const run = spawnSync('bash', ['-e', '-c', stepDef?.run ?? 'exit 99'], {
-        cwd: dir,
-        encoding: 'utf8',
-        env: { ...process.env, PATH: `${shims}:${process.env.PATH}`, CI: '1', EDGECTL_ARTIFACTS_KEY: secret },
-      });
-      expect(run.status, `${name}: ${run.stdout}${run.stderr}`).toBe(0);
-    }
-    expect(statSync(join(dir, 'keys/artifacts.key')).mode & 0o777).toBe(0o600);
     const list = await runCli(['artifact', 'list', '--json'], { cwd: dir });
-    expect(list.stdout).toContain('policy/default@1.0.0');
-
-    // The pull-request plan step: an invalid plan (refs not published: exit 1 with --detailed-exitcode) fails
-    // the job; a valid one with changes passes, sets changes=true and writes the plan to the summary.
-    const planStep = wf.jobs.plan?.steps.find((x) => x.name === 'Plan')?.run ?? 'exit 99';
-    const runPlan = () => {
-      const out = join(tmp, 'gh-output');
-      const summary = join(tmp, 'gh-summary');
-      writeFileSync(out, '');
-      writeFileSync(summary, '');
-      const r = spawnSync('bash', ['-e', '-c', planStep], {
-        cwd: dir,
-        encoding: 'utf8',
-        env: {
-          ...process.env,
-          PATH: `${shims}:${dirname(NODE)}:${process.env.PATH}`,
-          CI: '1',
-          GITHUB_OUTPUT: out,
-          GITHUB_STEP_SUMMARY: summary,
-        },
-      });
-      return {
-        status: r.status,
-        log: r.stdout + r.stderr,
-        output: readFileSync(out, 'utf8'),
-        summary: readFileSync(summary, 'utf8'),
-      };
-    };
-    const invalid = runPlan();
-    expect(invalid.status, invalid.log).toBe(1);
-    expect(invalid.log).toContain('is not in the registry');
-    expect(invalid.output).toBe('');
-    const site = join(dir, 'sites/example-001.yaml');
-    writeFileSync(site, readFileSync(site, 'utf8').replace(/ {2}model: .*\n {2}adapters:\n {4}- .*\n/, ''));
-    const valid = runPlan();
-    expect(valid.status, valid.log).toBe(0);
-    expect(valid.output).toBe('changes=true\n');
-    expect(valid.summary).toContain('+ site example-001');
+    for (const ref of ['policy/default@1.0.0', 'model/draft@1.0.0', 'adapter/support@1.0.0'])
+      expect(list.stdout).toContain(ref);
     // Keys written into keys/ stay ignored.
     expect(git('check-ignore', '-q', 'keys/root.key.pub').status).toBe(0);
     expect(git('status', '--porcelain', '--untracked-files=all').stdout).not.toMatch(/\.key/);
-  });
+  }, 300_000);
 
   it('writes a GitHub Actions workflow with the plan, apply, publish and rollout jobs', async () => {
     const r = await runCli(['init', 'repo', '--json'], { cwd: tmp });
@@ -165,7 +115,9 @@ describe('edgectl init', () => {
       expect(job['runs-on'], name).toBe('ubuntu-latest');
       const setup = job.steps.find((s) => s.uses?.startsWith('actions/setup-node@'));
       expect(setup?.with?.['node-version'], name).toBe(22);
-      expect(job.steps[0]?.uses, name).toMatch(/^actions\/checkout@v\d+$/);
+      expect(job.steps.find((s) => s.uses?.startsWith('actions/checkout'))?.uses, name).toMatch(
+        /^actions\/checkout@v\d+$/,
+      );
     }
     const runs = (job: string) => (wf.jobs[job]?.steps ?? []).map((s) => s.run ?? '').join('\n');
     expect(wf.jobs.plan?.if).toContain('pull_request');
@@ -191,6 +143,43 @@ describe('edgectl init', () => {
         expect(check.status, `${name}: ${check.stderr}\n${script}`).toBe(0);
       }
     }
+  });
+
+  it('pins this version by default, or the --edgectl-spec given (a local tarball is vendored)', async () => {
+    const pinned = (dir: string) =>
+      (
+        JSON.parse(readFileSync(join(tmp, dir, 'package.json'), 'utf8')) as {
+          devDependencies: { edgectl: string };
+        }
+      ).devDependencies.edgectl;
+    const version = (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string })
+      .version;
+    const plain = await runCli(['init', 'plain', '--json'], { cwd: tmp });
+    expect(plain.code, plain.stderr).toBe(0);
+    expect(pinned('plain')).toBe(version);
+    expect(plain.json<InitResult>().edgectl).toBe(version);
+
+    writeFileSync(join(tmp, `edgectl-${version}.tgz`), 'not really a tarball, but a file\n');
+    const vendored = await runCli(
+      ['init', 'vendored', '--edgectl-spec', `./edgectl-${version}.tgz`, '--json'],
+      {
+        cwd: tmp,
+      },
+    );
+    expect(vendored.code, vendored.stderr).toBe(0);
+    expect(pinned('vendored')).toBe(`file:vendor/edgectl-${version}.tgz`);
+    expect(readFileSync(join(tmp, `vendored/vendor/edgectl-${version}.tgz`), 'utf8')).toContain('not really');
+
+    const git = await runCli(['init', 'git', '--edgectl-spec', 'github:my-org/edgectl#v1.2.3', '--json'], {
+      cwd: tmp,
+    });
+    expect(git.code, git.stderr).toBe(0);
+    expect(pinned('git')).toBe('github:my-org/edgectl#v1.2.3');
+
+    const missing = await runCli(['init', 'missing', '--edgectl-spec', './nope.tgz', '--json'], { cwd: tmp });
+    expect(missing.code).toBe(2);
+    expect(missing.json<{ error: { code: string } }>().error.code).toBe('E_INIT_EDGECTL_SPEC');
+    expect(readdirSync(tmp)).not.toContain('missing');
   });
 
   it('refuses a non-empty directory without --force and writes nothing', async () => {
