@@ -17,7 +17,10 @@ const out = join(root, 'docs', 'cli.md');
 const words = (id) => id.split(':').join(' ');
 const anchor = (id) => `${bin}-${id.replaceAll(':', '-')}`;
 const oneLine = (s) => (s ?? '').replace(/\s+/g, ' ').trim();
+// A `|` ends a table cell even inside a code span (GFM splits rows before reading inline code), so
+// every cell, code spans included (`--route <edge|speculative|cloud>`), escapes it.
 const cell = (s) => oneLine(s).replaceAll('|', '\\|');
+const codeCell = (s) => `\`${cell(s)}\``;
 
 function usage(cmd) {
   const args = Object.values(cmd.args ?? {}).map((a) =>
@@ -76,7 +79,7 @@ function commandSection(cmd) {
   if (own.length) {
     lines.push('| flag | description |', '|---|---|');
     for (const f of own)
-      lines.push(`| \`${flagName(f)}\` | ${cell(f.summary ?? f.description)}${cell(flagNotes(f))} |`);
+      lines.push(`| ${codeCell(flagName(f))} | ${[cell(f.summary ?? f.description), cell(flagNotes(f))].filter(Boolean).join(' ')} |`);
     lines.push('');
   }
   if (global.length) lines.push(`Global flags: ${global.map((f) => `\`--${f.name}\``).join(', ')}.`, '');
