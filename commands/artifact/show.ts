@@ -8,6 +8,7 @@ import { openStore } from '../../src/registry/open-store.js';
 import { loadRegistryTrust, type TrustRoot } from '../../src/registry/trust.js';
 
 export default class ArtifactShow extends BaseCommand<typeof ArtifactShow> {
+  static override needsFleetRepository = 'registry' as const;
   static override summary = "Show an artifact's signed manifest: files, sizes, digests, metadata.";
   static override description =
     'The signature is checked against the trust root when one is available; without a trust root the manifest is ' +

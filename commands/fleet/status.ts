@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../../src/cli/base-command.js';
-import { ExitCode } from '../../src/cli/errors.js';
+import { exitIfInterrupted, onInterrupt } from '../../src/cli/interrupt.js';
 import { registryFlag, trustFlag } from '../../src/cli/flags.js';
 import { RecentFeedback } from '../../src/fleet/status/read-recent.js';
 import { renderFleetStatus } from '../../src/fleet/status/render.js';
@@ -9,6 +9,7 @@ import { fleetStatus, type FleetStatusResult } from '../../src/fleet/status/serv
 import { parseDuration } from '../../src/registry/duration.js';
 
 export default class FleetStatus extends BaseCommand<typeof FleetStatus> {
+  static override needsFleetRepository = 'registry' as const;
   static override summary =
     "The fleet's health by cohort, from signed feedback: sites, versions, freshness, SLIs, rollouts.";
   static override description =
@@ -65,27 +66,25 @@ export default class FleetStatus extends BaseCommand<typeof FleetStatus> {
     opts: Parameters<typeof fleetStatus>[0],
     intervalMs: number,
   ): Promise<FleetStatusResult> {
-    const controller = new AbortController();
-    const stop = () => controller.abort();
-    process.once('SIGINT', stop);
+    const stop = onInterrupt();
     const feedback = new RecentFeedback();
     let result: FleetStatusResult | undefined;
     try {
-      while (!controller.signal.aborted) {
+      while (!stop.signal.aborted) {
         result = await fleetStatus(opts, feedback);
         if (this.human) {
           // On a terminal the view replaces itself; off one, each refresh is a block of lines.
           if (this.io.interactive) process.stdout.write('\u001b[H\u001b[2J');
           process.stdout.write(`${renderFleetStatus(result).join('\n')}\n\n`);
         } else process.stdout.write(`${JSON.stringify(result)}\n`);
-        await sleep(intervalMs, undefined, { signal: controller.signal }).catch(() => undefined);
+        await sleep(intervalMs, undefined, { signal: stop.signal }).catch(() => undefined);
       }
     } finally {
-      process.off('SIGINT', stop);
+      stop.dispose();
     }
-    process.exitCode = ExitCode.Interrupted;
+    exitIfInterrupted();
     // The JSON lines are already out: oclif must not print the result again.
-    if (!this.human) process.exit(ExitCode.Interrupted);
+    if (!this.human) process.exit(process.exitCode ?? 0);
     return result as FleetStatusResult;
   }
 }

@@ -35,7 +35,8 @@ export default class RolloutCanary extends BaseCommand<typeof RolloutCanary> {
     trust: trustFlag,
     key: keyFlag,
     sites: Flags.string({
-      summary: 'Label selector of the sites to roll out to, kubectl syntax: k=v, k!=v, k in (a,b), k notin (a,b), k, !k (default: all sites).',
+      summary:
+        'Label selector of the sites to roll out to, kubectl syntax: k=v, k!=v, k in (a,b), k notin (a,b), k, !k (default: all sites).',
       helpValue: 'k=v,...',
     }),
     steps: Flags.string({
