@@ -151,7 +151,7 @@ export async function watchRollout(target: StatusOptions, intervalMs: number): P
   let last: RolloutReport | undefined;
   const app = render(<WatchApp target={target} intervalMs={intervalMs} done={(r) => (last = r)} />, {
     // Ctrl-C is read as a key (above), so the command can exit 130.
-      exitOnCtrlC: false,
+    exitOnCtrlC: false,
   });
   await app.waitUntilExit();
   return last ?? (await rolloutStatus(target));
