@@ -7,7 +7,7 @@
  */
 import { Command, Flags, type Interfaces } from '@oclif/core';
 import { errorToJson, exitCodeOf, isEdgectlError, ExitCode } from './errors.js';
-import { isInteractive, stderrIo, type Io, type LogLevel } from './output.js';
+import { isInteractive, stderrIo, type Io, type LogFormat, type LogLevel } from './output.js';
 import { loadProjectConfig, type ProjectConfig } from '../config/project.js';
 import { editDistance } from './hooks/not-found.js';
 
@@ -36,6 +36,13 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
       helpGroup: 'GLOBAL',
       summary: 'Verbosity of progress and logs on stderr.',
     })(),
+    'log-format': Flags.option({
+      options: ['text', 'json'] as const,
+      default: 'text' as const,
+      env: 'EDGECTL_LOG_FORMAT',
+      helpGroup: 'GLOBAL',
+      summary: 'Logs on stderr as text lines or one JSON object per line (daemons: for log collectors).',
+    })(),
   };
 
   /**
@@ -62,7 +69,10 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     this.flags = flags as BaseFlags<T>;
     this.args = args as BaseArgs<T>;
     const level = (this.flags['log-level'] ?? 'info') as LogLevel;
-    this.io = stderrIo(level, isInteractive() && !this.jsonEnabled());
+    const format = (this.flags['log-format'] ?? 'text') as LogFormat;
+    // Detached daemons started by this command inherit the format through the environment.
+    if (format === 'json') process.env.EDGECTL_LOG_FORMAT = 'json';
+    this.io = stderrIo(level, isInteractive() && !this.jsonEnabled(), format);
   }
 
   /**

@@ -12,6 +12,7 @@ import { expect, it } from 'vitest';
 import { closestFlag } from '../../src/cli/base-command.js';
 import { applyColorEnv, colorEnabled } from '../../src/cli/color.js';
 import { siteLogFile } from '../../src/runtime/daemon/client.js';
+import { daemonLog } from '../../src/runtime/daemon/log.js';
 import { NODE, REPO_ROOT, RUN_JS, runCli } from '../helpers/cli.js';
 
 const empty = () => mkdtempSync(join(tmpdir(), 'edgectl-habits-'));
@@ -108,4 +109,23 @@ it('NO_COLOR and FORCE_COLOR reach the ink views', () => {
   expect(colorEnabled({ NO_COLOR: '1' }, true)).toBe(false);
   expect(colorEnabled({}, true)).toBe(true);
   expect(colorEnabled({ FORCE_COLOR: '0' }, true)).toBe(false);
+});
+
+it('--log-format json writes one JSON object per log line (CLI and daemon log)', async () => {
+  const r = await runCli(['lint', '--log-format', 'json'], { cwd: empty() });
+  const line = JSON.parse(r.stderr.trim().split('\n')[0] ?? '') as Record<string, unknown>;
+  expect(line).toMatchObject({ level: 'warn', msg: expect.stringContaining('not in a fleet repository') });
+  expect(Date.parse(String(line.time))).not.toBeNaN();
+  const lines: string[] = [];
+  const log = daemonLog('info', (l) => lines.push(l), 'json');
+  log('debug', 'hidden');
+  log('error', 'sync failed', { seq: 4, error: new Error('registry unreachable'), skipped: undefined });
+  expect(lines).toHaveLength(1);
+  expect(JSON.parse(lines[0] as string)).toMatchObject({
+    level: 'error',
+    msg: 'sync failed',
+    seq: 4,
+    error: 'registry unreachable',
+  });
+  expect(lines[0]).not.toContain('skipped');
 });
