@@ -79,7 +79,9 @@ function commandSection(cmd) {
   if (own.length) {
     lines.push('| flag | description |', '|---|---|');
     for (const f of own)
-      lines.push(`| ${codeCell(flagName(f))} | ${[cell(f.summary ?? f.description), cell(flagNotes(f))].filter(Boolean).join(' ')} |`);
+      lines.push(
+        `| ${codeCell(flagName(f))} | ${[cell(f.summary ?? f.description), cell(flagNotes(f))].filter(Boolean).join(' ')} |`,
+      );
     lines.push('');
   }
   if (global.length) lines.push(`Global flags: ${global.map((f) => `\`--${f.name}\``).join(', ')}.`, '');
