@@ -29,6 +29,7 @@ export default class Lint extends BaseCommand<typeof Lint> {
   public async run(): Promise<LintReport> {
     const cfg = this.projectConfig();
     const { argv } = await this.parse(Lint);
+    if (argv.length === 0) this.warnOutsideRepository(cfg, 'sites');
     const report = await runLint(argv as string[], defaultLinters(), {
       root: cfg.root,
       sitesDir: cfg.sitesDir,

@@ -5,6 +5,7 @@ import { listPublished, type ListResult } from '../../src/artifact/show.js';
 import { openStore } from '../../src/registry/open-store.js';
 
 export default class ArtifactList extends BaseCommand<typeof ArtifactList> {
+  static override needsFleetRepository = 'registry' as const;
   static override summary = 'List published artifacts, newest version first.';
   static override description = 'Lists every published version, or those of one kind or one kind/name.';
   static override examples = [

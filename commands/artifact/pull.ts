@@ -9,6 +9,7 @@ import { openStore } from '../../src/registry/open-store.js';
 import { loadTrustInForce } from '../../src/registry/trust-history.js';
 
 export default class ArtifactPull extends BaseCommand<typeof ArtifactPull> {
+  static override needsFleetRepository = 'registry' as const;
   static override summary =
     'Download a verified artifact into a directory (resumable, through a local chunk cache).';
   static override description =

@@ -9,6 +9,7 @@ import type { TrustRoot } from '../../src/registry/trust.js';
 import { loadTrustInForce } from '../../src/registry/trust-history.js';
 
 export default class ArtifactShow extends BaseCommand<typeof ArtifactShow> {
+  static override needsFleetRepository = 'registry' as const;
   static override summary = "Show an artifact's signed manifest: files, sizes, digests, metadata.";
   static override description =
     'The signature is checked against the trust root when one is available; without a trust root the manifest is ' +

@@ -7,6 +7,7 @@ import { openStore } from '../../src/registry/open-store.js';
 import { loadTrustInForce } from '../../src/registry/trust-history.js';
 
 export default class ArtifactVerify extends BaseCommand<typeof ArtifactVerify> {
+  static override needsFleetRepository = 'registry' as const;
   static override summary =
     "Verify a published artifact: signature, every blob's size, every chunk and file hash.";
   static override description =

@@ -5,6 +5,7 @@ import { fleetLog } from '../../src/fleet/service.js';
 import type { FleetLogResult } from '../../src/fleet/log.js';
 
 export default class FleetLog extends BaseCommand<typeof FleetLog> {
+  static override needsFleetRepository = 'registry' as const;
   static override summary = 'List the verified entries of the fleet log.';
   static override description =
     "Reads fleet/head.json and the entries up to it, verifies each signature against the trust root's fleet role " +

@@ -22,7 +22,7 @@ export default class RolloutCanary extends BaseCommand<typeof RolloutCanary> {
   static override examples = [
     '<%= config.bin %> rollout canary adapter/support@1.1.0 --sites tier=branch --steps 10,50,100 --wait',
     '<%= config.bin %> rollout canary --spec rollouts/support.yaml --wait --timeout 2h --json',
-    '<%= config.bin %> rollout canary model/draft@1.1.0 --sites "region in (eu|uk)" --steps "1 site,50%"',
+    '<%= config.bin %> rollout canary model/draft@1.1.0 --sites "region in (eu,uk),tier notin (lab)" --steps "1 site,50%"',
   ];
   static override args = {
     ref: Args.string({
@@ -36,7 +36,8 @@ export default class RolloutCanary extends BaseCommand<typeof RolloutCanary> {
     key: keyFlag,
     'single-writer': singleWriterFlag,
     sites: Flags.string({
-      summary: 'Label selector of the sites to roll out to (default: all sites).',
+      summary:
+        'Label selector of the sites to roll out to, kubectl syntax: k=v, k!=v, k in (a,b), k notin (a,b), k, !k (default: all sites).',
       helpValue: 'k=v,...',
     }),
     steps: Flags.string({

@@ -4,6 +4,7 @@ import { renderHistory } from '../../src/rollout/render.js';
 import { rolloutHistory, type HistoryItem } from '../../src/rollout/service.js';
 
 export default class RolloutHistory extends BaseCommand<typeof RolloutHistory> {
+  static override needsFleetRepository = 'registry' as const;
   static override summary = 'List every rollout in the fleet log, newest first.';
   static override description =
     'One line per rollout: id, status (running, paused, promoted, aborted, undone), candidate, step, sites and ' +

@@ -1,11 +1,14 @@
 import { Args, Flags } from '@oclif/core';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { BaseCommand } from '../../src/cli/base-command.js';
+import { exitIfInterrupted, onInterrupt } from '../../src/cli/interrupt.js';
 import { registryFlag, trustFlag } from '../../src/cli/flags.js';
 import { parseDuration } from '../../src/registry/duration.js';
 import { renderReport } from '../../src/rollout/render.js';
 import { rolloutStatus, type RolloutReport } from '../../src/rollout/service.js';
 
 export default class RolloutStatus extends BaseCommand<typeof RolloutStatus> {
+  static override needsFleetRepository = 'registry' as const;
   static override summary = 'Show a rollout: waves, sites, metrics with their evidence, and its events.';
   static override description =
     'Folds the rollout from the fleet log and judges its current step from the feedback at hand (nothing is ' +
@@ -49,20 +52,27 @@ export default class RolloutStatus extends BaseCommand<typeof RolloutStatus> {
         const { watchRollout } = await import('../../src/ui/rollout-watch.js');
         const report = await watchRollout(target, intervalMs);
         process.exitCode = report.exitCode;
+        exitIfInterrupted();
         return report;
       }
       // Off a TTY: a block of plain lines whenever something changed.
       let last = '';
-      for (;;) {
-        const report = await rolloutStatus(target);
-        const text = renderReport(report).join('\n');
-        if (text !== last) this.out(`${text}\n`);
-        last = text;
-        if (report.rollout.status !== 'running') {
-          process.exitCode = report.exitCode;
-          return report;
+      const stop = onInterrupt();
+      try {
+        for (;;) {
+          const report = await rolloutStatus(target);
+          const text = renderReport(report).join('\n');
+          if (text !== last) this.out(`${text}\n`);
+          last = text;
+          if (report.rollout.status !== 'running' || stop.signal.aborted) {
+            process.exitCode = report.exitCode;
+            exitIfInterrupted();
+            return report;
+          }
+          await sleep(intervalMs, undefined, { signal: stop.signal }).catch(() => undefined);
         }
-        await new Promise((r) => setTimeout(r, intervalMs));
+      } finally {
+        stop.dispose();
       }
     }
     const report = await rolloutStatus(target);

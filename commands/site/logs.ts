@@ -2,6 +2,7 @@ import { existsSync, statSync } from 'node:fs';
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../../src/cli/base-command.js';
 import { NotFoundError } from '../../src/cli/errors.js';
+import { exitIfInterrupted, onInterrupt } from '../../src/cli/interrupt.js';
 import { siteDataDirFlag, siteNameArg } from '../../src/cli/flags.js';
 import { followLog, siteLogFile, siteLogTail } from '../../src/runtime/daemon/client.js';
 import { resolveSiteDataDir } from '../../src/site/service.js';
@@ -43,17 +44,14 @@ export default class SiteLogs extends BaseCommand<typeof SiteLogs> {
     const lines = this.flags.lines === 0 ? [] : siteLogTail(dataDir, this.flags.lines);
     for (const l of lines) this.out(l);
     if (this.flags.follow) {
-      const controller = new AbortController();
-      const stop = () => controller.abort();
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
+      const stop = onInterrupt();
       const from = existsSync(logFile) ? statSync(logFile).size : 0;
       try {
-        await followLog(logFile, from, (chunk) => process.stdout.write(chunk), controller.signal);
+        await followLog(logFile, from, (chunk) => process.stdout.write(chunk), stop.signal);
       } finally {
-        process.off('SIGINT', stop);
-        process.off('SIGTERM', stop);
+        stop.dispose();
       }
+      exitIfInterrupted();
     }
     return { site, logFile, lines };
   }

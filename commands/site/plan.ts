@@ -5,6 +5,7 @@ import { renderPlan } from '../../src/fleet/plan.js';
 import { planSites, type SitePlanResult } from '../../src/fleet/service.js';
 
 export default class SitePlan extends BaseCommand<typeof SitePlan> {
+  static override needsFleetRepository = 'registry' as const;
   static override summary = 'Show how the fleet log would change to match sites/*.yaml.';
   static override description =
     'Reads and verifies the fleet head, snapshot and entries from the registry, resolves every assigned ref to its ' +

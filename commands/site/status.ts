@@ -1,6 +1,7 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../../src/cli/base-command.js';
 import { UserError } from '../../src/cli/errors.js';
+import { exitIfInterrupted, onInterrupt } from '../../src/cli/interrupt.js';
 import { siteDataDirFlag, siteNameArg } from '../../src/cli/flags.js';
 import { isInteractive } from '../../src/cli/output.js';
 import { SITE_TOKEN_ENV, readSiteDaemon, type SiteDaemonView } from '../../src/runtime/daemon/client.js';
@@ -69,21 +70,18 @@ export default class SiteStatusCommand extends BaseCommand<typeof SiteStatusComm
         });
       }
       const { watchSiteStatus } = await import('../../src/ui/site-status-view.js');
-      const controller = new AbortController();
-      const stop = () => controller.abort();
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
+      const stop = onInterrupt();
       try {
         await watchSiteStatus({
           poll: async () => ({ site, at: new Date(), view: await readSiteDaemon(dataDir, this.flags.token) }),
           interactive: isInteractive(process.stdout),
           intervalMs: this.flags.interval,
-          signal: controller.signal,
+          signal: stop.signal,
         });
       } finally {
-        process.off('SIGINT', stop);
-        process.off('SIGTERM', stop);
+        stop.dispose();
       }
+      exitIfInterrupted();
       return undefined;
     }
     const status = await siteStatus({ site, dataDir });

@@ -1,5 +1,6 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../../src/cli/base-command.js';
+import { exitIfInterrupted, onInterrupt } from '../../src/cli/interrupt.js';
 import { registryFlag, trustFlag, siteDataDirFlag, siteNameArg } from '../../src/cli/flags.js';
 import { parseDuration } from '../../src/registry/duration.js';
 import type { LoopSummary } from '../../src/site/agent.js';
@@ -70,18 +71,16 @@ export default class SiteSync extends BaseCommand<typeof SiteSync> {
         show(result);
         return result;
       }
-      const controller = new AbortController();
-      const stop = () => controller.abort();
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
+      const stop = onInterrupt();
       agent.on('sync', show);
       agent.on('refused', ({ error }) => this.io.log('error', `${error.message} (nothing installed)`));
       agent.on('failed', (error) => this.io.log('error', error.message));
       try {
-        return await agent.runSyncLoop({ interval: intervalMs, signal: controller.signal });
+        const result = await agent.runSyncLoop({ interval: intervalMs, signal: stop.signal });
+        exitIfInterrupted();
+        return result;
       } finally {
-        process.off('SIGINT', stop);
-        process.off('SIGTERM', stop);
+        stop.dispose();
       }
     } finally {
       await close();

@@ -149,7 +149,7 @@ export default class SiteUp extends BaseCommand<typeof SiteUp> {
           maxQueue: f.queue,
           shadowSample,
           drainMs,
-          log: daemonLog(f['log-level']),
+          log: daemonLog(f['log-level'], undefined, f['log-format']),
         },
         this.io,
         (d) => this.io.log('info', `site ${site} ready at ${d.url} (pid ${process.pid})`),

@@ -7,8 +7,19 @@
  */
 import { Command, Flags, type Interfaces } from '@oclif/core';
 import { errorToJson, exitCodeOf, isEdgectlError, ExitCode } from './errors.js';
-import { isInteractive, stderrIo, type Io, type LogLevel } from './output.js';
+import { isInteractive, stderrIo, type Io, type LogFormat, type LogLevel } from './output.js';
 import { loadProjectConfig, type ProjectConfig } from '../config/project.js';
+import { editDistance } from './hooks/not-found.js';
+
+/** The known flag closest to a mistyped one, if it is close enough to be what was meant. */
+export function closestFlag(typed: string, known: readonly string[]): string | undefined {
+  let best: { name: string; d: number } | undefined;
+  for (const name of known) {
+    const d = name.startsWith(typed) && typed.length >= 3 ? 0 : editDistance(typed, name);
+    if (!best || d < best.d) best = { name, d };
+  }
+  return best && best.d <= Math.max(1, Math.floor(typed.length / 3)) ? best.name : undefined;
+}
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<
   (typeof BaseCommand)['baseFlags'] & T['flags']
@@ -25,7 +36,22 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
       helpGroup: 'GLOBAL',
       summary: 'Verbosity of progress and logs on stderr.',
     })(),
+    'log-format': Flags.option({
+      options: ['text', 'json'] as const,
+      default: 'text' as const,
+      env: 'EDGECTL_LOG_FORMAT',
+      helpGroup: 'GLOBAL',
+      summary: 'Logs on stderr as text lines or one JSON object per line (daemons: for log collectors).',
+    })(),
   };
+
+  /**
+   * What the command reads from a fleet repository (a directory with edgectl.yaml, or one below it):
+   * `registry` (the configured registry) or `sites` (the sites and artifact directories). Run
+   * outside one with nothing else given, it warns on stderr instead of silently reading defaults
+   * (an empty default registry, a missing sites directory) and reporting success.
+   */
+  static needsFleetRepository: 'registry' | 'sites' | undefined = undefined;
 
   protected flags!: BaseFlags<T>;
   protected args!: BaseArgs<T>;
@@ -43,7 +69,10 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     this.flags = flags as BaseFlags<T>;
     this.args = args as BaseArgs<T>;
     const level = (this.flags['log-level'] ?? 'info') as LogLevel;
-    this.io = stderrIo(level, isInteractive() && !this.jsonEnabled());
+    const format = (this.flags['log-format'] ?? 'text') as LogFormat;
+    // Detached daemons started by this command inherit the format through the environment.
+    if (format === 'json') process.env.EDGECTL_LOG_FORMAT = 'json';
+    this.io = stderrIo(level, isInteractive() && !this.jsonEnabled(), format);
   }
 
   /**
@@ -52,7 +81,22 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
    */
   protected projectConfig(registryFlag?: string): ProjectConfig {
     const trust = (this.flags as Record<string, unknown> | undefined)?.trust;
-    return loadProjectConfig({ registryFlag, trustFlag: typeof trust === 'string' ? trust : undefined });
+    const cfg = loadProjectConfig({ registryFlag, trustFlag: typeof trust === 'string' ? trust : undefined });
+    const needs = (this.ctor as unknown as typeof BaseCommand).needsFleetRepository;
+    if (needs) this.warnOutsideRepository(cfg, needs);
+    return cfg;
+  }
+
+  /** The warning of `needsFleetRepository`; `lint` calls it itself only when given no paths. */
+  protected warnOutsideRepository(cfg: ProjectConfig, needs: 'registry' | 'sites'): void {
+    if (cfg.file || (needs === 'registry' && cfg.registrySource !== 'default')) return;
+    const what =
+      needs === 'registry' ? `the default registry ${cfg.registry}` : `${cfg.sitesDir} and artifacts/`;
+    this.io.log(
+      'warn',
+      `not in a fleet repository (no edgectl.yaml in ${cfg.root} or above): reading ${what}. ` +
+        `Run it inside the repository, give --registry or EDGECTL_REGISTRY, or create one with \`${this.config.bin} init\`.`,
+    );
   }
 
   /** True when the command should print human output (no --json). */
@@ -65,6 +109,24 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     if (this.human) process.stdout.write(`${line}\n`);
   }
 
+  /** "Did you mean --registry?" for each mistyped flag of a NonExistentFlagsError. */
+  private flagSuggestions(err: Error): string[] {
+    const typed = (err as { flags?: unknown }).flags;
+    if (!Array.isArray(typed) || !/^Nonexistent flag/.test(err.message)) return [];
+    const ctor = this.ctor as unknown as { flags?: object; baseFlags?: object; enableJsonFlag?: boolean };
+    const known = [
+      ...Object.keys(ctor.flags ?? {}),
+      ...Object.keys(ctor.baseFlags ?? {}),
+      ...(ctor.enableJsonFlag ? ['json'] : []),
+      'help',
+    ];
+    return typed.flatMap((t) => {
+      const name = String(t).replace(/^-+/, '').split('=')[0] ?? '';
+      const best = closestFlag(name, known);
+      return best ? [`Did you mean --${best}? (${String(t)} is not a flag of this command)`] : [];
+    });
+  }
+
   protected override async catch(err: Error & { exitCode?: number }): Promise<void> {
     const code = exitCodeOf(err);
     const debug = this.flags?.['log-level'] === 'debug' || process.argv.includes('debug');
@@ -72,6 +134,7 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
       process.stdout.write(`${JSON.stringify(errorToJson(err), null, 2)}\n`);
     } else {
       process.stderr.write(`Error: ${err.message}\n`);
+      for (const line of this.flagSuggestions(err)) process.stderr.write(`${line}\n`);
       if (isEdgectlError(err) && err.suggestion) process.stderr.write(`  Try: ${err.suggestion}\n`);
       if (!isEdgectlError(err) && code === ExitCode.Usage) {
         process.stderr.write(`  See: ${this.config.bin} ${(this.id ?? '').replaceAll(':', ' ')} --help\n`);

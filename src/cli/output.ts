@@ -27,11 +27,35 @@ export function isInteractive(
   return Boolean(stream.isTTY) && !isCI(env) && env.TERM !== 'dumb';
 }
 
-export function stderrIo(level: LogLevel = 'info', interactive = isInteractive()): Io {
+/** `text`: `warn: message` lines for people; `json`: one JSON object per line for log collectors. */
+export type LogFormat = 'text' | 'json';
+
+/** A JSON log line: `{"time","level","msg",...fields}` (the field names pino and most collectors use). */
+export function jsonLogLine(
+  level: LogLevel,
+  msg: string,
+  fields?: Record<string, unknown>,
+  now = new Date(),
+): string {
+  const out: Record<string, unknown> = { time: now.toISOString(), level, msg };
+  for (const [k, v] of Object.entries(fields ?? {}))
+    if (v !== undefined && !(k in out)) out[k] = v instanceof Error ? v.message : v;
+  return JSON.stringify(out);
+}
+
+export function stderrIo(
+  level: LogLevel = 'info',
+  interactive = isInteractive(),
+  format: LogFormat = 'text',
+): Io {
   return {
-    interactive,
+    interactive: interactive && format === 'text',
     log(l, message) {
       if (order[l] < order[level]) return;
+      if (format === 'json') {
+        process.stderr.write(`${jsonLogLine(l, message)}\n`);
+        return;
+      }
       const prefix = l === 'info' ? '' : `${l}: `;
       process.stderr.write(`${prefix}${message}\n`);
     },

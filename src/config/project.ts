@@ -13,7 +13,7 @@ import { readYamlWithSchema } from './yaml-file.js';
 export const CONFIG_FILE = 'edgectl.yaml';
 export const DEFAULT_REGISTRY = 'file:.edgectl/registry';
 
-const configSchema = z
+export const configSchema = z
   .object({
     registry: z.string().min(1).optional(),
     trust: z.string().min(1).optional(),

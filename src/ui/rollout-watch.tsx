@@ -7,6 +7,7 @@
  * (rollout/render.ts) instead.
  */
 import { Box, Text, render, useApp, useInput } from 'ink';
+import { markInterrupted } from '../cli/interrupt.js';
 import { useEffect, useState } from 'react';
 import type { Judgement } from '../rollout/judge/types.js';
 import { judgementLine } from '../rollout/render.js';
@@ -113,7 +114,8 @@ function WatchApp(props: {
   const [report, setReport] = useState<RolloutReport | undefined>(undefined);
   const [error, setError] = useState<string | undefined>(undefined);
   useInput((input, key) => {
-    if (input === 'q' || key.escape) exit();
+    if (key.ctrl && input === 'c') markInterrupted();
+    if (input === 'q' || key.escape || (key.ctrl && input === 'c')) exit();
   });
   useEffect(() => {
     let stopped = false;
@@ -148,7 +150,8 @@ function WatchApp(props: {
 export async function watchRollout(target: StatusOptions, intervalMs: number): Promise<RolloutReport> {
   let last: RolloutReport | undefined;
   const app = render(<WatchApp target={target} intervalMs={intervalMs} done={(r) => (last = r)} />, {
-    exitOnCtrlC: true,
+    // Ctrl-C is read as a key (above), so the command can exit 130.
+    exitOnCtrlC: false,
   });
   await app.waitUntilExit();
   return last ?? (await rolloutStatus(target));

@@ -5,6 +5,7 @@
  * plain line (site-status-format.ts) instead, so logs and CI get something greppable.
  */
 import { Box, Text, render, useApp, useInput } from 'ink';
+import { markInterrupted } from '../cli/interrupt.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { useEffect, useState, type ReactNode } from 'react';
 import type { SiteRuntimeStatus } from '../runtime/contract.js';
@@ -125,7 +126,8 @@ function WatchApp(props: { poll: () => Promise<WatchFrame>; intervalMs: number; 
   const { exit } = useApp();
   const [frame, setFrame] = useState<WatchFrame | undefined>(undefined);
   useInput((input, key) => {
-    if (input === 'q' || key.escape) exit();
+    if (key.ctrl && input === 'c') markInterrupted();
+    if (input === 'q' || key.escape || (key.ctrl && input === 'c')) exit();
   });
   useEffect(() => {
     let stopped = false;
@@ -162,7 +164,8 @@ export async function watchSiteStatus(opts: WatchOptions): Promise<WatchFrame | 
   const intervalMs = opts.intervalMs ?? 1000;
   if (opts.interactive) {
     const app = render(<WatchApp poll={opts.poll} intervalMs={intervalMs} signal={opts.signal} />, {
-      exitOnCtrlC: true,
+      // Ctrl-C is read as a key (above), so the command can exit 130.
+      exitOnCtrlC: false,
     });
     await app.waitUntilExit();
     return undefined;

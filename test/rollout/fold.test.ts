@@ -339,4 +339,21 @@ describe('waves and selectors', () => {
     expect(parseSelector('')).toEqual([]);
     expect(() => parseSelector('tier=')).toThrow(/cannot read "tier="/);
   });
+
+  it("takes kubectl's set-based selectors: in and notin with comma lists", () => {
+    const sel = parseSelector('region in (eu,us), tier notin (lab, hq),gpu,!legacy');
+    expect(sel).toEqual([
+      { key: 'region', op: 'in', values: ['eu', 'us'] },
+      { key: 'tier', op: 'notin', values: ['lab', 'hq'] },
+      { key: 'gpu', op: 'exists' },
+      { key: 'legacy', op: 'absent' },
+    ]);
+    expect(matches(sel, 's1', { region: 'us', tier: 'branch', gpu: 'a10' })).toBe(true);
+    expect(matches(sel, 's1', { region: 'us', gpu: 'a10' })).toBe(true); // notin holds for an absent label
+    expect(matches(sel, 's1', { region: 'uk', gpu: 'a10' })).toBe(false);
+    expect(matches(sel, 's1', { region: 'eu', tier: 'hq', gpu: 'a10' })).toBe(false);
+    expect(matches(sel, 's1', { region: 'eu', gpu: 'a10', legacy: 'y' })).toBe(false);
+    expect(() => parseSelector('region in (eu,)x')).toThrow(/cannot read/);
+    expect(() => parseSelector('region notin ()')).toThrow(/cannot read/);
+  });
 });

@@ -3,9 +3,11 @@
  * a TTY and otherwise prints no suggestion at all; it still owns the unknown-command exit (127, as
  * shells use), so this only adds the suggestion line and never prompts or waits. It runs as an
  * `init` hook, not a second `command_not_found` hook: oclif runs the hooks of one event
- * concurrently and the plugin's error ends the process, which would race this line away.
+ * concurrently and the plugin's error ends the process, which would race this line away. Being
+ * the init hook, it also applies NO_COLOR to ink's chalk first (color.ts).
  */
 import type { Hook } from '@oclif/core';
+import { applyColorEnv } from '../color.js';
 
 /** Edit distance between two strings (insertions, deletions, substitutions). */
 export function editDistance(a: string, b: string): number {
@@ -35,6 +37,8 @@ export function closestCommand(typed: string, ids: readonly string[]): string | 
 }
 
 const hook: Hook<'init'> = async function (opts) {
+  // Before any command loads an ink view (chalk reads the colour level once, at import).
+  applyColorEnv();
   const id = opts.id;
   if (!id || id.startsWith('-') || process.stdin.isTTY) return; // at a terminal, plugin-not-found asks
   if (opts.config.findCommand(id) || opts.config.findTopic(id)) return;

@@ -293,6 +293,12 @@ async function startWithStore(
     swaps: () => generations.swapCount,
     draining: () => generations.draining.length,
     feedback: () => feedback.status(),
+    info: {
+      site: opts.site,
+      labels: () => applied.labels,
+      refs: () => (generations.current ? currentContext.refs : undefined),
+      rollouts: () => applied.rollouts,
+    },
   });
   const ready = () => !closing && generations.current !== undefined;
 

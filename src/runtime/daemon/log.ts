@@ -1,9 +1,11 @@
 /**
  * The site daemon's log lines: one line per event on stderr (the detached daemon's stderr is its
  * log file, `site logs` reads it; under systemd it is the journal), with a timestamp, the level and
- * `key=value` fields, so a log tail shown by a failed `site up` reads without a JSON viewer.
+ * `key=value` fields, so a log tail shown by a failed `site up` reads without a JSON viewer. With
+ * `--log-format json` each line is a JSON object instead (`time`, `level`, `msg`, the fields), for
+ * log collectors.
  */
-import type { Io, LogLevel } from '../../cli/output.js';
+import { jsonLogLine, type Io, type LogFormat, type LogLevel } from '../../cli/output.js';
 
 export type DaemonLog = (level: LogLevel, msg: string, fields?: Record<string, unknown>) => void;
 
@@ -30,10 +32,11 @@ export function formatLogLine(
 export function daemonLog(
   minLevel: LogLevel = 'info',
   write: (line: string) => void = (l) => process.stderr.write(l),
+  format: LogFormat = 'text',
 ): DaemonLog {
   return (level, msg, fields) => {
     if (ORDER[level] < ORDER[minLevel]) return;
-    write(`${formatLogLine(level, msg, fields)}\n`);
+    write(`${format === 'json' ? jsonLogLine(level, msg, fields) : formatLogLine(level, msg, fields)}\n`);
   };
 }
 

@@ -1,11 +1,15 @@
 /**
  * The daemon's Prometheus series, registered in the registry the runtime server also uses (one
  * `/metrics`): sync state (one-hot by state), applied fleet seq, the installed generation (an info
- * gauge labelled with its id), hot swaps, replaced generations still draining, and the feedback
- * spool. Gauges read the daemon's state at scrape time, so nothing is updated on the request path.
+ * gauge labelled with its id), hot swaps, replaced generations still draining, the feedback spool,
+ * and the info series dashboards join on (site-info.ts: the site's labels, artifacts, rollouts).
+ * Values are read from the daemon's state at scrape time, so nothing is updated on the request path;
+ * monotonic counts are counters (`_total`) set from the daemon's own totals at scrape.
  */
-import { Gauge, type Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from 'prom-client';
+import { registerProcessMetrics } from '../../server/process-metrics.js';
 import type { DaemonFeedbackStatus, DaemonSyncStatus } from '../contract.js';
+import { registerSiteInfoMetrics, type SiteInfoSource } from './site-info.js';
 
 export interface DaemonMetricSources {
   sync: () => DaemonSyncStatus;
@@ -13,11 +17,15 @@ export interface DaemonMetricSources {
   swaps: () => number;
   draining: () => number;
   feedback: () => DaemonFeedbackStatus;
+  /** The site's name, labels, served refs and rollouts, from the applied fleet state. */
+  info: SiteInfoSource;
 }
 
 const SYNC_STATES: DaemonSyncStatus['state'][] = ['starting', 'ok', 'syncing', 'offline', 'refused', 'error'];
 
 export function registerDaemonMetrics(registry: Registry, src: DaemonMetricSources): void {
+  registerProcessMetrics(registry, 'site');
+  registerSiteInfoMetrics(registry, src.info);
   new Gauge({
     name: 'edgectl_site_sync_state',
     help: 'Sync state of the site daemon (1 for the current state).',
@@ -56,12 +64,13 @@ export function registerDaemonMetrics(registry: Registry, src: DaemonMetricSourc
       if (id) this.set({ generation: id }, 1);
     },
   });
-  new Gauge({
-    name: 'edgectl_site_generation_swaps',
+  new Counter({
+    name: 'edgectl_site_generation_swaps_total',
     help: 'Generations installed since the daemon started.',
     registers: [registry],
     collect() {
-      this.set(src.swaps());
+      this.reset();
+      this.inc(src.swaps());
     },
   });
   new Gauge({
@@ -80,12 +89,13 @@ export function registerDaemonMetrics(registry: Registry, src: DaemonMetricSourc
       this.set(src.feedback().spooled);
     },
   });
-  new Gauge({
-    name: 'edgectl_site_feedback_uploaded_reports',
+  new Counter({
+    name: 'edgectl_site_feedback_uploaded_reports_total',
     help: 'Feedback reports uploaded by this process.',
     registers: [registry],
     collect() {
-      this.set(src.feedback().uploaded);
+      this.reset();
+      this.inc(src.feedback().uploaded);
     },
   });
 }

@@ -6,6 +6,7 @@
  * the registry: the daemon re-reads it after each sync that moved the applied seq.
  */
 import { canonicalJson } from '../../registry/canonical-json.js';
+import type { RolloutState } from '../../fleet/rollout-ops.js';
 import { effectiveRuntime, type SiteRuntime } from '../../fleet/site-schema.js';
 import type { FeedbackContext, FeedbackRefs } from '../../site/feedback/index.js';
 import { siteDataPaths } from '../../site/data-dir.js';
@@ -17,19 +18,25 @@ export interface AppliedSiteConfig {
   /** The declaration's runtime settings as written (no defaults), or undefined before a sync. */
   runtime: SiteRuntime | undefined;
   effective: { listen: string; verifier?: string; interval: string } | undefined;
+  /** The site's declared labels (empty before a sync), exported as `edgectl_site_info`. */
+  labels: Readonly<Record<string, string>>;
+  /** The rollouts of the applied fleet state (for `edgectl_site_rollout_info`). */
+  rollouts: readonly RolloutState[];
 }
 
 /** The applied seq and this site's declared runtime settings; never throws for a missing state. */
 export async function readAppliedSiteConfig(dataDir: string, site: string): Promise<AppliedSiteConfig> {
   const paths = siteDataPaths(dataDir);
   const state = await readSiteState(paths.state);
-  if (!state) return { appliedSeq: 0, runtime: undefined, effective: undefined };
+  if (!state) return { appliedSeq: 0, runtime: undefined, effective: undefined, labels: {}, rollouts: [] };
   const fleet = await readFleetState(paths.fleetStates, state);
   const decl = fleet.sites[site]?.declaration;
   return {
     appliedSeq: state.appliedSeq,
     runtime: decl?.runtime,
     effective: decl ? effectiveRuntime(decl) : undefined,
+    labels: decl?.labels ?? {},
+    rollouts: Object.values(fleet.rollouts ?? {}),
   };
 }
 

@@ -27,6 +27,7 @@ const RUNTIME_METRIC_NAMES = [
   'edgectl_runtime_http_requests_total',
   'edgectl_runtime_requests_total',
   'edgectl_runtime_tokens_total',
+  'edgectl_runtime_verify_rounds_total',
   'edgectl_runtime_verifier_errors_total',
   'edgectl_runtime_events_total',
   'edgectl_runtime_ttft_seconds',
@@ -75,6 +76,7 @@ export class RuntimeMetrics {
   private readonly httpRequests: Counter<'path' | 'status'>;
   private readonly routed: Counter<'route'>;
   private readonly tokens: Counter<'kind'>;
+  private readonly verifyRounds: Counter;
   private readonly verifierErrors: Counter<'kind'>;
   private readonly events: Counter<'event'>;
   private readonly ttftSeconds: Histogram<'route'>;
@@ -104,6 +106,12 @@ export class RuntimeMetrics {
       name: 'edgectl_runtime_tokens_total',
       help: 'Tokens: prompt, output, drafted (proposed to the verifier) and accepted',
       labelNames: ['kind'],
+      registers,
+    });
+    // Rounds beside accepted tokens give the verifier passes saved: accepted / (accepted + rounds).
+    this.verifyRounds = new Counter({
+      name: 'edgectl_runtime_verify_rounds_total',
+      help: 'Speculative verify rounds (one verifier pass each)',
       registers,
     });
     this.verifierErrors = new Counter({
@@ -183,6 +191,7 @@ export class RuntimeMetrics {
     this.roundAt.push(this.now());
     this.tokens.inc({ kind: 'drafted' }, drafted);
     this.tokens.inc({ kind: 'accepted' }, accepted);
+    this.verifyRounds.inc();
   }
 
   /** Acceptance over the recent rounds (at most ROUND_MAX_AGE_MS old), or null before enough drafted tokens. */

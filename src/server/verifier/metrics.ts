@@ -6,6 +6,7 @@
  * benchmark divides by output tokens.
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { registerProcessMetrics } from '../process-metrics.js';
 
 export type ForwardKind = 'prefill' | 'verify' | 'decode';
 
@@ -75,10 +76,11 @@ export class VerifierMetrics {
     ForwardKind,
     { calls: Counter.Internal; positions: Counter.Internal; seconds: Histogram.Internal<'kind'> }
   >;
-  private readonly requestSeconds: Histogram<'route' | 'method' | 'status'>;
+  private readonly requestSeconds: Histogram<'path' | 'method' | 'status'>;
 
   constructor(private readonly sources: MetricsSources) {
     const registers = [this.registry];
+    registerProcessMetrics(this.registry, 'verifier');
     this.forwardCalls = new Counter({
       name: 'edgectl_verifier_forward_calls_total',
       help: 'Verifier model forward passes, by kind (prefill, verify, decode).',
@@ -170,8 +172,9 @@ export class VerifierMetrics {
     });
     this.requestSeconds = new Histogram({
       name: 'edgectl_verifier_request_duration_seconds',
-      help: 'HTTP request latency, by route, method and status.',
-      labelNames: ['route', 'method', 'status'],
+      // `path`, not `route`: on the site `route` means edge/speculative/cloud, one meaning per label.
+      help: 'HTTP request latency, by path (the route pattern), method and status.',
+      labelNames: ['path', 'method', 'status'],
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
       registers,
     });
@@ -227,8 +230,8 @@ export class VerifierMetrics {
     this.rejectionsCounter.inc({ reason });
   }
 
-  request(route: string, method: string, status: number, seconds: number): void {
-    this.requestSeconds.observe({ route, method, status: String(status) }, seconds);
+  request(path: string, method: string, status: number, seconds: number): void {
+    this.requestSeconds.observe({ path, method, status: String(status) }, seconds);
   }
 
   snapshot(): VerifierStats {

@@ -43,7 +43,12 @@ export interface DaemonWorld extends SiteWorld {
   /** Project directory: edgectl.yaml (registry, trust) and sites/. */
   project: string;
   /** Declares the site with these adapters (and runtime settings) and applies it. */
-  declare(a: { adapters: string[]; verifier?: string; policy?: boolean }): Promise<ApplyFleetResult>;
+  declare(a: {
+    adapters: string[];
+    verifier?: string;
+    policy?: boolean;
+    labels?: Record<string, string>;
+  }): Promise<ApplyFleetResult>;
   /** The registry's directory (fs backend only). */
   registryDir: string | undefined;
 }
@@ -70,6 +75,7 @@ export async function daemonWorld(store: Store, opts: { publishExtra?: boolean }
         model: REFS.model,
         adapters: a.adapters,
         policy: REFS.policy,
+        ...(a.labels ? { labels: a.labels } : {}),
         ...(a.verifier ? { extra: `runtime:\n  verifier: ${a.verifier}` } : {}),
       });
       const lines =
