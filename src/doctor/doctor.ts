@@ -38,6 +38,7 @@ import {
   walkRegistryTrust,
   type TrustRoot,
 } from '../registry/trust.js';
+import { attachPastRoots } from '../registry/trust-history.js';
 import { siteDataPaths } from '../site/data-dir.js';
 import { checkKeyRotation } from './key-rotation.js';
 import { siteStatus } from '../site/status.js';
@@ -310,7 +311,8 @@ async function checkRegistry(
           status: 'ok',
           detail: `${cfg.registry} is reachable; trust root version ${walked.root.version} verified from the local root${newer}`,
         });
-        checks.push(await checkFleetChain(store, walked.root, now));
+        // With the earlier roots: entries signed before a fleet-key rotation still chain.
+        checks.push(await checkFleetChain(store, await attachPastRoots(store, walked), now));
       } catch (err) {
         checks.push({
           ...base,
@@ -533,8 +535,9 @@ export async function runDoctor(opts: DoctorOptions = {}): Promise<DoctorReport>
   const trustOk = trust.root !== undefined && trust.check.status !== 'fail';
   const registry = await checkRegistry(cfg, trustOk, now, env);
   checks.push(...registry);
-  // Signatures across key rotations (key-rotation.ts): only against a registry that checked out.
-  if (trustOk && registry.every((c) => c.status !== 'fail')) {
+  // Signatures across key rotations (key-rotation.ts): only against a registry that checked out
+  // (a broken fleet log chain is its own finding, and says nothing about the store).
+  if (trustOk && registry.every((c) => c.status !== 'fail' || c.id === 'fleet.chain')) {
     checks.push(...(await checkKeyRotation(cfg, env, now)));
   }
   checks.push(...(await checkSites(cfg, now)));

@@ -63,6 +63,8 @@ class Project {
     writeFileSync(
       join(this.dir, 'edgectl.yaml'),
       `registry: ${this.registry}\ntrust: trust/root.json\nsites: sites\n` +
+        // s3rver enforces no conditional writes: fleet writes need the single-writer opt-in there.
+        (this.registry.startsWith('s3://') ? 'singleWriter: true\n' : '') +
         `keys:\n  root: ${k.root}\n  artifacts: ${k.artifacts}\n  fleet: ${k.fleet}\n`,
     );
   }
