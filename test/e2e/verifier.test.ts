@@ -65,7 +65,7 @@ describe('edgectl verifier up / generate / verifier down (real processes)', () =
     expect(isAlive(pid)).toBe(true);
     expect((await fetch(`${url}/healthz`)).status).toBe(200);
     const pidFile = join(cwd, '.edgectl/run/verifier.pid');
-    expect(readFileSync(pidFile, 'utf8').trim()).toBe(String(pid));
+    expect(readFileSync(pidFile, 'utf8').split('\n')[0]).toBe(String(pid));
 
     const again = edgectl(cwd, 'verifier', 'up', '--model', VERIFIER, '--port', '0', '--json');
     expect(again.status).toBe(0);
