@@ -15,7 +15,7 @@
  */
 import { mkdtempSync, mkdirSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { isEdgectlError } from '../../cli/errors.js';
 import { LmSession } from '../../inference/model-session.js';
 import {
@@ -116,7 +116,8 @@ export async function probeModelGraph(
   try {
     for (const f of files) {
       mkdirSync(dirname(join(stage, f.path)), { recursive: true });
-      symlinkSync(f.absPath, join(stage, f.path));
+      // A relative source path would resolve against the stage directory, not the caller's cwd.
+      symlinkSync(resolve(f.absPath), join(stage, f.path));
     }
     let lm: LmSession;
     try {
