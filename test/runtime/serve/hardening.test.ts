@@ -112,6 +112,11 @@ describe.each([
     // machine, where the load thread and the worker compete for the cores, does not fail them.
     expect(r.readyMs.length).toBeGreaterThan(0);
     const sorted = [...r.readyMs].sort((a, b) => a - b);
+    // The measured figures, for docs and closing notes (printed in the suite's output).
+    console.info(
+      `/readyz during 8 x 3.9 MB prompts (${_name}): ${sorted.length} probes, median ` +
+        `${sorted[Math.floor(sorted.length / 2)]?.toFixed(1)} ms, max ${sorted.at(-1)?.toFixed(1)} ms`,
+    );
     expect(sorted[Math.floor(sorted.length / 2)]).toBeLessThan(250);
     expect(sorted[sorted.length - 1]).toBeLessThan(3000);
     // The site still serves ordinary requests.
