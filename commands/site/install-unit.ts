@@ -2,7 +2,13 @@ import { resolve } from 'node:path';
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../../src/cli/base-command.js';
 import { siteNameArg } from '../../src/cli/flags.js';
-import { docsUrl, edgectlExec, installUnit, type InstallUnitResult } from '../../src/daemon/install-unit.js';
+import {
+  describeInstallUnit,
+  docsUrl,
+  edgectlExec,
+  installUnit,
+  type InstallUnitResult,
+} from '../../src/daemon/install-unit.js';
 import { parseListen } from '../../src/runtime/daemon/listen.js';
 
 export default class SiteInstallUnit extends BaseCommand<typeof SiteInstallUnit> {
@@ -64,13 +70,7 @@ export default class SiteInstallUnit extends BaseCommand<typeof SiteInstallUnit>
       },
       f.out,
     );
-    if (this.human) {
-      if (r.path === undefined) process.stdout.write(r.unit);
-      else {
-        this.out(`Wrote ${r.path}. Then:`);
-        for (const c of r.next) this.out(`  ${c}`);
-      }
-    }
+    if (this.human) process.stdout.write(describeInstallUnit(r));
     return r;
   }
 }

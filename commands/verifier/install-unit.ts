@@ -3,7 +3,13 @@ import { resolve } from 'node:path';
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../../src/cli/base-command.js';
 import { UserError } from '../../src/cli/errors.js';
-import { docsUrl, edgectlExec, installUnit, type InstallUnitResult } from '../../src/daemon/install-unit.js';
+import {
+  describeInstallUnit,
+  docsUrl,
+  edgectlExec,
+  installUnit,
+  type InstallUnitResult,
+} from '../../src/daemon/install-unit.js';
 
 export default class VerifierInstallUnit extends BaseCommand<typeof VerifierInstallUnit> {
   static override summary = 'Print (or write with --out) a hardened systemd unit that runs the verifier.';
@@ -88,13 +94,7 @@ export default class VerifierInstallUnit extends BaseCommand<typeof VerifierInst
       },
       f.out,
     );
-    if (this.human) {
-      if (r.path === undefined) process.stdout.write(r.unit);
-      else {
-        this.out(`Wrote ${r.path}. Then:`);
-        for (const c of r.next) this.out(`  ${c}`);
-      }
-    }
+    if (this.human) process.stdout.write(describeInstallUnit(r));
     return r;
   }
 }

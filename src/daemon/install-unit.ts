@@ -20,6 +20,12 @@ export interface InstallUnitResult {
   next: string[];
 }
 
+/** What `install-unit` prints at a terminal: the unit itself, or where it went and what to run next. */
+export function describeInstallUnit(r: InstallUnitResult): string {
+  if (r.path === undefined) return r.unit;
+  return [`Wrote ${r.path}. Then:`, ...r.next.map((c) => `  ${c}`)].join('\n') + '\n';
+}
+
 /** Documentation= of the units: the README of the installed package (it ships with it). */
 export function docsUrl(): string {
   return `file://${join(edgectlPackage().root, 'README.md')}`;

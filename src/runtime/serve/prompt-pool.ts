@@ -69,13 +69,16 @@ export class PromptPool {
     private readonly file: URL | undefined = workerFile(),
   ) {}
 
-  /** Prepares `text` for generation `g`: inline when short, else in the worker. */
-  async prepare(g: LoadedGeneration, text: string): Promise<PreparedPrompt> {
-    const tools = { blockRules: g.blockRules, redactor: g.redactor, tokenizer: g.tokenizer };
+  /**
+   * Prepares `text` for generation `g`: inline when short, else in the worker. `encode: false`
+   * (chats, which the template encodes) stops after the block rules, redaction and bound.
+   */
+  async prepare(g: LoadedGeneration, text: string, encode = true): Promise<PreparedPrompt> {
+    const tools = { blockRules: g.blockRules, redactor: g.redactor, tokenizer: g.tokenizer, encode };
     const prep =
       text.length <= this.inlineMaxChars || this.file === undefined
         ? preparePrompt(text, { ...tools, maxPositions: g.maxPositions })
-        : await this.inWorker(g, text);
+        : await this.inWorker(g, text, encode);
     if (prep.kind !== 'ready') return prep;
     return {
       kind: 'ready',
@@ -100,7 +103,7 @@ export class PromptPool {
     return k;
   }
 
-  private async inWorker(g: LoadedGeneration, text: string): Promise<PromptPrep> {
+  private async inWorker(g: LoadedGeneration, text: string, encode: boolean): Promise<PromptPrep> {
     if (this.closed) throw new HttpError(503, 'the site runtime is shutting down', 'shutting_down');
     const worker = this.start();
     const tokenizerKey = this.key(g.tokenizer);
@@ -112,6 +115,7 @@ export class PromptPool {
       policyKey,
       text,
       maxPositions: g.maxPositions,
+      encode,
     };
     if (!this.sent.has(tokenizerKey)) job.tokenizer = g.tokenizer.definition;
     if (!this.sent.has(policyKey)) job.policy = { block: g.policy.block, redaction: g.policy.redaction };

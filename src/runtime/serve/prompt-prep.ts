@@ -25,6 +25,11 @@ export interface PrepTools {
   tokenizer: TextTokenizer;
   /** Positions of the model's context (prompt + output). */
   maxPositions: number;
+  /**
+   * Tokenize the text (default). A chat is encoded afterwards through the model's own template
+   * (chat-prompt.ts), so its preparation stops after the bound and returns no ids.
+   */
+  encode?: boolean;
 }
 
 export type PromptPrep =
@@ -84,7 +89,7 @@ export function preparePrompt(text: string, tools: PrepTools): PromptPrep {
   return {
     kind: 'ready',
     modelText,
-    ids: Int32Array.from(tools.tokenizer.encode(modelText)),
+    ids: tools.encode === false ? new Int32Array(0) : Int32Array.from(tools.tokenizer.encode(modelText)),
     entries: redacted ? redacted.map.entries() : [],
     redactions: redacted ? totalRedactions(redacted.counts) : 0,
   };

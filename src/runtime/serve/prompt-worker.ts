@@ -30,6 +30,7 @@ export interface PrepJob {
   policy?: PrepPolicy;
   text: string;
   maxPositions: number;
+  encode: boolean;
 }
 
 /** A JSON request body to parse (the bytes are transferred, not copied). */
@@ -81,7 +82,12 @@ function prepare(job: PrepJob): PromptPrep {
     job.policyKey,
     policy ? () => ({ blockRules: new BlockRules(policy), redactor: new Redactor(policy) }) : undefined,
   );
-  return preparePrompt(job.text, { ...compiled, tokenizer, maxPositions: job.maxPositions });
+  return preparePrompt(job.text, {
+    ...compiled,
+    tokenizer,
+    maxPositions: job.maxPositions,
+    encode: job.encode,
+  });
 }
 
 function describe(err: unknown): WorkerError {

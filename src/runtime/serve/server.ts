@@ -480,7 +480,8 @@ export async function startRuntimeServer(
         throw err;
       }
       // Block rules, redaction and tokenization: long prompts off the event loop (prompt-pool.ts).
-      const prepared = await prompts.prepare(g, prep.text);
+      // A chat is tokenized once, by its template below; the preparation only screens and bounds it.
+      const prepared = await prompts.prepare(g, prep.text, prep.messages === undefined);
       if (prepared.kind === 'blocked') {
         const edgectl: EdgectlInfo = {
           ...info(undefined),
