@@ -1,0 +1,321 @@
+/**
+ * The one route executor (issue #16 item 2): runs a generation on its route and yields each token as
+ * it is produced — edge (the draft alone), speculative (the draft proposes, the HTTP verifier
+ * decides) or cloud (the verifier's `/v1/completions`). The site engine, `edgectl generate` and
+ * `edgectl bench speculative` all dispatch through it, so the benchmark measures the product path.
+ *
+ * It owns what happens when the verifier cannot help: the circuit breaker is asked before any call,
+ * every failure is recorded in it, and the fallback decides — continue on the draft alone from the
+ * tokens already produced (the answer is marked unverified, a `fallback` event says so), or throw
+ * `VerifierUnavailableError` (503 with Retry-After at the site). Every verifier call carries the
+ * verifier client's timeout (the site's policy `verifier.timeoutMs`), so a hung verifier costs at
+ * most one timeout. The consumer ends a generation early (a stop string) by calling `return()` on
+ * the iterator: the inner generator and its verifier session close, and the round counts as a
+ * success for the breaker, as the verifier did its part.
+ *
+ * Speculative statistics are counted by wrapping the verifier session (counting-verifier.ts) rather
+ * than read from the inference engine's final `done` event, because a request can end early
+ * without one. See docs/architecture.md (runtime) for where this sits in the request path.
+ */
+import type { AdaptiveKOptions } from '../../inference/adaptive-k.js';
+import { generate, generateSpeculative, type GenerateEvent } from '../../inference/generate.js';
+import type { HttpVerifier } from '../../inference/http-verifier.js';
+import type { KvCache } from '../../inference/kv-cache.js';
+import type { LoraFeeds } from '../../inference/lora-slots.js';
+import type { CausalLm } from '../../inference/model-session.js';
+import type { SamplingParams } from '../../inference/sampling.js';
+import type { Route } from '../../policy/schema.js';
+import { CountingVerifier, VerifierCallError, verifierCall } from './counting-verifier.js';
+import type { VerifierAccess } from './verifier-access.js';
+
+export { VerifierCallError } from './counting-verifier.js';
+
+/** How a route run ended (a stop string is the consumer's business: it calls `return()`). */
+export type ExecFinish = 'eos' | 'length' | 'aborted' | 'stop';
+
+/** What the run has produced so far and how (read for headers, the outcome and statistics). */
+export interface RunState {
+  /** The route serving the request: the decided one, or `edge` when a fallback came before any token. */
+  route: Route;
+  unverified: boolean;
+  fallback: boolean;
+  draftTokens: number;
+  acceptedTokens: number;
+  /** Verify calls (speculative); verifier passes (cloud: one per token). */
+  verifyRounds: number;
+  /** Milliseconds spent drafting (between verify calls) and in verify calls, over all rounds. */
+  draftMs: number;
+  verifyMs: number;
+  emitted: number[];
+  verifierError: string | undefined;
+  /** Cloud with a text prompt: the verifier's count of prompt tokens (its usage chunk). */
+  promptTokens: number | undefined;
+}
+
+/** Token ids (every route), or text for the cloud route alone (no local tokenizer needed). */
+export type RoutePrompt = { ids: readonly number[] } | { text: string; stop: readonly string[] };
+
+export interface RouteRequest {
+  route: Route;
+  prompt: RoutePrompt;
+  maxTokens: number;
+  sampling: SamplingParams;
+  seed: number | undefined;
+  /** Generate past end-of-sequence (benchmarks). */
+  ignoreEos: boolean;
+  lora: LoraFeeds | undefined;
+  /** The draft's cache over the prompt (from the router's entropy pass), with the same adapter. */
+  cache: KvCache | undefined;
+  /** Speculative drafting: fixed or adaptive k, its bounds, the confidence floor. */
+  drafting: { k: number | 'auto'; adaptive?: AdaptiveKOptions; minDraftConfidence?: number };
+  signal: AbortSignal;
+}
+
+/** A token; text the verifier decoded (cloud route on a text prompt only); a fallback to the draft. */
+export type RouteEvent =
+  | { type: 'token'; token: number }
+  | { type: 'text'; text: string }
+  | { type: 'fallback'; route: Route; message: string };
+
+export interface RouteDeps {
+  /** The draft model; only the cloud route runs without one. */
+  model: CausalLm | undefined;
+  verifier: VerifierAccess;
+  /** Each speculative round (site metrics). */
+  onRound?: (drafted: number, accepted: number) => void;
+}
+
+/** The verifier is unavailable and the fallback does not allow an unverified answer. */
+export class VerifierUnavailableError extends Error {
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+    /** Tokens were already produced (and may have been streamed). */
+    readonly afterOutput: boolean,
+  ) {
+    super(message);
+    this.name = 'VerifierUnavailableError';
+  }
+}
+
+export function newRunState(route: Route): RunState {
+  return {
+    route,
+    unverified: false,
+    fallback: false,
+    draftTokens: 0,
+    acceptedTokens: 0,
+    verifyRounds: 0,
+    draftMs: 0,
+    verifyMs: 0,
+    emitted: [],
+    verifierError: undefined,
+    promptTokens: undefined,
+  };
+}
+
+/** Runs `req` on its route; `state` (updated as it goes) lets the caller read progress. */
+export function executeRoute(
+  req: RouteRequest,
+  deps: RouteDeps,
+  state: RunState = newRunState(req.route),
+): AsyncGenerator<RouteEvent, ExecFinish, undefined> {
+  return new RouteRun(req, deps, state).run();
+}
+
+class RouteRun {
+  constructor(
+    private readonly req: RouteRequest,
+    private readonly deps: RouteDeps,
+    private readonly state: RunState,
+  ) {}
+
+  async *run(): AsyncGenerator<RouteEvent, ExecFinish, undefined> {
+    const { req, deps } = this;
+    if (req.route === 'edge') return yield* this.edge();
+    const access = deps.verifier;
+    if (access.url === undefined) {
+      return yield* this.failover('no verifier URL is configured for this site', 'unconfigured');
+    }
+    const breaker = access.breaker;
+    if (!breaker.tryAcquire()) {
+      return yield* this.failover(`circuit breaker ${breaker.state}: the verifier failed recently`, 'breaker_open');
+    }
+    let lease: Awaited<ReturnType<VerifierAccess['acquire']>> | undefined;
+    // 'ok' also covers a consumer that ended early (a stop string): the verifier did its part.
+    let verdict: 'ok' | 'failed' | 'other' = 'ok';
+    try {
+      lease = await verifierCall(() => access.acquire());
+      const finish =
+        req.route === 'speculative' ? yield* this.speculative(lease.verifier) : yield* this.cloud(lease.verifier);
+      return finish ?? 'length';
+    } catch (err) {
+      if (!(err instanceof VerifierCallError)) {
+        verdict = 'other';
+        throw err;
+      }
+      if (req.signal.aborted) {
+        verdict = 'other';
+        return 'aborted';
+      }
+      verdict = 'failed';
+      breaker.recordFailure();
+      lease?.fail();
+      return yield* this.failover(err.message, err.kind);
+    } finally {
+      if (verdict === 'ok') breaker.recordSuccess();
+      lease?.release();
+    }
+  }
+
+  /** The fallback after a verifier failure: the draft alone, or VerifierUnavailableError. */
+  private async *failover(message: string, kind: string): AsyncGenerator<RouteEvent, ExecFinish, undefined> {
+    const { state } = this;
+    state.verifierError = message;
+    this.deps.verifier.onError?.(message, kind);
+    const fb = this.deps.verifier.fallback();
+    if (fb.kind === 'unavailable') {
+      throw new VerifierUnavailableError(`${fb.message} (${message})`, fb.retryAfterSeconds, state.emitted.length > 0);
+    }
+    state.fallback = true;
+    state.unverified = true;
+    if (state.emitted.length === 0) state.route = 'edge';
+    yield { type: 'fallback', route: state.route, message };
+    return yield* this.edge();
+  }
+
+  private draftModel(): CausalLm {
+    const model = this.deps.model;
+    if (model === undefined) throw new TypeError(`the ${this.req.route} route needs a draft model`);
+    return model;
+  }
+
+  private promptIds(): readonly number[] {
+    const p = this.req.prompt;
+    if (!('ids' in p)) throw new TypeError(`the ${this.req.route} route needs a tokenized prompt`);
+    return p.ids;
+  }
+
+  /** The draft's own events as tokens; the inference engine's finish reason, if it gave one. */
+  private async *consume(events: AsyncIterable<GenerateEvent>): AsyncGenerator<RouteEvent, ExecFinish | undefined> {
+    let finish: ExecFinish | undefined;
+    for await (const e of events) {
+      if (e.type === 'done') {
+        finish = e.finishReason;
+        continue;
+      }
+      this.state.emitted.push(e.token);
+      yield { type: 'token', token: e.token };
+    }
+    return finish;
+  }
+
+  private common(): {
+    sampling: SamplingParams;
+    seed?: number;
+    eosTokenIds?: number[];
+    lora?: LoraFeeds;
+    signal: AbortSignal;
+  } {
+    const r = this.req;
+    return {
+      sampling: r.sampling,
+      ...(r.seed === undefined ? {} : { seed: r.seed }),
+      ...(r.ignoreEos ? { eosTokenIds: [] } : {}),
+      ...(r.lora ? { lora: r.lora } : {}),
+      signal: r.signal,
+    };
+  }
+
+  /** The draft alone, from the tokens already produced (a fallback continues the answer). */
+  private async *edge(): AsyncGenerator<RouteEvent, ExecFinish, undefined> {
+    const { req, state } = this;
+    const remaining = req.maxTokens - state.emitted.length;
+    if (remaining <= 0) return 'length';
+    const fresh = state.emitted.length === 0;
+    const events = generate(this.draftModel(), [...this.promptIds(), ...state.emitted], {
+      ...this.common(),
+      maxTokens: remaining,
+      ...(fresh && req.cache ? { cache: req.cache } : {}),
+    });
+    return (yield* this.consume(events)) ?? 'length';
+  }
+
+  private async *speculative(verifier: HttpVerifier): AsyncGenerator<RouteEvent, ExecFinish | undefined> {
+    const { req, state } = this;
+    const counting = new CountingVerifier(verifier, (drafted, accepted, draftMs, verifyMs) => {
+      state.verifyRounds++;
+      state.draftTokens += drafted;
+      state.acceptedTokens += accepted;
+      state.draftMs += draftMs;
+      state.verifyMs += verifyMs;
+      this.deps.onRound?.(drafted, accepted);
+    });
+    const d = req.drafting;
+    const events = generateSpeculative(this.draftModel(), counting, this.promptIds(), {
+      ...this.common(),
+      maxTokens: req.maxTokens,
+      ...(req.cache ? { cache: req.cache } : {}),
+      k: d.k,
+      ...(d.adaptive ? { adaptive: d.adaptive } : {}),
+      ...(d.minDraftConfidence === undefined ? {} : { minDraftConfidence: d.minDraftConfidence }),
+      verifierMaxPositions: verifier.maxContext,
+    });
+    return yield* this.consume(events);
+  }
+
+  /** Cloud-only: the verifier generates; a token-id prompt's tokens are decoded by the consumer. */
+  private async *cloud(verifier: HttpVerifier): AsyncGenerator<RouteEvent, ExecFinish, undefined> {
+    const { req, state } = this;
+    const ac = new AbortController();
+    const onAbort = () => ac.abort();
+    req.signal.addEventListener('abort', onAbort, { once: true });
+    const p = req.prompt;
+    const text = !('ids' in p);
+    let finish: ExecFinish | undefined;
+    try {
+      const chunks = verifier.complete(
+        {
+          prompt: 'ids' in p ? [...p.ids] : p.text,
+          max_tokens: req.maxTokens,
+          temperature: req.sampling.temperature,
+          ...(req.sampling.topP === undefined ? {} : { top_p: req.sampling.topP }),
+          ...(req.seed === undefined ? {} : { seed: req.seed }),
+          ...(req.ignoreEos ? { ignore_eos: true } : {}),
+          ...(!('ids' in p) && p.stop.length > 0 ? { stop: [...p.stop] } : {}),
+          ...(text ? { stream_options: { include_usage: true } } : {}),
+        },
+        ac.signal,
+      );
+      for await (const c of chunks) {
+        if (c.usage) state.promptTokens = c.usage.prompt_tokens;
+        const choice = c.choices[0];
+        if (!choice) continue;
+        for (const token of choice.token_ids) {
+          state.emitted.push(token);
+          // One verifier pass per cloud token (what `edgectl generate` reports too).
+          state.verifyRounds++;
+          yield { type: 'token', token };
+        }
+        if (text && choice.text !== '') yield { type: 'text', text: choice.text };
+        if (choice.finish_reason) finish = cloudFinish(choice.finish_reason, text);
+      }
+      return finish ?? 'length';
+    } catch (err) {
+      if (req.signal.aborted) return 'aborted';
+      throw err instanceof VerifierCallError ? err : VerifierCallError.from(err);
+    } finally {
+      req.signal.removeEventListener('abort', onAbort);
+      ac.abort();
+    }
+  }
+}
+
+/**
+ * The verifier's finish reason: on token ids the runtime matches stops itself, so the verifier's
+ * `stop` is end-of-sequence; on text (the verifier matched the stops) it is the stop it says.
+ */
+function cloudFinish(reason: 'stop' | 'length', text: boolean): ExecFinish {
+  if (reason === 'length') return 'length';
+  return text ? 'stop' : 'eos';
+}

@@ -1,0 +1,61 @@
+/**
+ * How the route executor reaches the verifier (route-executor.ts): the URL (none configured means
+ * the fallback applies at once), the circuit breaker, a lease on a connected client, the fallback
+ * rule and where failures are reported. The site builds one per request from its VerifierPool and
+ * the generation's policy (`poolAccess`); `edgectl generate` and `edgectl bench speculative` wrap
+ * the one client they connected (`clientAccess`) with a breaker of the policy defaults and the
+ * `error` fallback, so a verifier failure is an error there, never a silent edge answer.
+ */
+import type { HttpVerifier } from '../../inference/http-verifier.js';
+import {
+  breakerForPolicy,
+  verifierFallback,
+  type CircuitBreaker,
+  type VerifierFallback,
+} from '../../policy/circuit-breaker.js';
+import type { EffectivePolicy } from '../../policy/load.js';
+import type { VerifierLease, VerifierPool } from '../serve/verifier-pool.js';
+
+export interface VerifierAccess {
+  /** The verifier's base URL; undefined when none is configured. */
+  readonly url: string | undefined;
+  readonly breaker: CircuitBreaker;
+  /** A connected client; throws what connecting throws (unreachable, timeout, tokenizer mismatch). */
+  acquire(): Promise<VerifierLease>;
+  /** What to do now that the verifier cannot help. */
+  fallback(): VerifierFallback;
+  /** A verifier failure (message, metrics kind), before the fallback runs. */
+  onError?: (message: string, kind: string) => void;
+}
+
+/** The site's access: the pool's client and breaker for this URL and policy. */
+export function poolAccess(
+  pool: VerifierPool,
+  policy: EffectivePolicy,
+  url: string | undefined,
+  tokenizerSha256: string,
+  onError: (message: string, kind: string) => void,
+): VerifierAccess {
+  const breaker = pool.breaker(policy, url);
+  return {
+    url,
+    breaker,
+    acquire: () => pool.acquire(url as string, tokenizerSha256, policy.verifier.timeoutMs),
+    fallback: () => verifierFallback(policy, breaker),
+    onError: (message, kind) => {
+      pool.lastError = message;
+      onError(message, kind);
+    },
+  };
+}
+
+/** One client connected by the caller (kept open across requests; the caller closes it). */
+export function clientAccess(verifier: HttpVerifier, breaker?: CircuitBreaker): VerifierAccess {
+  const b = breaker ?? breakerForPolicy({}, Date.now);
+  return {
+    url: verifier.url,
+    breaker: b,
+    acquire: () => Promise.resolve({ verifier, fail: () => undefined, release: () => undefined }),
+    fallback: () => verifierFallback({}, b),
+  };
+}
