@@ -1,21 +1,31 @@
 /**
  * One text generation the way `edgectl generate` runs it, on one of three routes: edge-only (the
- * local draft model alone), speculative (the draft proposes, a remote verifier decides, via the
- * engine's generateSpeculative over HttpVerifier) or cloud (the verifier's OpenAI /v1/completions
- * alone). It loads what the route needs, streams text deltas to a callback, and returns the text
- * with the speculative statistics in one shape for every route.
+ * local draft model alone), speculative (the draft proposes, a remote verifier decides) or cloud
+ * (the verifier's OpenAI /v1/completions alone, on the prompt text: no local model needed). The
+ * dispatch is the site's own route executor (src/runtime/engine/route-executor.ts) with the one
+ * verifier client connected here and no fallback (a verifier failure is the command's error). It
+ * loads what the route needs, streams text deltas to a callback, and returns the text with the
+ * speculative statistics in one shape for every route.
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from '../cli/errors.js';
 import { loadChatPrompt } from '../inference/chat-template.js';
-import { collect, generate, generateSpeculative, type GenerateEvent } from '../inference/generate.js';
 import { HttpVerifier } from '../inference/http-verifier.js';
 import { loadLoraAdapter } from '../inference/lora.js';
 import { LmSession } from '../inference/model-session.js';
 import type { SamplingParams } from '../inference/sampling.js';
 import { TextTokenizer, TOKENIZER_FILE } from '../inference/tokenizer.js';
+import {
+  drainRoute,
+  executeRoute,
+  newRunState,
+  type RoutePrompt,
+  type RunState,
+} from '../runtime/engine/route-executor.js';
+import { clientAccess, noVerifierAccess } from '../runtime/engine/verifier-access.js';
+import { OutputText } from '../runtime/serve/output.js';
 
 export type GenerateRoute = 'edge' | 'speculative' | 'cloud';
 
@@ -78,8 +88,6 @@ export async function generateText(opts: GenerateTextOptions): Promise<GenerateT
   if (route !== 'cloud' && !opts.modelDir) {
     throw new UserError(`--route ${route} needs --model <draft model dir>`);
   }
-  const sampling: SamplingParams = { temperature: opts.temperature };
-  if (opts.topP !== undefined) sampling.topP = opts.topP;
   if (opts.chat && !opts.modelDir) {
     throw new UserError('--chat needs --model: the chat template comes from the model directory', {
       code: 'E_USAGE',
@@ -88,7 +96,7 @@ export async function generateText(opts: GenerateTextOptions): Promise<GenerateT
   }
   const chat = opts.chat ? chatPromptOf(opts.modelDir as string, opts.prompt) : undefined;
   if (chat) opts = { ...opts, prompt: chat.text, stop: [...opts.stop, ...chat.stops] };
-  if (route === 'cloud') return generateCloud(opts, opts.verifierUrl as string, sampling);
+  if (route === 'cloud') return generateCloud(opts);
 
   const modelDir = opts.modelDir as string;
   const tokenizer = TextTokenizer.load(modelDir);
@@ -97,128 +105,142 @@ export async function generateText(opts: GenerateTextOptions): Promise<GenerateT
   try {
     const lora = opts.adapterDir ? loadLoraAdapter(opts.adapterDir, draft.inputs.lora).feeds : undefined;
     const promptIds = chat?.ids ?? tokenizer.encode(opts.prompt);
-    const common = {
-      maxTokens: opts.maxTokens,
-      sampling,
-      stop: opts.stop,
-      tokenizer,
-      ...(opts.seed === undefined ? {} : { seed: opts.seed }),
-      ...(lora ? { lora } : {}),
-      ...(opts.signal ? { signal: opts.signal } : {}),
-    };
-    let events: AsyncGenerator<GenerateEvent, void, undefined>;
     if (route === 'speculative') {
       verifier = await HttpVerifier.connect(opts.verifierUrl as string, {
         expectTokenizerSha256: sha256File(join(modelDir, TOKENIZER_FILE)),
         ...(opts.verifierToken ? { token: opts.verifierToken } : {}),
       });
-      events = generateSpeculative(draft, verifier, promptIds, {
-        ...common,
-        k: opts.k,
-        verifierMaxPositions: verifier.maxContext,
-      });
-    } else {
-      events = generate(draft, promptIds, common);
     }
-    const { text, done } = await collect(tee(events, opts.onText));
-    const s = done.stats;
-    return {
-      text,
-      route,
-      finishReason: done.finishReason,
-      promptTokens: promptIds.length,
-      tokens: s.tokens,
-      verifyRounds: s.verifyRounds,
-      drafted: s.drafted,
-      accepted: s.accepted,
-      acceptance: route === 'speculative' ? s.acceptanceRate : null,
-      tokensPerRound: route === 'speculative' && s.verifyRounds > 0 ? s.tokens / s.verifyRounds : null,
-      ttftMs: s.ttftMs ?? null,
-      durationMs: s.durationMs,
-      tokensPerSecond: s.tokensPerSecond,
-      model: modelDir,
-      adapter: opts.adapterDir,
-      verifier: opts.verifierUrl,
+    const out = new OutputText(tokenizer, promptIds, opts.stop, undefined);
+    let text = '';
+    const emit = (piece: string) => {
+      if (piece === '') return;
+      text += piece;
+      opts.onText?.(piece);
     };
+    const run = await runOnRoute(opts, route, { ids: promptIds }, draft, verifier, lora, {
+      token: (token) => {
+        const r = out.push(token);
+        emit(r.text);
+        return r.stopped;
+      },
+    });
+    emit(out.end());
+    const finishReason = out.stopped ? 'stop' : run.finish;
+    return result(opts, route, run, text, finishReason, promptIds.length, modelDir);
   } finally {
     verifier?.close();
     await draft.release();
   }
 }
 
-async function generateCloud(
+interface RouteRun {
+  state: RunState;
+  finish: string;
+  ttftMs: number | null;
+  durationMs: number;
+}
+
+/** The route executor over this command's draft and verifier client, timed from its start. */
+async function runOnRoute(
   opts: GenerateTextOptions,
-  url: string,
-  sampling: SamplingParams,
-): Promise<GenerateTextResult> {
-  const verifier = await HttpVerifier.connect(url, opts.verifierToken ? { token: opts.verifierToken } : {});
+  route: GenerateRoute,
+  prompt: RoutePrompt,
+  draft: LmSession | undefined,
+  verifier: HttpVerifier | undefined,
+  lora: ReturnType<typeof loadLoraAdapter>['feeds'] | undefined,
+  on: { token: (token: number) => boolean; text?: (text: string) => void },
+): Promise<RouteRun> {
+  const sampling: SamplingParams = { temperature: opts.temperature };
+  if (opts.topP !== undefined) sampling.topP = opts.topP;
+  const state = newRunState(route);
   const t0 = performance.now();
-  let ttft: number | undefined;
+  let ttftMs: number | null = null;
+  const exec = executeRoute(
+    {
+      route,
+      prompt,
+      maxTokens: opts.maxTokens,
+      sampling,
+      seed: opts.seed,
+      ignoreEos: false,
+      lora,
+      cache: undefined,
+      drafting: { k: opts.k },
+      signal: opts.signal ?? new AbortController().signal,
+    },
+    { model: draft, verifier: verifier ? clientAccess(verifier) : noVerifierAccess() },
+    state,
+  );
+  const finish = await drainRoute(exec, {
+    token: (token) => {
+      ttftMs ??= performance.now() - t0;
+      return on.token(token);
+    },
+    ...(on.text ? { text: on.text } : {}),
+  });
+  return { state, finish, ttftMs, durationMs: performance.now() - t0 };
+}
+
+/** Cloud-only: the prompt text goes to the verifier, which also matches the stop strings. */
+async function generateCloud(opts: GenerateTextOptions): Promise<GenerateTextResult> {
+  const url = opts.verifierUrl as string;
+  const verifier = await HttpVerifier.connect(url, opts.verifierToken ? { token: opts.verifierToken } : {});
   let text = '';
-  let tokens = 0;
-  let promptTokens = 0;
-  let finishReason = 'length';
   try {
-    const chunks = verifier.complete(
+    const run = await runOnRoute(
+      opts,
+      'cloud',
+      { text: opts.prompt, stop: opts.stop },
+      undefined,
+      verifier,
+      undefined,
       {
-        prompt: opts.prompt,
-        max_tokens: opts.maxTokens,
-        temperature: sampling.temperature,
-        ...(sampling.topP === undefined ? {} : { top_p: sampling.topP }),
-        ...(opts.stop.length ? { stop: opts.stop } : {}),
-        ...(opts.seed === undefined ? {} : { seed: opts.seed }),
-        stream_options: { include_usage: true },
+        token: () => false,
+        text: (piece) => {
+          text += piece;
+          opts.onText?.(piece);
+        },
       },
-      opts.signal,
     );
-    for await (const chunk of chunks) {
-      const choice = chunk.choices[0];
-      if (choice) {
-        if (choice.token_ids.length > 0) {
-          ttft ??= performance.now() - t0;
-          tokens += choice.token_ids.length;
-        }
-        if (choice.text) {
-          text += choice.text;
-          opts.onText?.(choice.text);
-        }
-        if (choice.finish_reason) finishReason = choice.finish_reason === 'stop' ? 'stop' : 'length';
-      }
-      if (chunk.usage) promptTokens = chunk.usage.prompt_tokens;
-    }
+    const r = result(opts, 'cloud', run, text, run.finish, run.state.promptTokens ?? 0, undefined);
+    return { ...r, adapter: undefined };
   } finally {
     verifier.close();
   }
-  const durationMs = performance.now() - t0;
+}
+
+/** One shape for every route (the module comment). */
+function result(
+  opts: GenerateTextOptions,
+  route: GenerateRoute,
+  run: RouteRun,
+  text: string,
+  finishReason: string,
+  promptTokens: number,
+  model: string | undefined,
+): GenerateTextResult {
+  const s = run.state;
+  const tokens = s.emitted.length;
+  const spec = route === 'speculative';
   return {
     text,
-    route: 'cloud',
+    route,
     finishReason,
     promptTokens,
     tokens,
-    verifyRounds: tokens,
-    drafted: 0,
-    accepted: 0,
-    acceptance: null,
-    tokensPerRound: tokens > 0 ? 1 : null,
-    ttftMs: ttft ?? null,
-    durationMs,
-    tokensPerSecond: durationMs > 0 ? (tokens * 1000) / durationMs : 0,
-    model: undefined,
-    adapter: undefined,
-    verifier: url,
+    verifyRounds: s.verifyRounds,
+    drafted: s.draftTokens,
+    accepted: s.acceptedTokens,
+    acceptance: spec ? (s.draftTokens > 0 ? s.acceptedTokens / s.draftTokens : 0) : null,
+    tokensPerRound: (spec || route === 'cloud') && s.verifyRounds > 0 ? tokens / s.verifyRounds : null,
+    ttftMs: run.ttftMs,
+    durationMs: run.durationMs,
+    tokensPerSecond: run.durationMs > 0 ? (tokens * 1000) / run.durationMs : 0,
+    model,
+    adapter: opts.adapterDir,
+    verifier: opts.verifierUrl,
   };
-}
-
-/** Passes events through, sending their text to `onText` as it appears. */
-async function* tee(
-  events: AsyncGenerator<GenerateEvent, void, undefined>,
-  onText: ((delta: string) => void) | undefined,
-): AsyncGenerator<GenerateEvent, void, undefined> {
-  for await (const e of events) {
-    if (e.text && onText) onText(e.text);
-    yield e;
-  }
 }
 
 function sha256File(path: string): string {

@@ -26,7 +26,10 @@ export class VerifierCallError extends Error {
   /** Tags `err` with the kind its code names (`E_TIMEOUT` -> `timeout`), else `error`. */
   static from(err: unknown): VerifierCallError {
     const code = (err as { code?: unknown }).code;
-    return new VerifierCallError(err, typeof code === 'string' ? code.toLowerCase().replace(/^e_/, '') : 'error');
+    return new VerifierCallError(
+      err,
+      typeof code === 'string' ? code.toLowerCase().replace(/^e_/, '') : 'error',
+    );
   }
 }
 

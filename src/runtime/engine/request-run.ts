@@ -27,7 +27,13 @@ import { OutputText } from '../serve/output.js';
 import type { PreparedPrompt } from '../serve/prompt-pool.js';
 import { cannotFit, tooLongError } from '../serve/prompt-prep.js';
 import { edgectlInfo, outcomeOf, servedCosts } from './outcome.js';
-import { executeRoute, newRunState, VerifierUnavailableError, type ExecFinish, type RunState } from './route-executor.js';
+import {
+  executeRoute,
+  newRunState,
+  VerifierUnavailableError,
+  type ExecFinish,
+  type RunState,
+} from './route-executor.js';
 import type { EngineParts } from './site-engine.js';
 import type { EngineEvent, EngineRequest } from './types.js';
 import { poolAccess } from './verifier-access.js';
@@ -179,7 +185,12 @@ export class RequestRun {
     const g = this.g;
     const encoded = v.messages
       ? encodeChatPrompt(g.chat, v.messages, g.redactor)
-      : { modelText: prepared.modelText, promptIds: prepared.ids, map: prepared.map, redactions: prepared.redactions };
+      : {
+          modelText: prepared.modelText,
+          promptIds: prepared.ids,
+          map: prepared.map,
+          redactions: prepared.redactions,
+        };
     const { promptIds } = encoded;
     this.redactions = encoded.redactions;
     const param = v.param;

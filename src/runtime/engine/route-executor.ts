@@ -17,6 +17,7 @@
  * than read from the inference engine's final `done` event, because a request can end early
  * without one. See docs/architecture.md (runtime) for where this sits in the request path.
  */
+import { OperationalError } from '../../cli/errors.js';
 import type { AdaptiveKOptions } from '../../inference/adaptive-k.js';
 import { generate, generateSpeculative, type GenerateEvent } from '../../inference/generate.js';
 import type { HttpVerifier } from '../../inference/http-verifier.js';
@@ -139,7 +140,10 @@ class RouteRun {
     }
     const breaker = access.breaker;
     if (!breaker.tryAcquire()) {
-      return yield* this.failover(`circuit breaker ${breaker.state}: the verifier failed recently`, 'breaker_open');
+      return yield* this.failover(
+        `circuit breaker ${breaker.state}: the verifier failed recently`,
+        'breaker_open',
+      );
     }
     let lease: Awaited<ReturnType<VerifierAccess['acquire']>> | undefined;
     // 'ok' also covers a consumer that ended early (a stop string): the verifier did its part.
@@ -147,7 +151,9 @@ class RouteRun {
     try {
       lease = await verifierCall(() => access.acquire());
       const finish =
-        req.route === 'speculative' ? yield* this.speculative(lease.verifier) : yield* this.cloud(lease.verifier);
+        req.route === 'speculative'
+          ? yield* this.speculative(lease.verifier)
+          : yield* this.cloud(lease.verifier);
       return finish ?? 'length';
     } catch (err) {
       if (!(err instanceof VerifierCallError)) {
@@ -161,7 +167,7 @@ class RouteRun {
       verdict = 'failed';
       breaker.recordFailure();
       lease?.fail();
-      return yield* this.failover(err.message, err.kind);
+      return yield* this.failover(err.message, err.kind, err.cause);
     } finally {
       if (verdict === 'ok') breaker.recordSuccess();
       lease?.release();
@@ -169,13 +175,22 @@ class RouteRun {
   }
 
   /** The fallback after a verifier failure: the draft alone, or VerifierUnavailableError. */
-  private async *failover(message: string, kind: string): AsyncGenerator<RouteEvent, ExecFinish, undefined> {
+  private async *failover(
+    message: string,
+    kind: string,
+    cause?: unknown,
+  ): AsyncGenerator<RouteEvent, ExecFinish, undefined> {
     const { state } = this;
     state.verifierError = message;
     this.deps.verifier.onError?.(message, kind);
     const fb = this.deps.verifier.fallback();
+    if (fb.kind === 'raise') throw cause ?? new OperationalError(message);
     if (fb.kind === 'unavailable') {
-      throw new VerifierUnavailableError(`${fb.message} (${message})`, fb.retryAfterSeconds, state.emitted.length > 0);
+      throw new VerifierUnavailableError(
+        `${fb.message} (${message})`,
+        fb.retryAfterSeconds,
+        state.emitted.length > 0,
+      );
     }
     state.fallback = true;
     state.unverified = true;
@@ -197,7 +212,9 @@ class RouteRun {
   }
 
   /** The draft's own events as tokens; the inference engine's finish reason, if it gave one. */
-  private async *consume(events: AsyncIterable<GenerateEvent>): AsyncGenerator<RouteEvent, ExecFinish | undefined> {
+  private async *consume(
+    events: AsyncIterable<GenerateEvent>,
+  ): AsyncGenerator<RouteEvent, ExecFinish | undefined> {
     let finish: ExecFinish | undefined;
     for await (const e of events) {
       if (e.type === 'done') {
@@ -318,4 +335,30 @@ class RouteRun {
 function cloudFinish(reason: 'stop' | 'length', text: boolean): ExecFinish {
   if (reason === 'length') return 'length';
   return text ? 'stop' : 'eos';
+}
+
+/** What a caller that does not yield events does with a run's tokens (generate, benchmarks). */
+export interface DrainHandlers {
+  /** Each token; true ends the run now (a stop string was found). */
+  token?: (token: number) => boolean | void;
+  /** Text the verifier decoded (cloud route on a text prompt). */
+  text?: (text: string) => void;
+}
+
+/** Runs `run` to its end with `on`'s handlers; `stop` when a handler ended it. */
+export async function drainRoute(
+  run: AsyncGenerator<RouteEvent, ExecFinish, undefined>,
+  on: DrainHandlers,
+): Promise<ExecFinish> {
+  try {
+    for (;;) {
+      const n = await run.next();
+      if (n.done) return n.value;
+      const e = n.value;
+      if (e.type === 'token' && on.token?.(e.token) === true) return 'stop';
+      if (e.type === 'text') on.text?.(e.text);
+    }
+  } finally {
+    await run.return('stop');
+  }
 }

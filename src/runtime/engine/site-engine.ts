@@ -108,12 +108,21 @@ export class SiteEngine {
    * Serves one request (module comment). Throws an HttpError (503 before a generation is
    * installed; 4xx/5xx from the steps, after the outcome was reported).
    */
-  async *run(req: EngineRequest, signal: AbortSignal): AsyncGenerator<EngineEvent, RequestOutcome, undefined> {
+  async *run(
+    req: EngineRequest,
+    signal: AbortSignal,
+  ): AsyncGenerator<EngineEvent, RequestOutcome, undefined> {
     const lease = this.opts.generations.acquire();
     if (!lease) {
-      throw new HttpError(503, 'no generation is installed yet (the site is still syncing)', 'not_ready', 'server_error', {
-        'retry-after': '1',
-      });
+      throw new HttpError(
+        503,
+        'no generation is installed yet (the site is still syncing)',
+        'not_ready',
+        'server_error',
+        {
+          'retry-after': '1',
+        },
+      );
     }
     this.active++;
     try {

@@ -4,7 +4,7 @@
  * rule and where failures are reported. The site builds one per request from its VerifierPool and
  * the generation's policy (`poolAccess`); `edgectl generate` and `edgectl bench speculative` wrap
  * the one client they connected (`clientAccess`) with a breaker of the policy defaults and the
- * `error` fallback, so a verifier failure is an error there, never a silent edge answer.
+ * `raise` fallback: the verifier's own error is thrown, never turned into a silent edge answer.
  */
 import type { HttpVerifier } from '../../inference/http-verifier.js';
 import {
@@ -22,8 +22,8 @@ export interface VerifierAccess {
   readonly breaker: CircuitBreaker;
   /** A connected client; throws what connecting throws (unreachable, timeout, tokenizer mismatch). */
   acquire(): Promise<VerifierLease>;
-  /** What to do now that the verifier cannot help. */
-  fallback(): VerifierFallback;
+  /** What to do now that the verifier cannot help (`raise`: throw the verifier's own error). */
+  fallback(): VerifierFallback | { kind: 'raise' };
   /** A verifier failure (message, metrics kind), before the fallback runs. */
   onError?: (message: string, kind: string) => void;
 }
@@ -56,6 +56,16 @@ export function clientAccess(verifier: HttpVerifier, breaker?: CircuitBreaker): 
     url: verifier.url,
     breaker: b,
     acquire: () => Promise.resolve({ verifier, fail: () => undefined, release: () => undefined }),
-    fallback: () => verifierFallback({}, b),
+    fallback: () => ({ kind: 'raise' }),
+  };
+}
+
+/** No verifier at all (edge-only callers): a route that needs one fails with a clear error. */
+export function noVerifierAccess(): VerifierAccess {
+  return {
+    url: undefined,
+    breaker: breakerForPolicy({}, Date.now),
+    acquire: () => Promise.reject(new Error('no verifier is configured')),
+    fallback: () => ({ kind: 'raise' }),
   };
 }
