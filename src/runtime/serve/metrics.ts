@@ -57,6 +57,63 @@ class Ring {
   }
 }
 
+/** The request path's counters and histograms, registered in `registry`. */
+function createSeries(registry: Registry) {
+  const registers = [registry];
+  return {
+    httpRequests: new Counter({
+      name: 'edgectl_runtime_http_requests_total',
+      help: 'HTTP requests answered by the site runtime, by path and status',
+      labelNames: ['path', 'status'],
+      registers,
+    }),
+    routed: new Counter({
+      name: 'edgectl_runtime_requests_total',
+      help: 'Generation requests finished, by route (edge, speculative, cloud) or blocked',
+      labelNames: ['route'],
+      registers,
+    }),
+    tokens: new Counter({
+      name: 'edgectl_runtime_tokens_total',
+      help: 'Tokens: prompt, output, drafted (proposed to the verifier) and accepted',
+      labelNames: ['kind'],
+      registers,
+    }),
+    // Rounds beside accepted tokens give the verifier passes saved: accepted / (accepted + rounds).
+    verifyRounds: new Counter({
+      name: 'edgectl_runtime_verify_rounds_total',
+      help: 'Speculative verify rounds (one verifier pass each)',
+      registers,
+    }),
+    verifierErrors: new Counter({
+      name: 'edgectl_runtime_verifier_errors_total',
+      help: 'Verifier calls that failed (connect, timeout, error, protocol) or were skipped by the open breaker',
+      labelNames: ['kind'],
+      registers,
+    }),
+    events: new Counter({
+      name: 'edgectl_runtime_events_total',
+      help: 'Request events: rejected (429), error, fallback (edge-unverified), escalated, redactions',
+      labelNames: ['event'],
+      registers,
+    }),
+    ttftSeconds: new Histogram({
+      name: 'edgectl_runtime_ttft_seconds',
+      help: 'Time to first token, by route',
+      labelNames: ['route'],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    }),
+    e2eSeconds: new Histogram({
+      name: 'edgectl_runtime_request_seconds',
+      help: 'End-to-end generation request time, by route',
+      labelNames: ['route'],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    }),
+  };
+}
+
 export class RuntimeMetrics {
   readonly requests: RuntimeRequestStatus['requests'] = {
     edge: 0,
@@ -90,56 +147,15 @@ export class RuntimeMetrics {
     const registers = [registry];
     // A server started again in the same process (tests, an in-process restart) replaces its series.
     for (const name of RUNTIME_METRIC_NAMES) registry.removeSingleMetric(name);
-    this.httpRequests = new Counter({
-      name: 'edgectl_runtime_http_requests_total',
-      help: 'HTTP requests answered by the site runtime, by path and status',
-      labelNames: ['path', 'status'],
-      registers,
-    });
-    this.routed = new Counter({
-      name: 'edgectl_runtime_requests_total',
-      help: 'Generation requests finished, by route (edge, speculative, cloud) or blocked',
-      labelNames: ['route'],
-      registers,
-    });
-    this.tokens = new Counter({
-      name: 'edgectl_runtime_tokens_total',
-      help: 'Tokens: prompt, output, drafted (proposed to the verifier) and accepted',
-      labelNames: ['kind'],
-      registers,
-    });
-    // Rounds beside accepted tokens give the verifier passes saved: accepted / (accepted + rounds).
-    this.verifyRounds = new Counter({
-      name: 'edgectl_runtime_verify_rounds_total',
-      help: 'Speculative verify rounds (one verifier pass each)',
-      registers,
-    });
-    this.verifierErrors = new Counter({
-      name: 'edgectl_runtime_verifier_errors_total',
-      help: 'Verifier calls that failed (connect, timeout, error, protocol) or were skipped by the open breaker',
-      labelNames: ['kind'],
-      registers,
-    });
-    this.events = new Counter({
-      name: 'edgectl_runtime_events_total',
-      help: 'Request events: rejected (429), error, fallback (edge-unverified), escalated, redactions',
-      labelNames: ['event'],
-      registers,
-    });
-    this.ttftSeconds = new Histogram({
-      name: 'edgectl_runtime_ttft_seconds',
-      help: 'Time to first token, by route',
-      labelNames: ['route'],
-      buckets: LATENCY_BUCKETS,
-      registers,
-    });
-    this.e2eSeconds = new Histogram({
-      name: 'edgectl_runtime_request_seconds',
-      help: 'End-to-end generation request time, by route',
-      labelNames: ['route'],
-      buckets: LATENCY_BUCKETS,
-      registers,
-    });
+    const series = createSeries(registry);
+    this.httpRequests = series.httpRequests;
+    this.routed = series.routed;
+    this.tokens = series.tokens;
+    this.verifyRounds = series.verifyRounds;
+    this.verifierErrors = series.verifierErrors;
+    this.events = series.events;
+    this.ttftSeconds = series.ttftSeconds;
+    this.e2eSeconds = series.e2eSeconds;
     new Gauge({
       name: 'edgectl_runtime_in_flight',
       help: 'Generations running now',
