@@ -4,7 +4,8 @@
  * the runtime server of `src/runtime/serve` fed by a `GenerationManager` (hot swap), the feedback
  * spool and reporter, and its half of `/v1/status` and `/metrics`.
  *
- * Start-up: open the registry and the spool, sync once first if nothing is installed yet, resolve
+ * Start-up (one step each below; the sync side in daemon-sync.ts, the served generation and its
+ * reconcile in served.ts): open the registry and the spool, sync once first if nothing is installed yet, resolve
  * the listen address and verifier URL (flags, else the site's declaration in the applied fleet
  * state), start the server and load `current` at the same time, then start the sync loop, the
  * feedback windows and a poll of the `current` pointer. The poll is what picks up `site rollback`
@@ -21,20 +22,20 @@ import { parseDuration } from '../../registry/duration.js';
 import { readSecretKeyFile } from '../../registry/keys.js';
 import { openStore } from '../../registry/open-store.js';
 import type { Store } from '../../registry/store.js';
-import { SyncAgent, currentGeneration } from '../../site/agent.js';
+import { currentGeneration } from '../../site/agent.js';
 import { siteDataPaths } from '../../site/data-dir.js';
-import { pointerTarget } from '../../site/generation.js';
 import type { FeedbackContext } from '../../site/feedback/index.js';
 import type { SyncResult } from '../../site/sync.js';
-import type { DaemonSyncStatus, RuntimeServer, SiteRuntimeStatus } from '../contract.js';
-import { loadGeneration, type LoadedGeneration } from '../serve/generation.js';
+import type { RuntimeServer, SiteRuntimeStatus } from '../contract.js';
+import type { LoadedGeneration } from '../serve/generation.js';
 import { startRuntimeServer } from '../serve/server.js';
+import { DaemonSync } from './daemon-sync.js';
 import { DaemonFeedback } from './feedback.js';
-import { GenerationManager } from './generations.js';
+import type { GenerationManager } from './generations.js';
 import { parseListen } from './listen.js';
-import { logIo, type DaemonLog } from './log.js';
+import type { DaemonLog } from './log.js';
 import { registerDaemonMetrics } from './metrics.js';
-import { contextOf, readAppliedSiteConfig, type AppliedSiteConfig } from './site-config.js';
+import { Serving } from './serving.js';
 
 export interface SiteDaemonOptions {
   site: string;
@@ -109,233 +110,165 @@ async function startWithStore(
   resources: (() => Promise<void>)[],
 ): Promise<SiteDaemon> {
   const log = opts.log;
-  const paths = siteDataPaths(opts.dataDir);
-  const agent = new SyncAgent({
-    site: opts.site,
-    dataDir: opts.dataDir,
+  const syncer = await DaemonSync.open(
+    {
+      site: opts.site,
+      dataDir: opts.dataDir,
+      projectTrustPath: opts.projectTrustPath,
+      verifierOverride: opts.verifierUrl,
+      log,
+    },
     store,
-    projectTrustPath: opts.projectTrustPath,
-    io: logIo(log),
-  });
-  const sync: DaemonSyncStatus = { state: 'starting', appliedSeq: null, lastSyncAt: null, lastError: null };
-  let applied: AppliedSiteConfig = await readAppliedSiteConfig(opts.dataDir, opts.site);
-  sync.appliedSeq = applied.appliedSeq > 0 ? applied.appliedSeq : null;
-
-  const refreshApplied = async () => {
-    try {
-      const next = await readAppliedSiteConfig(opts.dataDir, opts.site);
-      const verifierChanged = next.effective?.verifier !== applied.effective?.verifier;
-      applied = next;
-      sync.appliedSeq = next.appliedSeq > 0 ? next.appliedSeq : null;
-      if (verifierChanged && !opts.verifierUrl)
-        log('info', 'verifier URL changed with the fleet state', { verifier: next.effective?.verifier });
-    } catch (err) {
-      log('error', 'cannot read the applied fleet state', { error: err });
-    }
-  };
-
-  const runSync = async (): Promise<SyncResult | undefined> => {
-    sync.state = 'syncing';
-    try {
-      const r = await agent.syncOnce();
-      sync.state = r.offline ? 'offline' : 'ok';
-      sync.lastSyncAt = new Date().toISOString();
-      sync.lastError = r.offline ? (r.warnings[0] ?? 'registry unreachable') : null;
-      if (r.seq !== sync.appliedSeq) await refreshApplied();
-      return r;
-    } catch (err) {
-      const e = err instanceof Error ? err : new Error(String(err));
-      sync.state = (err as { exitCode?: number }).exitCode === 4 ? 'refused' : 'error';
-      sync.lastSyncAt = new Date().toISOString();
-      sync.lastError = e.message;
-      return undefined;
-    }
-  };
-  agent.on('sync', (r) => {
-    if (r.changed || r.headChanged)
-      log('info', 'sync', {
-        seq: r.seq,
-        generation: r.generation,
-        changed: r.changed,
-        bytes: r.bytesFetched,
-        requests: r.requests,
-      });
-    else log('debug', 'sync: up to date', { seq: r.seq, generation: r.generation });
-  });
-  agent.on('offline', (r) =>
-    log('warn', 'registry unreachable; still serving the current generation', {
-      seq: r.seq,
-      generation: r.generation,
-      warning: r.warnings[0],
-    }),
   );
-  agent.on('refused', ({ error, frozen }) =>
-    log('error', 'sync refused (nothing installed)', { error: error.message, frozen }),
-  );
-  agent.on('failed', (error) => log('error', 'sync failed', { error: error.message }));
-  agent.on('drift', (d) =>
-    log('warn', 'drift in the current generation', {
-      changed: d.changed.length,
-      missing: d.missing.length,
-      extra: d.extra.length,
-      repaired: d.repaired.length,
-    }),
-  );
-
   // An unsynced site syncs before anything else: its listen address and verifier come with it.
   if ((await currentGeneration(opts.dataDir)) === undefined) {
     log('info', 'no generation installed yet; syncing first', { registry: store.url });
-    await runSync();
-    await refreshApplied();
+    await syncer.runSync();
+    await syncer.refreshApplied();
   }
-
-  let currentContext: FeedbackContext = { fleetSeq: applied.appliedSeq, refs: { adapters: [] } };
+  const initial: FeedbackContext = { fleetSeq: syncer.applied.appliedSeq, refs: { adapters: [] } };
   const feedback = await DaemonFeedback.open({
-    dir: paths.feedbackSpool,
+    dir: siteDataPaths(opts.dataDir).feedbackSpool,
     site: opts.site,
     key,
     store,
     windowMs: opts.feedbackWindowMs,
-    context: currentContext,
+    context: initial,
     log,
     ...(opts.feedbackBackoff ? { backoff: opts.feedbackBackoff } : {}),
   });
-
-  const generations = new GenerationManager<LoadedGeneration>({
-    load: (target, previous) =>
-      loadGeneration(target.dir, {
-        id: target.id,
-        context: target.context,
-        ...(previous ? { previous } : {}),
-        ...(opts.threads !== undefined ? { threads: opts.threads } : {}),
-      }),
-    onEvent: (e) => {
-      if (e.kind === 'installed') {
-        const gen = generations.current;
-        if (gen) {
-          currentContext = gen.context;
-          feedback.setContext(currentContext);
-        }
-        log('info', 'serving generation', {
-          generation: e.id,
-          previous: e.from,
-          loadMs: e.ms,
-          model: gen?.modelName,
-          adapters: gen?.adapterNames.join(','),
-        });
-      } else if (e.kind === 'load-failed') {
-        log('error', 'generation failed to load; the installed one keeps serving', {
-          generation: e.id,
-          error: e.error,
-        });
-      } else if (e.kind === 'disposed') log('debug', 'generation released', { generation: e.id });
-      else log('error', 'generation release failed', { generation: e.id, error: e.error });
-    },
-  });
-  resources.push(() => generations.close());
-
-  let reconciling: Promise<void> = Promise.resolve();
-  const reconcile = (opts2: { retryFailed?: boolean } = {}): Promise<void> => {
-    reconciling = reconciling
-      .then(async () => {
-        // One readlink per poll; generation.json is read only when the pointer moved.
-        const id = await pointerTarget(paths, 'current').catch(() => undefined);
-        if (id === undefined) return;
-        if (generations.current?.id === id) {
-          // Same refs, newer applied seq: requests count under the new seq.
-          const seq = sync.appliedSeq ?? 0;
-          if (seq > currentContext.fleetSeq) {
-            currentContext = { ...currentContext, fleetSeq: seq };
-            feedback.setContext(currentContext);
-          }
-          return;
-        }
-        const cur = await currentGeneration(opts.dataDir).catch(() => undefined);
-        if (!cur) return;
-        await generations.reconcile(
-          { id: cur.id, dir: cur.dir, context: contextOf(cur.info, sync.appliedSeq ?? 0) },
-          opts2,
-        );
-      })
-      .catch((err: unknown) => log('error', 'cannot check the current generation', { error: err }));
-    return reconciling;
-  };
-  agent.on('switched', ({ from, to, seq }) => {
+  const served = new Serving(
+    initial,
+    opts.dataDir,
+    feedback,
+    () => syncer.status.appliedSeq,
+    log,
+    opts.threads,
+  );
+  resources.push(() => served.generations.close());
+  syncer.agent.on('switched', ({ from, to, seq }) => {
     log('info', 'sync switched generation', { from, to, seq });
-    void refreshApplied().then(() => reconcile({ retryFailed: true }));
+    void syncer.refreshApplied().then(() => served.reconcile({ retryFailed: true }));
   });
 
-  const listenText = opts.listen ?? applied.runtime?.listen ?? opts.defaultListen ?? RUNTIME_DEFAULTS.listen;
-  const listen = parseListen(listenText, opts.listen ? '--listen' : 'runtime.listen');
+  const parts: DaemonParts = { opts, store, startedAt, syncer, feedback, served, closing: false };
   const metrics = new Registry();
-  let closing = false;
-  const daemonStatus = (): Omit<SiteRuntimeStatus, 'runtime' | 'url'> => {
-    const gen = generations.current;
-    return {
-      site: opts.site,
-      pid: process.pid,
-      startedAt,
-      dataDir: opts.dataDir,
-      registry: store.url,
-      generation: gen ? { id: gen.id, context: currentContext } : null,
-      sync: { ...sync },
-      feedback: feedback.status(),
-      swap: {
-        swaps: generations.swapCount,
-        draining: generations.draining,
-        lastFailure: generations.lastFailure ?? null,
-      },
-    };
+  registerMetrics(metrics, parts);
+  // The server and the first generation load at the same time: the model load dominates start-up.
+  const initialLoad = served.reconcile();
+  const server = await startServer(parts, metrics);
+  resources.push(() => server.close(0));
+  await initialLoad;
+  if (!served.generations.current)
+    log('warn', 'no generation to serve yet; /readyz stays 503 until a sync installs one');
+  feedback.start();
+  const loops = startLoops(parts);
+  log('info', 'site daemon listening', {
+    site: opts.site,
+    url: server.url,
+    generation: served.generations.current?.id ?? null,
+    verifier: opts.verifierUrl ?? syncer.applied.effective?.verifier ?? null,
+    syncInterval: `${loops.intervalMs()}ms`,
+    feedbackWindow: `${opts.feedbackWindowMs}ms`,
+  });
+  return daemonHandle(parts, server, loops);
+}
+
+/** What the daemon's steps share. */
+interface DaemonParts {
+  opts: SiteDaemonOptions;
+  store: Store;
+  startedAt: string;
+  syncer: DaemonSync;
+  feedback: DaemonFeedback;
+  served: Serving;
+  /** Set at shutdown: /readyz answers 503 from then on. */
+  closing: boolean;
+}
+
+const ready = (p: DaemonParts) => (): boolean => !p.closing && p.served.generations.current !== undefined;
+
+/** The daemon's half of `/v1/status`. */
+function daemonStatus(p: DaemonParts): Omit<SiteRuntimeStatus, 'runtime' | 'url'> {
+  const { generations } = p.served;
+  const gen = generations.current;
+  return {
+    site: p.opts.site,
+    pid: process.pid,
+    startedAt: p.startedAt,
+    dataDir: p.opts.dataDir,
+    registry: p.store.url,
+    generation: gen ? { id: gen.id, context: p.served.context } : null,
+    sync: { ...p.syncer.status },
+    feedback: p.feedback.status(),
+    swap: {
+      swaps: generations.swapCount,
+      draining: generations.draining,
+      lastFailure: generations.lastFailure ?? null,
+    },
   };
+}
+
+function registerMetrics(metrics: Registry, p: DaemonParts): void {
+  const { generations } = p.served;
   registerDaemonMetrics(metrics, {
-    sync: () => sync,
+    sync: () => p.syncer.status,
     generation: () => generations.current?.id ?? null,
     swaps: () => generations.swapCount,
     draining: () => generations.draining.length,
-    feedback: () => feedback.status(),
+    feedback: () => p.feedback.status(),
     info: {
-      site: opts.site,
-      labels: () => applied.labels,
-      refs: () => (generations.current ? currentContext.refs : undefined),
-      rollouts: () => applied.rollouts,
+      site: p.opts.site,
+      labels: () => p.syncer.applied.labels,
+      refs: () => (generations.current ? p.served.context.refs : undefined),
+      rollouts: () => p.syncer.applied.rollouts,
     },
   });
-  const ready = () => !closing && generations.current !== undefined;
+}
 
-  // The server and the first generation load at the same time: the model load dominates start-up.
-  const initialLoad = reconcile();
-  const server: RuntimeServer = await startRuntimeServer({
+/** The runtime server on the listen address of --listen, else the declaration, else the default. */
+function startServer(p: DaemonParts, metrics: Registry): Promise<RuntimeServer> {
+  const { opts, syncer } = p;
+  const listenText =
+    opts.listen ?? syncer.applied.runtime?.listen ?? opts.defaultListen ?? RUNTIME_DEFAULTS.listen;
+  const listen = parseListen(listenText, opts.listen ? '--listen' : 'runtime.listen');
+  return startRuntimeServer({
     host: listen.host,
     port: listen.port,
     ...(opts.bearerToken ? { bearerToken: opts.bearerToken } : {}),
-    generations,
-    verifierUrl: () => opts.verifierUrl ?? applied.effective?.verifier,
+    generations: p.served.generations,
+    verifierUrl: () => opts.verifierUrl ?? syncer.applied.effective?.verifier,
     ...(opts.verifierToken ? { verifierToken: opts.verifierToken } : {}),
     ...(opts.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: opts.requestTimeoutMs }),
     maxConcurrent: opts.maxConcurrent ?? 4,
     maxQueue: opts.maxQueue ?? 64,
-    onOutcome: (outcome, context) => feedback.record(outcome, context),
+    onOutcome: (outcome, context) => p.feedback.record(outcome, context),
     ...(opts.shadowSample !== undefined ? { shadowSample: opts.shadowSample } : {}),
-    onShadow: (outcome, context) => feedback.recordShadow(outcome, context),
-    daemonStatus,
-    ready,
+    onShadow: (outcome, context) => p.feedback.recordShadow(outcome, context),
+    daemonStatus: () => daemonStatus(p),
+    ready: ready(p),
     metrics,
-    log,
+    log: opts.log,
   });
-  const drainMs = opts.drainMs ?? 10_000;
-  resources.push(() => server.close(0));
-  await initialLoad;
-  if (!generations.current)
-    log('warn', 'no generation to serve yet; /readyz stays 503 until a sync installs one');
+}
 
-  feedback.start();
+interface Loops {
+  loop: AbortController;
+  done: Promise<void>;
+  poll: NodeJS.Timeout;
+  intervalMs: () => number;
+}
+
+/** The sync loop (sync, then follow `current`) and the poll of the `current` pointer. */
+function startLoops(p: DaemonParts): Loops {
+  const { opts, syncer, served } = p;
   const loop = new AbortController();
   const intervalMs = () =>
-    opts.syncIntervalMs ?? parseDuration(applied.effective?.interval ?? RUNTIME_DEFAULTS.interval);
-  const loopDone = (async () => {
+    opts.syncIntervalMs ?? parseDuration(syncer.applied.effective?.interval ?? RUNTIME_DEFAULTS.interval);
+  const done = (async () => {
     while (!loop.signal.aborted) {
-      await runSync();
-      await reconcile();
+      await syncer.runSync();
+      await served.reconcile();
       try {
         await sleep(intervalMs(), undefined, { signal: loop.signal });
       } catch {
@@ -343,41 +276,42 @@ async function startWithStore(
       }
     }
   })();
-  const poll = setInterval(() => void reconcile(), opts.pointerPollMs ?? 1000);
+  const poll = setInterval(() => void served.reconcile(), opts.pointerPollMs ?? 1000);
   poll.unref();
+  return { loop, done, poll, intervalMs };
+}
 
-  log('info', 'site daemon listening', {
-    site: opts.site,
-    url: server.url,
-    generation: generations.current?.id ?? null,
-    verifier: opts.verifierUrl ?? applied.effective?.verifier ?? null,
-    syncInterval: `${intervalMs()}ms`,
-    feedbackWindow: `${opts.feedbackWindowMs}ms`,
-  });
-
+/**
+ * The running daemon. Shutdown: stop syncing, drain in-flight streams, spool the open feedback
+ * window and try one upload, dispose the generations, close the registry.
+ */
+function daemonHandle(p: DaemonParts, server: RuntimeServer, loops: Loops): SiteDaemon {
+  const { opts, syncer, served, feedback } = p;
+  const log = opts.log;
+  const drainMs = opts.drainMs ?? 10_000;
   let closed: Promise<void> | undefined;
   return {
     url: server.url,
     host: server.host,
     port: server.port,
-    generations,
+    generations: served.generations,
     feedback,
-    status: () => ({ ...daemonStatus(), url: server.url, runtime: server.status() }),
-    ready,
+    status: () => ({ ...daemonStatus(p), url: server.url, runtime: server.status() }),
+    ready: ready(p),
     syncNow: async () => {
-      const r = await runSync();
-      await reconcile();
+      const r = await syncer.runSync();
+      await served.reconcile();
       return r;
     },
     close: () =>
       (closed ??= (async () => {
-        closing = true;
-        loop.abort();
-        clearInterval(poll);
+        p.closing = true;
+        loops.loop.abort();
+        clearInterval(loops.poll);
         log('info', 'draining in-flight requests', { inFlight: server.status().inFlight, drainMs });
         await server.close(drainMs);
-        await loopDone;
-        await reconciling.catch(() => undefined);
+        await loops.done;
+        await served.idle;
         const fb = await feedback.shutdown(opts.feedbackUploadTimeoutMs ?? 5_000);
         log('info', 'feedback flushed', {
           spooled: fb.spooled.join(',') || 'none',
@@ -385,8 +319,8 @@ async function startWithStore(
           pending: fb.upload.pending.length,
           error: fb.upload.error,
         });
-        await generations.close();
-        await store.close();
+        await served.generations.close();
+        await p.store.close();
       })()),
   };
 }
