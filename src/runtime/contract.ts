@@ -1,6 +1,6 @@
 /**
- * The seam between the site runtime's request path (`src/runtime/serve/`: loading a generation,
- * the OpenAI-compatible server, routing, redaction, speculative generation) and the site daemon
+ * The seam between the site runtime's request path (`src/runtime/engine/`: the site engine and its
+ * route executor; `src/runtime/serve/`: loading a generation, the OpenAI-compatible server) and the site daemon
  * that composes it with the sync loop, hot swap and feedback (`src/runtime/daemon/`). Types only,
  * so both halves compile against the same shapes.
  *
