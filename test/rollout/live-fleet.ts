@@ -3,12 +3,13 @@
  * policy, the draft model and `adapter/support@1.0.0` (assigned), `@1.1.0` (the good adapter's
  * bytes) and `@1.2.0` (the bad adapter's bytes); a verifier daemon; three `site up` daemons
  * (labels tier=branch, sync every second, feedback every second); a rollout spec in
- * `rollouts/e2e.yaml`; and support chats sent to every site by the OpenAI client until `stop`.
- * The policy is the default one without the running-acceptance abstain (see `fleetPolicy`).
+ * `rollouts/e2e.yaml`; and support chats sent to every selected site by the OpenAI client while a
+ * rollout's step is undecided, in fixed batches paced by the rollout's evidence, not the clock
+ * (paced-traffic.ts), until `stop`. The policy is the default one without the running-acceptance
+ * abstain (see `fleetPolicy`).
  */
 import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import OpenAI from 'openai';
 import { expect } from 'vitest';
 import { silentProgress } from '../../src/artifact/progress.js';
 import { publishArtifact } from '../../src/artifact/publish.js';
@@ -22,18 +23,41 @@ import { trustRootKey } from '../../src/registry/layout.js';
 import { REPO_ROOT, runCli, startVerifierDaemon, type CliResult } from '../helpers/cli.js';
 import { makeTrust, siteYaml, writeProject, writeSite } from '../fleet/registry-fixture.js';
 import { POLICY_DIR, tempDir } from '../site/fixtures.js';
+import { startPacedTraffic, type PacedTraffic } from './paced-traffic.js';
 
 const DRAFT_DIR = join(REPO_ROOT, 'artifacts/models/draft');
 const SUPPORT_DIR = join(REPO_ROOT, 'artifacts/adapters/support');
 const SUPPORT_BAD_DIR = join(REPO_ROOT, 'artifacts/adapters/support-bad');
 export const SITES = ['store-001', 'store-002', 'store-003'];
 export const SYNC_MS = 1000;
+/**
+ * Backstops only (issue #16): the traffic is paced by the rollout, so a step ends on its evidence
+ * however slow the machine; these limits only end a test that is truly stuck. The specs' stepTimeout
+ * (STEP_TIMEOUT) is below each `rollout canary --timeout` (ROLLOUT_TIMEOUT), which is below the CLI
+ * child's limit (CLI_TIMEOUT_MS), so a stuck step shows up as the rollout's own verdict.
+ */
+export const STEP_TIMEOUT = '10m';
+export const ROLLOUT_TIMEOUT = '12m';
+const CLI_TIMEOUT_MS = 13 * 60_000;
+/** vitest timeout of a test that runs two rollouts (beyond their backstops: setup and syncs). */
+export const TWO_ROLLOUTS_MS = 2 * CLI_TIMEOUT_MS + 120_000;
+/** Requests to every selected site per batch of the paced traffic: about 100 drafted tokens. */
+const BATCH = 5;
 
 const PROMPTS = [
   'Customer: Hi, my package was supposed to arrive last week and it still has not shown up. Can you check the status of my order please?',
   'Customer: I was charged twice for the same order and would like a refund for the duplicate payment as soon as possible.',
   'Customer: The blender I bought stopped working after two days. How do I return it and get a replacement?',
 ];
+
+/**
+ * Polls `cond` every 100 ms until it holds or `backstopMs` passes (the caller asserts after): waits
+ * on what the sites show, so a slow machine waits longer instead of failing.
+ */
+export async function waitFor(cond: () => Promise<boolean>, backstopMs = 60_000): Promise<void> {
+  const end = Date.now() + backstopMs;
+  while (!(await cond()) && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
+}
 
 /** A temporary copy of the artifact directory `src`, named `name`, with one file's text edited. */
 function editedCopy(src: string, name: string, file: string, edit: (text: string) => string): string {
@@ -72,6 +96,8 @@ export interface LiveFleet {
   dir: string;
   dataDir(site: string): string;
   cli(...args: string[]): Promise<CliResult>;
+  /** The paced traffic (how many batches it sent). */
+  traffic: PacedTraffic;
   /** Stops the traffic, the site daemons and the verifier (and kills any that linger). */
   stop(): Promise<void>;
 }
@@ -87,7 +113,7 @@ export async function startLiveFleet(opts: {
   const pids: number[] = [];
   const urls = new Map<string, string>();
   const dataDir = (s: string) => join(dir, 'data', s);
-  const cli = (...args: string[]) => runCli(args, { cwd: dir, timeoutMs: 200_000 });
+  const cli = (...args: string[]) => runCli(args, { cwd: dir, timeoutMs: CLI_TIMEOUT_MS });
 
   const store = new FsStore(join(dir, 'registry'));
   const t = makeTrust();
@@ -136,7 +162,6 @@ export async function startLiveFleet(opts: {
       sitesDir: join(dir, 'sites'),
       clock: () => new Date(),
     });
-    await store.close();
     mkdirSync(join(dir, 'rollouts'), { recursive: true });
     writeFileSync(join(dir, 'rollouts/e2e.yaml'), opts.spec);
     for (const s of SITES) {
@@ -162,37 +187,18 @@ export async function startLiveFleet(opts: {
     }
   } catch (err) {
     killAll(); // a failed setup leaves no daemon behind
+    await store.close();
     throw err;
   }
-  // Traffic: every site serves support chats, one at a time, until the fleet stops.
-  let stopped = false;
-  const loops = SITES.map(async (s, i) => {
-    const client = new OpenAI({
-      baseURL: `${urls.get(s)}/v1`,
-      apiKey: 'unused',
-      maxRetries: 0,
-      timeout: 30_000,
-    });
-    for (let n = i; !stopped; n++) {
-      try {
-        await client.chat.completions.create({
-          model: 'draft:support',
-          messages: [{ role: 'user', content: PROMPTS[n % PROMPTS.length] as string }],
-          max_tokens: 24,
-        });
-      } catch {
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
-  });
-
+  const traffic = startPacedTraffic({ store, trust: t.trust, urls, prompts: PROMPTS, batch: BATCH });
   return {
     dir,
     dataDir,
     cli,
+    traffic,
     async stop() {
-      stopped = true;
-      await Promise.all(loops);
+      await traffic.stop();
+      await store.close();
       for (const s of SITES) await runCli(['site', 'down', s, '--data-dir', dataDir(s)], { cwd: dir });
       await runCli(['verifier', 'down', '--run-dir', vRunDir], { cwd: dir });
       killAll();
