@@ -41,14 +41,19 @@ export const ROLLOUT_TIMEOUT = '12m';
 const CLI_TIMEOUT_MS = 13 * 60_000;
 /** vitest timeout of a test that runs two rollouts (beyond their backstops: setup and syncs). */
 export const TWO_ROLLOUTS_MS = 2 * CLI_TIMEOUT_MS + 120_000;
-/** Requests to every selected site per batch of the paced traffic: about 100 drafted tokens. */
-const BATCH = 5;
 
 const PROMPTS = [
   'Customer: Hi, my package was supposed to arrive last week and it still has not shown up. Can you check the status of my order please?',
   'Customer: I was charged twice for the same order and would like a refund for the duplicate payment as soon as possible.',
   'Customer: The blender I bought stopped working after two days. How do I return it and get a replacement?',
 ];
+/**
+ * Requests to every selected site per batch of the paced traffic: each prompt twice, so every site
+ * gets the same mix (acceptance differs about threefold between the prompts).
+ */
+const BATCH = 2 * PROMPTS.length;
+/** The fleet policy's draft length (see fleetPolicy). */
+const DRAFT_TOKENS = 4;
 
 /**
  * Polls `cond` every 100 ms until it holds or `backstopMs` passes (the caller asserts after): waits
@@ -83,12 +88,24 @@ function adapterVersion(src: string, version: string): string {
  * cloud for a minute, and a canary site that did so was rolled back for serving no speculative
  * requests (a correct decision about a site that is not the subject of these tests). The router's
  * abstain and its 60 s lapse have their own tests (test/policy, test/runtime/serve/units.test.ts).
+ *
+ * Its draft length is pinned (minDraftTokens = maxDraftTokens = DRAFT_TOKENS) instead of adaptive:
+ * adaptive k picks longer drafts when verify round trips cost more, and a longer draft accepts a
+ * smaller share of its tokens, so on a loaded machine acceptance followed each site's load, not its
+ * adapter (the same adapter measured 0.26 on one site and 0.39 on another, and shadow runs 20% under
+ * the served drafts: 2026-12-06, load 20 on 2 cores), and a step judged on it took minutes or never
+ * decided. With k pinned, acceptance is the adapters' alone. Adaptive k has its own tests.
  */
 function fleetPolicy(): string {
   return editedCopy(POLICY_DIR, 'default', 'policy.yaml', (yaml) => {
     const without = yaml.replace(/^ {2}minAcceptance: .*\n/m, '');
     if (without === yaml) throw new Error(`${POLICY_DIR}/policy.yaml: no abstain.minAcceptance line to drop`);
-    return without;
+    const pinned = without
+      .replace(/^( {4}minDraftTokens:) .*$/m, `$1 ${DRAFT_TOKENS}`)
+      .replace(/^( {4}maxDraftTokens:) .*$/m, `$1 ${DRAFT_TOKENS}`);
+    if (pinned.match(new RegExp(`DraftTokens: ${DRAFT_TOKENS}$`, 'gm'))?.length !== 2)
+      throw new Error(`${POLICY_DIR}/policy.yaml: no routing.speculative min/maxDraftTokens to pin`);
+    return pinned;
   });
 }
 

@@ -30,7 +30,7 @@ export interface PacedTrafficOptions {
   /** Site name to its base URL (`http://host:port`). */
   urls: ReadonlyMap<string, string>;
   prompts: readonly string[];
-  /** Requests to each selected site per batch. */
+  /** Requests to each selected site per batch (a multiple of the prompts: the same mix each batch). */
   batch: number;
 }
 
@@ -64,7 +64,6 @@ export function startPacedTraffic(opts: PacedTrafficOptions): PacedTraffic {
   const reported = new Map<string, { lastSeq: number; requests: number }>();
   const caches = new Map<string, FeedbackCache>();
   let batches = 0;
-  let next = 0;
   let lastError: string | undefined;
 
   /** Whether the rollout's current step is undecided on the feedback in the registry now. */
@@ -88,8 +87,9 @@ export function startPacedTraffic(opts: PacedTrafficOptions): PacedTraffic {
           maxRetries: 0,
           timeout: 300_000,
         });
+        // Every site gets the same prompts in the same order, batch after batch.
         for (let i = 0; i < opts.batch && !stopping.signal.aborted; i++) {
-          const content = opts.prompts[next++ % opts.prompts.length] as string;
+          const content = opts.prompts[i % opts.prompts.length] as string;
           try {
             await client.chat.completions.create(
               { model: 'draft:support', messages: [{ role: 'user', content }], max_tokens: 24 },
