@@ -181,26 +181,31 @@ export async function startLiveFleet(opts: {
     });
     mkdirSync(join(dir, 'rollouts'), { recursive: true });
     writeFileSync(join(dir, 'rollouts/e2e.yaml'), opts.spec);
-    for (const s of SITES) {
-      const up = await cli(
-        'site',
-        'up',
-        s,
-        '--data-dir',
-        dataDir(s),
-        '--listen',
-        '127.0.0.1:0',
-        '--sync-interval',
-        `${SYNC_MS}ms`,
-        '--feedback-window',
-        '1s',
-        ...(opts.siteUpArgs ?? []),
-        '--json',
-      );
+    // The three daemons start together: each `site up` mostly waits for its daemon to load.
+    const ups = await Promise.all(
+      SITES.map((s) =>
+        cli(
+          'site',
+          'up',
+          s,
+          '--data-dir',
+          dataDir(s),
+          '--listen',
+          '127.0.0.1:0',
+          '--sync-interval',
+          `${SYNC_MS}ms`,
+          '--feedback-window',
+          '1s',
+          ...(opts.siteUpArgs ?? []),
+          '--json',
+        ),
+      ),
+    );
+    // Every started daemon's pid first, so a failed start still leaves none behind (killAll).
+    for (const up of ups) if (up.code === 0) pids.push(up.json<{ pid: number }>().pid);
+    for (const [i, up] of ups.entries()) {
       expect(up.code, up.stderr).toBe(0);
-      const r = up.json<{ pid: number; url: string }>();
-      pids.push(r.pid);
-      urls.set(s, r.url);
+      urls.set(SITES[i] as string, up.json<{ url: string }>().url);
     }
   } catch (err) {
     killAll(); // a failed setup leaves no daemon behind
