@@ -40,14 +40,17 @@ analysis:
 stepTimeout: ${STEP_TIMEOUT}
 `;
 
-describe('rollout end to end (verifier, 3 site daemons, traffic)', () => {
+/** A backstop only (issue #16): the test ends on state, however slow the machine. */
+const BACKSTOP = { timeout: TWO_ROLLOUTS_MS };
+
+describe('rollout end to end (verifier, 3 site daemons, traffic)', BACKSTOP, () => {
   let fleet: LiveFleet;
   const dataDir = (s: string) => fleet.dataDir(s);
   const cli = (...args: string[]) => fleet.cli(...args);
 
   beforeAll(async () => {
     fleet = await startLiveFleet({ tempPrefix: 'edgectl-rollout-e2e-', spec: SPEC });
-  }, 240_000);
+  }, 600_000);
 
   afterAll(async () => {
     await fleet?.stop();
@@ -56,86 +59,82 @@ describe('rollout end to end (verifier, 3 site daemons, traffic)', () => {
   const adapterOn = async (s: string) =>
     (await currentGeneration(dataDir(s)))?.info.artifacts.find((a) => a.ref.startsWith('adapter/'))?.ref;
 
-  it(
-    'promotes support 1.1.0 (exit 0), then rolls back support 1.2.0 (exit 5) within one sync interval',
-    async () => {
-      const lint = await cli('lint', 'rollouts');
-      expect(lint.code, lint.stderr).toBe(0);
+  it('promotes support 1.1.0 (exit 0), then rolls back support 1.2.0 (exit 5) within one sync interval', async () => {
+    const lint = await cli('lint', 'rollouts');
+    expect(lint.code, lint.stderr).toBe(0);
 
-      const good = await cli(
-        'rollout',
-        'canary',
-        'adapter/support@1.1.0',
-        '--spec',
-        'rollouts/e2e.yaml',
-        '--sites',
-        'tier=branch',
-        '--wait',
-        '--timeout',
-        ROLLOUT_TIMEOUT,
-        '--json',
-      );
-      const g = good.json<RolloutReport>();
-      expect(
-        good.code,
-        `${g.reason}\n${good.stderr.slice(-2000)}\ntraffic: ${fleet.traffic.batches} batches, ${fleet.traffic.lastError ?? 'no error'}`,
-      ).toBe(0);
-      expect(g.outcome).toBe('promoted');
-      const goodOps = g.events.map((e) => e.op.replace('rollout.', ''));
-      expect(goodOps[0]).toBe('start');
-      expect(goodOps.at(-1)).toBe('promote');
-      expect(goodOps.at(-2)).toBe('judgement');
-      expect(g.judgements.at(-1)?.judgements.find((j) => j.metric === 'acceptance')?.verdict).toBe('pass');
-      // Every site picks up the promotion at its next sync.
-      await waitFor(async () =>
-        (await Promise.all(SITES.map(adapterOn))).every((a) => a === 'adapter/support@1.1.0'),
-      );
-      expect(await Promise.all(SITES.map(adapterOn))).toEqual(SITES.map(() => 'adapter/support@1.1.0'));
-      const before = new Map(
-        await Promise.all(SITES.map(async (s) => [s, (await currentGeneration(dataDir(s)))?.id] as const)),
-      );
+    const good = await cli(
+      'rollout',
+      'canary',
+      'adapter/support@1.1.0',
+      '--spec',
+      'rollouts/e2e.yaml',
+      '--sites',
+      'tier=branch',
+      '--wait',
+      '--timeout',
+      ROLLOUT_TIMEOUT,
+      '--json',
+    );
+    const g = good.json<RolloutReport>();
+    expect(
+      good.code,
+      `${g.reason}\n${good.stderr.slice(-2000)}\ntraffic: ${fleet.traffic.batches} batches, ${fleet.traffic.lastError ?? 'no error'}`,
+    ).toBe(0);
+    expect(g.outcome).toBe('promoted');
+    const goodOps = g.events.map((e) => e.op.replace('rollout.', ''));
+    expect(goodOps[0]).toBe('start');
+    expect(goodOps.at(-1)).toBe('promote');
+    expect(goodOps.at(-2)).toBe('judgement');
+    expect(g.judgements.at(-1)?.judgements.find((j) => j.metric === 'acceptance')?.verdict).toBe('pass');
+    // Every site picks up the promotion at its next sync.
+    await waitFor(async () =>
+      (await Promise.all(SITES.map(adapterOn))).every((a) => a === 'adapter/support@1.1.0'),
+    );
+    expect(await Promise.all(SITES.map(adapterOn))).toEqual(SITES.map(() => 'adapter/support@1.1.0'));
+    const before = new Map(
+      await Promise.all(SITES.map(async (s) => [s, (await currentGeneration(dataDir(s)))?.id] as const)),
+    );
 
-      const bad = await cli(
-        'rollout',
-        'canary',
-        'adapter/support@1.2.0',
-        '--spec',
-        'rollouts/e2e.yaml',
-        '--wait',
-        '--timeout',
-        ROLLOUT_TIMEOUT,
-        '--json',
-      );
-      const b = bad.json<RolloutReport>();
-      expect(
-        bad.code,
-        `${b.reason}\n${bad.stderr.slice(-2000)}\ntraffic: ${fleet.traffic.batches} batches, ${fleet.traffic.lastError ?? 'no error'}`,
-      ).toBe(5);
-      expect(b.outcome).toBe('rolled-back');
-      // The bad adapter's drafts are so uncertain that the router stops speculating with them (or,
-      // if it does speculate, acceptance fails): either way the reason names what was seen.
-      expect(b.reason).toMatch(/speculatively|acceptance/);
-      const badOps = b.events.map((e) => e.op.replace('rollout.', ''));
-      expect(badOps.slice(0, 2)).toEqual(['start', 'step']);
-      expect(badOps.slice(-2)).toEqual(['judgement', 'abort']);
-      expect(badOps).not.toContain('promote');
-      const canary = b.rollout.waves[0]?.sites ?? [];
-      expect(canary).toHaveLength(1);
-      // Back on the previous generation (same id: nothing rebuilt) within one sync interval of the
-      // abort entry (+ the sync itself): `current` is a symbolic link; its mtime is the switch.
-      const abortTime = Date.parse(b.events.at(-1)?.time ?? '');
-      let ids: (string | undefined)[] = [];
-      await waitFor(async () => {
-        ids = await Promise.all(canary.map(async (s) => (await currentGeneration(dataDir(s)))?.id));
-        return ids.every((id, i) => id === before.get(canary[i] as string));
-      });
-      expect(ids).toEqual(canary.map((s) => before.get(s)));
-      for (const s of canary) {
-        const switchedAt = lstatSync(join(dataDir(s), 'current')).mtimeMs;
-        expect(switchedAt - abortTime).toBeLessThan(SYNC_MS + 1500);
-      }
-      expect(await Promise.all(SITES.map(adapterOn))).toEqual(SITES.map(() => 'adapter/support@1.1.0'));
-    },
-    TWO_ROLLOUTS_MS,
-  );
+    const bad = await cli(
+      'rollout',
+      'canary',
+      'adapter/support@1.2.0',
+      '--spec',
+      'rollouts/e2e.yaml',
+      '--wait',
+      '--timeout',
+      ROLLOUT_TIMEOUT,
+      '--json',
+    );
+    const b = bad.json<RolloutReport>();
+    expect(
+      bad.code,
+      `${b.reason}\n${bad.stderr.slice(-2000)}\ntraffic: ${fleet.traffic.batches} batches, ${fleet.traffic.lastError ?? 'no error'}`,
+    ).toBe(5);
+    expect(b.outcome).toBe('rolled-back');
+    // The bad adapter's drafts are so uncertain that the router stops speculating with them (or,
+    // if it does speculate, acceptance fails): either way the reason names what was seen.
+    expect(b.reason).toMatch(/speculatively|acceptance/);
+    const badOps = b.events.map((e) => e.op.replace('rollout.', ''));
+    expect(badOps.slice(0, 2)).toEqual(['start', 'step']);
+    expect(badOps.slice(-2)).toEqual(['judgement', 'abort']);
+    expect(badOps).not.toContain('promote');
+    const canary = b.rollout.waves[0]?.sites ?? [];
+    expect(canary).toHaveLength(1);
+    // Back on the previous generation (same id: nothing rebuilt) within one sync interval of the
+    // abort entry (+ the sync itself): `current` is a symbolic link; its mtime is the switch.
+    const abortTime = Date.parse(b.events.at(-1)?.time ?? '');
+    let ids: (string | undefined)[] = [];
+    await waitFor(async () => {
+      ids = await Promise.all(canary.map(async (s) => (await currentGeneration(dataDir(s)))?.id));
+      return ids.every((id, i) => id === before.get(canary[i] as string));
+    });
+    expect(ids).toEqual(canary.map((s) => before.get(s)));
+    for (const s of canary) {
+      const switchedAt = lstatSync(join(dataDir(s), 'current')).mtimeMs;
+      expect(switchedAt - abortTime).toBeLessThan(SYNC_MS + 1500);
+    }
+    expect(await Promise.all(SITES.map(adapterOn))).toEqual(SITES.map(() => 'adapter/support@1.1.0'));
+  });
 });

@@ -136,28 +136,33 @@ export async function startLiveFleet(opts: {
   const t = makeTrust();
   writeProject(dir, t);
   await store.putIfAbsent(trustRootKey(1), encodeEnvelope(t.envelope));
-  for (const src of [
-    fleetPolicy(),
-    DRAFT_DIR,
-    SUPPORT_DIR,
-    adapterVersion(SUPPORT_DIR, '1.1.0'),
-    adapterVersion(SUPPORT_BAD_DIR, '1.2.0'),
-  ]) {
-    await publishArtifact({
-      dir: src,
-      store,
-      signer: t.artifacts,
-      trust: t.trust,
-      io: memoryIo(),
-      progress: silentProgress,
-    });
-  }
   const killAll = () => {
     for (const pid of pids) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
   };
+  // The verifier starts (loading its model in its own process) while the artifacts are published.
+  const verifier = startVerifierDaemon(dir, vRunDir).then((v) => {
+    pids.push(v.pid);
+    return v;
+  });
+  verifier.catch(() => undefined); // a failure is thrown where it is awaited, not as unhandled
   try {
-    const vr = await startVerifierDaemon(dir, vRunDir);
-    pids.push(vr.pid);
+    for (const src of [
+      fleetPolicy(),
+      DRAFT_DIR,
+      SUPPORT_DIR,
+      adapterVersion(SUPPORT_DIR, '1.1.0'),
+      adapterVersion(SUPPORT_BAD_DIR, '1.2.0'),
+    ]) {
+      await publishArtifact({
+        dir: src,
+        store,
+        signer: t.artifacts,
+        trust: t.trust,
+        io: memoryIo(),
+        progress: silentProgress,
+      });
+    }
+    const vr = await verifier;
     for (const s of SITES) {
       const kp = generateKeyPair();
       writeKeyPair(join(dataDir(s), 'site.key'), kp);
@@ -208,6 +213,7 @@ export async function startLiveFleet(opts: {
       urls.set(SITES[i] as string, up.json<{ url: string }>().url);
     }
   } catch (err) {
+    await verifier.catch(() => undefined); // its pid is known (or it never started)
     killAll(); // a failed setup leaves no daemon behind
     await store.close();
     throw err;
