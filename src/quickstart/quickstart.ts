@@ -44,7 +44,9 @@ export const BAD = 'adapter/support@1.2.0';
  * instead of 5%) and the sample minimum lower (400 draft tokens instead of 2000) than the defaults
  * so a laptop decides in well under a minute; the bad adapter is 95% worse and fails either way. errorRate is left out: with no
  * errors on either arm its non-inferiority test needs thousands of requests to pass, and the
- * spec's abort limit (error rate over 50%) still stops a failing candidate at once.
+ * spec's abort limit (error rate over 50%) still stops a failing candidate at once. A step ends
+ * on its evidence, which the traffic keeps bringing however slow the machine; the step timeout
+ * (10 min) and the rollout's (20 min) are backstops only, so a loaded machine is slower, not paused.
  */
 export const ROLLOUT_SPEC = `# Rollout spec of \`edgectl quickstart\` (see \`edgectl rollout canary --help\`).
 steps: ['1 site', all]
@@ -54,8 +56,8 @@ analysis:
     - metric: acceptance
       margin: 0.2
       minSamples: 400
-stepTimeout: 3m
-timeout: 10m
+stepTimeout: 10m
+timeout: 20m
 onInconclusive: pause
 `;
 
@@ -70,7 +72,7 @@ export interface QuickstartOptions {
   env?: NodeJS.ProcessEnv;
   /** Max tokens per traffic request (default 24). */
   maxTokens?: number;
-  /** Overall limit of each rollout (default 8 min). */
+  /** How long `rollout canary --wait` waits for each rollout (default 15 min, a backstop). */
   rolloutTimeout?: string;
 }
 
@@ -336,7 +338,7 @@ export async function runQuickstart(opts: QuickstartOptions): Promise<Quickstart
               'rollouts/quickstart.yaml',
               '--wait',
               '--timeout',
-              opts.rolloutTimeout ?? '8m',
+              opts.rolloutTimeout ?? '15m',
               '--json',
             ]);
           } finally {

@@ -22,6 +22,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { QuickstartSummary } from '../../src/quickstart/quickstart.js';
 import { NODE, RUN_JS, runCli } from '../helpers/cli.js';
 
+/**
+ * Backstops only (issue #16): the quickstart's rollouts end on their evidence, with step timeouts of
+ * 10 min and a 15 min wait each (src/quickstart/quickstart.ts), so a loaded machine makes this test
+ * slower, not red. These limits sit above those and only end a run that is truly stuck.
+ */
+const QUICKSTART_BACKSTOP_MS = 35 * 60_000;
+
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -62,7 +69,10 @@ function daemonPidFiles(ws: string): string[] {
   return files;
 }
 
-describe('edgectl quickstart', () => {
+/** A backstop only (issue #16): the test ends on state, however slow the machine. */
+const BACKSTOP = { timeout: QUICKSTART_BACKSTOP_MS + 60_000 };
+
+describe('edgectl quickstart', BACKSTOP, () => {
   let tmp: string;
   beforeAll(() => {
     tmp = mkdtempSync(join(tmpdir(), 'edgectl-quickstart-test-'));
@@ -81,7 +91,10 @@ describe('edgectl quickstart', () => {
 
   it('runs the loop: good adapter promoted, bad adapter rolled back, nothing left running', async () => {
     const dir = join(tmp, 'ws');
-    const r = await runCli(['quickstart', '--dir', dir, '--json'], { cwd: tmp, timeoutMs: 600_000 });
+    const r = await runCli(['quickstart', '--dir', dir, '--json'], {
+      cwd: tmp,
+      timeoutMs: QUICKSTART_BACKSTOP_MS,
+    });
     expect(r.code, r.stderr.slice(-3000)).toBe(0);
     const s = r.json<QuickstartSummary>();
     expect(s.ok).toBe(true);
@@ -126,7 +139,7 @@ describe('edgectl quickstart', () => {
     const ops = JSON.stringify(log.json());
     expect(ops).toContain('rollout.promote');
     expect(ops).toContain('rollout.abort');
-  }, 660_000);
+  });
 
   it('Ctrl-C (SIGINT) stops every daemon it started and exits 130', async () => {
     const dir = join(tmp, 'ws-interrupted');
@@ -139,7 +152,10 @@ describe('edgectl quickstart', () => {
     const exited = new Promise<number>((resolve) => child.on('close', (code) => resolve(code ?? -1)));
     // Interrupt once traffic flows: the verifier and three sites are up, a rollout is running.
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`never reached the canary:\n${stderr}`)), 300_000);
+      const timer = setTimeout(
+        () => reject(new Error(`never reached the canary:\n${stderr}`)),
+        QUICKSTART_BACKSTOP_MS,
+      );
       void exited.then((code) =>
         reject(new Error(`quickstart exited ${code} before the canary:\n${stderr}`)),
       );
@@ -159,5 +175,5 @@ describe('edgectl quickstart', () => {
     expect(stderr).toContain('interrupted');
     expect(pids.filter(alive)).toEqual([]);
     expect(daemonPidFiles(dir)).toEqual([]);
-  }, 400_000);
+  });
 });

@@ -12,7 +12,16 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RolloutReport } from '../../src/rollout/service.js';
 import { currentGeneration } from '../../src/site/agent.js';
-import { SITES, SYNC_MS, startLiveFleet, type LiveFleet } from './live-fleet.js';
+import {
+  ROLLOUT_TIMEOUT,
+  SITES,
+  STEP_TIMEOUT,
+  SYNC_MS,
+  TWO_ROLLOUTS_MS,
+  startLiveFleet,
+  waitFor,
+  type LiveFleet,
+} from './live-fleet.js';
 
 const SPEC = `# Small samples so the test finishes in about a minute on a loaded machine.
 steps: [1, all]
@@ -28,17 +37,20 @@ analysis:
       minSamples: 5
       alpha: 0.05
       absoluteMargin: 0.05
-stepTimeout: 150s
+stepTimeout: ${STEP_TIMEOUT}
 `;
 
-describe('rollout end to end (verifier, 3 site daemons, traffic)', () => {
+/** A backstop only (issue #16): the test ends on state, however slow the machine. */
+const BACKSTOP = { timeout: TWO_ROLLOUTS_MS };
+
+describe('rollout end to end (verifier, 3 site daemons, traffic)', BACKSTOP, () => {
   let fleet: LiveFleet;
   const dataDir = (s: string) => fleet.dataDir(s);
   const cli = (...args: string[]) => fleet.cli(...args);
 
   beforeAll(async () => {
     fleet = await startLiveFleet({ tempPrefix: 'edgectl-rollout-e2e-', spec: SPEC });
-  }, 240_000);
+  }, 600_000);
 
   afterAll(async () => {
     await fleet?.stop();
@@ -61,11 +73,14 @@ describe('rollout end to end (verifier, 3 site daemons, traffic)', () => {
       'tier=branch',
       '--wait',
       '--timeout',
-      '170s',
+      ROLLOUT_TIMEOUT,
       '--json',
     );
     const g = good.json<RolloutReport>();
-    expect(good.code, `${g.reason}\n${good.stderr.slice(-2000)}`).toBe(0);
+    expect(
+      good.code,
+      `${g.reason}\n${good.stderr.slice(-2000)}\ntraffic: ${fleet.traffic.batches} batches, ${fleet.traffic.lastError ?? 'no error'}`,
+    ).toBe(0);
     expect(g.outcome).toBe('promoted');
     const goodOps = g.events.map((e) => e.op.replace('rollout.', ''));
     expect(goodOps[0]).toBe('start');
@@ -73,13 +88,9 @@ describe('rollout end to end (verifier, 3 site daemons, traffic)', () => {
     expect(goodOps.at(-2)).toBe('judgement');
     expect(g.judgements.at(-1)?.judgements.find((j) => j.metric === 'acceptance')?.verdict).toBe('pass');
     // Every site picks up the promotion at its next sync.
-    const end = Date.now() + 3 * SYNC_MS + 5000;
-    while (
-      Date.now() < end &&
-      !(await Promise.all(SITES.map(adapterOn))).every((a) => a === 'adapter/support@1.1.0')
-    ) {
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await waitFor(async () =>
+      (await Promise.all(SITES.map(adapterOn))).every((a) => a === 'adapter/support@1.1.0'),
+    );
     expect(await Promise.all(SITES.map(adapterOn))).toEqual(SITES.map(() => 'adapter/support@1.1.0'));
     const before = new Map(
       await Promise.all(SITES.map(async (s) => [s, (await currentGeneration(dataDir(s)))?.id] as const)),
@@ -93,11 +104,14 @@ describe('rollout end to end (verifier, 3 site daemons, traffic)', () => {
       'rollouts/e2e.yaml',
       '--wait',
       '--timeout',
-      '170s',
+      ROLLOUT_TIMEOUT,
       '--json',
     );
     const b = bad.json<RolloutReport>();
-    expect(bad.code, `${b.reason}\n${bad.stderr.slice(-2000)}`).toBe(5);
+    expect(
+      bad.code,
+      `${b.reason}\n${bad.stderr.slice(-2000)}\ntraffic: ${fleet.traffic.batches} batches, ${fleet.traffic.lastError ?? 'no error'}`,
+    ).toBe(5);
     expect(b.outcome).toBe('rolled-back');
     // The bad adapter's drafts are so uncertain that the router stops speculating with them (or,
     // if it does speculate, acceptance fails): either way the reason names what was seen.
@@ -111,18 +125,16 @@ describe('rollout end to end (verifier, 3 site daemons, traffic)', () => {
     // Back on the previous generation (same id: nothing rebuilt) within one sync interval of the
     // abort entry (+ the sync itself): `current` is a symbolic link; its mtime is the switch.
     const abortTime = Date.parse(b.events.at(-1)?.time ?? '');
-    const deadline = Date.now() + SYNC_MS + 5000;
     let ids: (string | undefined)[] = [];
-    while (Date.now() < deadline) {
+    await waitFor(async () => {
       ids = await Promise.all(canary.map(async (s) => (await currentGeneration(dataDir(s)))?.id));
-      if (ids.every((id, i) => id === before.get(canary[i] as string))) break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
+      return ids.every((id, i) => id === before.get(canary[i] as string));
+    });
     expect(ids).toEqual(canary.map((s) => before.get(s)));
     for (const s of canary) {
       const switchedAt = lstatSync(join(dataDir(s), 'current')).mtimeMs;
       expect(switchedAt - abortTime).toBeLessThan(SYNC_MS + 1500);
     }
     expect(await Promise.all(SITES.map(adapterOn))).toEqual(SITES.map(() => 'adapter/support@1.1.0'));
-  }, 400_000);
+  });
 });

@@ -10,21 +10,40 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RolloutReport } from '../../src/rollout/service.js';
 import { currentGeneration } from '../../src/site/agent.js';
-import { SITES, SYNC_MS, startLiveFleet, type LiveFleet } from './live-fleet.js';
+import {
+  ROLLOUT_TIMEOUT,
+  SITES,
+  STEP_TIMEOUT,
+  TWO_ROLLOUTS_MS,
+  startLiveFleet,
+  waitFor,
+  type LiveFleet,
+} from './live-fleet.js';
 
+/**
+ * Acceptance only, small samples: a shadow step judges nothing else. The margin is 35%, not 20%:
+ * shadow runs measure acceptance about 20% under the served drafts of the same adapter bytes (the
+ * good candidate in shadow: 0.262 against 0.326 with adaptive k, 0.284 against 0.365 with k pinned at
+ * 4; 2026-12-06, load 17-20 on 2 cores), right on a 20% margin, where the sequential test decides
+ * neither way and the step stayed inconclusive until its timeout (the CI failure of issue #16). The
+ * bad adapter measures -60% to -72%, far past either margin.
+ */
 const SPEC = `# Acceptance only, small samples: a shadow step judges nothing else.
 steps: [shadow, 1, all]
 analysis:
   interval: 1s
   metrics:
     - metric: acceptance
-      margin: 0.2
+      margin: 0.35
       minSamples: 150
       alpha: 0.05
-stepTimeout: 150s
+stepTimeout: ${STEP_TIMEOUT}
 `;
 
-describe('rollout shadow step end to end (verifier, 3 site daemons, traffic)', () => {
+/** A backstop only (issue #16): the test ends on state, however slow the machine. */
+const BACKSTOP = { timeout: TWO_ROLLOUTS_MS };
+
+describe('rollout shadow step end to end (verifier, 3 site daemons, traffic)', BACKSTOP, () => {
   let fleet: LiveFleet;
   const dataDir = (s: string) => fleet.dataDir(s);
   const cli = (...args: string[]) => fleet.cli(...args);
@@ -35,7 +54,7 @@ describe('rollout shadow step end to end (verifier, 3 site daemons, traffic)', (
       spec: SPEC,
       siteUpArgs: ['--shadow-sample', '1'],
     });
-  }, 240_000);
+  }, 600_000);
 
   afterAll(async () => {
     await fleet?.stop();
@@ -73,13 +92,16 @@ describe('rollout shadow step end to end (verifier, 3 site daemons, traffic)', (
       'tier=branch',
       '--wait',
       '--timeout',
-      '170s',
+      ROLLOUT_TIMEOUT,
       '--json',
     );
     watching = false;
     await watcher;
     const b = bad.json<RolloutReport>();
-    expect(bad.code, `${b.reason}\n${bad.stderr.slice(-2000)}`).toBe(5);
+    expect(
+      bad.code,
+      `${b.reason}\n${bad.stderr.slice(-2000)}\ntraffic: ${fleet.traffic.batches} batches, ${fleet.traffic.lastError ?? 'no error'}`,
+    ).toBe(5);
     expect(b.outcome).toBe('rolled-back');
     expect(b.reason).toMatch(/^rolled back in shadow: no user saw it — .*acceptance/);
     const badOps = b.events.map((e) => e.op.replace('rollout.', ''));
@@ -97,10 +119,7 @@ describe('rollout shadow step end to end (verifier, 3 site daemons, traffic)', (
     expect(shadows).toContain('adapter/support@1.2.0');
     expect(served).not.toContain('adapter/support@1.2.0');
     // The shadow is unassigned: every site drops it at its next sync.
-    const end = Date.now() + 3 * SYNC_MS + 5000;
-    while (Date.now() < end && (await Promise.all(SITES.map(shadowOn))).some((x) => x !== undefined)) {
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await waitFor(async () => (await Promise.all(SITES.map(shadowOn))).every((x) => x === undefined));
     expect(await Promise.all(SITES.map(shadowOn))).toEqual(SITES.map(() => undefined));
     expect(await Promise.all(SITES.map(adapterOn))).toEqual(SITES.map(() => 'adapter/support@1.0.0'));
 
@@ -112,11 +131,14 @@ describe('rollout shadow step end to end (verifier, 3 site daemons, traffic)', (
       'rollouts/e2e.yaml',
       '--wait',
       '--timeout',
-      '170s',
+      ROLLOUT_TIMEOUT,
       '--json',
     );
     const g = good.json<RolloutReport>();
-    expect(good.code, `${g.reason}\n${good.stderr.slice(-2000)}`).toBe(0);
+    expect(
+      good.code,
+      `${g.reason}\n${good.stderr.slice(-2000)}\ntraffic: ${fleet.traffic.batches} batches, ${fleet.traffic.lastError ?? 'no error'}`,
+    ).toBe(0);
     expect(g.outcome).toBe('promoted');
     const ops = g.events.map((e) => e.op.replace('rollout.', ''));
     expect(ops.slice(0, 2)).toEqual(['start', 'step']);
@@ -129,5 +151,5 @@ describe('rollout shadow step end to end (verifier, 3 site daemons, traffic)', (
     expect(shadowJudgements.at(-1)?.judgements.map((j) => j.metric)).toEqual(['acceptance']);
     expect(ops.at(-1)).toBe('promote');
     expect(g.rollout.shadow?.state).toBe('done');
-  }, 400_000);
+  });
 });

@@ -138,7 +138,7 @@ describe('site up / status / logs / down (real processes)', () => {
     );
     let watched = '';
     watch.stdout.setEncoding('utf8').on('data', (d: string) => (watched += d));
-    const deadline = Date.now() + 20_000;
+    const deadline = Date.now() + 60_000; // a backstop: the loop ends at the third line
     while (watched.split('\n').filter(Boolean).length < 3 && Date.now() < deadline)
       await new Promise((res) => setTimeout(res, 50));
     watch.kill('SIGINT');

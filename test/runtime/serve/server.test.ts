@@ -117,7 +117,8 @@ describe('site runtime server (real verifier process)', () => {
     expect(data.usage!.completion_tokens).toBeGreaterThan(0);
     // The verifier really was asked: a session, verify rounds, and the session deleted at the end.
     // The session is deleted after the answer (best effort, not awaited by the response).
-    const deadline = Date.now() + 3000;
+    // A backstop: the loop ends as soon as the DELETE is seen (a loaded machine only waits longer).
+    const deadline = Date.now() + 30_000;
     while (!proxy.requests.slice(before).some((r) => r.method === 'DELETE') && Date.now() < deadline)
       await new Promise((r) => setTimeout(r, 10));
     const calls = proxy.requests.slice(before);
@@ -445,7 +446,7 @@ describe('site runtime server (real verifier process)', () => {
       const reader = res.body!.getReader();
       await reader.read(); // first chunk
       ac.abort();
-      const deadline = Date.now() + 5000;
+      const deadline = Date.now() + 30_000; // a backstop: both waits end when their state is reached
       while (rt.source.outstanding > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       expect(rt.source.outstanding).toBe(0);
       while (!proxy.requests.slice(before).some((r) => r.method === 'DELETE') && Date.now() < deadline)
