@@ -115,9 +115,9 @@ forEachBackend(
       const cache = new FeedbackCache();
       const deps: ControllerDeps = { ...w.writer(), store, judge: judgeStep, by: 'controller:test', cache };
 
-      // Cold: one listing per site and its newest batch of reports (all older than the step here).
+      // Cold: one listing per site and its newest report (older than the step: nothing more).
       await tick(deps, 'cost');
-      expect(feedbackOf(store.log, 0)).toMatchObject({ indexLists: 0, siteLists: 4, gets: 4 * 8 });
+      expect(feedbackOf(store.log, 0)).toMatchObject({ indexLists: 0, siteLists: 4, gets: 4 });
 
       // Two sites report once more: one index listing, the two reports, no per-site listing.
       await w.feedback('store-001');

@@ -3,8 +3,9 @@
  * reports uploaded since the last tick, not to the number of sites or the length of their history.
  *
  * - First read of a site (cold): one listing of its `feedback/<site>/` prefix, then its reports
- *   newest first in batches, stopping at the first batch that ended entirely before `since`, so a
- *   site with a week of history costs its listing pages and the GETs of the current window only.
+ *   newest first in growing batches (1, 2, 4, then 8), stopping at the first batch that ended
+ *   entirely before `since`, so a site with a week of history costs its listing pages and the GETs
+ *   of the current window (one GET when its newest report is already older).
  * - Every later tick: ONE listing of the fleet-wide index (`feedback-index/`, timeline.ts) after the
  *   cursor minus a lookback, then one GET per new report of a selected site. The cursor is registry
  *   time (each marker's time is its report's modification time, and a marker never moves the cursor
@@ -172,8 +173,8 @@ export class FeedbackFeed {
       if (o.modified) this.cursor = Math.max(this.cursor ?? 0, o.modified.getTime());
     }
     seqs.sort((a, b) => b - a);
-    for (let i = 0; i < seqs.length; i += BATCH) {
-      const batch = seqs.slice(i, i + BATCH);
+    for (let i = 0, size = 1; i < seqs.length; i += size, size = Math.min(BATCH, size * 2)) {
+      const batch = seqs.slice(i, i + size);
       this.stats.gets += batch.length;
       const read = await Promise.all(batch.map((seq) => readReport(store, site, seq, declared)));
       const valid: FeedbackReport[] = [];
