@@ -14,9 +14,10 @@
  * - Peer (fleet-scale-peer.ts): restic vs `edgectl publish artifact` of a 256 MiB file with 16
  *   small edits, into the same RGW.
  *
- * History: FLEET_SCALE_HISTORY reports for every site (default 12: one hour at one per 5 min) and
- * a full week (2,016) for FLEET_SCALE_WEEK_SITES of them (default 10); a week for all 1,000 is 2M
- * objects, more than this machine populates in a benchmark run (the JSON says the measured rate).
+ * History: FLEET_SCALE_HISTORY reports for every site (default 3: 15 min at one per 5 min) and a
+ * full week (2,016) for FLEET_SCALE_WEEK_SITES of them (default 1); a week for all 1,000 is 2M
+ * reports (4M objects with markers), hours at the rate this machine populates RGW (the JSON says the
+ * measured rate and what a week for all would take).
  * FLEET_SCALE_REGISTRY: `rgw` (default: scripts/rgw.sh start, stopped after) or `s3rver` (smoke;
  * s3rver cannot page lists on Node 22, so keep its history under 1,000 keys per site).
  */
@@ -41,7 +42,7 @@ import { tick } from '../src/rollout/controller.js';
 import { FeedbackCache } from '../src/rollout/evidence.js';
 import { judgeStep } from '../src/rollout/judge/index.js';
 import { normalizeSpec } from '../src/rollout/spec.js';
-import { declaredSiteKeys, readFeedback } from '../src/site/feedback/index.js';
+import { declaredSiteKeys, readFeedback, type FeedStats } from '../src/site/feedback/index.js';
 import { startS3 } from '../test/helpers/s3.js';
 import { REFS, rolloutWorld } from '../test/rollout/world.js';
 import { findRestic, runPeer } from './fleet-scale-peer.js';
@@ -57,9 +58,9 @@ import {
 
 const env = process.env;
 const SITES = Number(env.FLEET_SCALE_SITES ?? 1000);
-const HISTORY = Number(env.FLEET_SCALE_HISTORY ?? 12);
+const HISTORY = Number(env.FLEET_SCALE_HISTORY ?? 3);
 const WEEK = 2016;
-const WEEK_SITES = Number(env.FLEET_SCALE_WEEK_SITES ?? 10);
+const WEEK_SITES = Number(env.FLEET_SCALE_WEEK_SITES ?? 1);
 const REPORTED = Number(env.FLEET_SCALE_REPORTED ?? Math.max(1, Math.round(SITES / 10)));
 const INTERVAL_MS = Number(env.FLEET_SCALE_INTERVAL_MS ?? 30_000);
 const PEER_MIB = Number(env.FLEET_SCALE_PEER_MIB ?? 256);
@@ -260,6 +261,9 @@ async function controllerTicks(
     byMethod: m.byMethod,
     wallMs: m.wallMs,
   });
+  // The feedback part of a tick's requests; the rest is the tick's fleet-log read (readLatest).
+  const feedbackRequests = (f: FeedStats) =>
+    f.indexLists + f.siteLists.cold + f.siteLists.gap + f.siteLists.quiet + f.gets;
   const cold = await metered(proxy, () => tick(deps, 'scale'));
   const coldFeed = { ...cache.stats };
   const applied = (await readLatest(store, w.t.trust, new Date())).applied;
@@ -286,16 +290,23 @@ async function controllerTicks(
   return {
     rolloutSites: w.sites.length,
     reportedSinceLastTick: REPORTED,
-    cold: { ...pick(cold), feed: coldFeed },
+    cold: { ...pick(cold), feedbackRequests: feedbackRequests(coldFeed), feed: coldFeed },
     afterNewReports: {
       ...pick(incremental),
       feed: incFeed,
+      feedbackRequests: feedbackRequests(incFeed),
+      feedbackRequestsPerReportingSite: Math.round((feedbackRequests(incFeed) / REPORTED) * 100) / 100,
       requestsPerReportingSite: Math.round((incremental.requests / REPORTED) * 100) / 100,
       note: "includes the tick's fleet-log reads (head, entries) besides feedback",
     },
-    nothingNew: { ...pick(idle), feed: idleFeed },
+    nothingNew: { ...pick(idle), feedbackRequests: feedbackRequests(idleFeed), feed: idleFeed },
     baselinePerSiteListing: pick(perSite),
-    baselineFullListing: { ...pick(full), keysListed: full.value },
+    baselineFullListing: {
+      ...pick(full),
+      keysListed: full.value,
+      // S3 answers at most 1,000 keys per list request: a week (2,016 reports) is 3 pages a site.
+      requestsIfEverySiteHadAWeek: w.sites.length * Math.ceil((WEEK + 1) / 1000) + REPORTED,
+    },
   };
 }
 
