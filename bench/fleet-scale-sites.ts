@@ -202,15 +202,17 @@ export async function propagate(
   trust: TrustRoot,
   sites: SimSite[],
   opts: { targetSeq: number; appliedAt: number; intervalMs: number; timeoutMs: number },
-): Promise<{ delays: number[]; missed: number }> {
+): Promise<{ delays: number[]; missed: number; failures: number }> {
   const t = new Transitions(store, trust);
   const delays: number[] = [];
+  let failures = 0;
   const deadline = opts.appliedAt + opts.timeoutMs;
   await Promise.all(
     sites.map(async (s, i) => {
       await sleep((i / sites.length) * opts.intervalMs);
       while (Date.now() < deadline) {
-        await syncOnce(store, trust, t, s);
+        // A failed sync is retried at the next interval, as the agent does (counted, never fatal).
+        await syncOnce(store, trust, t, s).catch(() => failures++);
         if (s.applied.seq >= opts.targetSeq) {
           delays.push(Date.now() - opts.appliedAt);
           return;
@@ -219,7 +221,7 @@ export async function propagate(
       }
     }),
   );
-  return { delays: delays.sort((a, b) => a - b), missed: sites.length - delays.length };
+  return { delays: delays.sort((a, b) => a - b), missed: sites.length - delays.length, failures };
 }
 
 function sleep(ms: number): Promise<void> {

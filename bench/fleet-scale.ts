@@ -113,6 +113,9 @@ function storeAt(s: Server, bucket: string, prefix: string, endpoint?: string): 
   return new S3Store(bucket, prefix, {
     env: { ...s.env, ...(endpoint ? { AWS_ENDPOINT_URL_S3: endpoint } : {}) },
     enforcesConditionalWrites: s.kind === 'ceph-rgw',
+    // One event loop drives 1,000 sites: a busy loop must not count as an unreachable server.
+    connectionTimeoutMs: 30_000,
+    requestTimeoutMs: 120_000,
   });
 }
 
@@ -223,6 +226,7 @@ async function main(): Promise<void> {
         applyEntrySeq: applied.seq,
         pollIntervalMs: INTERVAL_MS,
         reached: SITES - prop.value.missed,
+        failedSyncs: prop.value.failures,
         p50Ms: percentile(prop.value.delays, 50),
         p95Ms: percentile(prop.value.delays, 95),
         maxMs: prop.value.delays.at(-1) ?? null,
