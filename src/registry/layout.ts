@@ -10,6 +10,7 @@
  *   fleet/snapshots/<seq:012d>.json           DSSE(snapshot)
  *   fleet/head.json                           DSSE(head), the only mutable object
  *   feedback/<site>/<seq:012d>.json           DSSE(feedback report)
+ *   feedback-index/<time>/<site>/<seq:012d>   empty marker: a report, ordered by registry time
  */
 import { digestHex } from './digest.js';
 
@@ -20,6 +21,8 @@ export const FLEET_LOG_PREFIX = 'fleet/log/';
 export const SNAPSHOT_PREFIX = 'fleet/snapshots/';
 export const HEAD_KEY = 'fleet/head.json';
 export const FEEDBACK_PREFIX = 'feedback/';
+/** Outside `feedback/` so that no site name (a `feedback/<site>/` prefix) can collide with it. */
+export const FEEDBACK_INDEX_PREFIX = 'feedback-index/';
 
 /** Path components: letters, digits and `._+-`, not starting with a dot (so never `.` or `..`). */
 const SEGMENT_RE = /^[A-Za-z0-9_+-][A-Za-z0-9._+-]*$/;
@@ -66,6 +69,38 @@ export function feedbackPrefix(site: string): string {
 
 export function feedbackKey(site: string, seq: number): string {
   return `${feedbackPrefix(site)}${seqPart(seq, 'feedback seq')}.json`;
+}
+
+/** `20261206T084641.123Z`: fixed width, so keys sort by time (years 0000-9999). */
+function compactTime(t: Date): string {
+  const ms = t.getTime();
+  if (!Number.isFinite(ms) || t.getUTCFullYear() < 0 || t.getUTCFullYear() > 9999) {
+    throw new TypeError(`invalid feedback index time: ${String(t)}`);
+  }
+  return t.toISOString().replace(/[-:]/g, '');
+}
+
+/** Start of every index key at or after `t` (a `startAfter` for listing from `t` on). */
+export function feedbackIndexFrom(t: Date): string {
+  return `${FEEDBACK_INDEX_PREFIX}${compactTime(t)}`;
+}
+
+/** The index marker of report `seq` of `site`, stored at registry time `t`. */
+export function feedbackIndexKey(t: Date, site: string, seq: number): string {
+  return `${feedbackIndexFrom(t)}/${segment(site, 'site name')}/${seqPart(seq, 'feedback seq')}`;
+}
+
+/** Time, site and seq of a `feedback-index/<time>/<site>/<seq:012d>` key, or undefined. */
+export function parseFeedbackIndexKey(key: string): { time: Date; site: string; seq: number } | undefined {
+  const m =
+    /^feedback-index\/([0-9]{4})([0-9]{2})([0-9]{2})T([0-9]{2})([0-9]{2})([0-9]{2}\.[0-9]{3})Z\/([^/]+)\/([0-9]{12})$/.exec(
+      key,
+    );
+  if (!m) return undefined;
+  const [, y, mo, d, h, mi, s, site, seq] = m as unknown as string[];
+  const time = new Date(`${y}-${mo}-${d}T${h}:${mi}:${s}Z`);
+  if (Number.isNaN(time.getTime()) || !SEGMENT_RE.test(site as string)) return undefined;
+  return { time, site: site as string, seq: Number(seq) };
 }
 
 /** Version of a `trust/root/<version>.json` key, or undefined for any other key. */

@@ -1,7 +1,7 @@
 /**
  * The evidence a rollout step is judged on (DESIGN: Feedback and rollouts): signed feedback of the
- * selected sites, read incrementally from the registry (only reports signed by each site's declared
- * key count; feedback/read.ts verifies them), filtered to the current step and summed per site.
+ * selected sites, read incrementally from the registry's feedback index (only reports signed by each
+ * site's declared key count; feedback/feed.ts and read.ts verify them), filtered to the current step and summed per site.
  *
  * Which windows count for step k (which took effect at entry seq s_k, time t_k):
  * - canary site: the candidate (ref and manifest digest) is among the window's refs, the window's
@@ -13,47 +13,17 @@
  * Windows of sites outside the selection never count; nor do windows recorded before the site
  * applied the candidate (a site that has not synced yet contributes nothing, not old evidence).
  */
-import type { Store } from '../registry/store.js';
 import type { FleetState } from '../fleet/state.js';
 import type { RolloutState } from '../fleet/rollout-ops.js';
-import { declaredSiteKeys, readFeedback, type FeedbackReport } from '../site/feedback/index.js';
+import type { FeedbackReport } from '../site/feedback/index.js';
 import { sumWindows } from './judge/index.js';
 import type { ArmSample } from './judge/types.js';
 
-/** Reports read so far per site, so each tick only fetches new ones. */
-export class FeedbackCache {
-  private readonly sites = new Map<string, { lastSeq: number; reports: FeedbackReport[] }>();
-  rejected: { key: string; reason: string }[] = [];
-
-  /** Reads new reports of `sites`, keeping those whose window ends after `since`. */
-  async refresh(
-    store: Store,
-    state: FleetState,
-    sites: readonly string[],
-    since: Date,
-    concurrency = 8,
-  ): Promise<void> {
-    const declared = declaredSiteKeys(state);
-    const t = since.getTime();
-    let next = 0;
-    const worker = async () => {
-      while (next < sites.length) {
-        const site = sites[next++] as string;
-        if (!Object.hasOwn(declared, site)) continue;
-        const cur = this.sites.get(site) ?? { lastSeq: 0, reports: [] };
-        const read = await readFeedback(store, site, declared, { afterSeq: cur.lastSeq });
-        for (const r of read.rejected) this.rejected.push(r);
-        const reports = [...cur.reports, ...read.reports].filter((r) => Date.parse(r.windowEnd) >= t);
-        this.sites.set(site, { lastSeq: read.lastSeq, reports });
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(concurrency, sites.length) }, worker));
-  }
-
-  reports(site: string): readonly FeedbackReport[] {
-    return this.sites.get(site)?.reports ?? [];
-  }
-}
+/**
+ * Reports read so far per site, so each tick only fetches new ones: the fleet-wide feedback index
+ * read incrementally (site/feedback/feed.ts; a tick costs requests in proportion to new reports).
+ */
+export { FeedbackFeed as FeedbackCache } from '../site/feedback/index.js';
 
 function hasCandidate(report: FeedbackReport, r: RolloutState): boolean {
   const { ref, manifestDigest } = r.candidate;

@@ -6,8 +6,11 @@ import {
   HEAD_KEY,
   artifactKey,
   blobKey,
+  feedbackIndexFrom,
+  feedbackIndexKey,
   feedbackKey,
   fleetLogKey,
+  parseFeedbackIndexKey,
   parseSeqKey,
   parseTrustRootKey,
   snapshotKey,
@@ -30,6 +33,18 @@ describe('registry layout', () => {
     expect(parseTrustRootKey('trust/root/012.json')).toBeUndefined();
     expect(parseSeqKey('fleet/log/000000000042.json', FLEET_LOG_PREFIX)).toBe(42);
     expect(parseSeqKey('fleet/log/42.json', FLEET_LOG_PREFIX)).toBeUndefined();
+  });
+
+  it('files feedback index markers by time, so one listing after a time finds what is newer', () => {
+    const t = new Date('2026-12-06T08:46:41.123Z');
+    const key = feedbackIndexKey(t, 'edge-par-1', 7);
+    expect(key).toBe('feedback-index/20261206T084641.123Z/edge-par-1/000000000007');
+    expect(parseFeedbackIndexKey(key)).toEqual({ time: t, site: 'edge-par-1', seq: 7 });
+    expect(feedbackIndexFrom(t) < key).toBe(true);
+    expect(feedbackIndexFrom(new Date(t.getTime() + 1)) > key).toBe(true);
+    expect(parseFeedbackIndexKey('feedback-index/20261206T084641.123Z/.x/000000000007')).toBeUndefined();
+    expect(parseFeedbackIndexKey('feedback-index/20261306T084641.123Z/a/000000000007')).toBeUndefined();
+    expect(() => feedbackIndexKey(new Date(Number.NaN), 'a', 1)).toThrow(/invalid feedback index time/);
   });
 
   it('refuses components that could escape their directory', () => {

@@ -13,7 +13,7 @@ import { applyFleet } from '../../src/fleet/apply.js';
 import type { FleetState } from '../../src/fleet/state.js';
 import { encodeEnvelope } from '../../src/registry/envelope.js';
 import { generateKeyPair, type KeyPair } from '../../src/registry/keys.js';
-import { feedbackKey, trustRootKey } from '../../src/registry/layout.js';
+import { trustRootKey } from '../../src/registry/layout.js';
 import type { Store } from '../../src/registry/store.js';
 import { readLatest, type FleetWriter } from '../../src/rollout/append.js';
 import {
@@ -25,6 +25,7 @@ import {
   type FeedbackRefs,
   type FeedbackReport,
 } from '../../src/site/feedback/report.js';
+import { putReport } from '../../src/site/feedback/timeline.js';
 import {
   makeTrust,
   publishManifest,
@@ -147,7 +148,7 @@ export function feedbackWriter(
       }));
     }
     const env = signReport(report, tr.signer ?? (keys.get(site) as KeyPair));
-    await store.putIfAbsent(feedbackKey(site, n), encodeEnvelope(env));
+    await putReport(store, site, n, encodeEnvelope(env));
     return report;
   };
 }

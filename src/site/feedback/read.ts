@@ -1,8 +1,9 @@
 /**
  * Reading feedback for the rollout controller (DESIGN: Feedback and rollouts): lists a site's
  * reports in the registry after the last one seen (`afterSeq` becomes the list's `startAfter`, so
- * a poll costs requests for what is new, not for the site's whole history), verifies each against the key declared for that site and returns them
- * in seq order. Reports that fail verification (another key, a report claiming another site or
+ * a poll costs requests for what is new, not for the site's whole history), verifies each against
+ * the key declared for that site and returns them in seq order. The rollout controller reads new
+ * reports through the fleet-wide index instead (feed.ts) and uses this per-site read as a fallback. Reports that fail verification (another key, a report claiming another site or
  * seq, a malformed payload) are ignored as DESIGN requires, but listed in `rejected` with the
  * reason so the controller can show them; they never abort the read.
  */
@@ -29,6 +30,42 @@ export interface ReadFeedbackResult {
   lastSeq: number;
 }
 
+export interface ReadReportResult {
+  /** The verified report; undefined when missing (deleted by gc) or rejected. */
+  report?: FeedbackReport;
+  rejected?: { key: string; reason: string };
+}
+
+/** GETs and verifies report `seq` of `site` (one request); a bad report is `rejected`, never thrown. */
+export async function readReport(
+  store: Store,
+  site: string,
+  seq: number,
+  declared: DeclaredSiteKeys,
+): Promise<ReadReportResult> {
+  const key = feedbackKey(site, seq);
+  let obj;
+  try {
+    obj = await store.get(key);
+  } catch (err) {
+    // Over the feedback cap, refused before reading (E_OBJECT_TOO_LARGE): rejected like a bad report.
+    if (!(err instanceof VerificationError)) throw err;
+    return { rejected: { key, reason: err.message } };
+  }
+  if (!obj) return {}; // deleted between list and get (registry gc)
+  try {
+    return {
+      report: verifyReport(decodeEnvelope(obj.body, key), declared, {
+        what: key,
+        expectSite: site,
+        expectSeq: seq,
+      }),
+    };
+  } catch (err) {
+    return { rejected: { key, reason: err instanceof Error ? err.message : String(err) } };
+  }
+}
+
 export async function readFeedback(
   store: Store,
   site: string,
@@ -45,27 +82,10 @@ export async function readFeedback(
     .filter((k): k is { key: string; seq: number } => k.seq !== undefined && k.seq > afterSeq)
     .sort((a, b) => a.seq - b.seq);
   const rejected: ReadFeedbackResult['rejected'] = [];
-  const results = await mapConcurrent(keys, opts.concurrency ?? 8, async ({ key, seq }) => {
-    let obj;
-    try {
-      obj = await store.get(key);
-    } catch (err) {
-      // Over the feedback cap, refused before reading (E_OBJECT_TOO_LARGE): rejected like a bad report.
-      if (!(err instanceof VerificationError)) throw err;
-      rejected.push({ key, reason: err.message });
-      return undefined;
-    }
-    if (!obj) return undefined; // deleted between list and get (registry gc)
-    try {
-      return verifyReport(decodeEnvelope(obj.body, key), declared, {
-        what: key,
-        expectSite: site,
-        expectSeq: seq,
-      });
-    } catch (err) {
-      rejected.push({ key, reason: err instanceof Error ? err.message : String(err) });
-      return undefined;
-    }
+  const results = await mapConcurrent(keys, opts.concurrency ?? 8, async ({ seq }) => {
+    const read = await readReport(store, site, seq, declared);
+    if (read.rejected) rejected.push(read.rejected);
+    return read.report;
   });
   const since = opts.since?.getTime();
   const reports = results.filter(

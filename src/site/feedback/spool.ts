@@ -1,7 +1,8 @@
 /**
  * The feedback spool: a crash-safe on-disk queue between the site runtime and the registry
  * (DESIGN: Feedback). Closed windows become signed reports in `<dir>/<seq:012d>.json` and are then
- * uploaded create-only to `feedback/<site>/<seq:012d>.json`; a spool file is deleted only after the
+ * uploaded create-only to `feedback/<site>/<seq:012d>.json` (with its marker in the fleet-wide
+ * index, timeline.ts); a spool file is deleted only after the
  * registry holds exactly its bytes. Offline, files stay and uploads are retried with exponential
  * backoff; after a restart the spool resumes from its files.
  *
@@ -25,6 +26,7 @@ import { decodeEnvelope, encodeEnvelope } from '../../registry/envelope.js';
 import type { KeyPair } from '../../registry/keys.js';
 import { feedbackKey, feedbackPrefix, parseSeqKey } from '../../registry/layout.js';
 import type { Store } from '../../registry/store.js';
+import { putReport } from './timeline.js';
 import {
   FEEDBACK_REPORT_VERSION,
   signReport,
@@ -210,7 +212,9 @@ export class FeedbackSpool {
     }
     const key = feedbackKey(this.opts.site, seq);
     try {
-      const res = await this.opts.store.putIfAbsent(key, bytes);
+      // The report, then its marker in the fleet-wide index (timeline.ts): a crash between the two
+      // keeps the spool file, and the retry finds the report `exists` and writes the marker.
+      const res = await putReport(this.opts.store, this.opts.site, seq, bytes, this.now);
       this.opts.onEvent?.({ kind: 'uploaded', seq, key, status: res.status });
     } catch (err) {
       if (!(err instanceof ConflictError)) throw err;
