@@ -34,6 +34,8 @@ export interface WireInitializer {
   name: string;
   dims: number[];
   dataType: number;
+  /** Where raw_data (field 9) lies in the model's bytes, when the weight is stored inline. */
+  rawData: { start: number; end: number } | undefined;
 }
 
 export interface WireGraph {
@@ -55,10 +57,12 @@ function readInitializer(buf: Uint8Array, f: WireField): WireInitializer {
   const fields = readFields(buf, f.valueStart, f.end);
   const name = fields.find((x) => x.field === 8);
   const type = fields.find((x) => x.field === 2);
+  const raw = fields.find((x) => x.field === 9 && x.wire === 2);
   return {
     name: name ? fieldString(buf, name) : '',
     dims: fieldInts(buf, fields, 1),
     dataType: type?.value ?? 0,
+    rawData: raw ? { start: raw.valueStart, end: raw.end } : undefined,
   };
 }
 

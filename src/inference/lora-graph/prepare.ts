@@ -38,6 +38,8 @@ export interface PrepareOptions {
   version?: string | undefined;
   /** Name of the prepared artifact; default: the source's (which is what makes publish dedupe). */
   name?: string | undefined;
+  /** Role of the prepared artifact; default: the source's. */
+  role?: 'draft' | 'verifier' | undefined;
 }
 
 export interface PreparedGraph {
@@ -160,7 +162,7 @@ function writeArtifactFiles(
     kind: 'model',
     name,
     version,
-    role: yaml.role,
+    role: opts.role ?? yaml.role,
     file: yaml.file,
     dtype: yaml.dtype,
     sync: yaml.sync,
