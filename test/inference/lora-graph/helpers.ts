@@ -5,8 +5,14 @@
  * W + (alpha / r)·(B·A)ᵀ (the export stores W as [in, out], MatMul's layout).
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { readModel } from '../../../src/inference/lora-graph/onnx-wire.js';
+import {
+  concat,
+  lenField,
+  readFields,
+  varintField,
+} from '../../../src/inference/lora-graph/protobuf-wire.js';
 import { safetensorsBytes, type TensorSpec } from '../helpers.js';
 
 export const FAMILIES_DIR = join(import.meta.dirname, '..', '..', 'fixtures', 'families');
@@ -98,4 +104,40 @@ export function mergedModel(file: string, lora: LoraWeights): Uint8Array {
     buf.set(new Uint8Array(w.buffer), init.rawData.start);
   }
   return buf;
+}
+
+/**
+ * The model at `file` with its inline initializers moved to `<name>_data` next to it, as large
+ * exports ship (TensorProto.data_location = EXTERNAL, external_data location/offset/length).
+ */
+export function toExternalData(file: string): void {
+  const buf = new Uint8Array(readFileSync(file));
+  const model = readModel(buf);
+  const location = `${basename(file)}_data`;
+  const data: Uint8Array[] = [];
+  let offset = 0;
+  const entry = (key: string, value: string) => lenField(13, concat([lenField(1, key), lenField(2, value)]));
+  const graph = concat(
+    model.graph.fields.map((f) => {
+      if (f.field !== 5) return buf.subarray(f.start, f.end);
+      const fields = readFields(buf, f.valueStart, f.end);
+      const raw = fields.find((x) => x.field === 9);
+      if (!raw) return buf.subarray(f.start, f.end);
+      const bytes = buf.subarray(raw.valueStart, raw.end);
+      data.push(bytes);
+      const kept = fields.filter((x) => x.field !== 9).map((x) => buf.subarray(x.start, x.end));
+      const ext = [
+        entry('location', location),
+        entry('offset', String(offset)),
+        entry('length', String(bytes.length)),
+      ];
+      offset += bytes.length;
+      return lenField(5, concat([...kept, ...ext, varintField(14, 1)]));
+    }),
+  );
+  const out = concat(
+    model.fields.map((f) => (f.field === 7 ? lenField(7, graph) : buf.subarray(f.start, f.end))),
+  );
+  writeFileSync(file, out);
+  writeFileSync(join(dirname(file), location), concat(data));
 }
