@@ -2,7 +2,8 @@
  * `model prepare` on an export whose weights are in external data (`onnx/model.onnx_data`), as every
  * real-size Hugging Face export is: the data file is carried over byte for byte (hard-linked), the
  * prepared graph runs the base model exactly, and publishing the prepared version after the
- * original uploads only the small graph and config: every chunk of the weights is reused.
+ * original uploads only the small graph and config: every chunk of the weights is reused. Prepared
+ * from the published ref (`model prepare model/smollm2@1.0.0`), the result is the same bytes.
  */
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -63,5 +64,31 @@ describe('model prepare on an export with external data', () => {
     );
     expect(prepared.bytesUploaded).toBeLessThanOrEqual(rest);
     expect(prepared.bytesUploaded).toBeLessThan(prepared.bytesTotal / 10);
+
+    // Prepared from the published ref instead of the directory: the same graph, name and role.
+    const fromRef = join(tmp, 'from-ref');
+    const r = await runCli(
+      [
+        'model',
+        'prepare',
+        'model/smollm2@1.0.0',
+        '--lora-targets',
+        'q_proj,v_proj',
+        '--rank-max',
+        '8',
+        '--out',
+        fromRef,
+        '--version',
+        '1.2.0',
+        '--json',
+      ],
+      { cwd: project, env: { XDG_CACHE_HOME: join(tmp, 'cache') } },
+    );
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    for (const f of ['onnx/model.onnx', 'onnx/model.onnx_data', 'config.json'])
+      expect(readFileSync(join(fromRef, f)).equals(readFileSync(join(out, f))), f).toBe(true);
+    expect(readFileSync(join(fromRef, 'artifact.yaml'), 'utf8')).toMatch(
+      /^name: smollm2\nversion: 1\.2\.0\nrole: draft$/m,
+    );
   }, 300_000);
 });
