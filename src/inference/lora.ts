@@ -78,20 +78,21 @@ function patternValue(pattern: Record<string, number> | null | undefined, path: 
   return undefined;
 }
 
-export function loadLoraAdapter(
-  dir: string,
+type Pair = { slot: LoraSlot; path: string; a?: F32Tensor; b?: F32Tensor };
+type Module = { slot: LoraSlot; a: F32Tensor; b: F32Tensor; r: number; scale: number };
+type AdapterConfig = z.infer<typeof adapterConfigSchema>;
+
+/** Reads the adapter's weights; refuses a model without LoRA inputs first (nothing to feed). */
+function readWeights(
+  name: string,
+  weightsFile: string,
   lora: LoraSlots | undefined,
-  opts: LoadLoraOptions = {},
-): LoraAdapter {
-  const name = opts.name ?? dir.split(/[\\/]/).filter(Boolean).pop() ?? dir;
-  const configFile = join(dir, ADAPTER_CONFIG_FILE);
-  const weightsFile = join(dir, ADAPTER_WEIGHTS_FILE);
-  const parsed = readYamlWithSchema(configFile, adapterConfigSchema);
-  const cfg = parsed.value;
+): [LoraSlots, Map<string, F32Tensor>] {
   if (lora === undefined) {
     throw adapterError(
       `adapter ${name}: the model takes no LoRA inputs, so adapters cannot be applied to it`,
-      'Apply adapters to a draft model exported with lora.<layer>.<module>.A|B inputs.',
+      'Serve adapters on a model with lora.<layer>.<module>.A|B inputs: prepare a downloaded export with ' +
+        '`edgectl model prepare <dir> --lora-targets <modules> --rank-max <r> --out <dir>` (docs/operations.md).',
     );
   }
   let bytes: Uint8Array;
@@ -103,10 +104,16 @@ export function loadLoraAdapter(
       'A PEFT adapter directory holds adapter_config.json and adapter_model.safetensors.',
     );
   }
-  const tensors = readSafetensors(bytes, weightsFile);
+  return [lora, readSafetensors(bytes, weightsFile)];
+}
 
-  // Pair up A and B per layer/module, validating each against the model's slot.
-  const pairs = new Map<string, { slot: LoraSlot; path: string; a?: F32Tensor; b?: F32Tensor }>();
+/** Pairs up A and B per layer/module, validating each against the model's slot. */
+function pairTensors(
+  tensors: Map<string, F32Tensor>,
+  lora: LoraSlots,
+  weightsFile: string,
+): Map<string, Pair> {
+  const pairs = new Map<string, Pair>();
   for (const [tensorName, tensor] of tensors) {
     const m = TENSOR.exec(tensorName);
     if (!m) {
@@ -123,7 +130,7 @@ export function loadLoraAdapter(
       const known = lora.modules.join(', ');
       throw adapterError(
         `${weightsFile}: tensor ${tensorName} targets ${module} in layer ${layer}, but the model has LoRA inputs only for ${known} in layers 0..${Math.max(...[...lora.slots.values()].map((s) => s.layer))}`,
-        `Train the adapter for this base model with target_modules within [${known}].`,
+        `Train the adapter for this base model with target_modules within [${known}], or prepare the model with --lora-targets including ${module}.`,
         { tensor: tensorName, module, layer },
       );
     }
@@ -138,58 +145,70 @@ export function loadLoraAdapter(
       'Re-export the adapter with PEFT save_pretrained().',
     );
   }
+  return pairs;
+}
 
-  const modules = new Map<string, { slot: LoraSlot; a: F32Tensor; b: F32Tensor; r: number; scale: number }>();
-  for (const [key, { slot, path, a, b }] of pairs) {
-    if (a === undefined || b === undefined) {
-      throw adapterError(
-        `${weightsFile}: ${path} has lora_${a ? 'A' : 'B'} but no lora_${a ? 'B' : 'A'}`,
-        'The adapter file is incomplete; re-export it.',
-      );
-    }
-    const [r, fanIn] = a.shape;
-    const [fanOut, rB] = b.shape;
-    if (
-      a.shape.length !== 2 ||
-      b.shape.length !== 2 ||
-      r !== rB ||
-      fanIn !== slot.inFeatures ||
-      fanOut !== slot.outFeatures
-    ) {
-      throw adapterError(
-        `${weightsFile}: ${path}: lora_A is [${a.shape}] and lora_B is [${b.shape}], but the model's ${slot.module} needs A [r, ${slot.inFeatures}] and B [${slot.outFeatures}, r]`,
-        'The adapter was trained for a different base model; use an adapter made for this model.',
-        { tensor: path, a: a.shape, b: b.shape, in: slot.inFeatures, out: slot.outFeatures },
-      );
-    }
-    const rank = r as number;
-    const expectedRank = patternValue(cfg.rank_pattern, path) ?? cfg.r;
-    if (rank !== expectedRank) {
-      throw adapterError(
-        `${configFile}:${parsed.lineOf(['r'])}: r: ${cfg.r} does not match the rank ${rank} of ${path} in ${ADAPTER_WEIGHTS_FILE}`,
-        'Fix r (or rank_pattern) in adapter_config.json to match the weights.',
-      );
-    }
-    if (lora.maxRank !== undefined && rank > lora.maxRank) {
-      throw adapterError(
-        `${configFile}:${parsed.lineOf(['r'])}: r: rank ${rank} of ${path} exceeds the model's max_rank ${lora.maxRank}`,
-        `Retrain the adapter with r <= ${lora.maxRank}.`,
-        { rank, maxRank: lora.maxRank },
-      );
-    }
-    const alpha = patternValue(cfg.alpha_pattern, path) ?? cfg.lora_alpha;
-    const scale = cfg.use_rslora ? alpha / Math.sqrt(rank) : alpha / rank;
-    modules.set(key, { slot, a, b, r: rank, scale });
+interface ConfigRef {
+  cfg: AdapterConfig;
+  configFile: string;
+  weightsFile: string;
+  rLine: number | undefined;
+}
+
+/** One module's A and B checked against its slot, the config's rank and the model's max_rank. */
+function checkPair({ slot, path, a, b }: Pair, lora: LoraSlots, c: ConfigRef): Module {
+  const { cfg, configFile, weightsFile } = c;
+  if (a === undefined || b === undefined) {
+    throw adapterError(
+      `${weightsFile}: ${path} has lora_${a ? 'A' : 'B'} but no lora_${a ? 'B' : 'A'}`,
+      'The adapter file is incomplete; re-export it.',
+    );
   }
+  const [r, fanIn] = a.shape;
+  const [fanOut, rB] = b.shape;
+  if (
+    a.shape.length !== 2 ||
+    b.shape.length !== 2 ||
+    r !== rB ||
+    fanIn !== slot.inFeatures ||
+    fanOut !== slot.outFeatures
+  ) {
+    throw adapterError(
+      `${weightsFile}: ${path}: lora_A is [${a.shape}] and lora_B is [${b.shape}], but the model's ${slot.module} needs A [r, ${slot.inFeatures}] and B [${slot.outFeatures}, r]`,
+      'The adapter was trained for a different base model; use an adapter made for this model.',
+      { tensor: path, a: a.shape, b: b.shape, in: slot.inFeatures, out: slot.outFeatures },
+    );
+  }
+  const rank = r as number;
+  if (rank !== (patternValue(cfg.rank_pattern, path) ?? cfg.r)) {
+    throw adapterError(
+      `${configFile}:${c.rLine}: r: ${cfg.r} does not match the rank ${rank} of ${path} in ${ADAPTER_WEIGHTS_FILE}`,
+      'Fix r (or rank_pattern) in adapter_config.json to match the weights.',
+    );
+  }
+  if (lora.maxRank !== undefined && rank > lora.maxRank) {
+    throw adapterError(
+      `${configFile}:${c.rLine}: r: rank ${rank} of ${path} exceeds the model's max_rank ${lora.maxRank}`,
+      `Retrain the adapter with r <= ${lora.maxRank}, or prepare the model with a larger --rank-max.`,
+      { rank, maxRank: lora.maxRank },
+    );
+  }
+  const alpha = patternValue(cfg.alpha_pattern, path) ?? cfg.lora_alpha;
+  return { slot, a, b, r: rank, scale: cfg.use_rslora ? alpha / Math.sqrt(rank) : alpha / rank };
+}
 
-  const rank = Math.max(...[...modules.values()].map((m) => m.r));
+/** Feeds for every slot at the common rank: the adapter's modules (scale folded into B), zeros elsewhere. */
+function buildFeeds(
+  lora: LoraSlots,
+  modules: Map<string, Module>,
+  rank: number,
+): { feeds: LoraFeeds; bytes: number } {
   const feeds: Record<string, Tensor> = {};
-  let total = 0;
+  let bytes = 0;
   for (const slot of lora.slots.values()) {
-    const key = `${slot.layer}.${slot.module}`;
     const aData = new Float32Array(rank * slot.inFeatures);
     const bData = new Float32Array(slot.outFeatures * rank);
-    const m = modules.get(key);
+    const m = modules.get(`${slot.layer}.${slot.module}`);
     if (m !== undefined) {
       aData.set(m.a.data); // rows 0..r-1 of [rank, in]; the rest stay zero
       for (let o = 0; o < slot.outFeatures; o++) {
@@ -204,16 +223,35 @@ export function loadLoraAdapter(
       slot.outFeatures,
       rank,
     ]);
-    total += (aData.length + bData.length) * 4;
+    bytes += (aData.length + bData.length) * 4;
   }
+  return { feeds, bytes };
+}
+
+export function loadLoraAdapter(
+  dir: string,
+  lora: LoraSlots | undefined,
+  opts: LoadLoraOptions = {},
+): LoraAdapter {
+  const name = opts.name ?? dir.split(/[\\/]/).filter(Boolean).pop() ?? dir;
+  const configFile = join(dir, ADAPTER_CONFIG_FILE);
+  const weightsFile = join(dir, ADAPTER_WEIGHTS_FILE);
+  const parsed = readYamlWithSchema(configFile, adapterConfigSchema);
+  const [slots, tensors] = readWeights(name, weightsFile, lora);
+  const ref: ConfigRef = { cfg: parsed.value, configFile, weightsFile, rLine: parsed.lineOf(['r']) };
+  const modules = new Map<string, Module>();
+  for (const [key, pair] of pairTensors(tensors, slots, weightsFile))
+    modules.set(key, checkPair(pair, slots, ref));
+  const rank = Math.max(...[...modules.values()].map((m) => m.r));
+  const { feeds, bytes } = buildFeeds(slots, modules, rank);
   return {
     name,
     dir,
     rank,
-    baseModel: cfg.base_model_name_or_path ?? undefined,
+    baseModel: parsed.value.base_model_name_or_path ?? undefined,
     modules: [...new Set([...modules.values()].map((m) => m.slot.module))],
     targets: [...modules.keys()],
     feeds,
-    bytes: total,
+    bytes,
   };
 }

@@ -21,7 +21,17 @@ describe('CLI help, completion and did-you-mean', () => {
     const r = await runCli(['--help'], { cwd });
     expect(r.code).toBe(0);
     const topics = r.stdout.slice(r.stdout.indexOf('TOPICS'), r.stdout.indexOf('COMMANDS'));
-    for (const t of ['artifact', 'fleet', 'keys', 'publish', 'registry', 'site', 'trust', 'verifier']) {
+    for (const t of [
+      'artifact',
+      'fleet',
+      'keys',
+      'model',
+      'publish',
+      'registry',
+      'site',
+      'trust',
+      'verifier',
+    ]) {
       expect(topics).toMatch(new RegExp(`^  ${t} +\\S`, 'm'));
     }
     for (const c of ['autocomplete', 'doctor', 'init', 'lint'])

@@ -131,7 +131,17 @@ export async function validateAdapter(ctx: ValidateContext): Promise<{ meta: Met
       `${unsupported.join(', ')} not supported by ${base.ref} (it accepts ${support.targetModules.join(', ')})`,
     );
   }
-  const baseLayers = positiveInt(baseConfig, 'num_hidden_layers', baseWhat);
+  // Multimodal wrappers (Gemma 3) keep the text model's sizes in text_config, as validate/model.ts reads them.
+  const textConfig = baseConfig.text_config;
+  const baseLayers =
+    typeof textConfig === 'object' && textConfig !== null && !Array.isArray(textConfig)
+      ? positiveInt(
+          textConfig as Record<string, unknown>,
+          'num_hidden_layers',
+          baseWhat,
+          'text_config.num_hidden_layers',
+        )
+      : positiveInt(baseConfig, 'num_hidden_layers', baseWhat);
 
   const weightsFile = join(ctx.dir, 'adapter_model.safetensors');
   const tensors = await readSafetensorsHeader(weightsFile);
