@@ -14,7 +14,7 @@ import { collect, generate, generateSpeculative, type GenerateEvent } from '../i
 import { HttpVerifier } from '../inference/http-verifier.js';
 import { loadLoraAdapter } from '../inference/lora.js';
 import { LmSession } from '../inference/model-session.js';
-import type { SamplingParams } from '../inference/sampling.js';
+import { hasRepetitionPenalty, type SamplingParams } from '../inference/sampling.js';
 import { TextTokenizer, TOKENIZER_FILE } from '../inference/tokenizer.js';
 
 export type GenerateRoute = 'edge' | 'speculative' | 'cloud';
@@ -37,6 +37,8 @@ export interface GenerateTextOptions {
   maxTokens: number;
   temperature: number;
   topP: number | undefined;
+  /** Default: the draft model's generation_config.json `repetition_penalty` (cloud: none). */
+  repetitionPenalty?: number | undefined;
   seed: number | undefined;
   stop: string[];
   /** ONNX Runtime threads for the draft model. */
@@ -80,6 +82,7 @@ export async function generateText(opts: GenerateTextOptions): Promise<GenerateT
   }
   const sampling: SamplingParams = { temperature: opts.temperature };
   if (opts.topP !== undefined) sampling.topP = opts.topP;
+  if (opts.repetitionPenalty !== undefined) sampling.repetitionPenalty = opts.repetitionPenalty;
   if (opts.chat && !opts.modelDir) {
     throw new UserError('--chat needs --model: the chat template comes from the model directory', {
       code: 'E_USAGE',
@@ -93,6 +96,7 @@ export async function generateText(opts: GenerateTextOptions): Promise<GenerateT
   const modelDir = opts.modelDir as string;
   const tokenizer = TextTokenizer.load(modelDir);
   const draft = await LmSession.load(modelDir, { intraOpThreads: opts.threads, modelFile: opts.modelFile });
+  sampling.repetitionPenalty ??= draft.config.defaults.repetitionPenalty;
   let verifier: HttpVerifier | undefined;
   try {
     const lora = opts.adapterDir ? loadLoraAdapter(opts.adapterDir, draft.inputs.lora).feeds : undefined;
@@ -165,6 +169,9 @@ async function generateCloud(
         max_tokens: opts.maxTokens,
         temperature: sampling.temperature,
         ...(sampling.topP === undefined ? {} : { top_p: sampling.topP }),
+        ...(hasRepetitionPenalty(sampling)
+          ? { repetition_penalty: sampling.repetitionPenalty as number }
+          : {}),
         ...(opts.stop.length ? { stop: opts.stop } : {}),
         ...(opts.seed === undefined ? {} : { seed: opts.seed }),
         stream_options: { include_usage: true },

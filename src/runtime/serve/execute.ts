@@ -22,7 +22,7 @@ import type { HttpVerifier } from '../../inference/http-verifier.js';
 import { MAX_DRAFT_TOKENS } from '../../inference/in-process-verifier.js';
 import type { KvCache } from '../../inference/kv-cache.js';
 import type { LoraFeeds } from '../../inference/lora-slots.js';
-import type { SamplingParams } from '../../inference/sampling.js';
+import { hasRepetitionPenalty, type SamplingParams } from '../../inference/sampling.js';
 import type {
   Verifier,
   VerifierSession,
@@ -311,6 +311,9 @@ async function cloud(opts: RunOptions, verifier: HttpVerifier, state: RunState):
         max_tokens: opts.maxTokens,
         temperature: opts.sampling.temperature,
         ...(opts.sampling.topP === undefined ? {} : { top_p: opts.sampling.topP }),
+        ...(hasRepetitionPenalty(opts.sampling)
+          ? { repetition_penalty: opts.sampling.repetitionPenalty as number }
+          : {}),
         ...(opts.seed === undefined ? {} : { seed: opts.seed }),
         ...(opts.ignoreEos ? { ignore_eos: true } : {}),
       },

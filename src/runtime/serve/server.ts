@@ -293,6 +293,8 @@ export async function startRuntimeServer(
     const sampling: SamplingParams = { temperature: body.temperature ?? defaults.temperature };
     const topP = body.top_p ?? (body.temperature == null ? defaults.topP : undefined);
     if (topP !== undefined) sampling.topP = topP;
+    const penalty = body.repetition_penalty ?? defaults.repetitionPenalty;
+    if (penalty !== undefined && penalty !== 1) sampling.repetitionPenalty = penalty;
     const stops = stopList(body.stop);
     let text: string;
     let maxTokens = body.max_tokens ?? undefined;
