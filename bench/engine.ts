@@ -9,6 +9,10 @@
  * 3. Greedy speculative decoding on artifacts/prompts/*.jsonl (k = 4 and adaptive k): acceptance
  *    rate, tokens per verify round, verifier passes per output token; baseline in the same run:
  *    verifier-only greedy decoding of the same prompts (tokens/s and passes per token = 1).
+ * 4. Issue #17 (engine-variants.ts): fp32 against q4 of the same weights (fixture draft, the
+ *    SmolLM2-shaped family fixture, a generated SmolLM2-135M-shaped export), transformers.js as a
+ *    peer on the same files, and the chat template's cost per request. `BENCH_ENGINE_ONLY=variants`
+ *    runs this section alone.
  *
  * Timings are medians over repeats, since the CI machine is shared. Env: BENCH_PROMPTS (prompts per
  * domain, default 32), BENCH_TOKENS (tokens per prompt, default 32), EDGECTL_FIXTURES_DIR.
@@ -27,6 +31,7 @@ import {
   type GenerationStats,
   type LoraFeeds,
 } from '../src/inference/index.js';
+import { variantsBench } from './engine-variants.js';
 
 const ROOT = process.env.EDGECTL_FIXTURES_DIR ?? join(import.meta.dirname, '..', 'artifacts');
 const PROMPTS = Number(process.env.BENCH_PROMPTS ?? 32);
@@ -219,6 +224,11 @@ async function verifierOnly(model: LmSession, prompts: number[][]): Promise<Spec
 }
 
 async function main(): Promise<void> {
+  if (process.env.BENCH_ENGINE_ONLY === 'variants') {
+    const result = { bench: 'engine', fixtures: ROOT, issue17_variants: await variantsBench(ROOT) };
+    process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+    return;
+  }
   const draftDir = join(ROOT, 'models', 'draft');
   const verifierDir = join(ROOT, 'models', 'verifier');
   const [draft, verifierModel] = await Promise.all([LmSession.load(draftDir), LmSession.load(verifierDir)]);
@@ -264,6 +274,7 @@ async function main(): Promise<void> {
         support_with_support_lora: await speculative(draft, verifier, supportPrompts, 'auto', support.feeds),
       },
     },
+    issue17_variants: await variantsBench(ROOT),
   };
   process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
   await Promise.all([draft.release(), verifierModel.release()]);

@@ -6,6 +6,7 @@ import { UserError } from '../src/cli/errors.js';
 import { generateText, type GenerateTextResult } from '../src/generate/generate-text.js';
 import { resolveModelSource } from '../src/server/verifier/model-source.js';
 import { VERIFIER_TOKEN_ENV } from '../src/server/verifier/protocol.js';
+import { REPETITION_PENALTY_RANGE } from '../src/inference/sampling.js';
 
 export default class Generate extends BaseCommand<typeof Generate> {
   static override summary = 'Generate text edge-only, speculatively against a verifier, or cloud-only.';
@@ -60,6 +61,9 @@ export default class Generate extends BaseCommand<typeof Generate> {
     'max-tokens': Flags.integer({ summary: 'Most tokens to generate.', default: 64, min: 1 }),
     temperature: Flags.string({ summary: 'Sampling temperature (0 = greedy).', default: '0' }),
     'top-p': Flags.string({ summary: 'Nucleus sampling mass (0 < p <= 1).' }),
+    'repetition-penalty': Flags.string({
+      summary: `Hugging Face repetition penalty, ${REPETITION_PENALTY_RANGE.min}..${REPETITION_PENALTY_RANGE.max} (1 = off; default: the model's generation_config.json).`,
+    }),
     seed: Flags.integer({ summary: 'Seed for reproducible sampling.' }),
     stop: Flags.string({ summary: 'Stop string (repeatable); the text ends before it.', multiple: true }),
     threads: Flags.integer({ summary: 'CPU threads for the draft model.', default: 1, min: 1 }),
@@ -91,6 +95,15 @@ export default class Generate extends BaseCommand<typeof Generate> {
         maxTokens: f['max-tokens'],
         temperature: parseNumber(f.temperature, '--temperature', 0, 100),
         topP: f['top-p'] === undefined ? undefined : parseNumber(f['top-p'], '--top-p', Number.MIN_VALUE, 1),
+        repetitionPenalty:
+          f['repetition-penalty'] === undefined
+            ? undefined
+            : parseNumber(
+                f['repetition-penalty'],
+                '--repetition-penalty',
+                REPETITION_PENALTY_RANGE.min,
+                REPETITION_PENALTY_RANGE.max,
+              ),
         seed: f.seed,
         stop: f.stop ?? [],
         threads: f.threads,

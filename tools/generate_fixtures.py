@@ -29,7 +29,7 @@ import time
 import numpy as np
 import torch
 
-from fixtures import agreement, bpe, corpus, export_onnx, families, lean_onnx, tiny_hf
+from fixtures import agreement, bpe, corpus, export_onnx, families, lean_onnx, q4, tiny_hf
 from fixtures.model import Decoder, ModelConfig, count_parameters, macs_per_token
 from fixtures.safetensors_io import write_safetensors
 from fixtures.train import Mixture, distill, new_lora, scaled, teacher_rollouts, train_lm
@@ -108,6 +108,8 @@ def write_model_dir(out: str, name: str, role: str, model: Decoder, tok: bpe.Byt
     # benchmark modes share.
     if role == "draft":
         lean_onnx.export(model, os.path.join(d, "model.onnx"), with_lora=True)
+        # Its q4 variant (MatMulNBits, as onnx-community's q4 exports), chosen by artifact.yaml `dtype: q4`.
+        q4.quantize_file(os.path.join(d, "model.onnx"), os.path.join(d, "model_q4.onnx"))
     else:
         export_onnx.export(model, os.path.join(d, "model.onnx"), with_lora=False)
     write_json(os.path.join(d, "config.json"), hf_config(model.cfg, role))
@@ -274,6 +276,8 @@ def main() -> None:
     sample_texts = texts["general"][:3] + texts["support"][:3] + ["Hello world! It's 7:30, isn't it?  Order #48213 <|endoftext|>next"]
     os.makedirs(os.path.dirname(golden_path), exist_ok=True)
     write_json(golden_path, golden(draft, verifier, tok, prompts, adapters, sample_texts))
+    # The q4 draft's reference: the same Decoder with its weights dequantized from q4 (fixtures/q4.py).
+    q4.add_q4_golden(golden_path, os.path.join(out, "models", "draft"))
     # The committed golden file lives in test/, which `npm run lint` checks with Prettier.
     subprocess.call([shutil.which("npx") or "npx", "prettier", "--log-level", "warn", "--write", golden_path], cwd=ROOT)
 

@@ -47,6 +47,8 @@ export interface GenerateTextOptions {
   maxTokens: number;
   temperature: number;
   topP: number | undefined;
+  /** Default: the draft model's generation_config.json `repetition_penalty` (cloud: none). */
+  repetitionPenalty?: number | undefined;
   seed: number | undefined;
   stop: string[];
   /** ONNX Runtime threads for the draft model. */
@@ -153,6 +155,8 @@ async function runOnRoute(
 ): Promise<RouteRun> {
   const sampling: SamplingParams = { temperature: opts.temperature };
   if (opts.topP !== undefined) sampling.topP = opts.topP;
+  const penalty = opts.repetitionPenalty ?? draft?.config.defaults.repetitionPenalty;
+  if (penalty !== undefined) sampling.repetitionPenalty = penalty;
   const state = newRunState(route);
   const t0 = performance.now();
   let ttftMs: number | null = null;

@@ -22,7 +22,14 @@ import type { KvCache } from './kv-cache.js';
 import type { LoraFeeds } from './lora-slots.js';
 import type { CausalLm } from './model-session.js';
 import { createRng } from './rng.js';
-import { GREEDY, isGreedy, sampleToken, validateSamplingParams, type SamplingParams } from './sampling.js';
+import {
+  GREEDY,
+  isGreedy,
+  penalizedRow,
+  sampleToken,
+  validateSamplingParams,
+  type SamplingParams,
+} from './sampling.js';
 import { Drafter, speculativeRound } from './speculative.js';
 import { StopMatcher } from './stop.js';
 import type { StreamDetokenizer, TextTokenizer } from './tokenizer.js';
@@ -159,7 +166,7 @@ export async function* generate(
       finish = 'length';
       break;
     }
-    const row = await state.nextLogits(opts.lora);
+    const row = penalizedRow(await state.nextLogits(opts.lora), state.tokens, sampling);
     const token = sampleToken(row, sampling, rng);
     state.append(token);
     const r = out.push(token);

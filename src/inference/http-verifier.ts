@@ -28,7 +28,7 @@ import {
   type VerifierFeature,
   type VerifyResponse,
 } from '../server/verifier/protocol.js';
-import type { SamplingParams } from './sampling.js';
+import { hasRepetitionPenalty, type SamplingParams } from './sampling.js';
 import { StreamUnavailableError, VerifyStreamPool } from './verify-stream-client.js';
 import {
   toSparse,
@@ -273,6 +273,9 @@ function samplingWire(
   const wire: Record<string, number> = { temperature: sampling?.temperature ?? 0 };
   if (sampling?.topP !== undefined) wire.top_p = sampling.topP;
   if (sampling?.topK !== undefined) wire.top_k = sampling.topK;
+  // Sent only when it changes anything, so penalty-free sessions still work with older servers.
+  if (sampling !== undefined && hasRepetitionPenalty(sampling))
+    wire.repetition_penalty = sampling.repetitionPenalty as number;
   if (seed !== undefined) wire.seed = seed;
   return wire;
 }
@@ -347,7 +350,25 @@ export class HttpVerifier implements Verifier {
     return this.identity.features?.includes(feature) ?? false;
   }
 
+  /**
+   * Refuses, before any request, a repetition penalty this server would not apply the way the
+   * draft does (a server that predates the field refuses it; one that ignored it would break
+   * greedy exactness silently).
+   */
+  requirePenaltySupport(sampling: SamplingParams | undefined): void {
+    if (sampling === undefined || !hasRepetitionPenalty(sampling) || this.supports('repetition_penalty'))
+      return;
+    throw new UserError(
+      `repetition_penalty: the verifier does not support it (its /v1/identity features lack "repetition_penalty")`,
+      {
+        code: 'E_SAMPLING',
+        suggestion: 'Upgrade the verifier to this edgectl version, or leave repetition_penalty at 1.',
+      },
+    );
+  }
+
   async start(promptIds: readonly number[], opts: VerifierStartOptions = {}): Promise<HttpVerifierSession> {
+    this.requirePenaltySupport(opts.sampling);
     // Older servers refuse unknown fields, so the first token is asked for only where announced.
     const first = opts.onFirstToken !== undefined && this.supports('first_token');
     const res = await this.http.json<CreateSessionResponse>('POST', '/v1/sessions', {
@@ -368,6 +389,8 @@ export class HttpVerifier implements Verifier {
     req: CompletionRequest,
     signal?: AbortSignal,
   ): AsyncGenerator<CompletionResponse, void, undefined> {
+    if (req.repetition_penalty !== undefined)
+      this.requirePenaltySupport({ temperature: 0, repetitionPenalty: req.repetition_penalty });
     const res = await this.http.stream('POST', '/v1/completions', { ...req, stream: true }, signal);
     if ((res.statusCode ?? 0) >= 400) {
       let text = '';

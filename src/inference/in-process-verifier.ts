@@ -18,7 +18,10 @@ import { createRng, type Rng } from './rng.js';
 import {
   argmax,
   GREEDY,
+  hasRepetitionPenalty,
   isGreedy,
+  penalizedRow,
+  RepetitionPenalty,
   sampleFrom,
   samplingDistribution,
   validateSamplingParams,
@@ -106,7 +109,7 @@ export class InProcessVerifierSession implements VerifierSession {
    */
   async takeFirstToken(): Promise<number> {
     if (this.firstToken !== undefined) return this.firstToken;
-    const row = await this.state.nextLogits();
+    const row = penalizedRow(await this.state.nextLogits(), this.state.tokens, this.sampling);
     const token = isGreedy(this.sampling)
       ? argmax(row)
       : sampleFrom(samplingDistribution(row, this.sampling), this.rng);
@@ -152,47 +155,28 @@ export class InProcessVerifierSession implements VerifierSession {
 
   private async round({ draft, draftDists }: VerifyRequest): Promise<VerifyResult> {
     const t0 = this.now();
-    const vocab = this.state.model.vocabSize;
-    if (draft.length > MAX_DRAFT_TOKENS) {
-      throw new UserError(`draft has ${draft.length} tokens; at most ${MAX_DRAFT_TOKENS} per round`, {
-        code: 'E_VERIFY_INPUT',
-      });
-    }
-    draft.forEach((id, i) => {
-      if (!Number.isInteger(id) || id < 0 || id >= vocab) {
-        throw new UserError(`draft[${i}]: token id ${id} is outside the vocabulary (0..${vocab - 1})`, {
-          code: 'E_VERIFY_INPUT',
-          suggestion: 'Draft and verifier must share one tokenizer.',
-        });
-      }
-    });
     const greedy = isGreedy(this.sampling);
-    if (!greedy && draft.length > 0 && draftDists?.length !== draft.length) {
-      throw new UserError(
-        `a sampling session needs one draft distribution per drafted token (${draftDists?.length ?? 0} for ${draft.length})`,
-        {
-          code: 'E_VERIFY_INPUT',
-          suggestion: 'Send draftDists, the distributions the draft tokens were sampled from.',
-        },
-      );
-    }
     // Validate everything before the forward pass, so a bad request leaves the session untouched.
-    const q = greedy ? [] : (draftDists ?? []).map((d, i) => toDense(d, vocab, `draftDists[${i}]`));
-    q.forEach((dist, i) => {
-      if (!((dist[draft[i] as number] as number) > 0)) {
-        throw new UserError(`draftDists[${i}] gives probability 0 to the drafted token ${draft[i]}`, {
-          code: 'E_VERIFY_INPUT',
-          suggestion: 'Send the distribution each draft token was actually sampled from.',
-        });
-      }
-    });
+    const q = checkDraft(draft, draftDists, this.state.model.vocabSize, greedy);
     const base = this.state.length;
+    const penalty = hasRepetitionPenalty(this.sampling)
+      ? new RepetitionPenalty(this.sampling.repetitionPenalty as number, this.state.tokens)
+      : undefined;
     // The verifier's logits rows after base-1, base, ..., base+k-1: p_1 .. p_{k+1}.
-    const rows: Float32Array[] = [];
+    let rows: Float32Array[] = [];
     if (this.state.unfed.length === 0) rows.push(await this.state.nextLogits());
     const { logits, unfedCount } = await this.state.feed(draft);
     if (logits !== undefined) {
       for (let r = Math.max(0, unfedCount - 1); r < logits.rows; r++) rows.push(logits.row(r));
+    }
+    // Row i is penalised over the session's tokens plus draft[0..i): exactly the history
+    // verifier-only decoding would have had there, had it produced those drafts itself.
+    if (penalty) {
+      rows = rows.map((row, i) => {
+        const out = penalty.apply(row);
+        if (i < draft.length) penalty.add(draft[i] as number);
+        return out;
+      });
     }
     let result: AcceptanceResult;
     if (greedy) {
@@ -220,4 +204,45 @@ export class InProcessVerifierSession implements VerifierSession {
     this.closed = true;
     this.state.clear();
   }
+}
+
+/** The dense draft distributions of a verify request, after checking every field of it. */
+function checkDraft(
+  draft: readonly number[],
+  draftDists: VerifyRequest['draftDists'],
+  vocab: number,
+  greedy: boolean,
+): Float32Array[] {
+  if (draft.length > MAX_DRAFT_TOKENS) {
+    throw new UserError(`draft has ${draft.length} tokens; at most ${MAX_DRAFT_TOKENS} per round`, {
+      code: 'E_VERIFY_INPUT',
+    });
+  }
+  draft.forEach((id, i) => {
+    if (!Number.isInteger(id) || id < 0 || id >= vocab) {
+      throw new UserError(`draft[${i}]: token id ${id} is outside the vocabulary (0..${vocab - 1})`, {
+        code: 'E_VERIFY_INPUT',
+        suggestion: 'Draft and verifier must share one tokenizer.',
+      });
+    }
+  });
+  if (!greedy && draft.length > 0 && draftDists?.length !== draft.length) {
+    throw new UserError(
+      `a sampling session needs one draft distribution per drafted token (${draftDists?.length ?? 0} for ${draft.length})`,
+      {
+        code: 'E_VERIFY_INPUT',
+        suggestion: 'Send draftDists, the distributions the draft tokens were sampled from.',
+      },
+    );
+  }
+  const q = greedy ? [] : (draftDists ?? []).map((d, i) => toDense(d, vocab, `draftDists[${i}]`));
+  q.forEach((dist, i) => {
+    if (!((dist[draft[i] as number] as number) > 0)) {
+      throw new UserError(`draftDists[${i}] gives probability 0 to the drafted token ${draft[i]}`, {
+        code: 'E_VERIFY_INPUT',
+        suggestion: 'Send the distribution each draft token was actually sampled from.',
+      });
+    }
+  });
+  return q;
 }

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { UserError } from '../cli/errors.js';
 import { readYamlWithSchema } from '../config/yaml-file.js';
+import { REPETITION_PENALTY_RANGE } from './sampling.js';
 
 export const CONFIG_FILE = 'config.json';
 export const GENERATION_CONFIG_FILE = 'generation_config.json';
@@ -54,7 +55,11 @@ const generationConfigSchema = z.looseObject({
   top_k: z.number().int().nonnegative().optional(),
   do_sample: z.boolean().optional(),
   max_new_tokens: positiveInt.optional(),
-  repetition_penalty: z.number().positive().optional(),
+  repetition_penalty: z
+    .number()
+    .min(REPETITION_PENALTY_RANGE.min)
+    .max(REPETITION_PENALTY_RANGE.max)
+    .optional(),
 });
 
 export interface ModelConfig {

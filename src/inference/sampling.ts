@@ -17,7 +17,15 @@ export interface SamplingParams {
   topP?: number;
   /** Keep only the topK most likely tokens. 0 or absent = off; 1 = greedy. */
   topK?: number;
+  /**
+   * Hugging Face's repetition penalty over every token id already in prompt + output, applied to
+   * the logits before anything above (see `RepetitionPenalty`). 1 or absent = off.
+   */
+  repetitionPenalty?: number;
 }
+
+/** The accepted range of `repetition_penalty`; outside it the float32 logits overflow or vanish. */
+export const REPETITION_PENALTY_RANGE = Object.freeze({ min: 0.01, max: 100 });
 
 export const GREEDY: SamplingParams = Object.freeze({ temperature: 0 });
 
@@ -30,7 +38,9 @@ export function validateSamplingParams(params: SamplingParams, where = 'sampling
   const bad = (field: string, why: string): never => {
     throw new UserError(`${where}.${field}: ${why}`, {
       code: 'E_SAMPLING',
-      suggestion: 'Use temperature >= 0 (0 = greedy), 0 < top_p <= 1 and an integer top_k >= 0.',
+      suggestion:
+        'Use temperature >= 0 (0 = greedy), 0 < top_p <= 1, an integer top_k >= 0 and ' +
+        `repetition_penalty in [${REPETITION_PENALTY_RANGE.min}, ${REPETITION_PENALTY_RANGE.max}] (1 = off).`,
     });
   };
   if (!Number.isFinite(params.temperature) || params.temperature < 0)
@@ -39,6 +49,62 @@ export function validateSamplingParams(params: SamplingParams, where = 'sampling
     bad('top_p', `must be in (0, 1], got ${params.topP}`);
   if (params.topK !== undefined && !(Number.isInteger(params.topK) && params.topK >= 0))
     bad('top_k', `must be an integer >= 0, got ${params.topK}`);
+  const rp = params.repetitionPenalty;
+  if (rp !== undefined && !(rp >= REPETITION_PENALTY_RANGE.min && rp <= REPETITION_PENALTY_RANGE.max))
+    bad(
+      'repetition_penalty',
+      `must be a number in [${REPETITION_PENALTY_RANGE.min}, ${REPETITION_PENALTY_RANGE.max}], got ${rp}`,
+    );
+}
+
+/** Whether `params` asks for a repetition penalty (anything but absent or exactly 1). */
+export function hasRepetitionPenalty(params: SamplingParams): boolean {
+  return params.repetitionPenalty !== undefined && params.repetitionPenalty !== 1;
+}
+
+/**
+ * Hugging Face's `RepetitionPenaltyLogitsProcessor` (CTRL, Keskar et al. 2019): every token id
+ * that already occurs in the sequence (prompt and output) has its logit divided by the penalty
+ * when positive and multiplied by it otherwise, once however often it occurred. The draft, the
+ * verifier and single-model decoding all use this one class over the same token history, which
+ * is what keeps greedy speculative output equal to verifier-only output under a penalty.
+ */
+export class RepetitionPenalty {
+  private readonly seen = new Set<number>();
+
+  constructor(
+    readonly penalty: number,
+    history: Iterable<number> = [],
+  ) {
+    for (const id of history) this.seen.add(id);
+  }
+
+  /** Adds a token to the history (a drafted or emitted token). */
+  add(id: number): void {
+    this.seen.add(id);
+  }
+
+  /** The penalised copy of `row` (the row itself, untouched, when the penalty is 1). */
+  apply(row: Float32Array): Float32Array {
+    if (this.penalty === 1 || this.seen.size === 0) return row;
+    const out = new Float32Array(row);
+    for (const id of this.seen) {
+      if (id < 0 || id >= out.length) continue;
+      const v = out[id] as number;
+      out[id] = v > 0 ? v / this.penalty : v * this.penalty;
+    }
+    return out;
+  }
+}
+
+/** `row` penalised over `history` under `params` (the row itself when no penalty is asked). */
+export function penalizedRow(
+  row: Float32Array,
+  history: Iterable<number>,
+  params: SamplingParams,
+): Float32Array {
+  if (!hasRepetitionPenalty(params)) return row;
+  return new RepetitionPenalty(params.repetitionPenalty as number, history).apply(row);
 }
 
 /** Index of the largest value; ties go to the lowest index so every caller agrees. */

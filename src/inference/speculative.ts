@@ -23,6 +23,7 @@ import type { Rng } from './rng.js';
 import {
   argmax,
   isGreedy,
+  penalizedRow,
   sampleFrom,
   samplingDistribution,
   softmaxAt,
@@ -76,7 +77,10 @@ export class Drafter {
     const dists: Float32Array[] = [];
     let confidence = 1;
     for (let i = 0; i < k; i++) {
-      const row = await this.state.nextLogits(this.opts.lora);
+      // Penalised over the draft's own history (prompt, output, earlier drafts of this round),
+      // the same history the verifier penalises this position with.
+      const raw = await this.state.nextLogits(this.opts.lora);
+      const row = penalizedRow(raw, this.state.tokens, this.opts.sampling);
       let token: number;
       if (greedy) {
         token = argmax(row);

@@ -71,4 +71,22 @@ describe('edgectl generate with chat templates and model files', () => {
       /--model-file onnx\/model_q4f16\.onnx does not exist \(it has onnx\/model\.onnx/,
     );
   });
+
+  it('--repetition-penalty changes the edge output and refuses out-of-range values (exit 2)', async () => {
+    const args = ['generate', '--model', DRAFT, '--max-tokens', '24', '--json'];
+    const prompt = 'Customer: my order my order my order is late.\nAgent:';
+    const text = async (extra: string[]) => {
+      const r = await runCli([...args, ...extra, prompt], { cwd: REPO_ROOT });
+      expect(r.code, r.stderr).toBe(0);
+      return r.json<{ text: string }>().text;
+    };
+    expect(await text(['--repetition-penalty', '2'])).not.toBe(await text([]));
+    for (const bad of ['0', 'x']) {
+      const r = await runCli([...args, '--repetition-penalty', bad, 'hi'], { cwd: REPO_ROOT });
+      expect(r.code).toBe(2);
+      expect(r.stdout + r.stderr).toContain(
+        `--repetition-penalty ${bad}: expected a number between 0.01 and 100`,
+      );
+    }
+  });
 });

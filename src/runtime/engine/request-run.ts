@@ -133,6 +133,8 @@ export class RequestRun {
     const sampling: SamplingParams = { temperature: req.temperature ?? defaults.temperature };
     const topP = req.topP ?? (req.temperature === undefined ? defaults.topP : undefined);
     if (topP !== undefined) sampling.topP = topP;
+    const penalty = req.repetitionPenalty ?? defaults.repetitionPenalty;
+    if (penalty !== undefined && penalty !== 1) sampling.repetitionPenalty = penalty;
     const stops = [...req.stops];
     if ('messages' in req.prompt) {
       stops.push(...g.chat.stops);

@@ -24,7 +24,7 @@ import type { HttpVerifier } from '../../inference/http-verifier.js';
 import type { KvCache } from '../../inference/kv-cache.js';
 import type { LoraFeeds } from '../../inference/lora-slots.js';
 import type { CausalLm } from '../../inference/model-session.js';
-import type { SamplingParams } from '../../inference/sampling.js';
+import { hasRepetitionPenalty, type SamplingParams } from '../../inference/sampling.js';
 import type { Route } from '../../policy/schema.js';
 import { CountingVerifier, VerifierCallError, verifierCall } from './counting-verifier.js';
 import type { VerifierAccess } from './verifier-access.js';
@@ -297,6 +297,9 @@ class RouteRun {
           max_tokens: req.maxTokens,
           temperature: req.sampling.temperature,
           ...(req.sampling.topP === undefined ? {} : { top_p: req.sampling.topP }),
+          ...(hasRepetitionPenalty(req.sampling)
+            ? { repetition_penalty: req.sampling.repetitionPenalty as number }
+            : {}),
           ...(req.seed === undefined ? {} : { seed: req.seed }),
           ...(req.ignoreEos ? { ignore_eos: true } : {}),
           ...(!('ids' in p) && p.stop.length > 0 ? { stop: [...p.stop] } : {}),

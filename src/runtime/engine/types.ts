@@ -21,6 +21,8 @@ export interface EngineRequest {
   /** Undefined: the model's generation_config.json defaults (then OpenAI's). */
   temperature: number | undefined;
   topP: number | undefined;
+  /** Hugging Face repetition penalty (1 = off); undefined: generation_config.json's. */
+  repetitionPenalty?: number | undefined;
   seed: number | undefined;
   /** Generate past end-of-sequence (benchmarks). */
   ignoreEos: boolean;

@@ -77,6 +77,7 @@ function parseRequest(kind: Kind, req: FastifyRequest, delivered: Promise<boolea
     maxTokens: chat?.max_completion_tokens ?? body.max_tokens ?? undefined,
     temperature: body.temperature ?? undefined,
     topP: body.top_p ?? undefined,
+    repetitionPenalty: body.repetition_penalty ?? undefined,
     seed: body.seed ?? undefined,
     ignoreEos: body.ignore_eos === true,
     override: routeOverride(body, req),

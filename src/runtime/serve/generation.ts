@@ -55,12 +55,21 @@ export interface ShadowAdapter {
   ref: { ref: string; manifestDigest: string };
 }
 
+/** What a request that leaves these fields out gets (see `requestDefaults`). */
+export interface RequestDefaults {
+  temperature: number;
+  topP: number | undefined;
+  maxTokens: number | undefined;
+  /** generation_config.json `repetition_penalty` (applies whatever do_sample says, as in HF). */
+  repetitionPenalty: number | undefined;
+}
+
 /** A model session and tokenizer shared by every generation with the same model digest. */
 class SharedModel {
   private refs = 1;
   private chatPrompt: ChatPrompt | undefined;
 
-  readonly defaults: { temperature: number; topP: number | undefined; maxTokens: number | undefined };
+  readonly defaults: RequestDefaults;
 
   constructor(
     readonly key: string,
@@ -74,6 +83,7 @@ class SharedModel {
       temperature: greedy ? 0 : (d.temperature ?? 1),
       topP: greedy ? undefined : d.topP,
       maxTokens: d.maxNewTokens,
+      repetitionPenalty: d.repetitionPenalty,
     };
   }
 
@@ -215,7 +225,7 @@ export class LoadedGeneration implements ServedGeneration {
    * `do_sample: false` means greedy, else its temperature/top_p; `max_new_tokens` caps a request
    * that gives no max_tokens. OpenAI's own defaults (temperature 1) apply when the file is silent.
    */
-  get requestDefaults(): { temperature: number; topP: number | undefined; maxTokens: number | undefined } {
+  get requestDefaults(): RequestDefaults {
     return this.shared.defaults;
   }
 

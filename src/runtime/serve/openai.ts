@@ -1,7 +1,8 @@
 /**
  * The site runtime's OpenAI-compatible wire format (DESIGN: Runtime and verifier): request schemas
  * for `POST /v1/chat/completions` and `POST /v1/completions` (zod, so a bad field is a 400 naming
- * it; unknown OpenAI fields such as `user` or penalties are accepted and ignored), the chat
+ * it; unknown OpenAI fields such as `user` or presence/frequency penalties are accepted and ignored;
+ * `repetition_penalty` is applied), the chat
  * template, `model` name parsing and the response/chunk shapes with the `edgectl` extension field
  * that says how the answer was produced.
  *
@@ -16,6 +17,7 @@
  * OpenAI's otherwise (temperature 1; max_tokens 128 here, capped by the context left).
  */
 import { z } from 'zod';
+import { REPETITION_PENALTY_RANGE } from '../../inference/sampling.js';
 import { ROUTES, type Route } from '../../policy/schema.js';
 
 const routeOverride = z.strictObject({ route: z.enum(ROUTES).optional() }).optional();
@@ -31,6 +33,16 @@ const commonFields = {
   temperature: z.number().min(0).max(2).nullable().optional(),
   top_p: z.number().gt(0).max(1).nullable().optional(),
   seed: z.number().int().nullable().optional(),
+  /**
+   * Hugging Face / vLLM extension: penalise every token already in prompt + output (1 = off);
+   * default from generation_config.json. Applied identically by draft and verifier.
+   */
+  repetition_penalty: z
+    .number()
+    .min(REPETITION_PENALTY_RANGE.min)
+    .max(REPETITION_PENALTY_RANGE.max)
+    .nullable()
+    .optional(),
   stop: stopSchema,
   stream: z.boolean().nullable().optional(),
   stream_options: z.object({ include_usage: z.boolean().optional() }).nullable().optional(),

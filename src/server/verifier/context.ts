@@ -48,12 +48,15 @@ export function makeForward(
 
 /** Wire sampling fields to engine params; a bad combination is a 400 naming the field. */
 export function samplingFromWire(
-  wire: { temperature?: number; top_p?: number; top_k?: number } | undefined,
+  wire:
+    | { temperature?: number; top_p?: number; top_k?: number; repetition_penalty?: number | undefined }
+    | undefined,
   where: string,
 ): SamplingParams {
   const params: SamplingParams = { temperature: wire?.temperature ?? 0 };
   if (wire?.top_p !== undefined) params.topP = wire.top_p;
   if (wire?.top_k !== undefined) params.topK = wire.top_k;
+  if (wire?.repetition_penalty !== undefined) params.repetitionPenalty = wire.repetition_penalty;
   try {
     validateSamplingParams(params, where);
   } catch (err) {

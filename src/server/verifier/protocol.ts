@@ -14,6 +14,7 @@
 import { z } from 'zod';
 
 import { MAX_DRAFT_TOKENS } from '../../inference/in-process-verifier.js';
+import { REPETITION_PENALTY_RANGE } from '../../inference/sampling.js';
 
 /**
  * The environment variable holding the verifier's bearer token: read by `verifier up` (the token
@@ -24,6 +25,7 @@ export const VERIFIER_TOKEN_ENV = 'EDGECTL_VERIFIER_TOKEN';
 
 const tokenId = z.number().int().nonnegative();
 export const tokenIdsSchema = z.array(tokenId);
+const repetitionPenalty = z.number().min(REPETITION_PENALTY_RANGE.min).max(REPETITION_PENALTY_RANGE.max);
 
 export const samplingSchema = z
   .object({
@@ -31,6 +33,12 @@ export const samplingSchema = z
     temperature: z.number().min(0).max(100).default(0),
     top_p: z.number().gt(0).max(1).optional(),
     top_k: z.number().int().min(0).optional(),
+    /**
+     * Hugging Face repetition penalty over the session's whole token history (1 = off). Servers
+     * that list `repetition_penalty` in /v1/identity `features` accept it; older ones refuse the
+     * field (400), which is right: ignoring it would break speculative exactness.
+     */
+    repetition_penalty: repetitionPenalty.optional(),
     /** Seeds the server's accept/reject and bonus-token draws, for reproducible sampling. */
     seed: z.number().int().optional(),
   })
@@ -88,9 +96,11 @@ export interface CreateSessionResponse {
 /**
  * Optional protocol features a server announces in /v1/identity (clients use them when listed):
  * `first_token` (POST /v1/sessions returns the verifier's first token), `verify_stream` (verify
- * rounds over kept-alive WebSockets at /v1/stream, verify-stream.ts).
+ * rounds over kept-alive WebSockets at /v1/stream, verify-stream.ts), `repetition_penalty`
+ * (`sampling.repetition_penalty` on sessions and stateless verify, `repetition_penalty` on
+ * /v1/completions; a client needing a penalty refuses a server that does not list it).
  */
-export const VERIFIER_FEATURES = ['first_token', 'verify_stream'] as const;
+export const VERIFIER_FEATURES = ['first_token', 'verify_stream', 'repetition_penalty'] as const;
 export type VerifierFeature = (typeof VERIFIER_FEATURES)[number];
 
 const verifyFields = {
@@ -143,7 +153,10 @@ export type StatelessVerifyRequest = z.input<typeof statelessVerifySchema>;
 
 export type StatelessVerifyResponse = Omit<VerifyResponse, 'context_tokens'>;
 
-/** OpenAI `POST /v1/completions`; unknown fields (penalties, user, ...) are accepted and ignored. */
+/**
+ * OpenAI `POST /v1/completions` plus `top_k` and `repetition_penalty` (as vLLM takes them);
+ * other unknown fields (OpenAI's presence/frequency penalties, user, ...) are accepted and ignored.
+ */
 export const completionSchema = z.looseObject({
   model: z.string().optional(),
   prompt: z.union([z.string(), tokenIdsSchema.min(1), z.array(z.string()).length(1)]),
@@ -151,6 +164,7 @@ export const completionSchema = z.looseObject({
   temperature: z.number().min(0).max(2).default(1),
   top_p: z.number().gt(0).max(1).default(1),
   top_k: z.number().int().min(0).optional(),
+  repetition_penalty: repetitionPenalty.optional(),
   stop: z.union([z.string(), z.array(z.string()).max(4)]).optional(),
   stream: z.boolean().default(false),
   stream_options: z.object({ include_usage: z.boolean().optional() }).nullable().optional(),

@@ -11,7 +11,7 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import type { KvCache } from '../../inference/kv-cache.js';
 import { createRng } from '../../inference/rng.js';
-import { sampleToken, type SamplingParams } from '../../inference/sampling.js';
+import { penalizedRow, sampleToken, type SamplingParams } from '../../inference/sampling.js';
 import { StopMatcher } from '../../inference/stop.js';
 import { HttpError, parseBody, toHttpError } from '../http.js';
 import { clientGoneSignal, samplingFromWire, type VerifierContext } from './context.js';
@@ -125,7 +125,12 @@ function planGeneration(
   model.checkIds(promptIds, 'prompt');
   model.checkContext(promptIds.length + 1, 'prompt');
   const sampling = samplingFromWire(
-    { temperature: body.temperature, top_p: body.top_p, top_k: body.top_k },
+    {
+      temperature: body.temperature,
+      top_p: body.top_p,
+      top_k: body.top_k,
+      repetition_penalty: body.repetition_penalty,
+    },
     'body',
   );
   const stop = body.stop === undefined ? [] : Array.isArray(body.stop) ? body.stop : [body.stop];
@@ -153,6 +158,8 @@ async function generate(
   const stops = new StopMatcher(plan.stop);
   let cache: KvCache | undefined;
   let input = plan.promptIds;
+  // Prompt and output so far: the history the repetition penalty looks at.
+  const history = [...plan.promptIds];
   let produced = 0;
   metrics.generationStarted();
   try {
@@ -161,7 +168,9 @@ async function generate(
       // The superseded cache is this loop's alone: free it now rather than at the next GC.
       cache?.release();
       cache = res.cache;
-      const token = sampleToken(res.logits.last(), plan.sampling, rng);
+      const row = penalizedRow(res.logits.last(), history, plan.sampling);
+      const token = sampleToken(row, plan.sampling, rng);
+      history.push(token);
       if (model.eos.has(token) && !plan.ignoreEos) {
         emitRest(detok.flush(), stops, emit);
         return { finishReason: 'stop', completionTokens: produced };
