@@ -447,11 +447,11 @@ export interface ActOptions extends WriterTarget {
   reason?: string;
 }
 
-type Act = 'promote' | 'promote-full' | 'abort' | 'pause' | 'resume' | 'undo';
+export type RolloutAct = 'promote' | 'promote-full' | 'abort' | 'pause' | 'resume' | 'undo';
 
 /** A manual transition, written like the controller's (CAS on the log; refused if it does not fit). */
 export async function actOnRollout(
-  act: Act,
+  act: RolloutAct,
   opts: ActOptions & Pick<CanaryOptions, 'wait' | 'timeoutMs' | 'intervalMs' | 'signal' | 'onTick'>,
 ): Promise<RolloutReport> {
   const key = signer(opts);
