@@ -1,6 +1,6 @@
 /**
  * What a rollout writes to the fleet log, as pure functions of the fleet state: the ops of each
- * transition (start, step, promote, abort, undo, pause, resume, judgement) and `decide`, which turns
+ * transition (start, step, promote, abort, undo, pause, resume, judgement) and `nextTransition`, which turns
  * a step's judgement, the arms' health and the clock into the next transition.
  *
  * Every transition that changes assignments carries them as ordinary `assign`/`unassign` ops in
@@ -258,8 +258,25 @@ export function judgementJson(j: Judgement): { [key: string]: JsonValue } {
 
 export type Decision = 'promote' | 'rollback' | 'continue' | 'pause';
 
-export interface Decided {
+/**
+ * Why the controller made a transition, as a stable code (like Argo Rollouts' condition reasons);
+ * `reason` is the human sentence written to the log, `code` what programs branch on.
+ */
+export type TransitionReason =
+  | 'AbortLimitErrorRate' // the canary's failed-or-unverified rate is over abort.errorRate
+  | 'EnvironmentUnhealthy' // ... and the baseline's too: the verifier or network, not the candidate
+  | 'SpeculativeDrop' // the router stopped trusting the candidate's drafts
+  | 'MetricFailed' // the judge's verdict: a non-dry-run metric failed
+  | 'RolloutTimedOut' // the total timeout passed
+  | 'Soaking' // every metric passed; the step's pause is not over yet
+  | 'MetricsPassed' // every metric passed and the step soaked: advance
+  | 'StepInconclusiveTimeout' // inconclusive past the step timeout: onInconclusive
+  | 'AwaitingEvidence'; // not enough evidence yet
+
+/** The controller's transition of a running rollout: what to do, its reason code and sentence. */
+export interface Transition {
   decision: Decision;
+  code: TransitionReason;
   reason: string;
   pauseKind?: PauseKind;
 }
@@ -284,25 +301,25 @@ function pct(x: number): string {
  * 4. the judge says promote: advance once the step has soaked for its `pause`, else continue.
  * 5. inconclusive past the step timeout: `onInconclusive` (default pause; never a silent rollback).
  */
-export function decide(
+export function nextTransition(
   r: RolloutState,
   judged: StepJudgement,
   health: { canary: ArmHealth; baseline: ArmHealth },
   now: Date,
-): Decided {
-  const d = decideStep(r, judged, health, now);
+): Transition {
+  const d = stepTransition(r, judged, health, now);
   if (inShadow(r) && d.decision === 'rollback') {
     return { ...d, reason: `rolled back in shadow: no user saw it — ${d.reason}` };
   }
   return d;
 }
 
-function decideStep(
+function stepTransition(
   r: RolloutState,
   judged: StepJudgement,
   health: { canary: ArmHealth; baseline: ArmHealth },
   now: Date,
-): Decided {
+): Transition {
   const spec = specFromJson(r.spec);
   const step = inShadow(r) && spec.shadow ? spec.shadow : (spec.steps[r.step - 1] ?? spec.steps.at(-1));
   const t = now.getTime();
@@ -313,11 +330,12 @@ function decideStep(
     if (baseline.requests >= spec.abort.minRequests && rate(baseline) > ceiling) {
       return {
         decision: 'pause',
+        code: 'EnvironmentUnhealthy',
         pauseKind: 'environment',
         reason: `${what}, but baseline sites did too (${pct(rate(baseline))}): the verifier or the network is failing, not the candidate`,
       };
     }
-    return { decision: 'rollback', reason: `abort limit: ${what}` };
+    return { decision: 'rollback', code: 'AbortLimitErrorRate', reason: `abort limit: ${what}` };
   }
   const minReq = spec.abort.minRequests;
   const drop = spec.abort.speculativeDrop ?? 0.5;
@@ -327,17 +345,23 @@ function decideStep(
     if (b - c > drop) {
       return {
         decision: 'rollback',
+        code: 'SpeculativeDrop',
         reason: `abort limit: canary sites served ${pct(c)} of ${canary.requests} requests speculatively against ${pct(b)} on baseline sites (limit: ${pct(drop)} lower): the router stopped trusting the candidate's drafts`,
       };
     }
   }
   const failed = judged.judgements.filter((j) => j.verdict === 'fail' && !j.dryRun);
   if (judged.decision === 'rollback') {
-    return { decision: 'rollback', reason: failed.map((j) => j.reason).join('; ') || 'a metric failed' };
+    return {
+      decision: 'rollback',
+      code: 'MetricFailed',
+      reason: failed.map((j) => j.reason).join('; ') || 'a metric failed',
+    };
   }
   if (t - Date.parse(r.runningSince) > spec.timeoutMs) {
     return {
       decision: 'pause',
+      code: 'RolloutTimedOut',
       pauseKind: 'timeout',
       reason: `the rollout ran longer than its timeout (${Math.round(spec.timeoutMs / 1000)} s) without finishing`,
     };
@@ -347,10 +371,12 @@ function decideStep(
     if (soakLeft > 0)
       return {
         decision: 'continue',
+        code: 'Soaking',
         reason: `every metric passed; soaking ${Math.ceil(soakLeft / 1000)} s more`,
       };
     return {
       decision: 'promote',
+      code: 'MetricsPassed',
       reason: `every metric passed: ${judged.judgements
         .filter((j) => !j.dryRun)
         .map((j) => j.metric)
@@ -361,12 +387,13 @@ function decideStep(
   const why = waiting.map((j) => j.reason).join('; ') || 'not enough evidence yet';
   if (step && t - Date.parse(r.clockFrom) > step.timeoutMs) {
     const msg = `step ${r.step} stayed inconclusive past its timeout (${Math.round(step.timeoutMs / 1000)} s): ${why}`;
-    if (spec.onInconclusive === 'rollback') return { decision: 'rollback', reason: msg };
+    const code = 'StepInconclusiveTimeout';
+    if (spec.onInconclusive === 'rollback') return { decision: 'rollback', code, reason: msg };
     if (spec.onInconclusive === 'promote')
-      return { decision: 'promote', reason: `${msg} (onInconclusive: promote)` };
-    return { decision: 'pause', pauseKind: 'inconclusive', reason: msg };
+      return { decision: 'promote', code, reason: `${msg} (onInconclusive: promote)` };
+    return { decision: 'pause', code, pauseKind: 'inconclusive', reason: msg };
   }
-  return { decision: 'continue', reason: why };
+  return { decision: 'continue', code: 'AwaitingEvidence', reason: why };
 }
 
 /** Whether a continue-judgement differs from the last one logged for this step (else: not logged). */
@@ -384,7 +411,7 @@ export function decisionOps(
   state: FleetState,
   r: RolloutState,
   judged: StepJudgement,
-  d: Decided,
+  d: Transition,
   windows: { canary: number; baseline: number },
   by: string,
 ): FleetOp[] {
