@@ -71,15 +71,15 @@ export function nextTransition(
   return d;
 }
 
-function stepTransition(
-  r: RolloutState,
-  judged: StepJudgement,
+/**
+ * The abort limits (1. of `nextTransition`): the canary's failed-or-unverified rate over
+ * `abort.errorRate` (a pause when the baseline is as unhealthy), or its speculative share more
+ * than `abort.speculativeDrop` below the baseline's; undefined when neither applies.
+ */
+function abortLimit(
+  spec: ReturnType<typeof specFromJson>,
   health: { canary: ArmHealth; baseline: ArmHealth },
-  now: Date,
-): Transition {
-  const spec = specFromJson(r.spec);
-  const step = inShadow(r) && spec.shadow ? spec.shadow : (spec.steps[r.step - 1] ?? spec.steps.at(-1));
-  const t = now.getTime();
+): Transition | undefined {
   const { canary, baseline } = health;
   const ceiling = spec.abort.errorRate;
   if (canary.requests >= spec.abort.minRequests && rate(canary) > ceiling) {
@@ -107,6 +107,20 @@ function stepTransition(
       };
     }
   }
+  return undefined;
+}
+
+function stepTransition(
+  r: RolloutState,
+  judged: StepJudgement,
+  health: { canary: ArmHealth; baseline: ArmHealth },
+  now: Date,
+): Transition {
+  const spec = specFromJson(r.spec);
+  const step = inShadow(r) && spec.shadow ? spec.shadow : (spec.steps[r.step - 1] ?? spec.steps.at(-1));
+  const t = now.getTime();
+  const limit = abortLimit(spec, health);
+  if (limit) return limit;
   const failed = judged.judgements.filter((j) => j.verdict === 'fail' && !j.dryRun);
   if (judged.decision === 'rollback') {
     return {
