@@ -2,8 +2,8 @@ import { Flags } from '@oclif/core';
 import { BaseCommand } from '../../src/cli/base-command.js';
 import { durationFlag, registryFlag } from '../../src/cli/flags.js';
 import { formatBytes } from '../../src/cli/output.js';
-import { DEFAULT_GC_GRACE_MS, gcRegistry, type GcResult } from '../../src/artifact/gc.js';
-import { openStore } from '../../src/registry/open-store.js';
+import { DEFAULT_GC_GRACE_MS, type GcResult } from '../../src/artifact/gc.js';
+import { gcRegistryAt } from '../../src/artifact/service.js';
 
 export default class RegistryGc extends BaseCommand<typeof RegistryGc> {
   static override summary = 'Delete blobs that no artifact manifest references.';
@@ -38,16 +38,14 @@ export default class RegistryGc extends BaseCommand<typeof RegistryGc> {
       );
     }
     if (graceMs === 0) this.io.log('warn', 'no grace period: do not run this while a publish is in progress');
-    const store = await openStore(cfg.registry);
-    try {
-      const r = await gcRegistry({ store, dryRun: this.flags['dry-run'], graceMs, io: this.io });
-      this.out(
-        `${r.dryRun ? 'Would delete' : 'Deleted'} ${r.deleted} unreferenced blob(s), ${formatBytes(r.bytesFreed)}; ` +
-          `kept ${r.referenced} referenced by ${r.manifests} manifest(s) and ${r.keptYoung} younger than the grace period.`,
-      );
-      return r;
-    } finally {
-      await store.close();
-    }
+    const r = await gcRegistryAt(
+      { registryUrl: cfg.registry, io: this.io },
+      { dryRun: this.flags['dry-run'], graceMs },
+    );
+    this.out(
+      `${r.dryRun ? 'Would delete' : 'Deleted'} ${r.deleted} unreferenced blob(s), ${formatBytes(r.bytesFreed)}; ` +
+        `kept ${r.referenced} referenced by ${r.manifests} manifest(s) and ${r.keptYoung} younger than the grace period.`,
+    );
+    return r;
   }
 }
