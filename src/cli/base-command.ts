@@ -92,6 +92,11 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     return undefined;
   }
 
+  /** The exit code of a failed run, from the error's (a command may fold codes, e.g. --detailed-exitcode). */
+  protected exitCodeOfError(code: number): number {
+    return code;
+  }
+
   /** For a command that already wrote its results as JSON lines (a --watch stream): oclif must not print it again. */
   protected markResultStreamed(): void {
     this.resultStreamed = true;
@@ -208,6 +213,6 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
       }
     }
     if (debug && err.stack) process.stderr.write(`${err.stack}\n`);
-    process.exitCode = code;
+    process.exitCode = this.exitCodeOfError(code);
   }
 }
