@@ -44,7 +44,10 @@ export default class Doctor extends BaseCommand<typeof Doctor> {
     }
     const { ok, warn, fail } = report.counts;
     this.out(`\n${ok} ok, ${warn} warning(s), ${fail} failure(s).`);
-    if (!report.ok) process.exitCode = 1;
     return report;
+  }
+
+  protected override exitCodeOf(report: DoctorReport): number | undefined {
+    return report.ok ? undefined : 1;
   }
 }

@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../src/cli/base-command.js';
 import { registryFlag, trustFlag } from '../src/cli/flags.js';
-import { UserError } from '../src/cli/errors.js';
+import { ExitCode, UserError } from '../src/cli/errors.js';
 import { generateText, type GenerateTextResult } from '../src/generate/generate-text.js';
 import { resolveModelSource } from '../src/server/verifier/model-source.js';
 import { VERIFIER_TOKEN_ENV } from '../src/server/verifier/protocol.js';
@@ -78,53 +78,40 @@ export default class Generate extends BaseCommand<typeof Generate> {
       ? (await resolveModelSource(f.adapter, cfg, this.io, 'adapter', '--adapter')).dir
       : undefined;
     const stream = this.human && Boolean(process.stdout.isTTY);
-    const ac = new AbortController();
-    const onSigint = () => ac.abort();
-    process.once('SIGINT', onSigint);
-    try {
-      const result = await generateText({
-        prompt: this.args.prompt,
-        modelDir: model,
-        modelFile: f['model-file'],
-        chat: f.chat,
-        adapterDir: adapter,
-        verifierUrl: f.verifier,
-        verifierToken: f['verifier-token'],
-        route: f.route,
-        k: parseK(f.k),
-        maxTokens: f['max-tokens'],
-        temperature: parseNumber(f.temperature, '--temperature', 0, 100),
-        topP: f['top-p'] === undefined ? undefined : parseNumber(f['top-p'], '--top-p', Number.MIN_VALUE, 1),
-        repetitionPenalty:
-          f['repetition-penalty'] === undefined
-            ? undefined
-            : parseNumber(
-                f['repetition-penalty'],
-                '--repetition-penalty',
-                REPETITION_PENALTY_RANGE.min,
-                REPETITION_PENALTY_RANGE.max,
-              ),
-        seed: f.seed,
-        stop: f.stop ?? [],
-        threads: f.threads,
-        signal: ac.signal,
-        ...(stream ? { onText: (t: string) => process.stdout.write(t) } : {}),
-      });
-      if (stream) process.stdout.write('\n');
-      else this.out(result.text);
-      const spec =
-        result.route === 'speculative'
-          ? `, ${result.verifyRounds} verify rounds, acceptance ${((result.acceptance ?? 0) * 100).toFixed(0)}%, ${(result.tokensPerRound ?? 0).toFixed(2)} tokens/round`
-          : '';
-      this.io.log(
-        'info',
-        `${result.route}: ${result.tokens} tokens in ${Math.round(result.durationMs)} ms (${result.tokensPerSecond.toFixed(1)} tok/s, first token ${Math.round(result.ttftMs ?? 0)} ms${spec})`,
-      );
-      if (result.finishReason === 'aborted') process.exitCode = 130;
-      return result;
-    } finally {
-      process.off('SIGINT', onSigint);
-    }
+    const result = await generateText({
+      prompt: this.args.prompt,
+      modelDir: model,
+      modelFile: f['model-file'],
+      chat: f.chat,
+      adapterDir: adapter,
+      verifierUrl: f.verifier,
+      verifierToken: f['verifier-token'],
+      route: f.route,
+      k: parseK(f.k),
+      maxTokens: f['max-tokens'],
+      temperature: parseNumber(f.temperature, '--temperature', 0, 100),
+      topP: f['top-p'] === undefined ? undefined : parseNumber(f['top-p'], '--top-p', Number.MIN_VALUE, 1),
+      seed: f.seed,
+      stop: f.stop ?? [],
+      threads: f.threads,
+      signal: this.signal,
+      ...(stream ? { onText: (t: string) => process.stdout.write(t) } : {}),
+    });
+    if (stream) process.stdout.write('\n');
+    else this.out(result.text);
+    const spec =
+      result.route === 'speculative'
+        ? `, ${result.verifyRounds} verify rounds, acceptance ${((result.acceptance ?? 0) * 100).toFixed(0)}%, ${(result.tokensPerRound ?? 0).toFixed(2)} tokens/round`
+        : '';
+    this.io.log(
+      'info',
+      `${result.route}: ${result.tokens} tokens in ${Math.round(result.durationMs)} ms (${result.tokensPerSecond.toFixed(1)} tok/s, first token ${Math.round(result.ttftMs ?? 0)} ms${spec})`,
+    );
+    return result;
+  }
+
+  protected override exitCodeOf(result: GenerateTextResult): number | undefined {
+    return result.finishReason === 'aborted' ? ExitCode.Interrupted : undefined;
   }
 }
 

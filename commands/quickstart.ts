@@ -1,7 +1,6 @@
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Flags } from '@oclif/core';
-import { createProgress } from '../src/artifact/progress.js';
 import { BaseCommand } from '../src/cli/base-command.js';
 import { runQuickstart, type QuickstartSummary } from '../src/quickstart/quickstart.js';
 import { summaryLines } from '../src/quickstart/summary.js';
@@ -37,28 +36,22 @@ export default class Quickstart extends BaseCommand<typeof Quickstart> {
   };
 
   public async run(): Promise<QuickstartSummary> {
-    const controller = new AbortController();
-    const onSignal = () => {
-      this.io.log('warn', 'interrupted: stopping what the quickstart started...');
-      controller.abort();
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-    try {
-      const summary = await runQuickstart({
-        dir: this.flags.dir ?? join(tmpdir(), 'edgectl-quickstart'),
-        keep: this.flags.keep,
-        registry: this.flags.registry,
-        io: this.io,
-        progress: createProgress(this.io),
-        signal: controller.signal,
-      });
-      for (const line of summaryLines(summary, this.config.bin)) this.out(line);
-      if (!summary.ok) process.exitCode = 1;
-      return summary;
-    } finally {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-    }
+    this.signal.addEventListener('abort', () =>
+      this.io.log('warn', 'interrupted: stopping what the quickstart started...'),
+    );
+    const summary = await runQuickstart({
+      dir: this.flags.dir ?? join(tmpdir(), 'edgectl-quickstart'),
+      keep: this.flags.keep,
+      registry: this.flags.registry,
+      io: this.io,
+      progress: this.io,
+      signal: this.signal,
+    });
+    for (const line of summaryLines(summary, this.config.bin)) this.out(line);
+    return summary;
+  }
+
+  protected override exitCodeOf(summary: QuickstartSummary): number | undefined {
+    return summary.ok ? undefined : 1;
   }
 }

@@ -1,8 +1,8 @@
 import { Args } from '@oclif/core';
+import { listArtifacts } from '../../src/artifact/service.js';
 import { BaseCommand } from '../../src/cli/base-command.js';
 import { registryFlag } from '../../src/cli/flags.js';
-import { listPublished, type ListResult } from '../../src/artifact/show.js';
-import { openStore } from '../../src/registry/open-store.js';
+import type { ListResult } from '../../src/artifact/show.js';
 
 export default class ArtifactList extends BaseCommand<typeof ArtifactList> {
   static override needsFleetRepository = 'registry' as const;
@@ -20,15 +20,10 @@ export default class ArtifactList extends BaseCommand<typeof ArtifactList> {
 
   public async run(): Promise<ListResult> {
     const cfg = this.projectConfig(this.flags.registry);
-    const store = await openStore(cfg.registry);
-    try {
-      const result = await listPublished(store, this.args.selector);
-      if (result.artifacts.length === 0)
-        this.out(`No artifacts${this.args.selector ? ` matching ${this.args.selector}` : ''}.`);
-      for (const a of result.artifacts) this.out(a.ref);
-      return result;
-    } finally {
-      await store.close();
-    }
+    const result = await listArtifacts({ registryUrl: cfg.registry }, this.args.selector);
+    if (result.artifacts.length === 0)
+      this.out(`No artifacts${this.args.selector ? ` matching ${this.args.selector}` : ''}.`);
+    for (const a of result.artifacts) this.out(a.ref);
+    return result;
   }
 }

@@ -1,12 +1,9 @@
-import { resolve } from 'node:path';
 import { Args, Flags } from '@oclif/core';
+import type { PullResult } from '../../src/artifact/pull.js';
+import { pullArtifactInto } from '../../src/artifact/service.js';
 import { BaseCommand } from '../../src/cli/base-command.js';
 import { registryFlag, trustFlag } from '../../src/cli/flags.js';
 import { formatBytes } from '../../src/cli/output.js';
-import { defaultCacheDir } from '../../src/artifact/chunk-cache.js';
-import { pullArtifact, type PullResult } from '../../src/artifact/pull.js';
-import { openStore } from '../../src/registry/open-store.js';
-import { loadTrustInForce } from '../../src/registry/trust-history.js';
 
 export default class ArtifactPull extends BaseCommand<typeof ArtifactPull> {
   static override needsFleetRepository = 'registry' as const;
@@ -40,26 +37,20 @@ export default class ArtifactPull extends BaseCommand<typeof ArtifactPull> {
 
   public async run(): Promise<PullResult> {
     const cfg = this.projectConfig(this.flags.registry);
-    const store = await openStore(cfg.registry);
-    try {
-      const trust = await loadTrustInForce(store, cfg.trustPath, new Date());
-      const r = await pullArtifact({
-        store,
+    const r = await pullArtifactInto(
+      { registryUrl: cfg.registry, trustPath: cfg.trustPath, io: this.io },
+      {
         ref: this.args.ref,
-        trust,
-        dir: resolve(this.args.dir),
-        cacheDir: this.flags.cache ? resolve(this.flags.cache) : defaultCacheDir(),
-        io: this.io,
+        dir: this.args.dir,
+        cacheDir: this.flags.cache,
         concurrency: this.flags.concurrency,
-      });
-      this.out(`Pulled ${r.ref} (${r.manifestDigest}) into ${r.dir}`);
-      this.out(
-        `  ${r.filesWritten} file(s) written, ${r.filesUnchanged} unchanged; fetched ${formatBytes(r.bytesFetched)} ` +
-          `(${r.chunksFetched} chunks; ${r.chunksCached} from cache, ${r.chunksSeeded} from existing files); ${r.requests} requests`,
-      );
-      return r;
-    } finally {
-      await store.close();
-    }
+      },
+    );
+    this.out(`Pulled ${r.ref} (${r.manifestDigest}) into ${r.dir}`);
+    this.out(
+      `  ${r.filesWritten} file(s) written, ${r.filesUnchanged} unchanged; fetched ${formatBytes(r.bytesFetched)} ` +
+        `(${r.chunksFetched} chunks; ${r.chunksCached} from cache, ${r.chunksSeeded} from existing files); ${r.requests} requests`,
+    );
+    return r;
   }
 }

@@ -1,12 +1,9 @@
 import { Args } from '@oclif/core';
+import { showArtifactIn } from '../../src/artifact/service.js';
 import { BaseCommand } from '../../src/cli/base-command.js';
-import { NotFoundError } from '../../src/cli/errors.js';
 import { registryFlag, trustFlag } from '../../src/cli/flags.js';
 import { formatBytes } from '../../src/cli/output.js';
-import { showArtifact, type ShowResult } from '../../src/artifact/show.js';
-import { openStore } from '../../src/registry/open-store.js';
-import type { TrustRoot } from '../../src/registry/trust.js';
-import { loadTrustInForce } from '../../src/registry/trust-history.js';
+import type { ShowResult } from '../../src/artifact/show.js';
 
 export default class ArtifactShow extends BaseCommand<typeof ArtifactShow> {
   static override needsFleetRepository = 'registry' as const;
@@ -28,31 +25,20 @@ export default class ArtifactShow extends BaseCommand<typeof ArtifactShow> {
 
   public async run(): Promise<ShowResult> {
     const cfg = this.projectConfig(this.flags.registry);
-    const store = await openStore(cfg.registry);
-    try {
-      let trust: TrustRoot | undefined;
-      try {
-        trust = await loadTrustInForce(store, cfg.trustPath, new Date());
-      } catch (err) {
-        if (!(err instanceof NotFoundError) || this.flags.trust) throw err;
-        this.io.log('warn', `no trust root (${err.message}); the manifest is shown unverified`);
-      }
-      const r = await showArtifact(store, this.args.ref, trust);
-      this.out(`${r.ref}  ${r.manifestDigest}`);
-      this.out(
-        `  ${r.verified ? `signed by ${r.signedBy.join(', ')}` : 'signature NOT verified (no trust root)'}`,
-      );
-      this.out(
-        `  created ${r.created}; ${formatBytes(r.size)} in ${r.files.length} file(s), ${r.chunks} chunks, ${r.blobs} blob(s)`,
-      );
-      if (r.description) this.out(`  ${r.description}`);
-      for (const [k, v] of Object.entries(r.meta))
-        this.out(`  ${k}: ${typeof v === 'object' ? JSON.stringify(v) : String(v)}`);
-      for (const f of r.files)
-        this.out(`  ${f.sha256.slice(0, 19)}  ${formatBytes(f.size).padStart(10)}  ${f.path}`);
-      return r;
-    } finally {
-      await store.close();
-    }
+    const target = { registryUrl: cfg.registry, trustPath: cfg.trustPath, io: this.io };
+    const r = await showArtifactIn(target, this.args.ref, this.flags.trust !== undefined);
+    this.out(`${r.ref}  ${r.manifestDigest}`);
+    this.out(
+      `  ${r.verified ? `signed by ${r.signedBy.join(', ')}` : 'signature NOT verified (no trust root)'}`,
+    );
+    this.out(
+      `  created ${r.created}; ${formatBytes(r.size)} in ${r.files.length} file(s), ${r.chunks} chunks, ${r.blobs} blob(s)`,
+    );
+    if (r.description) this.out(`  ${r.description}`);
+    for (const [k, v] of Object.entries(r.meta))
+      this.out(`  ${k}: ${typeof v === 'object' ? JSON.stringify(v) : String(v)}`);
+    for (const f of r.files)
+      this.out(`  ${f.sha256.slice(0, 19)}  ${formatBytes(f.size).padStart(10)}  ${f.path}`);
+    return r;
   }
 }

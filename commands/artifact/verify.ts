@@ -1,10 +1,9 @@
 import { Args, Flags } from '@oclif/core';
+import { verifyArtifactIn } from '../../src/artifact/service.js';
+import type { VerifyResult } from '../../src/artifact/verify.js';
 import { BaseCommand } from '../../src/cli/base-command.js';
 import { registryFlag, trustFlag } from '../../src/cli/flags.js';
 import { formatBytes } from '../../src/cli/output.js';
-import { verifyArtifact, type VerifyResult } from '../../src/artifact/verify.js';
-import { openStore } from '../../src/registry/open-store.js';
-import { loadTrustInForce } from '../../src/registry/trust-history.js';
 
 export default class ArtifactVerify extends BaseCommand<typeof ArtifactVerify> {
   static override needsFleetRepository = 'registry' as const;
@@ -32,23 +31,12 @@ export default class ArtifactVerify extends BaseCommand<typeof ArtifactVerify> {
 
   public async run(): Promise<VerifyResult> {
     const cfg = this.projectConfig(this.flags.registry);
-    const store = await openStore(cfg.registry);
-    try {
-      const trust = await loadTrustInForce(store, cfg.trustPath, new Date());
-      const r = await verifyArtifact({
-        store,
-        ref: this.args.ref,
-        trust,
-        io: this.io,
-        concurrency: this.flags.concurrency,
-      });
-      this.out(`Verified ${r.ref} (${r.manifestDigest})`);
-      this.out(
-        `  signed by ${r.signedBy.join(', ')}; ${r.files} file(s), ${r.chunks} chunks in ${r.blobs} blob(s), ${formatBytes(r.bytesVerified)}`,
-      );
-      return r;
-    } finally {
-      await store.close();
-    }
+    const target = { registryUrl: cfg.registry, trustPath: cfg.trustPath, io: this.io };
+    const r = await verifyArtifactIn(target, this.args.ref, this.flags.concurrency);
+    this.out(`Verified ${r.ref} (${r.manifestDigest})`);
+    this.out(
+      `  signed by ${r.signedBy.join(', ')}; ${r.files} file(s), ${r.chunks} chunks in ${r.blobs} blob(s), ${formatBytes(r.bytesVerified)}`,
+    );
+    return r;
   }
 }

@@ -1,10 +1,9 @@
 import { Flags } from '@oclif/core';
 import { resolve } from 'node:path';
 import { BaseCommand } from '../../src/cli/base-command.js';
-import { keyFlag, registryFlag, trustFlag } from '../../src/cli/flags.js';
+import { durationFlag, keyFlag, registryFlag, trustFlag } from '../../src/cli/flags.js';
 import { resignFleetHead } from '../../src/fleet/service.js';
 import type { ResignFleetResult } from '../../src/fleet/resign.js';
-import { parseDuration } from '../../src/registry/duration.js';
 
 export default class FleetResign extends BaseCommand<typeof FleetResign> {
   static override summary = 'Re-sign the fleet head with the current fleet key (after a fleet-key rotation).';
@@ -25,10 +24,7 @@ export default class FleetResign extends BaseCommand<typeof FleetResign> {
     'accept-revoked': Flags.boolean({
       summary: 'Also re-sign entries and snapshots signed only by a revoked key (you vouch for them).',
     }),
-    'head-expires': Flags.string({
-      summary: 'Lifetime of the signed head (default 7d).',
-      helpValue: '<duration>',
-    }),
+    'head-expires': durationFlag({ summary: 'Lifetime of the signed head (default 7d).' }),
   };
 
   public async run(): Promise<ResignFleetResult & { registry: string }> {
@@ -39,9 +35,7 @@ export default class FleetResign extends BaseCommand<typeof FleetResign> {
       trustPath: cfg.trustPath,
       keyPath: f.key ? resolve(f.key) : cfg.keys.fleet,
       acceptRevoked: f['accept-revoked'],
-      ...(f['head-expires'] !== undefined
-        ? { headTtlMs: parseDuration(f['head-expires'], '--head-expires') }
-        : {}),
+      ...(f['head-expires'] !== undefined ? { headTtlMs: f['head-expires'] } : {}),
     });
     if (r.seq === 0) {
       this.out('The fleet log is empty (no head yet): nothing to re-sign.');

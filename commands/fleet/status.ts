@@ -1,12 +1,10 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../../src/cli/base-command.js';
-import { exitIfInterrupted, onInterrupt } from '../../src/cli/interrupt.js';
-import { registryFlag, trustFlag } from '../../src/cli/flags.js';
+import { durationFlag, registryFlag, trustFlag } from '../../src/cli/flags.js';
+import { pollUntil } from '../../src/cli/watch.js';
 import { RecentFeedback } from '../../src/fleet/status/read-recent.js';
 import { renderFleetStatus } from '../../src/fleet/status/render.js';
 import { fleetStatus, type FleetStatusResult } from '../../src/fleet/status/service.js';
-import { parseDuration } from '../../src/registry/duration.js';
 
 export default class FleetStatus extends BaseCommand<typeof FleetStatus> {
   static override needsFleetRepository = 'registry' as const;
@@ -30,61 +28,42 @@ export default class FleetStatus extends BaseCommand<typeof FleetStatus> {
     registry: registryFlag,
     trust: trustFlag,
     by: Flags.string({ summary: 'Site label to group by (`site`: one row per site).', default: 'region' }),
-    window: Flags.string({ summary: 'How much feedback to sum.', default: '15m', helpValue: '<duration>' }),
-    'stale-after': Flags.string({
+    window: durationFlag({ summary: 'How much feedback to sum.', default: '15m' }),
+    'stale-after': durationFlag({
       summary: 'A site whose latest report is older than this is stale.',
       default: '5m',
-      helpValue: '<duration>',
     }),
     watch: Flags.boolean({ summary: 'Refresh every --interval until interrupted.' }),
-    interval: Flags.string({
-      summary: 'Refresh interval of --watch.',
-      default: '5s',
-      helpValue: '<duration>',
-    }),
+    interval: durationFlag({ summary: 'Refresh interval of --watch.', default: '5s' }),
   };
 
-  public async run(): Promise<FleetStatusResult> {
+  public async run(): Promise<FleetStatusResult | undefined> {
     const f = this.flags;
     const cfg = this.projectConfig(f.registry);
     const opts = {
       registryUrl: cfg.registry,
       trustPath: cfg.trustPath,
       by: f.by,
-      windowMs: parseDuration(f.window, '--window'),
-      staleAfterMs: parseDuration(f['stale-after'], '--stale-after'),
+      windowMs: f.window,
+      staleAfterMs: f['stale-after'],
     };
     if (!f.watch) {
       const result = await fleetStatus(opts);
       for (const l of renderFleetStatus(result)) this.out(l);
       return result;
     }
-    return this.watch(opts, parseDuration(f.interval, '--interval'));
-  }
-
-  private async watch(
-    opts: Parameters<typeof fleetStatus>[0],
-    intervalMs: number,
-  ): Promise<FleetStatusResult> {
-    const stop = onInterrupt();
+    // With --json each refresh is a JSON line of its own, so oclif must not print the result again.
+    if (!this.human) this.markResultStreamed();
     const feedback = new RecentFeedback();
-    let result: FleetStatusResult | undefined;
-    try {
-      while (!stop.signal.aborted) {
-        result = await fleetStatus(opts, feedback);
-        if (this.human) {
-          // On a terminal the view replaces itself; off one, each refresh is a block of lines.
-          if (this.io.interactive) process.stdout.write('\u001b[H\u001b[2J');
-          process.stdout.write(`${renderFleetStatus(result).join('\n')}\n\n`);
-        } else process.stdout.write(`${JSON.stringify(result)}\n`);
-        await sleep(intervalMs, undefined, { signal: stop.signal }).catch(() => undefined);
-      }
-    } finally {
-      stop.dispose();
-    }
-    exitIfInterrupted();
-    // The JSON lines are already out: oclif must not print the result again.
-    if (!this.human) process.exit(process.exitCode ?? 0);
-    return result as FleetStatusResult;
+    // On a terminal the view replaces itself; off one, each refresh is a block of lines.
+    const clear = this.io.interactive ? '\u001b[H\u001b[2J' : '';
+    return pollUntil({
+      poll: () => fleetStatus(opts, feedback),
+      render: (r) =>
+        this.human ? `${clear}${renderFleetStatus(r).join('\n')}\n\n` : `${JSON.stringify(r)}\n`,
+      intervalMs: f.interval,
+      signal: this.signal,
+      write: (text) => process.stdout.write(text),
+    });
   }
 }

@@ -1,14 +1,11 @@
 import { resolve } from 'node:path';
 import { Args, Flags } from '@oclif/core';
+import type { PublishResult } from '../../src/artifact/publish.js';
+import { publishArtifactTo } from '../../src/artifact/service.js';
 import { BaseCommand } from '../../src/cli/base-command.js';
 import { keyFlag, registryFlag, trustFlag } from '../../src/cli/flags.js';
 import { formatBytes } from '../../src/cli/output.js';
-import { PACK_STORE_OPTIONS } from '../../src/artifact/pack.js';
-import { publishArtifact, type PublishResult } from '../../src/artifact/publish.js';
 import { ARTIFACT_KINDS } from '../../src/artifact/ref.js';
-import { loadSigningKey } from '../../src/registry/keys.js';
-import { openStore } from '../../src/registry/open-store.js';
-import { loadRegistryTrust } from '../../src/registry/trust.js';
 
 export default class PublishArtifact extends BaseCommand<typeof PublishArtifact> {
   static override summary = 'Validate, chunk, sign and publish an artifact directory to the registry.';
@@ -45,43 +42,34 @@ export default class PublishArtifact extends BaseCommand<typeof PublishArtifact>
 
   public async run(): Promise<PublishResult> {
     const cfg = this.projectConfig(this.flags.registry);
-    const signer = loadSigningKey(
-      this.flags.key ? resolve(this.flags.key) : cfg.keys.artifacts,
-      process.env,
+    const f = this.flags;
+    const result = await publishArtifactTo(
       {
-        flag: '--key',
-        configKey: 'keys.artifacts',
+        registryUrl: cfg.registry,
+        trustPath: cfg.trustPath,
+        io: this.io,
+        keyPath: f.key ? resolve(f.key) : cfg.keys.artifacts,
+      },
+      {
+        dir: this.args.dir,
+        kind: f.kind,
+        name: f.name,
+        version: f.version,
+        description: f.description,
+        concurrency: f.concurrency,
       },
     );
-    const store = await openStore(cfg.registry, PACK_STORE_OPTIONS);
-    try {
-      const trust = await loadRegistryTrust(store, cfg.trustPath, new Date());
-      const result = await publishArtifact({
-        dir: this.args.dir,
-        kind: this.flags.kind,
-        name: this.flags.name,
-        version: this.flags.version,
-        description: this.flags.description,
-        store,
-        signer,
-        trust,
-        io: this.io,
-        concurrency: this.flags.concurrency,
-      });
-      if (result.created) {
-        this.out(`Published ${result.ref} (${result.manifestDigest})`);
-        this.out(
-          `  ${result.files} file(s), ${formatBytes(result.bytesTotal)}; uploaded ${formatBytes(result.bytesUploaded)} ` +
-            `(${result.chunksUploaded} of ${result.chunksTotal} chunks new, ${result.packsUploaded} pack(s)); ${result.requests} requests`,
-        );
-      } else {
-        this.out(
-          `${result.ref} is already published with the same content (${result.manifestDigest}); nothing uploaded`,
-        );
-      }
+    if (!result.created) {
+      this.out(
+        `${result.ref} is already published with the same content (${result.manifestDigest}); nothing uploaded`,
+      );
       return result;
-    } finally {
-      await store.close();
     }
+    this.out(`Published ${result.ref} (${result.manifestDigest})`);
+    this.out(
+      `  ${result.files} file(s), ${formatBytes(result.bytesTotal)}; uploaded ${formatBytes(result.bytesUploaded)} ` +
+        `(${result.chunksUploaded} of ${result.chunksTotal} chunks new, ${result.packsUploaded} pack(s)); ${result.requests} requests`,
+    );
+    return result;
   }
 }

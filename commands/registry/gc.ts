@@ -1,10 +1,9 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../../src/cli/base-command.js';
-import { registryFlag } from '../../src/cli/flags.js';
+import { durationFlag, registryFlag } from '../../src/cli/flags.js';
 import { formatBytes } from '../../src/cli/output.js';
-import { DEFAULT_GC_GRACE_MS, gcRegistry, type GcResult } from '../../src/artifact/gc.js';
-import { openStore } from '../../src/registry/open-store.js';
-import { parseDuration } from '../../src/registry/duration.js';
+import { DEFAULT_GC_GRACE_MS, type GcResult } from '../../src/artifact/gc.js';
+import { gcRegistryAt } from '../../src/artifact/service.js';
 
 export default class RegistryGc extends BaseCommand<typeof RegistryGc> {
   static override summary = 'Delete blobs that no artifact manifest references.';
@@ -20,33 +19,33 @@ export default class RegistryGc extends BaseCommand<typeof RegistryGc> {
   static override flags = {
     registry: registryFlag,
     'dry-run': Flags.boolean({ summary: 'Report what would be deleted; delete nothing.' }),
-    grace: Flags.string({
+    grace: durationFlag({
       summary:
         'Keep unreferenced blobs younger than this (e.g. 24h, 7d; 0 = no grace, unsafe during a publish).',
       default: '24h',
+      allowZero: true,
+      helpValue: false,
     }),
   };
 
   public async run(): Promise<GcResult> {
     const cfg = this.projectConfig(this.flags.registry);
-    const graceMs = this.flags.grace.trim() === '0' ? 0 : parseDuration(this.flags.grace, '--grace');
+    const graceMs = this.flags.grace;
     if (graceMs < DEFAULT_GC_GRACE_MS && graceMs > 0) {
       this.io.log(
         'warn',
-        `grace ${this.flags.grace} is shorter than the default 24h: a slow publish could lose a pack`,
+        `grace ${this.flagText('grace', '24h')} is shorter than the default 24h: a slow publish could lose a pack`,
       );
     }
     if (graceMs === 0) this.io.log('warn', 'no grace period: do not run this while a publish is in progress');
-    const store = await openStore(cfg.registry);
-    try {
-      const r = await gcRegistry({ store, dryRun: this.flags['dry-run'], graceMs, io: this.io });
-      this.out(
-        `${r.dryRun ? 'Would delete' : 'Deleted'} ${r.deleted} unreferenced blob(s), ${formatBytes(r.bytesFreed)}; ` +
-          `kept ${r.referenced} referenced by ${r.manifests} manifest(s) and ${r.keptYoung} younger than the grace period.`,
-      );
-      return r;
-    } finally {
-      await store.close();
-    }
+    const r = await gcRegistryAt(
+      { registryUrl: cfg.registry, io: this.io },
+      { dryRun: this.flags['dry-run'], graceMs },
+    );
+    this.out(
+      `${r.dryRun ? 'Would delete' : 'Deleted'} ${r.deleted} unreferenced blob(s), ${formatBytes(r.bytesFreed)}; ` +
+        `kept ${r.referenced} referenced by ${r.manifests} manifest(s) and ${r.keptYoung} younger than the grace period.`,
+    );
+    return r;
   }
 }

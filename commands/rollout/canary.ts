@@ -2,7 +2,7 @@ import { Args, Flags } from '@oclif/core';
 import { resolve } from 'node:path';
 import { BaseCommand } from '../../src/cli/base-command.js';
 import { keyFlag, registryFlag, singleWriterFlag, trustFlag } from '../../src/cli/flags.js';
-import { parseDuration } from '../../src/registry/duration.js';
+import { rolloutExitCode, rolloutWriterTarget, waitFlags } from '../../src/cli/rollout-command.js';
 import { renderReport, tickLine } from '../../src/rollout/render.js';
 import { startCanary, type RolloutReport } from '../../src/rollout/service.js';
 import { displayPath } from '../../src/fleet/service.js';
@@ -56,11 +56,7 @@ export default class RolloutCanary extends BaseCommand<typeof RolloutCanary> {
       summary: 'Rollout spec file (YAML); flags override its fields.',
       helpValue: '<file>',
     }),
-    wait: Flags.boolean({ summary: 'Drive the rollout until it is promoted, rolled back or paused.' }),
-    timeout: Flags.string({
-      summary: 'With --wait: stop waiting after this long (exit 7); the rollout goes on.',
-      helpValue: '<duration>',
-    }),
+    ...waitFlags,
     interval: Flags.string({
       summary: 'Time between controller passes (spec default 30s).',
       helpValue: '<duration>',
@@ -79,39 +75,34 @@ export default class RolloutCanary extends BaseCommand<typeof RolloutCanary> {
   public async run(): Promise<RolloutReport> {
     const f = this.flags;
     const cfg = this.projectConfig(f.registry);
-    const controller = new AbortController();
-    const stop = () => controller.abort();
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-    try {
-      const report = await startCanary({
-        registryUrl: cfg.registry,
-        trustPath: cfg.trustPath,
-        keyPath: f.key ? resolve(f.key) : cfg.keys.fleet,
-        singleWriter: f['single-writer'] || cfg.singleWriter,
+    const report = await startCanary({
+      ...rolloutWriterTarget(cfg, {
+        key: f.key,
+        id: undefined,
         io: this.io,
-        ...(this.args.ref ? { candidate: this.args.ref } : {}),
-        ...(f.spec ? { specPath: resolve(f.spec), specDisplay: displayPath()(resolve(f.spec)) } : {}),
-        overrides: {
-          ...(f.sites !== undefined ? { sites: f.sites } : {}),
-          ...(f.steps !== undefined ? { steps: f.steps } : {}),
-          ...(f.shadow ? { shadow: true } : {}),
-          ...(f.interval !== undefined ? { interval: f.interval } : {}),
-          ...(f['step-timeout'] !== undefined ? { stepTimeout: f['step-timeout'] } : {}),
-          ...(f['on-inconclusive'] !== undefined ? { onInconclusive: f['on-inconclusive'] } : {}),
-        },
-        ...(f.id ? { id: f.id } : {}),
-        wait: f.wait,
-        ...(f.timeout ? { timeoutMs: parseDuration(f.timeout, '--timeout') } : {}),
-        signal: controller.signal,
-        onTick: (t) => this.io.log('info', tickLine(t)),
-      });
-      for (const line of renderReport(report)) this.out(line);
-      process.exitCode = controller.signal.aborted && report.outcome === 'running' ? 130 : report.exitCode;
-      return report;
-    } finally {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-    }
+        singleWriter: f['single-writer'],
+      }),
+      ...(this.args.ref ? { candidate: this.args.ref } : {}),
+      ...(f.spec ? { specPath: resolve(f.spec), specDisplay: displayPath()(resolve(f.spec)) } : {}),
+      overrides: {
+        ...(f.sites !== undefined ? { sites: f.sites } : {}),
+        ...(f.steps !== undefined ? { steps: f.steps } : {}),
+        ...(f.shadow ? { shadow: true } : {}),
+        ...(f.interval !== undefined ? { interval: f.interval } : {}),
+        ...(f['step-timeout'] !== undefined ? { stepTimeout: f['step-timeout'] } : {}),
+        ...(f['on-inconclusive'] !== undefined ? { onInconclusive: f['on-inconclusive'] } : {}),
+      },
+      ...(f.id ? { id: f.id } : {}),
+      wait: f.wait,
+      ...(f.timeout !== undefined ? { timeoutMs: f.timeout } : {}),
+      signal: this.signal,
+      onTick: (t) => this.io.log('info', tickLine(t)),
+    });
+    for (const line of renderReport(report)) this.out(line);
+    return report;
+  }
+
+  protected override exitCodeOf(report: RolloutReport): number {
+    return rolloutExitCode(report, this.aborted);
   }
 }

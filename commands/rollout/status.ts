@@ -1,9 +1,9 @@
 import { Args, Flags } from '@oclif/core';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { BaseCommand } from '../../src/cli/base-command.js';
-import { exitIfInterrupted, onInterrupt } from '../../src/cli/interrupt.js';
-import { registryFlag, trustFlag } from '../../src/cli/flags.js';
-import { parseDuration } from '../../src/registry/duration.js';
+import { ExitCode } from '../../src/cli/errors.js';
+import { durationFlag, registryFlag, trustFlag } from '../../src/cli/flags.js';
+import { interrupted } from '../../src/cli/interrupt.js';
+import { pollUntil } from '../../src/cli/watch.js';
 import { renderReport } from '../../src/rollout/render.js';
 import { rolloutStatus, type RolloutReport } from '../../src/rollout/service.js';
 
@@ -30,11 +30,7 @@ export default class RolloutStatus extends BaseCommand<typeof RolloutStatus> {
     registry: registryFlag,
     trust: trustFlag,
     watch: Flags.boolean({ summary: 'Keep a live view open until the rollout ends.' }),
-    interval: Flags.string({
-      summary: 'Refresh interval of --watch.',
-      default: '2s',
-      helpValue: '<duration>',
-    }),
+    interval: durationFlag({ summary: 'Refresh interval of --watch.', default: '2s' }),
     events: Flags.boolean({ summary: 'List every rollout event of the fleet log.' }),
   };
 
@@ -46,38 +42,29 @@ export default class RolloutStatus extends BaseCommand<typeof RolloutStatus> {
       trustPath: cfg.trustPath,
       ...(this.args.id ? { id: this.args.id } : {}),
     };
-    if (f.watch && this.human) {
-      const intervalMs = parseDuration(f.interval, '--interval');
-      if (this.io.interactive) {
-        const { watchRollout } = await import('../../src/ui/rollout-watch.js');
-        const report = await watchRollout(target, intervalMs);
-        process.exitCode = report.exitCode;
-        exitIfInterrupted();
-        return report;
-      }
-      // Off a TTY: a block of plain lines whenever something changed.
-      let last = '';
-      const stop = onInterrupt();
-      try {
-        for (;;) {
-          const report = await rolloutStatus(target);
-          const text = renderReport(report).join('\n');
-          if (text !== last) this.out(`${text}\n`);
-          last = text;
-          if (report.rollout.status !== 'running' || stop.signal.aborted) {
-            process.exitCode = report.exitCode;
-            exitIfInterrupted();
-            return report;
-          }
-          await sleep(intervalMs, undefined, { signal: stop.signal }).catch(() => undefined);
-        }
-      } finally {
-        stop.dispose();
-      }
+    if (!f.watch || !this.human) {
+      const report = await rolloutStatus(target);
+      for (const line of renderReport(report, { events: f.events })) this.out(line);
+      return report;
     }
-    const report = await rolloutStatus(target);
-    for (const line of renderReport(report, { events: f.events })) this.out(line);
-    process.exitCode = report.exitCode;
-    return report;
+    if (this.io.interactive) {
+      const { watchRollout } = await import('../../src/ui/rollout-watch.js');
+      return watchRollout(target, f.interval);
+    }
+    // Off a TTY: a block of plain lines whenever something changed.
+    const report = await pollUntil({
+      poll: () => rolloutStatus(target),
+      render: (r) => `${renderReport(r).join('\n')}\n`,
+      done: (r) => r.rollout.status !== 'running',
+      intervalMs: f.interval,
+      signal: this.signal,
+      write: (text) => this.out(text),
+      onlyChanges: true,
+    });
+    return report ?? rolloutStatus(target);
+  }
+
+  protected override exitCodeOf(report: RolloutReport): number {
+    return interrupted() ? ExitCode.Interrupted : report.exitCode;
   }
 }

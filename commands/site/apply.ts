@@ -1,11 +1,10 @@
 import { Flags } from '@oclif/core';
 import { resolve } from 'node:path';
 import { BaseCommand } from '../../src/cli/base-command.js';
-import { keyFlag, registryFlag, singleWriterFlag, trustFlag } from '../../src/cli/flags.js';
+import { durationFlag, keyFlag, registryFlag, singleWriterFlag, trustFlag } from '../../src/cli/flags.js';
 import { renderPlan } from '../../src/fleet/plan.js';
 import { applySites } from '../../src/fleet/service.js';
 import { DEFAULT_SNAPSHOT_EVERY } from '../../src/fleet/snapshot.js';
-import { parseDuration } from '../../src/registry/duration.js';
 import type { ApplyFleetResult } from '../../src/fleet/apply.js';
 
 export default class SiteApply extends BaseCommand<typeof SiteApply> {
@@ -37,10 +36,7 @@ export default class SiteApply extends BaseCommand<typeof SiteApply> {
       summary: `Write a snapshot every N entries (default ${DEFAULT_SNAPSHOT_EVERY}).`,
       min: 1,
     }),
-    'head-expires': Flags.string({
-      summary: 'Lifetime of the signed head (default 7d).',
-      helpValue: '<duration>',
-    }),
+    'head-expires': durationFlag({ summary: 'Lifetime of the signed head (default 7d).' }),
   };
 
   public async run(): Promise<ApplyFleetResult & { registry: string }> {
@@ -54,9 +50,7 @@ export default class SiteApply extends BaseCommand<typeof SiteApply> {
       retries: f.retries,
       singleWriter: f['single-writer'] || cfg.singleWriter,
       ...(f['snapshot-every'] !== undefined ? { snapshotEvery: f['snapshot-every'] } : {}),
-      ...(f['head-expires'] !== undefined
-        ? { headTtlMs: parseDuration(f['head-expires'], '--head-expires') }
-        : {}),
+      ...(f['head-expires'] !== undefined ? { headTtlMs: f['head-expires'] } : {}),
       io: this.io,
     });
     for (const line of renderPlan(result)) this.out(line);

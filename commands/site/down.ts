@@ -1,8 +1,6 @@
-import { Flags } from '@oclif/core';
 import { BaseCommand } from '../../src/cli/base-command.js';
-import { siteDataDirFlag, siteNameArg } from '../../src/cli/flags.js';
+import { durationFlag, siteDataDirFlag, siteNameArg } from '../../src/cli/flags.js';
 import type { DaemonStopResult } from '../../src/daemon/stop.js';
-import { parseDuration } from '../../src/registry/duration.js';
 import { stopSiteDaemon } from '../../src/runtime/daemon/client.js';
 import { resolveSiteDataDir } from '../../src/site/service.js';
 
@@ -19,20 +17,16 @@ export default class SiteDown extends BaseCommand<typeof SiteDown> {
   static override args = { name: siteNameArg };
   static override flags = {
     'data-dir': siteDataDirFlag,
-    timeout: Flags.string({
-      summary: 'Grace period after SIGTERM before SIGKILL.',
-      default: '30s',
-      helpValue: '<duration>',
-    }),
+    timeout: durationFlag({ summary: 'Grace period after SIGTERM before SIGKILL.', default: '30s' }),
   };
 
   public async run(): Promise<DaemonStopResult> {
     const site = this.args.name;
     const dataDir = resolveSiteDataDir(this.projectConfig().root, site, this.flags['data-dir']);
-    const r = await stopSiteDaemon(dataDir, parseDuration(this.flags.timeout, '--timeout'), this.io);
+    const r = await stopSiteDaemon(dataDir, this.flags.timeout, this.io);
     const messages: Record<DaemonStopResult['status'], string> = {
       stopped: `Site ${site} stopped (pid ${r.pid}).`,
-      killed: `Site ${site} killed after ${this.flags.timeout} (pid ${r.pid}); it did not stop on SIGTERM.`,
+      killed: `Site ${site} killed after ${this.flagText('timeout', '30s')} (pid ${r.pid}); it did not stop on SIGTERM.`,
       'not-running': `Site ${site} is not running.`,
       'stale-removed': `Site ${site} was not running; removed a stale pid file (pid ${r.pid}).`,
     };

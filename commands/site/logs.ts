@@ -2,7 +2,6 @@ import { existsSync, statSync } from 'node:fs';
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../../src/cli/base-command.js';
 import { NotFoundError } from '../../src/cli/errors.js';
-import { exitIfInterrupted, onInterrupt } from '../../src/cli/interrupt.js';
 import { siteDataDirFlag, siteNameArg } from '../../src/cli/flags.js';
 import { followLog, siteLogFile, siteLogTail } from '../../src/runtime/daemon/client.js';
 import { resolveSiteDataDir } from '../../src/site/service.js';
@@ -44,14 +43,8 @@ export default class SiteLogs extends BaseCommand<typeof SiteLogs> {
     const lines = this.flags.lines === 0 ? [] : siteLogTail(dataDir, this.flags.lines);
     for (const l of lines) this.out(l);
     if (this.flags.follow) {
-      const stop = onInterrupt();
       const from = existsSync(logFile) ? statSync(logFile).size : 0;
-      try {
-        await followLog(logFile, from, (chunk) => process.stdout.write(chunk), stop.signal);
-      } finally {
-        stop.dispose();
-      }
-      exitIfInterrupted();
+      await followLog(logFile, from, (chunk) => process.stdout.write(chunk), this.signal);
     }
     return { site, logFile, lines };
   }

@@ -35,14 +35,16 @@ export default class SitePlan extends BaseCommand<typeof SitePlan> {
     if (result.headExpired) this.io.log('warn', 'the fleet head has expired; `site apply` will re-sign it');
     this.out(`Fleet at seq ${result.seq} (${result.registry}).`);
     for (const line of renderPlan(result)) this.out(line);
-    // Not an error: the result is still printed, only the exit code says "changes pending".
-    if (this.flags['detailed-exitcode'] && result.changes) process.exitCode = 2;
     return result;
   }
 
+  /** Not an error: the result is still printed, only the exit code says "changes pending". */
+  protected override exitCodeOf(result: SitePlanResult): number | undefined {
+    return this.flags['detailed-exitcode'] && result.changes ? 2 : undefined;
+  }
+
   /** With --detailed-exitcode, exit 2 means "changes", so every error (even invalid input) exits 1. */
-  protected override async catch(err: Error & { exitCode?: number }): Promise<void> {
-    await super.catch(err);
-    if (this.flags?.['detailed-exitcode'] && process.exitCode !== 0) process.exitCode = 1;
+  protected override exitCodeOfError(code: number): number {
+    return this.flags?.['detailed-exitcode'] && code !== 0 ? 1 : code;
   }
 }

@@ -1,7 +1,6 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../../src/cli/base-command.js';
 import { UserError } from '../../src/cli/errors.js';
-import { exitIfInterrupted, onInterrupt } from '../../src/cli/interrupt.js';
 import { siteDataDirFlag, siteNameArg } from '../../src/cli/flags.js';
 import { isInteractive } from '../../src/cli/output.js';
 import { SITE_TOKEN_ENV, readSiteDaemon, type SiteDaemonView } from '../../src/runtime/daemon/client.js';
@@ -70,18 +69,12 @@ export default class SiteStatusCommand extends BaseCommand<typeof SiteStatusComm
         });
       }
       const { watchSiteStatus } = await import('../../src/ui/site-status-view.js');
-      const stop = onInterrupt();
-      try {
-        await watchSiteStatus({
-          poll: async () => ({ site, at: new Date(), view: await readSiteDaemon(dataDir, this.flags.token) }),
-          interactive: isInteractive(process.stdout),
-          intervalMs: this.flags.interval,
-          signal: stop.signal,
-        });
-      } finally {
-        stop.dispose();
-      }
-      exitIfInterrupted();
+      await watchSiteStatus({
+        poll: async () => ({ site, at: new Date(), view: await readSiteDaemon(dataDir, this.flags.token) }),
+        interactive: isInteractive(process.stdout),
+        intervalMs: this.flags.interval,
+        signal: this.signal,
+      });
       return undefined;
     }
     const status = await siteStatus({ site, dataDir });

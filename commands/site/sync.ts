@@ -1,10 +1,8 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../../src/cli/base-command.js';
-import { exitIfInterrupted, onInterrupt } from '../../src/cli/interrupt.js';
-import { registryFlag, trustFlag, siteDataDirFlag, siteNameArg } from '../../src/cli/flags.js';
-import { parseDuration } from '../../src/registry/duration.js';
+import { durationFlag, registryFlag, trustFlag, siteDataDirFlag, siteNameArg } from '../../src/cli/flags.js';
 import type { LoopSummary } from '../../src/site/agent.js';
-import { describeDrift, describeSync, openSyncAgent, resolveSiteDataDir } from '../../src/site/service.js';
+import { describeDrift, describeSync, resolveSiteDataDir, syncSite } from '../../src/site/service.js';
 import type { SyncResult } from '../../src/site/sync.js';
 
 export default class SiteSync extends BaseCommand<typeof SiteSync> {
@@ -32,11 +30,7 @@ export default class SiteSync extends BaseCommand<typeof SiteSync> {
     registry: registryFlag,
     trust: trustFlag,
     once: Flags.boolean({ summary: 'Sync once and exit (default: loop until interrupted).' }),
-    interval: Flags.string({
-      summary: 'Time between syncs in the loop.',
-      default: '10s',
-      helpValue: '<duration>',
-    }),
+    interval: durationFlag({ summary: 'Time between syncs in the loop.', default: '10s' }),
     'verify-all': Flags.boolean({
       summary: 'Hash every installed file for drift, not only those whose size or mtime changed.',
     }),
@@ -50,8 +44,7 @@ export default class SiteSync extends BaseCommand<typeof SiteSync> {
   public async run(): Promise<SyncResult | LoopSummary> {
     const f = this.flags;
     const cfg = this.projectConfig(f.registry);
-    const intervalMs = parseDuration(f.interval, '--interval');
-    const { agent, close } = await openSyncAgent({
+    return syncSite({
       site: this.args.name,
       dataDir: resolveSiteDataDir(cfg.root, this.args.name, f['data-dir']),
       registryUrl: cfg.registry,
@@ -59,31 +52,15 @@ export default class SiteSync extends BaseCommand<typeof SiteSync> {
       io: this.io,
       verifyAll: f['verify-all'],
       concurrency: f.concurrency,
+      once: f.once,
+      intervalMs: f.interval,
+      // Only the loop listens for Ctrl-C; a single sync keeps Node's default (exit at once).
+      ...(f.once ? {} : { signal: this.signal }),
+      onSync: (r) => {
+        for (const w of r.warnings) this.io.log('warn', w);
+        this.out(describeSync(r));
+        for (const line of describeDrift(r)) this.out(line);
+      },
     });
-    const show = (r: SyncResult) => {
-      for (const w of r.warnings) this.io.log('warn', w);
-      this.out(describeSync(r));
-      for (const line of describeDrift(r)) this.out(line);
-    };
-    try {
-      if (f.once) {
-        const result = await agent.syncOnce();
-        show(result);
-        return result;
-      }
-      const stop = onInterrupt();
-      agent.on('sync', show);
-      agent.on('refused', ({ error }) => this.io.log('error', `${error.message} (nothing installed)`));
-      agent.on('failed', (error) => this.io.log('error', error.message));
-      try {
-        const result = await agent.runSyncLoop({ interval: intervalMs, signal: stop.signal });
-        exitIfInterrupted();
-        return result;
-      } finally {
-        stop.dispose();
-      }
-    } finally {
-      await close();
-    }
   }
 }

@@ -3,9 +3,8 @@ import { join, resolve } from 'node:path';
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../../src/cli/base-command.js';
 import { NotFoundError, UserError } from '../../src/cli/errors.js';
-import { registryFlag, siteDataDirFlag, siteNameArg, trustFlag } from '../../src/cli/flags.js';
+import { durationFlag, registryFlag, siteDataDirFlag, siteNameArg, trustFlag } from '../../src/cli/flags.js';
 import { readSiteFile } from '../../src/fleet/site-schema.js';
-import { parseDuration } from '../../src/registry/duration.js';
 import { VERIFIER_TOKEN_ENV } from '../../src/server/verifier/protocol.js';
 import { SITE_TOKEN_ENV, startSiteDaemon, type SiteUpResult } from '../../src/runtime/daemon/client.js';
 import { parseListen } from '../../src/runtime/daemon/listen.js';
@@ -48,14 +47,12 @@ export default class SiteUp extends BaseCommand<typeof SiteUp> {
     foreground: Flags.boolean({
       summary: 'Serve in this process until SIGTERM/SIGINT instead of detaching.',
     }),
-    'sync-interval': Flags.string({
+    'sync-interval': durationFlag({
       summary: "Time between syncs (default: runtime.interval of the site's declaration, else 30s).",
-      helpValue: '<duration>',
     }),
-    'feedback-window': Flags.string({
+    'feedback-window': durationFlag({
       summary: 'Length of a feedback window (one signed report per window and context).',
       default: '60s',
-      helpValue: '<duration>',
     }),
     'verifier-url': Flags.string({
       summary: "Verifier base URL (default: runtime.verifier of the site's declaration).",
@@ -67,10 +64,9 @@ export default class SiteUp extends BaseCommand<typeof SiteUp> {
       env: VERIFIER_TOKEN_ENV,
       helpValue: '<token>',
     }),
-    'request-timeout': Flags.string({
+    'request-timeout': durationFlag({
       summary: 'Longest a client may take to send a request (headers and body) before 408.',
       default: '30s',
-      helpValue: '<duration>',
     }),
     threads: Flags.integer({
       summary: 'ONNX Runtime threads of the draft model session.',
@@ -87,15 +83,13 @@ export default class SiteUp extends BaseCommand<typeof SiteUp> {
       default: '0.2',
       helpValue: '<share>',
     }),
-    drain: Flags.string({
+    drain: durationFlag({
       summary: 'How long SIGTERM waits for in-flight streams before closing them.',
       default: '10s',
-      helpValue: '<duration>',
     }),
-    timeout: Flags.string({
+    timeout: durationFlag({
       summary: 'How long to wait for the detached daemon to become ready.',
       default: '60s',
-      helpValue: '<duration>',
     }),
   };
 
@@ -112,12 +106,10 @@ export default class SiteUp extends BaseCommand<typeof SiteUp> {
       });
     }
     if (f.listen) parseListen(f.listen); // fail here, not in the child
-    const syncIntervalMs = f['sync-interval']
-      ? parseDuration(f['sync-interval'], '--sync-interval')
-      : undefined;
-    const feedbackWindowMs = parseDuration(f['feedback-window'], '--feedback-window');
-    const drainMs = parseDuration(f.drain, '--drain');
-    const requestTimeoutMs = parseDuration(f['request-timeout'], '--request-timeout');
+    const syncIntervalMs = f['sync-interval'];
+    const feedbackWindowMs = f['feedback-window'];
+    const drainMs = f.drain;
+    const requestTimeoutMs = f['request-timeout'];
     const shadowSample = Number(f['shadow-sample']);
     if (!(f['shadow-sample'].trim() !== '' && shadowSample >= 0 && shadowSample <= 1)) {
       throw new UserError(`--shadow-sample: "${f['shadow-sample']}" is not a share between 0 and 1`, {
@@ -166,7 +158,7 @@ export default class SiteUp extends BaseCommand<typeof SiteUp> {
       '--registry',
       cfg.registry,
       '--feedback-window',
-      f['feedback-window'],
+      `${f['feedback-window']}ms`,
       '--threads',
       String(f.threads),
       '--max-concurrent',
@@ -176,14 +168,14 @@ export default class SiteUp extends BaseCommand<typeof SiteUp> {
       '--shadow-sample',
       String(shadowSample),
       '--drain',
-      f.drain,
+      `${f.drain}ms`,
       '--log-level',
       f['log-level'],
       '--request-timeout',
-      f['request-timeout'],
+      `${f['request-timeout']}ms`,
       ...(trustPath ? ['--trust', trustPath] : []),
       ...(f.listen ? ['--listen', f.listen] : []),
-      ...(f['sync-interval'] ? ['--sync-interval', f['sync-interval']] : []),
+      ...(f['sync-interval'] ? ['--sync-interval', `${f['sync-interval']}ms`] : []),
       ...(f['verifier-url'] ? ['--verifier-url', f['verifier-url']] : []),
     ];
     const r = await startSiteDaemon(
@@ -195,7 +187,7 @@ export default class SiteUp extends BaseCommand<typeof SiteUp> {
         cwd: cfg.root,
         bearerToken: f.token,
         verifierToken: f['verifier-token'],
-        readyTimeoutMs: parseDuration(f.timeout, '--timeout'),
+        readyTimeoutMs: f.timeout,
       },
       this.io,
     );

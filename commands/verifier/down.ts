@@ -1,8 +1,8 @@
 import { resolve } from 'node:path';
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../../src/cli/base-command.js';
+import { durationFlag } from '../../src/cli/flags.js';
 import type { DaemonStopResult } from '../../src/daemon/stop.js';
-import { parseDuration } from '../../src/registry/duration.js';
 import { defaultRunDir, stopVerifierDaemon } from '../../src/server/verifier/lifecycle.js';
 
 export default class VerifierDown extends BaseCommand<typeof VerifierDown> {
@@ -15,7 +15,11 @@ export default class VerifierDown extends BaseCommand<typeof VerifierDown> {
     '<%= config.bin %> verifier down --timeout 30s --json',
   ];
   static override flags = {
-    timeout: Flags.string({ summary: 'Grace period after SIGTERM before SIGKILL.', default: '10s' }),
+    timeout: durationFlag({
+      summary: 'Grace period after SIGTERM before SIGKILL.',
+      default: '10s',
+      helpValue: false,
+    }),
     'run-dir': Flags.string({
       summary: 'Directory for pid, state and log files (default: .edgectl/run under the project root).',
       env: 'EDGECTL_RUN_DIR',
@@ -25,10 +29,10 @@ export default class VerifierDown extends BaseCommand<typeof VerifierDown> {
 
   public async run(): Promise<DaemonStopResult> {
     const runDir = resolve(this.flags['run-dir'] ?? defaultRunDir(this.projectConfig().root));
-    const r = await stopVerifierDaemon(runDir, parseDuration(this.flags.timeout, '--timeout'), this.io);
+    const r = await stopVerifierDaemon(runDir, this.flags.timeout, this.io);
     const messages: Record<DaemonStopResult['status'], string> = {
       stopped: `Verifier stopped (pid ${r.pid}).`,
-      killed: `Verifier killed after ${this.flags.timeout} (pid ${r.pid}); it did not stop on SIGTERM.`,
+      killed: `Verifier killed after ${this.flagText('timeout', '10s')} (pid ${r.pid}); it did not stop on SIGTERM.`,
       'not-running': 'Verifier is not running.',
       'stale-removed': `Verifier was not running; removed a stale pid file (pid ${r.pid}).`,
     };

@@ -2,9 +2,8 @@ import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../../src/cli/base-command.js';
-import { registryFlag, trustFlag } from '../../src/cli/flags.js';
+import { durationFlag, registryFlag, trustFlag } from '../../src/cli/flags.js';
 import { readSecretKeyFile } from '../../src/registry/keys.js';
-import { parseDuration } from '../../src/registry/duration.js';
 import {
   defaultRunDir,
   runVerifierForeground,
@@ -59,10 +58,9 @@ export default class VerifierUp extends BaseCommand<typeof VerifierUp> {
       env: VERIFIER_TOKEN_ENV,
       helpValue: '<token>',
     }),
-    'request-timeout': Flags.string({
+    'request-timeout': durationFlag({
       summary: 'Longest a client may take to send a request (headers and body) before 408.',
       default: '30s',
-      helpValue: '<duration>',
     }),
     foreground: Flags.boolean({
       summary: 'Serve in this process until SIGTERM/SIGINT instead of detaching.',
@@ -89,14 +87,19 @@ export default class VerifierUp extends BaseCommand<typeof VerifierUp> {
       min: 0,
     }),
     'max-sessions': Flags.integer({ summary: 'Sessions holding a KV cache at once.', default: 256, min: 1 }),
-    'session-ttl': Flags.string({ summary: 'Idle time before a session is released.', default: '60s' }),
+    'session-ttl': durationFlag({
+      summary: 'Idle time before a session is released.',
+      default: '60s',
+      helpValue: false,
+    }),
     'identity-key': Flags.string({
       summary: 'Ed25519 secret key file that signs /v1/identity.',
       helpValue: '<path>',
     }),
-    timeout: Flags.string({
+    timeout: durationFlag({
       summary: 'How long to wait for the detached verifier to become ready.',
       default: '60s',
+      helpValue: false,
     }),
     'run-dir': Flags.string({
       summary: 'Directory for pid, state and log files (default: .edgectl/run under the project root).',
@@ -121,11 +124,11 @@ export default class VerifierUp extends BaseCommand<typeof VerifierUp> {
       maxConcurrency: f['max-concurrency'],
       queueLimit: f.queue,
       maxSessions: f['max-sessions'],
-      sessionTtlMs: parseDuration(f['session-ttl'], '--session-ttl'),
+      sessionTtlMs: f['session-ttl'],
       identityKeyPath: f['identity-key'],
       runDir: resolve(f['run-dir'] ?? defaultRunDir(cfg.root)),
       bearerToken: f.token,
-      requestTimeoutMs: parseDuration(f['request-timeout'], '--request-timeout'),
+      requestTimeoutMs: f['request-timeout'],
     };
     if (f.foreground) {
       const key = f['identity-key'] ? readSecretKeyFile(resolve(f['identity-key'])) : undefined;
@@ -138,7 +141,7 @@ export default class VerifierUp extends BaseCommand<typeof VerifierUp> {
     }
     if (f['identity-key']) readSecretKeyFile(resolve(f['identity-key'])); // fail here, not in the child
     const entry = join(this.config.root, 'bin', 'run.js');
-    const r = await startVerifierDaemon(opts, entry, parseDuration(f.timeout, '--timeout'), this.io);
+    const r = await startVerifierDaemon(opts, entry, f.timeout, this.io);
     if (r.status === 'already-running') {
       this.out(`Verifier already running (pid ${r.pid}${r.url ? `, ${r.url}` : ', starting'}).`);
     } else {

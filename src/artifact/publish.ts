@@ -34,7 +34,7 @@ import {
 import { listVersions, readManifest, type LoadedManifest } from './manifest-store.js';
 import { sha256File } from './materialize.js';
 import { DEFAULT_PACK_TARGET, PackBuilder, type PendingPack, type SealedPack } from './pack.js';
-import { createProgress, type Progress } from './progress.js';
+import type { Progress } from './progress.js';
 import { checkKind, checkName, checkVersion, formatRef, type ArtifactKind } from './ref.js';
 import { listSourceFiles, type SourceFile } from './source.js';
 import { validateArtifact } from './validate/index.js';
@@ -211,7 +211,7 @@ export async function publishArtifact(opts: PublishOptions): Promise<PublishResu
   const { store, io } = opts;
   const startRequests = store.stats.requests;
   const requests = () => store.stats.requests - startRequests;
-  const progress = opts.progress ?? createProgress(io);
+  const progress = opts.progress ?? io;
   const now = opts.now ?? (() => new Date());
 
   const yaml = readArtifactYaml(opts.dir);

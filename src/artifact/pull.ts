@@ -19,7 +19,7 @@ import { resolveRef } from './manifest-store.js';
 import type { Manifest } from './manifest.js';
 import { materialize, sha256File } from './materialize.js';
 import { pathProblem } from './paths.js';
-import { createProgress, type Progress } from './progress.js';
+import type { Progress } from './progress.js';
 import { parseRef, type ArtifactRef } from './ref.js';
 
 export interface PullOptions {
@@ -80,7 +80,7 @@ export async function seedCacheFromDir(m: Manifest, cache: ChunkCache, dir: stri
 export async function pullArtifact(opts: PullOptions): Promise<PullResult> {
   const { store } = opts;
   const start = store.stats.requests;
-  const progress = opts.progress ?? createProgress(opts.io);
+  const progress = opts.progress ?? opts.io;
   const ref = typeof opts.ref === 'string' ? parseRef(opts.ref) : opts.ref;
   const loaded = await resolveRef(store, ref, opts.trust);
   const m = loaded.manifest;

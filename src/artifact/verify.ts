@@ -18,7 +18,7 @@ import { blobSizes, chunkMismatch, readBlobRange, readBlobRangeInto } from './fe
 import { SharedSlots, StreamHasher, sha256Range, type StreamResult } from './hash-pool.js';
 import { resolveRef } from './manifest-store.js';
 import type { Manifest } from './manifest.js';
-import { createProgress, type Progress } from './progress.js';
+import type { Progress } from './progress.js';
 import { planOrderedRanges, type ReadRange } from './ranges.js';
 import { parseRef, type ArtifactRef } from './ref.js';
 import type { Io } from '../cli/output.js';
@@ -230,7 +230,7 @@ export async function verifyManifestContent(
 export async function verifyArtifact(opts: VerifyOptions): Promise<VerifyResult> {
   const { store } = opts;
   const start = store.stats.requests;
-  const progress = opts.progress ?? createProgress(opts.io);
+  const progress = opts.progress ?? opts.io;
   const ref = typeof opts.ref === 'string' ? parseRef(opts.ref) : opts.ref;
   // The worker boots (tens of ms) while the manifest and blob sizes are checked.
   const hasher = new StreamHasher();

@@ -2,11 +2,15 @@
  * The one base command every edgectl command extends. It owns the cross-cutting CLI conventions
  * (DESIGN: CLI conventions): `--json` (oclif's enableJsonFlag: the typed result on stdout, nothing
  * else), `--log-level`, TTY/CI detection for progress rendering, and the mapping from thrown errors to
- * exit codes and messages. src/cli is the only part of src/ that imports oclif; commands call one
- * service function in src/ and return its typed result.
+ * exit codes and messages. It also gives every command what would otherwise be hand-rolled in each:
+ * the run's abort signal (`this.signal`: Ctrl-C exits 130), the I/O host services report through
+ * (`this.io`), the project configuration, and the exit code of a successful run, taken from its
+ * result (`exitCodeOf`). src/cli is the only part of src/ that imports oclif; commands parse flags,
+ * make one call into a service in src/ and return its typed result.
  */
 import { Command, Flags, type Interfaces } from '@oclif/core';
 import { errorToJson, exitCodeOf, isEdgectlError, ExitCode } from './errors.js';
+import { interrupted, onInterrupt, type InterruptHandle } from './interrupt.js';
 import { isInteractive, stderrIo, type Io, type LogFormat, type LogLevel } from './output.js';
 import { loadProjectConfig, type ProjectConfig } from '../config/project.js';
 import { editDistance } from './hooks/not-found.js';
@@ -56,10 +60,73 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   protected flags!: BaseFlags<T>;
   protected args!: BaseArgs<T>;
   protected io!: Io;
+  private interruptHandle: InterruptHandle | undefined;
+  private resultStreamed = false;
+  private failed = false;
+  private readonly flagInputs = new Map<string, string>();
+
+  /** The text given for a flag (a duration as typed, for messages), or `fallback` when it was not given. */
+  protected flagText(name: string, fallback: string): string {
+    return this.flagInputs.get(name) ?? fallback;
+  }
+
+  /**
+   * The run's abort signal: aborted by SIGINT (the run then exits 130) or SIGTERM. The listeners are
+   * installed on first use and removed when the command ends; long work passes it to its service.
+   */
+  protected get signal(): AbortSignal {
+    this.interruptHandle ??= onInterrupt();
+    return this.interruptHandle.signal;
+  }
+
+  /** Whether the run's signal was aborted (false when the command never asked for it). */
+  protected get aborted(): boolean {
+    return this.interruptHandle?.signal.aborted ?? false;
+  }
+
+  /**
+   * The exit code of a successful run, from its result; `undefined` leaves it 0 (130 when the run was
+   * interrupted). Commands whose result carries an outcome (a rollout report) override it.
+   */
+  protected exitCodeOf(_result: unknown): number | undefined {
+    return undefined;
+  }
+
+  /** The exit code of a failed run, from the error's (a command may fold codes, e.g. --detailed-exitcode). */
+  protected exitCodeOfError(code: number): number {
+    return code;
+  }
+
+  /** For a command that already wrote its results as JSON lines (a --watch stream): oclif must not print it again. */
+  protected markResultStreamed(): void {
+    this.resultStreamed = true;
+  }
+
+  public override async _run<R>(): Promise<R> {
+    const result = await super._run<R>();
+    if (!this.failed) {
+      const code =
+        (result === undefined ? undefined : this.exitCodeOf(result)) ??
+        (interrupted() ? ExitCode.Interrupted : undefined);
+      if (code !== undefined) process.exitCode = code;
+    }
+    // A streamed --json watch ends here: lingering sockets of its polling must not hold the process.
+    if (this.resultStreamed && !this.human) process.exit(process.exitCode ?? 0);
+    return result;
+  }
+
+  protected override logJson(json: unknown): void {
+    if (!this.resultStreamed) super.logJson(json);
+  }
+
+  protected override async finally(err: Error | undefined): Promise<void> {
+    this.interruptHandle?.dispose();
+    await super.finally(err);
+  }
 
   public override async init(): Promise<void> {
     await super.init();
-    const { args, flags } = await this.parse({
+    const { args, flags, raw } = await this.parse({
       flags: this.ctor.flags,
       baseFlags: (super.ctor as typeof BaseCommand).baseFlags,
       enableJsonFlag: this.ctor.enableJsonFlag,
@@ -68,6 +135,7 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     });
     this.flags = flags as BaseFlags<T>;
     this.args = args as BaseArgs<T>;
+    for (const r of raw) if (r.type === 'flag') this.flagInputs.set(r.flag, r.input);
     const level = (this.flags['log-level'] ?? 'info') as LogLevel;
     const format = (this.flags['log-format'] ?? 'text') as LogFormat;
     // Detached daemons started by this command inherit the format through the environment.
@@ -128,6 +196,10 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   }
 
   protected override async catch(err: Error & { exitCode?: number }): Promise<void> {
+    this.failed = true;
+    // A typed flag's parser (a duration) threw our error; oclif wrapped its message: unwrap it.
+    if (isEdgectlError(err))
+      err.message = err.message.replace(/^Parsing --[\w-]+ \n\t([\s\S]*)\nSee more help with --help$/, '$1');
     const code = exitCodeOf(err);
     const debug = this.flags?.['log-level'] === 'debug' || process.argv.includes('debug');
     if (this.jsonEnabled()) {
@@ -141,6 +213,6 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
       }
     }
     if (debug && err.stack) process.stderr.write(`${err.stack}\n`);
-    process.exitCode = code;
+    process.exitCode = this.exitCodeOfError(code);
   }
 }

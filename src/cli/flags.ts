@@ -2,6 +2,7 @@
  * Flags shared by several commands, defined once so their names and help read the same everywhere.
  */
 import { Args, Flags } from '@oclif/core';
+import { parseDuration } from '../registry/duration.js';
 
 export const registryFlag = Flags.string({
   summary: 'Registry URL: file:<dir> or s3://<bucket>/<prefix>.',
@@ -35,3 +36,34 @@ export const siteDataDirFlag = Flags.string({
 });
 
 export const siteNameArg = Args.string({ required: true, description: 'Site name.' });
+
+/**
+ * A duration flag (`90s`, `30m`, `1d12h`; src/registry/duration.ts): its value is milliseconds, so
+ * no command parses durations itself. The default is given as text, shown as such in the help and
+ * parsed like a typed value; `allowZero` also accepts `0` (off). An invalid value exits 2 with the
+ * same message as before: `invalid --<name> "<text>"` (the base command strips oclif's wrapping).
+ */
+export function durationFlag(opts: {
+  summary: string;
+  description?: string;
+  default?: string;
+  allowZero?: boolean;
+  /** The value's placeholder in the help (`<duration>`); `false` for none. */
+  helpValue?: string | false;
+}) {
+  const parse = (text: string, name: string): number =>
+    opts.allowZero && text.trim() === '0' ? 0 : parseDuration(text, `--${name}`);
+  const base = {
+    summary: opts.summary,
+    ...(opts.description ? { description: opts.description } : {}),
+    ...(opts.helpValue === false ? {} : { helpValue: opts.helpValue ?? '<duration>' }),
+    parse: async (text: string, _ctx: unknown, flag: { name: string }) => parse(text, flag.name),
+  };
+  const text = opts.default;
+  if (text === undefined) return Flags.custom<number>(base)();
+  return Flags.custom<number>({
+    ...base,
+    default: async (ctx: { options: { name: string } }) => parse(text, ctx.options.name),
+    defaultHelp: async () => text,
+  })();
+}

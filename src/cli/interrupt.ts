@@ -2,8 +2,8 @@
  * Ctrl-C for long-running commands (DESIGN: exit 130 on interrupt). `onInterrupt` turns SIGINT (and
  * SIGTERM, which stops a loop without counting as an interrupt) into an AbortSignal; an ink live
  * view, which reads Ctrl-C as a key in raw mode rather than a signal, reports it with
- * `markInterrupted`. Commands end with `exitIfInterrupted()` so every interrupted command exits
- * 130, whatever path it stopped by.
+ * `markInterrupted`. The base command (src/cli/base-command.ts) owns the handle (`this.signal`) and
+ * exits 130 after an interrupted run, whatever path it stopped by.
  */
 import { ExitCode } from './errors.js';
 
@@ -35,8 +35,10 @@ export function onInterrupt(): InterruptHandle {
     controller.abort();
   };
   const onTerm = () => controller.abort();
-  process.once('SIGINT', onInt);
-  process.once('SIGTERM', onTerm);
+  // `on`, not `once`: a second Ctrl-C while the command cleans up (stopping what it started) must
+  // not kill it half way; the listeners go when the command ends.
+  process.on('SIGINT', onInt);
+  process.on('SIGTERM', onTerm);
   return {
     signal: controller.signal,
     dispose() {

@@ -1,7 +1,7 @@
 /**
  * What a rollout writes to the fleet log, as pure functions of the fleet state: the ops of each
- * transition (start, step, promote, abort, undo, pause, resume, judgement) and `decide`, which turns
- * a step's judgement, the arms' health and the clock into the next transition.
+ * transition (start, step, promote, abort, undo, pause, resume, judgement); the controller's choice
+ * among them is `nextTransition` (transition.ts, re-exported here).
  *
  * Every transition that changes assignments carries them as ordinary `assign`/`unassign` ops in
  * the same entry as the rollout op (see fleet/rollout-ops.ts): step and promote assign the
@@ -19,8 +19,7 @@ import type { JsonValue, ResolvedRefJson, RolloutOp, RolloutState } from '../fle
 import { isActive } from '../fleet/rollout-ops.js';
 import { refIdentity } from '../fleet/refs.js';
 import type { FleetState, SiteAssignments } from '../fleet/state.js';
-import type { ArmHealth } from './evidence.js';
-import type { Judgement, StepJudgement } from './judge/types.js';
+import type { Judgement } from './judge/types.js';
 import { matches, parseSelector } from './selector.js';
 import { shadowSize, specFromJson, specJson, waveSizes, type RolloutSpec } from './spec.js';
 import { inShadow, shadowCleanupOps } from './shadow.js';
@@ -117,6 +116,50 @@ export function startOps(
   const kind = candidate.ref.slice(0, candidate.ref.indexOf('/'));
   const slot = slotOfKind(kind);
   const identity = refIdentity(candidate.ref);
+  const selected = selectSites(state, spec, slot, identity, candidate);
+  if (spec.shadow && slot !== 'adapters') {
+    throw new UserError(`a shadow step runs adapters only; ${candidate.ref} is a ${kind}`, {
+      code: 'E_SPEC',
+      suggestion: 'drop the shadow step (and --shadow) for model and policy rollouts',
+    });
+  }
+  const order = waveOrder(id, selected);
+  const { sizes, steps } = waveSizes(spec.steps, order.length);
+  const previous: Record<string, ResolvedRefJson | null> = {};
+  for (const s of order) previous[s] = slotRef(state.sites[s]!.assignments, slot, identity) ?? null;
+  const { json, digest } = specJson({ ...spec, steps });
+  const start: RolloutOp = {
+    op: 'rollout.start',
+    rollout: id,
+    candidate,
+    slot,
+    identity,
+    selector: spec.sites,
+    sites: order,
+    waves: sizes,
+    previous,
+    spec: json,
+    specDigest: digest,
+    by: input.by,
+  };
+  return {
+    ops: [start, ...firstStepOps(id, spec, slot, candidate, order, sizes)],
+    sites: order,
+    waves: sizes,
+  };
+}
+
+/**
+ * The sites a new rollout selects (sorted), refused when fewer than two match, when another active
+ * rollout already controls the same slot identity on one of them, or when all run the candidate.
+ */
+function selectSites(
+  state: FleetState,
+  spec: RolloutSpec,
+  slot: Slot,
+  identity: string,
+  candidate: ResolvedRefJson,
+): string[] {
   const reqs = parseSelector(spec.sites);
   const selected = Object.keys(state.sites)
     .filter((name) => matches(reqs, name, state.sites[name]!.declaration.labels))
@@ -149,31 +192,18 @@ export function startOps(
       code: 'E_NOTHING_TO_DO',
     });
   }
-  if (spec.shadow && slot !== 'adapters') {
-    throw new UserError(`a shadow step runs adapters only; ${candidate.ref} is a ${kind}`, {
-      code: 'E_SPEC',
-      suggestion: 'drop the shadow step (and --shadow) for model and policy rollouts',
-    });
-  }
-  const order = waveOrder(id, selected);
-  const { sizes, steps } = waveSizes(spec.steps, order.length);
-  const previous: Record<string, ResolvedRefJson | null> = {};
-  for (const s of order) previous[s] = slotRef(state.sites[s]!.assignments, slot, identity) ?? null;
-  const { json, digest } = specJson({ ...spec, steps });
-  const start: RolloutOp = {
-    op: 'rollout.start',
-    rollout: id,
-    candidate,
-    slot,
-    identity,
-    selector: spec.sites,
-    sites: order,
-    waves: sizes,
-    previous,
-    spec: json,
-    specDigest: digest,
-    by: input.by,
-  };
+  return selected;
+}
+
+/** The ops after `rollout.start` in the same entry: the shadow step 0, or wave 1, with their assignments. */
+function firstStepOps(
+  id: string,
+  spec: RolloutSpec,
+  slot: Slot,
+  candidate: ResolvedRefJson,
+  order: string[],
+  sizes: number[],
+): FleetOp[] {
   if (spec.shadow) {
     const shadowSites = order.slice(0, shadowSize(spec.shadow, order.length, sizes[0] ?? 1));
     const shadow: RolloutOp = {
@@ -184,11 +214,7 @@ export function startOps(
       sites: shadowSites,
       reason: `shadow step: ${shadowSites.length} of ${order.length} sites run the candidate in shadow (verified, never served)`,
     };
-    return {
-      ops: [start, shadow, ...assignOps(shadowSites, 'shadow', candidate)],
-      sites: order,
-      waves: sizes,
-    };
+    return [shadow, ...assignOps(shadowSites, 'shadow', candidate)];
   }
   const first = order.slice(0, sizes[0]);
   const step: RolloutOp = {
@@ -198,7 +224,7 @@ export function startOps(
     sites: first,
     reason: `wave 1: ${first.length} of ${order.length} sites`,
   };
-  return { ops: [start, step, ...assignOps(first, slot, candidate)], sites: order, waves: sizes };
+  return [step, ...assignOps(first, slot, candidate)];
 }
 
 /** Advances to the next wave, or promotes when the next wave is the whole selection. */
@@ -258,156 +284,12 @@ export function judgementJson(j: Judgement): { [key: string]: JsonValue } {
 
 export type Decision = 'promote' | 'rollback' | 'continue' | 'pause';
 
-export interface Decided {
-  decision: Decision;
-  reason: string;
-  pauseKind?: PauseKind;
-}
-
-function rate(h: ArmHealth): number {
-  return h.requests > 0 ? h.unhealthy / h.requests : 0;
-}
-
-function pct(x: number): string {
-  return `${(x * 100).toFixed(1)}%`;
-}
-
-/**
- * The next transition of a running rollout (pure). In order:
- * 1. abort limit: the canary's failed-or-unverified rate is above `abort.errorRate` (with at least
- *    `abort.minRequests` requests). If the baseline is as unhealthy, the cause is not the candidate
- *    (the verifier or the network is down): pause (`environment`), never roll back. Otherwise roll back.
- *    Likewise when the canary's share of speculatively served requests is more than
- *    `abort.speculativeDrop` below the baseline's: the router gave up on the candidate's drafts.
- * 2. the judge says rollback (a non-dry-run metric failed): roll back.
- * 3. the total timeout (from the start or the last resume) has passed: pause (`timeout`).
- * 4. the judge says promote: advance once the step has soaked for its `pause`, else continue.
- * 5. inconclusive past the step timeout: `onInconclusive` (default pause; never a silent rollback).
- */
-export function decide(
-  r: RolloutState,
-  judged: StepJudgement,
-  health: { canary: ArmHealth; baseline: ArmHealth },
-  now: Date,
-): Decided {
-  const d = decideStep(r, judged, health, now);
-  if (inShadow(r) && d.decision === 'rollback') {
-    return { ...d, reason: `rolled back in shadow: no user saw it — ${d.reason}` };
-  }
-  return d;
-}
-
-function decideStep(
-  r: RolloutState,
-  judged: StepJudgement,
-  health: { canary: ArmHealth; baseline: ArmHealth },
-  now: Date,
-): Decided {
-  const spec = specFromJson(r.spec);
-  const step = inShadow(r) && spec.shadow ? spec.shadow : (spec.steps[r.step - 1] ?? spec.steps.at(-1));
-  const t = now.getTime();
-  const { canary, baseline } = health;
-  const ceiling = spec.abort.errorRate;
-  if (canary.requests >= spec.abort.minRequests && rate(canary) > ceiling) {
-    const what = `canary sites failed or answered unverified ${pct(rate(canary))} of ${canary.requests} requests (limit ${pct(ceiling)})`;
-    if (baseline.requests >= spec.abort.minRequests && rate(baseline) > ceiling) {
-      return {
-        decision: 'pause',
-        pauseKind: 'environment',
-        reason: `${what}, but baseline sites did too (${pct(rate(baseline))}): the verifier or the network is failing, not the candidate`,
-      };
-    }
-    return { decision: 'rollback', reason: `abort limit: ${what}` };
-  }
-  const minReq = spec.abort.minRequests;
-  const drop = spec.abort.speculativeDrop ?? 0.5;
-  if (canary.requests >= minReq && baseline.requests >= minReq && drop < 1) {
-    const c = canary.speculative / canary.requests;
-    const b = baseline.speculative / baseline.requests;
-    if (b - c > drop) {
-      return {
-        decision: 'rollback',
-        reason: `abort limit: canary sites served ${pct(c)} of ${canary.requests} requests speculatively against ${pct(b)} on baseline sites (limit: ${pct(drop)} lower): the router stopped trusting the candidate's drafts`,
-      };
-    }
-  }
-  const failed = judged.judgements.filter((j) => j.verdict === 'fail' && !j.dryRun);
-  if (judged.decision === 'rollback') {
-    return { decision: 'rollback', reason: failed.map((j) => j.reason).join('; ') || 'a metric failed' };
-  }
-  if (t - Date.parse(r.runningSince) > spec.timeoutMs) {
-    return {
-      decision: 'pause',
-      pauseKind: 'timeout',
-      reason: `the rollout ran longer than its timeout (${Math.round(spec.timeoutMs / 1000)} s) without finishing`,
-    };
-  }
-  if (judged.decision === 'promote') {
-    const soakLeft = (step?.pauseMs ?? 0) - (t - Date.parse(r.stepTime));
-    if (soakLeft > 0)
-      return {
-        decision: 'continue',
-        reason: `every metric passed; soaking ${Math.ceil(soakLeft / 1000)} s more`,
-      };
-    return {
-      decision: 'promote',
-      reason: `every metric passed: ${judged.judgements
-        .filter((j) => !j.dryRun)
-        .map((j) => j.metric)
-        .join(', ')}`,
-    };
-  }
-  const waiting = judged.judgements.filter((j) => j.verdict === 'inconclusive' && !j.dryRun);
-  const why = waiting.map((j) => j.reason).join('; ') || 'not enough evidence yet';
-  if (step && t - Date.parse(r.clockFrom) > step.timeoutMs) {
-    const msg = `step ${r.step} stayed inconclusive past its timeout (${Math.round(step.timeoutMs / 1000)} s): ${why}`;
-    if (spec.onInconclusive === 'rollback') return { decision: 'rollback', reason: msg };
-    if (spec.onInconclusive === 'promote')
-      return { decision: 'promote', reason: `${msg} (onInconclusive: promote)` };
-    return { decision: 'pause', pauseKind: 'inconclusive', reason: msg };
-  }
-  return { decision: 'continue', reason: why };
-}
-
-/** Whether a continue-judgement differs from the last one logged for this step (else: not logged). */
-export function judgementChanged(r: RolloutState, judged: StepJudgement, decision: Decision): boolean {
-  const last = r.last;
-  if (!last || last.step !== r.step || last.decision !== decision) return true;
-  const verdicts = Object.fromEntries(judged.judgements.map((j) => [j.metric, j.verdict]));
-  const keys = new Set([...Object.keys(verdicts), ...Object.keys(last.verdicts)]);
-  for (const k of keys) if (verdicts[k] !== last.verdicts[k]) return true;
-  return false;
-}
-
-/** The entry ops for a decision: the judgement first, then the transition it causes. */
-export function decisionOps(
-  state: FleetState,
-  r: RolloutState,
-  judged: StepJudgement,
-  d: Decided,
-  windows: { canary: number; baseline: number },
-  by: string,
-): FleetOp[] {
-  const judgement: RolloutOp = {
-    op: 'rollout.judgement',
-    rollout: r.id,
-    step: r.step,
-    decision: d.decision,
-    reason: d.reason,
-    judgements: judged.judgements.map(judgementJson),
-    windows,
-    ...(inShadow(r) ? { shadow: true as const } : {}),
-  };
-  switch (d.decision) {
-    case 'continue':
-      return judgementChanged(r, judged, d.decision) ? [judgement] : [];
-    case 'promote':
-      return [judgement, ...advanceOps(state, r, d.reason, by)];
-    case 'rollback':
-      return [judgement, ...abortOps(state, r, d.reason, by)];
-    case 'pause':
-      return [judgement, ...pauseOps(r, d.pauseKind ?? 'inconclusive', d.reason, by)];
-  }
-}
+export {
+  decisionOps,
+  judgementChanged,
+  nextTransition,
+  type Transition,
+  type TransitionReason,
+} from './transition.js';
 
 export { specFromJson };

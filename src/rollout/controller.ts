@@ -20,7 +20,7 @@ import { NotFoundError } from '../cli/errors.js';
 import type { FleetState } from '../fleet/state.js';
 import type { RolloutState } from '../fleet/rollout-ops.js';
 import { appendEntry, readLatest, type FleetWriter } from './append.js';
-import { decide, decisionOps, specFromJson, type Decided } from './actions.js';
+import { decisionOps, nextTransition, specFromJson, type Transition } from './actions.js';
 import { FeedbackCache, type StepEvidence } from './evidence.js';
 import { currentStep } from './shadow.js';
 import type { JudgeStep, StepJudgement } from './judge/types.js';
@@ -37,7 +37,7 @@ export interface TickResult {
   rollout: RolloutState;
   state: FleetState;
   judged: StepJudgement | null;
-  decided: Decided | null;
+  decided: Transition | null;
   evidence: StepEvidence | null;
   /** Seq of the entry this pass wrote, or null. */
   wrote: number | null;
@@ -72,7 +72,7 @@ export async function tick(deps: ControllerDeps, id: string): Promise<TickResult
   // A shadow step is judged on shadow runs against the same sites' served drafts (shadow.ts).
   const { evidence, metrics } = currentStep(state, r, spec, (s) => cache.reports(s));
   const judged = deps.judge(metrics, evidence.canary, evidence.baseline);
-  const decided = decide(r, judged, evidence.health, now);
+  const decided = nextTransition(r, judged, evidence.health, now);
   let raced = false;
   const res = await appendEntry(deps, (fleet) => {
     const cur = fleet.state.rollouts?.[id];

@@ -8,15 +8,11 @@
  */
 import { hostname, userInfo } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { ConflictError, ExitCode, NotFoundError, UserError, VerificationError } from '../cli/errors.js';
+import { ConflictError, NotFoundError, UserError } from '../cli/errors.js';
 import type { Io } from '../cli/output.js';
 import { parseRef } from '../artifact/ref.js';
 import { resolveRef } from '../artifact/manifest-store.js';
-import type { FleetOp } from '../fleet/ops.js';
-import { entryDigest, type FleetEntry } from '../fleet/entry.js';
-import { readEntries } from '../fleet/read.js';
 import { isActive, type RolloutState } from '../fleet/rollout-ops.js';
-import { fleetKeys } from '../fleet/signed.js';
 import { fleetWriteGuard } from '../fleet/write-guard.js';
 import type { FleetState } from '../fleet/state.js';
 import { loadSigningKey, type KeyPair } from '../registry/keys.js';
@@ -28,10 +24,23 @@ import { abortOps, advanceOps, pauseOps, promoteOps, resumeOps, startOps, undoOp
 import { appendEntry, readLatest, type FleetWriter } from './append.js';
 import { getRollout, runController, tick, type TickResult } from './controller.js';
 import { FeedbackCache } from './evidence.js';
-import { currentStep, inShadow } from './shadow.js';
+import { currentStep } from './shadow.js';
 import { judgeStep } from './judge/index.js';
-import type { JudgeStep, Judgement } from './judge/types.js';
+import type { JudgeStep } from './judge/types.js';
 import { normalizeSpec, readSpecFile, specFromJson, type RolloutFile, type SpecOverrides } from './spec.js';
+import { rolloutReport, type RolloutReport, type SiteView } from './report.js';
+
+export {
+  stepName,
+  viewOf,
+  type JudgementRecord,
+  type Outcome,
+  type RolloutEvent,
+  type RolloutReport,
+  type RolloutView,
+  type SiteView,
+  type WaveView,
+} from './report.js';
 
 export interface RolloutTarget {
   registryUrl: string;
@@ -50,77 +59,6 @@ export interface WriterTarget extends RolloutTarget {
   singleWriter?: boolean;
   /** The command, for the guard's messages and the lease (default `rollout`). */
   command?: string;
-}
-
-export type Outcome = 'running' | 'promoted' | 'rolled-back' | 'paused' | 'timeout' | 'undone';
-
-export interface JudgementRecord {
-  seq: number;
-  time: string;
-  step: number;
-  /** Judged in the shadow step. */
-  shadow?: boolean;
-  decision: string;
-  reason: string;
-  windows: { canary: number; baseline: number };
-  judgements: Judgement[];
-}
-
-export interface RolloutEvent {
-  seq: number;
-  time: string;
-  op: string;
-  summary: string;
-}
-
-export interface SiteView {
-  site: string;
-  arm: 'canary' | 'baseline';
-  /** The ref the site has in the rollout's slot now. */
-  ref: string | null;
-  windows: number;
-  requests: number;
-  errors: number;
-  acceptance: number | null;
-}
-
-export interface WaveView {
-  step: number;
-  size: number;
-  sites: string[];
-  state: 'done' | 'current' | 'pending';
-}
-
-export interface RolloutView {
-  id: string;
-  status: RolloutState['status'];
-  candidate: string;
-  slot: string;
-  identity: string;
-  selector: string;
-  step: number;
-  /** The shadow step, when the spec has one (`failed`: the rollout was rolled back in it). */
-  shadow?: { sites: string[]; state: 'current' | 'done' | 'failed' };
-  waves: WaveView[];
-  canary: string[];
-  startedAt: string;
-  endedAt: string | null;
-  reason: string | null;
-  pauseReason: string | null;
-  previous: Record<string, string | null>;
-}
-
-export interface RolloutReport {
-  registry: string;
-  fleetSeq: number;
-  rollout: RolloutView;
-  outcome: Outcome;
-  exitCode: number;
-  reason: string;
-  judgements: JudgementRecord[];
-  events: RolloutEvent[];
-  /** The current step judged now from the feedback at hand (status only; not written). */
-  live?: { decision: string; reason: string; judgements: Judgement[]; sites: SiteView[] };
 }
 
 function defaultBy(): string {
@@ -188,174 +126,6 @@ export function pickRollout(state: FleetState, id: string | undefined, latest = 
   });
 }
 
-/** `shadow step` or `step <n>`, as logs and status name the current step. */
-export function stepName(r: RolloutState): string {
-  return inShadow(r) ? 'shadow step' : `step ${r.step}`;
-}
-
-function outcomeOf(r: RolloutState): { outcome: Outcome; exitCode: number } {
-  switch (r.status) {
-    case 'promoted':
-      return { outcome: 'promoted', exitCode: ExitCode.Ok };
-    case 'aborted':
-      return { outcome: 'rolled-back', exitCode: ExitCode.RolledBack };
-    case 'undone':
-      return { outcome: 'undone', exitCode: ExitCode.Ok };
-    case 'paused':
-      return r.pauseReason === 'timeout'
-        ? { outcome: 'timeout', exitCode: ExitCode.Timeout }
-        : { outcome: 'paused', exitCode: ExitCode.Paused };
-    case 'running':
-      return { outcome: 'running', exitCode: ExitCode.Ok };
-  }
-}
-
-export function viewOf(r: RolloutState): RolloutView {
-  const waves: WaveView[] = r.waves.map((size, i) => ({
-    step: i + 1,
-    size,
-    sites: r.sites.slice(i === 0 ? 0 : (r.waves[i - 1] ?? 0), size),
-    state:
-      i + 1 < r.step || (i + 1 === r.step && r.status === 'promoted')
-        ? 'done'
-        : i + 1 === r.step
-          ? 'current'
-          : 'pending',
-  }));
-  const previous: Record<string, string | null> = {};
-  for (const [s, p] of Object.entries(r.previous)) previous[s] = p?.ref ?? null;
-  return {
-    id: r.id,
-    status: r.status,
-    candidate: r.candidate.ref,
-    slot: r.slot,
-    identity: r.identity,
-    selector: r.selector,
-    step: r.step,
-    ...(r.shadowSites
-      ? {
-          shadow: {
-            sites: r.shadowSites,
-            state: inShadow(r) ? (r.status === 'aborted' ? 'failed' : 'current') : 'done',
-          } as const,
-        }
-      : {}),
-    waves,
-    canary: r.canary,
-    startedAt: r.startedAt,
-    endedAt: r.endedAt,
-    reason: r.reason,
-    pauseReason: r.pauseReason,
-    previous,
-  };
-}
-
-function summarize(op: FleetOp): string {
-  switch (op.op) {
-    case 'rollout.start':
-      return `start ${op.candidate.ref} on ${op.sites.length} sites (${op.selector || 'all sites'}), waves ${op.waves.join('/')}`;
-    case 'rollout.step':
-      return `${op.shadow ? 'shadow step' : `step ${op.step}`}: ${op.sites.join(', ')} (${op.reason})`;
-    case 'rollout.judgement':
-      return `judgement ${op.shadow ? 'shadow step' : `step ${op.step}`}: ${op.decision}: ${op.reason}`;
-    case 'rollout.pause':
-      return `pause (${op.reason}): ${op.message}`;
-    case 'rollout.resume':
-      return `resume by ${op.by}`;
-    case 'rollout.promote':
-      return `promote ${op.sites.length ? op.sites.join(', ') : '(no more sites)'}: ${op.reason}`;
-    case 'rollout.abort':
-      return `abort, reverted ${op.sites.join(', ') || '(none)'}: ${op.reason}`;
-    case 'rollout.undo':
-      return `undo, reverted ${op.sites.join(', ') || '(none)'}: ${op.reason}`;
-    default:
-      return op.op;
-  }
-}
-
-function checkChainedTo(entries: FleetEntry[], finalDigest: string | null): void {
-  const broken = entries.findIndex((e, i) => i > 0 && e.prev !== entryDigest(entries[i - 1] as FleetEntry));
-  const last = entries.at(-1);
-  if (broken >= 0 || (last && entryDigest(last) !== finalDigest)) {
-    throw new VerificationError('the fleet log does not chain to the verified fleet state', {
-      code: 'E_CHAIN',
-      details: { seq: broken >= 0 ? (entries[broken]?.seq ?? null) : (last?.seq ?? null) },
-    });
-  }
-}
-
-/** Every rollout op of `r` in the log, with the judgements in full. */
-async function historyOf(
-  store: Store,
-  trust: TrustRoot,
-  r: RolloutState,
-  to: { seq: number; entryDigest: string | null },
-): Promise<{ events: RolloutEvent[]; judgements: JudgementRecord[] }> {
-  // Earlier (unrevoked) fleet keys may have signed old entries: accepted when chained to the
-  // verified fleet at `to` (prev links, and the last entry's digest).
-  const entries = await readEntries(store, fleetKeys(trust), r.startSeq, to.seq, 8, { allowPast: true });
-  checkChainedTo(
-    entries.map((e) => e.entry),
-    to.entryDigest,
-  );
-  const events: RolloutEvent[] = [];
-  const judgements: JudgementRecord[] = [];
-  for (const { entry } of entries) {
-    for (const op of entry.ops) {
-      if (!op.op.startsWith('rollout.') || (op as { rollout?: string }).rollout !== r.id) continue;
-      events.push({ seq: entry.seq, time: entry.time, op: op.op, summary: summarize(op) });
-      if (op.op === 'rollout.judgement') {
-        judgements.push({
-          seq: entry.seq,
-          time: entry.time,
-          step: op.step,
-          ...(op.shadow ? { shadow: true } : {}),
-          decision: op.decision,
-          reason: op.reason,
-          windows: op.windows,
-          judgements: op.judgements as unknown as Judgement[],
-        });
-      }
-    }
-  }
-  return { events, judgements };
-}
-
-async function report(
-  store: Store,
-  trust: TrustRoot,
-  state: FleetState,
-  at: { seq: number; entryDigest: string | null },
-  r: RolloutState,
-  extra: { reason?: string; timedOut?: boolean } = {},
-): Promise<RolloutReport> {
-  const { events, judgements } = await historyOf(store, trust, r, at);
-  let { outcome, exitCode } = outcomeOf(r);
-  if (extra.timedOut && r.status === 'running') {
-    outcome = 'timeout';
-    exitCode = ExitCode.Timeout;
-  }
-  const last = judgements.at(-1);
-  const reason =
-    extra.reason ??
-    r.reason ??
-    (r.status === 'running'
-      ? last
-        ? `${stepName(r)}: ${last.reason}`
-        : `${stepName(r)} is collecting feedback`
-      : r.status);
-  return {
-    registry: store.url,
-    fleetSeq: at.seq,
-    rollout: viewOf(r),
-    outcome,
-    exitCode,
-    reason,
-    judgements,
-    events,
-  };
-}
-
 function newId(candidate: string): string {
   const ref = parseRef(candidate);
   const v = (ref.version ?? ref.digest?.slice(7, 15) ?? 'x').toLowerCase().replace(/[^a-z0-9.-]/g, '-');
@@ -404,7 +174,7 @@ export async function startCanary(opts: CanaryOptions): Promise<RolloutReport> {
       'info',
       `started rollout ${id}: ${candidate.ref} on ${r.sites.length} sites, waves ${r.waves.join('/')} (fleet seq ${res.seq ?? res.fleet.seq})`,
     );
-    if (!opts.wait) return report(store, trust, res.fleet.state, res.fleet, r);
+    if (!opts.wait) return rolloutReport(store, trust, res.fleet.state, res.fleet, r);
     return waitFor(opts, store, trust, w, id);
   });
 }
@@ -430,7 +200,7 @@ async function waitFor(
   });
   const { rollout, state } = run.last;
   const at = (await readLatest(store, trust, w.clock())).applied;
-  return report(store, trust, state, at, rollout, {
+  return rolloutReport(store, trust, state, at, rollout, {
     timedOut: run.stopped === 'deadline',
     ...(run.stopped === 'deadline'
       ? {
@@ -447,11 +217,11 @@ export interface ActOptions extends WriterTarget {
   reason?: string;
 }
 
-type Act = 'promote' | 'promote-full' | 'abort' | 'pause' | 'resume' | 'undo';
+export type RolloutAct = 'promote' | 'promote-full' | 'abort' | 'pause' | 'resume' | 'undo';
 
 /** A manual transition, written like the controller's (CAS on the log; refused if it does not fit). */
 export async function actOnRollout(
-  act: Act,
+  act: RolloutAct,
   opts: ActOptions & Pick<CanaryOptions, 'wait' | 'timeoutMs' | 'intervalMs' | 'signal' | 'onTick'>,
 ): Promise<RolloutReport> {
   const key = signer(opts);
@@ -505,7 +275,7 @@ export async function actOnRollout(
     });
     const r = getRollout(res.fleet.state, id);
     if (act === 'resume' && opts.wait) return waitFor(opts, store, trust, w, id);
-    return report(store, trust, res.fleet.state, res.fleet, r);
+    return rolloutReport(store, trust, res.fleet.state, res.fleet, r);
   });
 }
 
@@ -523,7 +293,7 @@ export async function rolloutStatus(
     const latest = await readLatest(store, trust, now);
     const state = latest.applied.state;
     const r = pickRollout(state, opts.id, true);
-    const out = await report(store, trust, state, latest.applied, r);
+    const out = await rolloutReport(store, trust, state, latest.applied, r);
     if (r.status === 'running' || r.status === 'paused') {
       await cache.refresh(store, state, r.sites, new Date(Date.parse(r.stepTime) - 60_000));
       const { evidence: ev, metrics } = currentStep(state, r, specFromJson(r.spec), (s) => cache.reports(s));

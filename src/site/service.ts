@@ -9,7 +9,7 @@ import type { Io } from '../cli/output.js';
 import { formatBytes } from '../cli/output.js';
 import { openStore } from '../registry/open-store.js';
 import type { Store } from '../registry/store.js';
-import { SyncAgent } from './agent.js';
+import { SyncAgent, type LoopSummary } from './agent.js';
 import { defaultSiteDataDir } from './data-dir.js';
 import type { RollbackResult } from './rollback.js';
 import type { SiteStatus } from './status.js';
@@ -45,6 +45,40 @@ export async function openSyncAgent(
     ...(opts.concurrency !== undefined ? { concurrency: opts.concurrency } : {}),
   });
   return { agent, store, close: () => store.close() };
+}
+
+export interface SiteSyncOptions extends OpenAgentOptions {
+  /** Sync once; otherwise loop every `intervalMs` until `signal` aborts. */
+  once: boolean;
+  intervalMs: number;
+  /** Stops the loop (unused with `once`). */
+  signal?: AbortSignal;
+  /** Each finished sync (the one of --once, every pass of the loop). */
+  onSync: (r: SyncResult) => void;
+}
+
+/**
+ * `site sync`: opens the registry, syncs once or loops until the signal, and closes the registry.
+ * A loop's refused or failed pass is logged on the I/O host and the loop goes on.
+ */
+export async function syncSite(opts: SiteSyncOptions): Promise<SyncResult | LoopSummary> {
+  const { agent, close } = await openSyncAgent(opts);
+  try {
+    if (opts.once) {
+      const result = await agent.syncOnce();
+      opts.onSync(result);
+      return result;
+    }
+    agent.on('sync', opts.onSync);
+    agent.on('refused', ({ error }) => opts.io.log('error', `${error.message} (nothing installed)`));
+    agent.on('failed', (error) => opts.io.log('error', error.message));
+    return await agent.runSyncLoop({
+      interval: opts.intervalMs,
+      signal: opts.signal ?? new AbortController().signal,
+    });
+  } finally {
+    await close();
+  }
 }
 
 const short = (id: string | null) => (id === null ? 'none' : id);

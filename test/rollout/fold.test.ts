@@ -1,7 +1,7 @@
 /**
  * Pure parts of rollouts: the reducer folding rollout ops (state transitions, validation), the op
  * builders (start, step, promote, abort, undo carry the assignment changes in the same entry), the
- * holds that keep `site plan` from undoing a rollout, wave sizes, selectors and `decide`.
+ * holds that keep `site plan` from undoing a rollout, wave sizes, selectors and `nextTransition`.
  */
 import { describe, expect, it } from 'vitest';
 import { VerificationError, UserError, ConflictError } from '../../src/cli/errors.js';
@@ -13,7 +13,7 @@ import type { DeclaredSite } from '../../src/fleet/site-schema.js';
 import {
   abortOps,
   advanceOps,
-  decide,
+  nextTransition,
   decisionOps,
   promoteOps,
   startOps,
@@ -239,14 +239,16 @@ describe('site plan and rollouts', () => {
   });
 });
 
-describe('decide', () => {
+describe('nextTransition', () => {
   const now = (minutes: number) => at(minutes);
 
   it('rolls back on a failed metric, promotes on all passed, continues otherwise', () => {
     const r = rollout(started());
-    expect(decide(r, judged('rollback', judgement('fail')), healthy, now(2)).decision).toBe('rollback');
-    expect(decide(r, judged('promote', judgement('pass')), healthy, now(2)).decision).toBe('promote');
-    expect(decide(r, judged('continue', judgement('inconclusive')), healthy, now(2)).decision).toBe(
+    expect(nextTransition(r, judged('rollback', judgement('fail')), healthy, now(2)).decision).toBe(
+      'rollback',
+    );
+    expect(nextTransition(r, judged('promote', judgement('pass')), healthy, now(2)).decision).toBe('promote');
+    expect(nextTransition(r, judged('continue', judgement('inconclusive')), healthy, now(2)).decision).toBe(
       'continue',
     );
   });
@@ -267,25 +269,27 @@ describe('decide', () => {
         ),
       );
     const j = judged('continue', judgement('inconclusive'));
-    expect(decide(mk(), j, healthy, now(5)).decision).toBe('continue');
-    const d = decide(mk(), j, healthy, now(12));
+    expect(nextTransition(mk(), j, healthy, now(5)).decision).toBe('continue');
+    const d = nextTransition(mk(), j, healthy, now(12));
     expect(d).toMatchObject({ decision: 'pause', pauseKind: 'inconclusive' });
-    expect(decide(mk('rollback'), j, healthy, now(12)).decision).toBe('rollback');
-    expect(decide(mk('promote'), j, healthy, now(12)).decision).toBe('promote');
+    expect(nextTransition(mk('rollback'), j, healthy, now(12)).decision).toBe('rollback');
+    expect(nextTransition(mk('promote'), j, healthy, now(12)).decision).toBe('promote');
   });
 
   it('the abort limit rolls back, unless the baseline fails as much (environment: pause)', () => {
     const r = rollout(started());
     const j = judged('continue', judgement('inconclusive'));
     const sick = { requests: 100, unhealthy: 80, speculative: 90 };
-    expect(decide(r, j, { canary: sick, baseline: healthy.baseline }, now(2)).decision).toBe('rollback');
-    expect(decide(r, j, { canary: sick, baseline: sick }, now(2))).toMatchObject({
+    expect(nextTransition(r, j, { canary: sick, baseline: healthy.baseline }, now(2)).decision).toBe(
+      'rollback',
+    );
+    expect(nextTransition(r, j, { canary: sick, baseline: sick }, now(2))).toMatchObject({
       decision: 'pause',
       pauseKind: 'environment',
     });
     // Too few requests: the limit does not apply yet.
     expect(
-      decide(
+      nextTransition(
         r,
         j,
         { canary: { requests: 10, unhealthy: 10, speculative: 0 }, baseline: healthy.baseline },
@@ -298,18 +302,34 @@ describe('decide', () => {
     const r = rollout(started());
     const j = judged('continue', judgement('inconclusive'));
     const noDrafts = { requests: 100, unhealthy: 0, speculative: 0 };
-    const d = decide(r, j, { canary: noDrafts, baseline: healthy.baseline }, now(2));
+    const d = nextTransition(r, j, { canary: noDrafts, baseline: healthy.baseline }, now(2));
     expect(d.decision).toBe('rollback');
     expect(d.reason).toMatch(/served 0\.0% of 100 requests speculatively against 90\.0%/);
     const fewer = { requests: 100, unhealthy: 0, speculative: 60 };
-    expect(decide(r, j, { canary: fewer, baseline: healthy.baseline }, now(2)).decision).toBe('continue');
+    expect(nextTransition(r, j, { canary: fewer, baseline: healthy.baseline }, now(2)).decision).toBe(
+      'continue',
+    );
+  });
+
+  it('each transition carries a typed reason code', () => {
+    const r = rollout(started());
+    const code = (j: StepJudgement, health = healthy) => nextTransition(r, j, health, now(2)).code;
+    const inconclusive = judged('continue', judgement('inconclusive'));
+    const sick = { requests: 100, unhealthy: 80, speculative: 90 };
+    expect(code(judged('rollback', judgement('fail')))).toBe('MetricFailed');
+    expect(code(judged('promote', judgement('pass')))).toBe('MetricsPassed');
+    expect(code(inconclusive)).toBe('AwaitingEvidence');
+    expect(code(inconclusive, { canary: sick, baseline: healthy.baseline })).toBe('AbortLimitErrorRate');
+    expect(code(inconclusive, { canary: sick, baseline: sick })).toBe('EnvironmentUnhealthy');
+    const noDrafts = { requests: 100, unhealthy: 0, speculative: 0 };
+    expect(code(inconclusive, { canary: noDrafts, baseline: healthy.baseline })).toBe('SpeculativeDrop');
   });
 
   it('logs a continue only when a verdict or the decision changes', () => {
     let f = started();
     const r = rollout(f);
     const j = judged('continue', judgement('inconclusive'), judgement('pass', 'ttft'));
-    const d = decide(r, j, healthy, now(2));
+    const d = nextTransition(r, j, healthy, now(2));
     const ops = decisionOps(f.state, r, j, d, { canary: 1, baseline: 2 }, 't');
     expect(ops.map((o) => o.op)).toEqual(['rollout.judgement']);
     f = write(f, ops, 2);

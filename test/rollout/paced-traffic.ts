@@ -5,7 +5,7 @@
  * selected site (one at a time per site), then a wait, by reading the registry, until each site's
  * signed feedback counts every request it answered (so the controller can see them too). Then the
  * step is judged from that same evidence the way the controller judges it (FeedbackCache,
- * currentStep, the sequential judge, decide): still undecided, another batch; decided (promote,
+ * currentStep, the sequential judge, nextTransition): still undecided, another batch; decided (promote,
  * roll back, pause), no more traffic until the controller has acted on it and the next step begins.
  * How long a batch takes does not matter, so the step timeouts in the tests' specs are backstops
  * only, never what ends a step.
@@ -15,7 +15,8 @@ import type { RolloutState } from '../../src/fleet/rollout-ops.js';
 import type { FleetState } from '../../src/fleet/state.js';
 import type { Store } from '../../src/registry/store.js';
 import type { TrustRoot } from '../../src/registry/trust.js';
-import { decide, specFromJson } from '../../src/rollout/actions.js';
+import { specFromJson } from '../../src/rollout/actions.js';
+import { nextTransition } from '../../src/rollout/transition.js';
 import { readLatest } from '../../src/rollout/append.js';
 import { FeedbackCache } from '../../src/rollout/evidence.js';
 import { judgeStep } from '../../src/rollout/judge/index.js';
@@ -73,7 +74,7 @@ export function startPacedTraffic(opts: PacedTrafficOptions): PacedTraffic {
     await cache.refresh(opts.store, state, r.sites, new Date(Date.parse(r.stepTime) - 60_000));
     const { evidence, metrics } = currentStep(state, r, specFromJson(r.spec), (s) => cache.reports(s));
     const judged = judgeStep(metrics, evidence.canary, evidence.baseline);
-    return decide(r, judged, evidence.health, new Date()).decision === 'continue';
+    return nextTransition(r, judged, evidence.health, new Date()).decision === 'continue';
   };
 
   const sendBatch = async (sites: readonly string[]): Promise<void> => {

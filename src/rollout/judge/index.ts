@@ -554,15 +554,15 @@ export function judgeMetric(
  * rollback when a non-dry-run metric failed; promote when every non-dry-run metric passed
  * (vacuously when all are dry runs: they never hold a promotion back); continue otherwise.
  */
-export function decide(judgements: readonly Judgement[]): StepDecision {
+export function stepVerdict(judgements: readonly Judgement[]): StepDecision {
   const counted = judgements.filter((j) => !j.dryRun);
   if (counted.some((j) => j.verdict === 'fail')) return 'rollback';
   if (counted.every((j) => j.verdict === 'pass')) return 'promote';
   return 'continue';
 }
 
-/** The seam with the controller: judge every metric on the cumulative samples and decide. */
+/** The seam with the controller: judge every metric on the cumulative samples and give the verdict. */
 export const judgeStep: JudgeStep = (metrics, canary, baseline): StepJudgement => {
   const judgements = metrics.map((m) => judgeMetric(m, canary, baseline));
-  return { decision: decide(judgements), judgements };
+  return { decision: stepVerdict(judgements), judgements };
 };

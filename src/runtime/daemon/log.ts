@@ -3,13 +3,20 @@
  * log file, `site logs` reads it; under systemd it is the journal), with a timestamp, the level and
  * `key=value` fields, so a log tail shown by a failed `site up` reads without a JSON viewer. With
  * `--log-format json` each line is a JSON object instead (`time`, `level`, `msg`, the fields), for
- * log collectors.
+ * log collectors. A DaemonLog is also the daemon's I/O host (src/foundation/io-host.ts): services
+ * handed it (the sync agent) report their steps as plain log lines with the same fields.
  */
-import { jsonLogLine, type Io, type LogFormat, type LogLevel } from '../../cli/output.js';
+import {
+  jsonLogLine,
+  LOG_LEVEL_ORDER,
+  plainSteps,
+  type IoHost,
+  type LogFormat,
+  type LogLevel,
+} from '../../foundation/io-host.js';
 
-export type DaemonLog = (level: LogLevel, msg: string, fields?: Record<string, unknown>) => void;
-
-const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+/** Callable as `log(level, msg, fields)` (the daemon's own lines) and usable as an IoHost. */
+export type DaemonLog = ((level: LogLevel, msg: string, fields?: Record<string, unknown>) => void) & IoHost;
 
 function formatValue(v: unknown): string {
   if (typeof v === 'string') return /[\s"=]/.test(v) || v === '' ? JSON.stringify(v) : v;
@@ -34,13 +41,14 @@ export function daemonLog(
   write: (line: string) => void = (l) => process.stderr.write(l),
   format: LogFormat = 'text',
 ): DaemonLog {
-  return (level, msg, fields) => {
-    if (ORDER[level] < ORDER[minLevel]) return;
+  const log = (level: LogLevel, msg: string, fields?: Record<string, unknown>): void => {
+    if (LOG_LEVEL_ORDER[level] < LOG_LEVEL_ORDER[minLevel]) return;
     write(`${format === 'json' ? jsonLogLine(level, msg, fields) : formatLogLine(level, msg, fields)}\n`);
   };
+  return Object.assign(log, { interactive: false, log, step: plainSteps(log) });
 }
 
-/** An Io (what the sync agent reports progress through) that writes into the daemon log. */
-export function logIo(log: DaemonLog): Io {
-  return { interactive: false, log: (level, message) => log(level, message) };
+/** The daemon log as the host the sync agent reports through (it is one already). */
+export function logIo(log: DaemonLog): IoHost {
+  return log;
 }

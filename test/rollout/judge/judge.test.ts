@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { sumWindows as feedbackSumWindows } from '../../../src/site/feedback/report.js';
 import {
-  decide,
+  stepVerdict,
   judgeMetric,
   judgeStep,
   sumWindows,
@@ -312,12 +312,12 @@ describe('judgeStep', () => {
     expect(judgeStep([acc, pending], c, b).decision).toBe('promote');
   });
 
-  it('decide: any counted fail rolls back, all counted pass promotes', () => {
+  it('stepVerdict: any counted fail rolls back, all counted pass promotes', () => {
     const j = (verdict: Judgement['verdict'], dryRun = false) => ({ verdict, dryRun }) as Judgement;
-    expect(decide([j('pass'), j('fail')])).toBe('rollback');
-    expect(decide([j('pass'), j('inconclusive')])).toBe('continue');
-    expect(decide([j('pass'), j('fail', true), j('inconclusive', true)])).toBe('promote');
-    expect(decide([j('inconclusive'), j('fail', true)])).toBe('continue');
-    expect(decide([])).toBe('promote');
+    expect(stepVerdict([j('pass'), j('fail')])).toBe('rollback');
+    expect(stepVerdict([j('pass'), j('inconclusive')])).toBe('continue');
+    expect(stepVerdict([j('pass'), j('fail', true), j('inconclusive', true)])).toBe('promote');
+    expect(stepVerdict([j('inconclusive'), j('fail', true)])).toBe('continue');
+    expect(stepVerdict([])).toBe('promote');
   });
 });
