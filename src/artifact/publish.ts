@@ -1,10 +1,10 @@
 /**
- * Publishing an artifact directory to a registry (DESIGN: Artifacts, Registry): resolve its identity
- * (flags over artifact.yaml), list and validate its files, chunk them (FastCDC), look every chunk up
- * in the chunk index (previous versions, an adapter's base), pack the new chunks into pack blobs and
- * upload those the registry lacks (bounded concurrency, create-only), then sign the manifest with an
- * `artifacts` key and write it create-only, LAST. A publish killed at any point therefore leaves no
- * manifest, only unreferenced packs that a rerun finds with HEAD and reuses (or gc removes).
+ * Publishing an artifact directory to a registry: resolve its identity (flags over
+ * artifact.yaml), list and validate its files, chunk, deduplicate and upload them
+ * (publish-chunks.ts), then sign the manifest with an `artifacts` key and write it create-only,
+ * LAST. A publish killed at any point therefore leaves no manifest, only unreferenced packs that a
+ * rerun finds with HEAD and reuses (or gc removes). docs/formats.md (Artifacts) specifies the
+ * layout; this module owns the decision whether and what to publish.
  *
  * Versions are immutable: if the version exists, the source's file hashes are compared with it;
  * the same bytes are a no-op (`bytesUploaded: 0`), different bytes a UserError (exit 2) that leaves
@@ -16,32 +16,28 @@ import type { Io } from '../cli/output.js';
 import { formatBytes } from '../cli/output.js';
 import { PayloadType, encodeEnvelope, signEnvelope } from '../registry/envelope.js';
 import type { KeyPair } from '../registry/keys.js';
-import { artifactKey, blobKey } from '../registry/layout.js';
+import { artifactKey } from '../registry/layout.js';
 import type { Store } from '../registry/store.js';
 import type { TrustRoot } from '../registry/trust.js';
 import { readArtifactYaml, type ArtifactYamlFile } from './artifact-yaml.js';
-import { ChunkIndex } from './chunk-index.js';
-import { CHUNKING_ALGORITHM, DEFAULT_CHUNKER, chunkFile } from './chunker.js';
-import { TaskGate, mapConcurrent } from './concurrency.js';
-import {
-  MANIFEST_SCHEMA,
-  fileSetKey,
-  manifestDigest,
-  parseManifest,
-  type Manifest,
-  type ManifestFile,
-} from './manifest.js';
-import { listVersions, readManifest, type LoadedManifest } from './manifest-store.js';
+import { mapConcurrent } from './concurrency.js';
+import { fileSetKey, manifestDigest, type Manifest, type ManifestFile } from './manifest.js';
+import { readManifest, type LoadedManifest } from './manifest-store.js';
 import { sha256File } from './materialize.js';
-import { DEFAULT_PACK_TARGET, PackBuilder, type PendingPack, type SealedPack } from './pack.js';
 import type { Progress } from './progress.js';
-import { checkKind, checkName, checkVersion, formatRef, type ArtifactKind } from './ref.js';
+import { checkKind, checkName, checkVersion, formatRef } from './ref.js';
 import { listSourceFiles, type SourceFile } from './source.js';
 import { validateArtifact } from './validate/index.js';
 import { publishedModelFiles } from './validate/model-graph.js';
+import {
+  buildManifest,
+  chunkAndUpload,
+  dedupIndex,
+  type Identity,
+  type UploadStats,
+} from './publish-chunks.js';
 
-/** Newest versions of the same artifact whose chunks a publish deduplicates against. */
-export const INDEX_VERSIONS = 3;
+export { INDEX_VERSIONS } from './publish-chunks.js';
 
 export interface PublishOptions {
   dir: string;
@@ -88,13 +84,6 @@ export interface PublishResult {
   requests: number;
   /** Manifests whose chunks were looked up. */
   dedupSources: string[];
-}
-
-interface Identity {
-  kind: ArtifactKind;
-  name: string;
-  version: string;
-  description: string | undefined;
 }
 
 function fieldSource(yaml: ArtifactYamlFile, field: string, flag: string, fromFlag: boolean): string {
@@ -203,9 +192,72 @@ function refuseRepublish(
   );
 }
 
-/** Where a chunk of the new manifest lives: an existing blob, or a pack of this publish. */
-type Placement =
-  { blob: string; blobSize: number; offset: number } | { pending: PendingPack; offset: number };
+/** The manifest files of `sources` (hashed, not chunked): what a republish is compared on. */
+async function hashSources(
+  sources: SourceFile[],
+): Promise<Pick<ManifestFile, 'path' | 'size' | 'sha256' | 'mode'>[]> {
+  return mapConcurrent(sources, 4, async (s) => ({
+    path: s.path,
+    size: s.size,
+    sha256: await sha256File(s.absPath),
+    mode: s.mode,
+  }));
+}
+
+/**
+ * The files a publish ships: everything listed in the directory, except that a model with
+ * `sync: selected` ships only its chosen graph (validate/model-graph.ts).
+ */
+function sourcesToPublish(opts: PublishOptions, id: Identity, yaml: ArtifactYamlFile): SourceFile[] {
+  const { io } = opts;
+  const listed = listSourceFiles(opts.dir);
+  for (const s of listed.skipped) io.log('debug', `not published: ${s}`);
+  const sources = id.kind === 'model' ? publishedModelFiles(opts.dir, yaml, listed.files) : listed.files;
+  for (const s of listed.files)
+    if (!sources.includes(s)) io.log('info', `not published (sync: selected): ${s.path}`);
+  if (sources.length === 0) throw new UserError(`${opts.dir} holds no files to publish`, { code: 'E_EMPTY' });
+  return sources;
+}
+
+/**
+ * Writes the signed manifest create-only. Losing the race to another publisher of the same
+ * version is the same no-op (same bytes) or refusal (different bytes) as a later republish.
+ */
+async function writeManifest(
+  opts: PublishOptions,
+  id: Identity,
+  manifest: Manifest,
+  progress: Progress,
+  requests: () => number,
+): Promise<PublishResult | undefined> {
+  const { store } = opts;
+  const ref = formatRef(id);
+  const key = artifactKey(id.kind, id.name, id.version);
+  const envelope = signEnvelope(PayloadType.artifact, manifest, [opts.signer]);
+  const written = await progress.step(`Signing and writing ${key}`, async () => {
+    try {
+      await store.putIfAbsent(key, encodeEnvelope(envelope));
+      return true;
+    } catch (err) {
+      if (!(err instanceof ConflictError)) throw err;
+      return false;
+    }
+  });
+  if (written) return undefined;
+  // Another publisher wrote this version while we ran.
+  const winner = await readManifest(store, id.kind, id.name, id.version, opts.trust);
+  if (winner && sameFiles(winner.manifest.files, manifest.files))
+    return alreadyPublished(ref, winner, requests());
+  if (winner) {
+    const err = refuseRepublish(ref, winner, manifest.files);
+    throw new UserError(`${err.message}; it was published by another publisher while this one ran`, {
+      code: 'E_VERSION_EXISTS',
+      suggestion: err.suggestion ?? '',
+      details: err.details ?? {},
+    });
+  }
+  throw new ConflictError(`${key} could not be written and is not readable`, { details: { key } });
+}
 
 export async function publishArtifact(opts: PublishOptions): Promise<PublishResult> {
   const { store, io } = opts;
@@ -217,27 +269,12 @@ export async function publishArtifact(opts: PublishOptions): Promise<PublishResu
   const yaml = readArtifactYaml(opts.dir);
   const id = resolveIdentity(opts, yaml);
   const ref = formatRef(id);
-  const key = artifactKey(id.kind, id.name, id.version);
   checkSigner(opts.trust, opts.signer);
-  const listed = listSourceFiles(opts.dir);
-  const { skipped } = listed;
-  for (const s of skipped) io.log('debug', `not published: ${s}`);
-  // A model with `sync: selected` ships only its chosen graph (validate/model-graph.ts).
-  const sources = id.kind === 'model' ? publishedModelFiles(opts.dir, yaml, listed.files) : listed.files;
-  for (const s of listed.files)
-    if (!sources.includes(s)) io.log('info', `not published (sync: selected): ${s.path}`);
-  if (sources.length === 0) throw new UserError(`${opts.dir} holds no files to publish`, { code: 'E_EMPTY' });
+  const sources = sourcesToPublish(opts, id, yaml);
 
   const existing = await readManifest(store, id.kind, id.name, id.version, opts.trust);
   if (existing) {
-    const files = await progress.step(`Comparing with the published ${ref}`, async () =>
-      mapConcurrent(sources, 4, async (s) => ({
-        path: s.path,
-        size: s.size,
-        sha256: await sha256File(s.absPath),
-        mode: s.mode,
-      })),
-    );
+    const files = await progress.step(`Comparing with the published ${ref}`, () => hashSources(sources));
     if (!sameFiles(existing.manifest.files, files)) {
       throw refuseRepublish(ref, existing, files);
     }
@@ -248,19 +285,9 @@ export async function publishArtifact(opts: PublishOptions): Promise<PublishResu
   const validated = await progress.step(`Validating ${id.kind} ${opts.dir}`, () =>
     validateArtifact(id.kind, { dir: opts.dir, files: sources, yaml, store, trust: opts.trust }),
   );
+  const index = await dedupIndex(store, id, opts.trust, validated.base?.manifest, io);
 
-  const index = new ChunkIndex();
-  for (const version of (await listVersions(store, id.kind, id.name)).slice(0, INDEX_VERSIONS)) {
-    try {
-      const prev = await readManifest(store, id.kind, id.name, version, opts.trust);
-      if (prev) index.add(prev.manifest);
-    } catch (err) {
-      io.log('warn', `not deduplicating against ${id.kind}/${id.name}@${version}: ${(err as Error).message}`);
-    }
-  }
-  if (validated.base) index.add(validated.base.manifest);
-
-  const stats = {
+  const stats: UploadStats = {
     bytesUploaded: 0,
     chunksUploaded: 0,
     packsUploaded: 0,
@@ -281,31 +308,8 @@ export async function publishArtifact(opts: PublishOptions): Promise<PublishResu
 
   const manifest = buildManifest(id, validated.meta, files, now());
   const digest = manifestDigest(manifest);
-  const envelope = signEnvelope(PayloadType.artifact, manifest, [opts.signer]);
-  const written = await progress.step(`Signing and writing ${key}`, async () => {
-    try {
-      await store.putIfAbsent(key, encodeEnvelope(envelope));
-      return true;
-    } catch (err) {
-      if (!(err instanceof ConflictError)) throw err;
-      return false;
-    }
-  });
-  if (!written) {
-    // Another publisher wrote this version while we ran.
-    const winner = await readManifest(store, id.kind, id.name, id.version, opts.trust);
-    if (winner && sameFiles(winner.manifest.files, manifest.files))
-      return alreadyPublished(ref, winner, requests());
-    if (winner) {
-      const err = refuseRepublish(ref, winner, manifest.files);
-      throw new UserError(`${err.message}; it was published by another publisher while this one ran`, {
-        code: 'E_VERSION_EXISTS',
-        suggestion: err.suggestion ?? '',
-        details: err.details ?? {},
-      });
-    }
-    throw new ConflictError(`${key} could not be written and is not readable`, { details: { key } });
-  }
+  const raced = await writeManifest(opts, id, manifest, progress, requests);
+  if (raced) return raced;
   return {
     ref,
     manifestDigest: digest,
@@ -316,127 +320,4 @@ export async function publishArtifact(opts: PublishOptions): Promise<PublishResu
     requests: requests(),
     dedupSources: index.sources,
   };
-}
-
-interface PlacedFile {
-  source: SourceFile;
-  sha256: string;
-  size: number;
-  chunks: { digest: string; size: number; place: Placement }[];
-}
-
-async function chunkAndUpload(
-  opts: PublishOptions,
-  sources: SourceFile[],
-  index: ChunkIndex,
-  stats: {
-    bytesUploaded: number;
-    chunksUploaded: number;
-    packsUploaded: number;
-    packsFound: number;
-    chunksReused: number;
-    chunksTotal: number;
-  },
-  onBytes: (done: number) => void,
-): Promise<PlacedFile[]> {
-  const { store } = opts;
-  const builder = new PackBuilder(opts.packTarget ?? DEFAULT_PACK_TARGET, DEFAULT_CHUNKER.max);
-  const gate = new TaskGate(opts.concurrency ?? 4);
-  const placed = new Map<string, Placement>();
-
-  // putIfAbsent answers "exists" for a pack an interrupted earlier run already wrote (the S3 store
-  // finds it with a HEAD and sends no body), so a rerun uploads nothing twice.
-  const upload = async (pack: SealedPack) => {
-    const res = await store.putIfAbsent(blobKey(pack.digest), pack.bytes);
-    if (res.status === 'created') {
-      stats.bytesUploaded += pack.bytes.length;
-      stats.chunksUploaded += pack.chunks;
-      stats.packsUploaded++;
-    } else stats.packsFound++;
-  };
-  const flush = async () => {
-    const sealed = builder.seal();
-    if (sealed) await gate.start(() => upload(sealed));
-  };
-
-  const out: PlacedFile[] = [];
-  let done = 0;
-  try {
-    for (const source of sources) {
-      let sha256 = '';
-      let size = 0;
-      const chunks: PlacedFile['chunks'] = [];
-      for await (const c of chunkFile(source.absPath, {
-        onFileDigest: (d, s) => {
-          sha256 = d;
-          size = s;
-        },
-      })) {
-        stats.chunksTotal++;
-        let place: Placement | undefined = placed.get(c.digest);
-        if (!place) {
-          const loc = index.get(c.digest, c.size);
-          if (loc) place = { blob: loc.blob, blobSize: loc.blobSize, offset: loc.offset };
-        }
-        if (place) stats.chunksReused++;
-        else {
-          if (builder.wouldOverflow(c.size)) await flush();
-          const { pack, offset } = builder.add(c.data);
-          place = { pending: pack, offset };
-          placed.set(c.digest, place);
-        }
-        chunks.push({ digest: c.digest, size: c.size, place });
-        done += c.size;
-        onBytes(done);
-      }
-      out.push({ source, sha256, size, chunks });
-    }
-    await flush();
-  } finally {
-    // Never leave uploads running behind an error; the first failure wins.
-    await gate.drain();
-  }
-  return out;
-}
-
-function buildManifest(
-  id: Identity,
-  meta: Record<string, unknown>,
-  placedFiles: PlacedFile[],
-  created: Date,
-): Manifest {
-  const blobs = new Map<string, number>();
-  const files: ManifestFile[] = placedFiles.map((pf) => ({
-    path: pf.source.path,
-    size: pf.size,
-    sha256: pf.sha256,
-    ...(pf.source.mode === 0o755 ? { mode: 0o755 as const } : {}),
-    chunks: pf.chunks.map((c) => {
-      let blob: string;
-      if ('pending' in c.place) {
-        if (!c.place.pending.digest) throw new Error('internal: pack not sealed');
-        blob = c.place.pending.digest;
-        blobs.set(blob, c.place.pending.size);
-      } else {
-        blob = c.place.blob;
-        blobs.set(blob, c.place.blobSize);
-      }
-      return { digest: c.digest, size: c.size, blob, offset: c.place.offset };
-    }),
-  }));
-  const manifest: Manifest = {
-    schema: MANIFEST_SCHEMA,
-    kind: id.kind,
-    name: id.name,
-    version: id.version,
-    created: created.toISOString(),
-    ...(id.description !== undefined ? { description: id.description } : {}),
-    size: files.reduce((n, f) => n + f.size, 0),
-    meta,
-    chunking: { algorithm: CHUNKING_ALGORITHM, ...DEFAULT_CHUNKER },
-    blobs: [...blobs].sort(([a], [b]) => (a < b ? -1 : 1)).map(([digest, size]) => ({ digest, size })),
-    files,
-  };
-  // The same checks every reader applies; a bug here must not reach the registry.
-  return parseManifest(manifest, 'new manifest');
 }

@@ -8,53 +8,24 @@
  * machine (state readable, current generation present and unchanged, not frozen) and daemon run
  * files (stale pid files).
  *
+ * The registry checks are in registry-checks.ts, the site and daemon checks in site-checks.ts.
+ *
  * It reuses the modules the real commands use (config, trust, store, site status), so a doctor
  * "ok" means the same code path works. A check that cannot run because an earlier one failed says
  * so (skipped as warn) instead of failing twice for one cause. Nothing is written except the S3
  * conditional-write probe object, which `registry init` also writes and removes.
  */
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { isEdgectlError } from '../cli/errors.js';
 import { loadProjectConfig, type ProjectConfig } from '../config/project.js';
-import { isSameProcess } from '../daemon/process-identity.js';
-import { readPidIdentity, readState, runFiles } from '../daemon/run-files.js';
-import { defaultSiteDataDir } from '../fleet/site-add.js';
-import { checkSiteFiles, siteFilesIn } from '../fleet/site-schema.js';
 import { checkSecretKeyMode, parseKeyText, SIGNING_KEY_ENV } from '../registry/keys.js';
-import {
-  conditionalWritesEnforced,
-  describeConditionalWrites,
-  probeConditionalWrites,
-  type ConditionalWriteProbeResult,
-} from '../registry/conditional-writes.js';
-import { openStore } from '../registry/open-store.js';
-import type { Store } from '../registry/store.js';
-import { decodeEnvelope } from '../registry/envelope.js';
-import { trustRootKey } from '../registry/layout.js';
-import {
-  readTrustRootEnvelope,
-  verifySelfSignedRoot,
-  walkRegistryTrust,
-  type TrustRoot,
-} from '../registry/trust.js';
-import { attachPastRoots } from '../registry/trust-history.js';
-import { siteDataPaths } from '../site/data-dir.js';
+import { readTrustRootEnvelope, verifySelfSignedRoot, type TrustRoot } from '../registry/trust.js';
 import { checkKeyRotation } from './key-rotation.js';
-import { siteStatus } from '../site/status.js';
-import { checkFleetChain } from './fleet-chain.js';
+import { message, suggestionOf, type CheckStatus, type DoctorCheck } from './check.js';
+import { checkRegistry } from './registry-checks.js';
+import { checkRunFiles, checkSites } from './site-checks.js';
 
-export type CheckStatus = 'ok' | 'warn' | 'fail';
-
-export interface DoctorCheck {
-  /** Stable id, e.g. `node`, `keys.fleet`, `site.store-001`. */
-  id: string;
-  title: string;
-  status: CheckStatus;
-  detail: string;
-  /** What to do about a warn or fail. */
-  fix?: string;
-}
+export type { CheckStatus, DoctorCheck } from './check.js';
 
 export interface DoctorReport {
   ok: boolean;
@@ -80,14 +51,6 @@ export interface DoctorOptions {
 
 const MIN_NODE_MAJOR = 22;
 const DAY_MS = 86_400_000;
-
-function message(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
-function suggestionOf(err: unknown): string | undefined {
-  return isEdgectlError(err) ? err.suggestion : undefined;
-}
 
 export function checkNode(version: string): DoctorCheck {
   const major = Number.parseInt(version.replace(/^v/, '').split('.')[0] ?? '', 10);
@@ -230,261 +193,6 @@ function checkKeys(cfg: ProjectConfig, env: NodeJS.ProcessEnv, root: TrustRoot |
       status: 'ok',
       detail: `${path} (${keyid}, mode 0600${role ? `, in role ${slot}` : ''})`,
     });
-  }
-  return checks;
-}
-
-async function checkRegistry(
-  cfg: ProjectConfig,
-  trustOk: boolean,
-  now: Date,
-  env: NodeJS.ProcessEnv,
-): Promise<DoctorCheck[]> {
-  const base = { id: 'registry', title: 'Registry' };
-  if (cfg.registry.startsWith('file:')) {
-    const dir = cfg.registry.slice('file:'.length);
-    if (!existsSync(dir)) {
-      return [
-        {
-          ...base,
-          status: 'fail',
-          detail: `${cfg.registry}: the directory does not exist`,
-          fix: 'edgectl registry init',
-        },
-      ];
-    }
-  }
-  let store: Store;
-  try {
-    store = await openStore(cfg.registry, { s3: { env } });
-  } catch (err) {
-    return [
-      { ...base, status: 'fail', detail: message(err), fix: suggestionOf(err) ?? 'check the registry URL' },
-    ];
-  }
-  try {
-    const checks: DoctorCheck[] = [];
-    if (!trustOk) {
-      try {
-        await store.list('trust/root/');
-        checks.push({
-          ...base,
-          status: 'warn',
-          detail: `${cfg.registry} is reachable; its trust chain was not checked (no valid local trust root)`,
-          fix: 'fix the trust root first',
-        });
-      } catch (err) {
-        checks.push({ ...base, status: 'fail', detail: message(err), fix: registryFix(cfg) });
-      }
-    } else {
-      try {
-        const local = readTrustRootEnvelope(cfg.trustPath);
-        const version = verifySelfSignedRoot(local, cfg.trustPath).version;
-        // The registry must hold this very root: walking only looks at newer versions.
-        const key = trustRootKey(version);
-        const obj = await store.get(key);
-        if (!obj) {
-          checks.push({
-            ...base,
-            status: 'fail',
-            detail: `${cfg.registry} is reachable but not initialised with this trust root (${key} is missing)`,
-            fix: 'edgectl registry init',
-          });
-          return checks;
-        }
-        if (decodeEnvelope(obj.body, key).payload !== local.payload) {
-          checks.push({
-            ...base,
-            status: 'fail',
-            detail: `${cfg.registry} holds a different trust root version ${version}: it belongs to another project`,
-            fix: 'use the registry this trust root was published to, or another registry (then edgectl registry init)',
-          });
-          return checks;
-        }
-        const walked = await walkRegistryTrust(store, local, now);
-        const newer =
-          walked.root.version > version
-            ? ` (the registry has newer version ${walked.root.version}; commit it to ${cfg.trustPath})`
-            : '';
-        checks.push({
-          ...base,
-          status: 'ok',
-          detail: `${cfg.registry} is reachable; trust root version ${walked.root.version} verified from the local root${newer}`,
-        });
-        // With the earlier roots: entries signed before a fleet-key rotation still chain.
-        checks.push(await checkFleetChain(store, await attachPastRoots(store, walked), now));
-      } catch (err) {
-        checks.push({
-          ...base,
-          status: 'fail',
-          detail: message(err),
-          fix: suggestionOf(err) ?? registryFix(cfg),
-        });
-        return checks;
-      }
-    }
-    checks.push(await checkConditionalWrites(store, cfg));
-    return checks;
-  } finally {
-    await store.close().catch(() => undefined);
-  }
-}
-
-function registryFix(cfg: ProjectConfig): string {
-  return cfg.registry.startsWith('s3://')
-    ? 'check AWS_REGION, AWS_ENDPOINT_URL_S3 (MinIO, R2), credentials and the bucket name; then edgectl registry init'
-    : 'edgectl registry init';
-}
-
-async function checkConditionalWrites(store: Store, cfg: ProjectConfig): Promise<DoctorCheck> {
-  const base = { id: 'registry.conditional-writes', title: 'Conditional writes' };
-  let probe: ConditionalWriteProbeResult;
-  try {
-    probe = await probeConditionalWrites(store);
-  } catch (err) {
-    return {
-      ...base,
-      status: 'warn',
-      detail: `could not probe (${message(err)}); read-only credentials cannot publish or apply either`,
-      fix: registryFix(cfg),
-    };
-  }
-  const detail = describeConditionalWrites(probe);
-  if (conditionalWritesEnforced(probe)) return { ...base, status: 'ok', detail };
-  const broken = probe.createOnly === 'broken' || probe.compareAndSwap === 'broken';
-  return broken
-    ? {
-        ...base,
-        status: 'fail',
-        detail: `${detail}: the server refuses writes whose precondition holds, so publish or site apply fail`,
-        fix: 'report the answers above to the S3 server vendor, or use a store that enforces If-None-Match/If-Match (AWS S3, Ceph RGW, recent MinIO, R2)',
-      }
-    : {
-        ...base,
-        status: 'warn',
-        detail: `${detail}: concurrent publish or site apply runs can overwrite each other`,
-        fix: 'fleet writes are refused here: use --single-writer (or singleWriter: true in edgectl.yaml) with one writer at a time, or a store that enforces If-None-Match/If-Match (AWS S3, Ceph RGW, recent MinIO, R2)',
-      };
-}
-
-/** Sites to look at: declared ones and any data directory under .edgectl/sites. */
-function siteNames(cfg: ProjectConfig): string[] {
-  const names = new Set<string>();
-  const { sites } = checkSiteFiles(siteFilesIn(cfg.sitesDir));
-  for (const s of sites) names.add(s.declaration.name);
-  const local = join(cfg.root, '.edgectl', 'sites');
-  if (existsSync(local)) {
-    for (const n of readdirSync(local)) if (statSync(join(local, n)).isDirectory()) names.add(n);
-  }
-  return [...names].sort();
-}
-
-async function checkSites(cfg: ProjectConfig, now: Date): Promise<DoctorCheck[]> {
-  const checks: DoctorCheck[] = [];
-  for (const name of siteNames(cfg)) {
-    const dataDir = defaultSiteDataDir(cfg.root, name);
-    if (!existsSync(dataDir)) continue; // declared, but not provisioned on this machine
-    const base = { id: `site.${name}`, title: `Site ${name}` };
-    const paths = siteDataPaths(dataDir);
-    checks.push(...checkRunFiles(join(dataDir, 'run'), `${name}/`));
-    if (existsSync(paths.siteKey)) {
-      try {
-        checkSecretKeyMode(paths.siteKey);
-      } catch (err) {
-        checks.push({ ...base, status: 'fail', detail: message(err), fix: suggestionOf(err) ?? '' });
-        continue;
-      }
-    }
-    try {
-      const s = await siteStatus({ site: name, dataDir, now });
-      if (!s.synced) {
-        checks.push({
-          ...base,
-          status: 'warn',
-          detail: `${dataDir}: not synced yet`,
-          fix: `edgectl site sync ${name} --once`,
-        });
-        continue;
-      }
-      const drift = s.drift;
-      const damaged = drift ? drift.changed.length + drift.missing.length : 0;
-      if (!s.generation) {
-        checks.push({
-          ...base,
-          status: s.assignedGeneration ? 'fail' : 'ok',
-          detail: s.assignedGeneration
-            ? `seq ${s.seq}: no current generation installed`
-            : `seq ${s.seq}: nothing assigned`,
-          ...(s.assignedGeneration ? { fix: `edgectl site sync ${name} --once` } : {}),
-        });
-      } else if (damaged > 0 && drift) {
-        const files = [...drift.changed, ...drift.missing].slice(0, 3).join(', ');
-        checks.push({
-          ...base,
-          status: 'fail',
-          detail: `generation ${s.generation.slice(0, 12)}: ${damaged} file(s) changed or missing on disk (${files})`,
-          fix: `edgectl site sync ${name} --once (repairs drift from the chunk cache)`,
-        });
-      } else if (s.frozen) {
-        checks.push({
-          ...base,
-          status: 'warn',
-          detail: `seq ${s.seq}: frozen (the fleet head expired); serving generation ${s.generation.slice(0, 12)}, installing nothing new`,
-          fix: 'edgectl site apply (re-signs the head), then edgectl site sync',
-        });
-      } else if (s.offline) {
-        checks.push({
-          ...base,
-          status: 'warn',
-          detail: `seq ${s.seq}: the last sync could not reach the registry; serving generation ${s.generation.slice(0, 12)}`,
-          fix: 'check the registry settings, then edgectl site sync --once',
-        });
-      } else {
-        checks.push({
-          ...base,
-          status: 'ok',
-          detail: `seq ${s.seq}, generation ${s.generation.slice(0, 12)} (${drift?.checked ?? 0} files unchanged)${s.upToDate ? '' : ', behind the assignment'}`,
-        });
-      }
-    } catch (err) {
-      checks.push({
-        ...base,
-        status: 'fail',
-        detail: message(err),
-        fix: suggestionOf(err) ?? `edgectl site sync ${name} --once rebuilds the state from the registry`,
-      });
-    }
-  }
-  return checks;
-}
-
-function checkRunFiles(runDir: string, prefix = ''): DoctorCheck[] {
-  if (!existsSync(runDir)) return [];
-  const checks: DoctorCheck[] = [];
-  for (const file of readdirSync(runDir)
-    .filter((n) => n.endsWith('.pid'))
-    .sort()) {
-    const name = file.slice(0, -'.pid'.length);
-    const files = runFiles(runDir, name);
-    const holder = readPidIdentity(files);
-    const pid = holder?.pid;
-    const state = readState(files);
-    const label = `${prefix}${name}`;
-    const base = { id: `daemon.${label}`, title: `Daemon ${label}` };
-    if (pid !== undefined && isSameProcess(pid, holder?.startTime, holder?.command)) {
-      checks.push({
-        ...base,
-        status: 'ok',
-        detail: `running (pid ${pid}${state?.url ? `, ${state.url}` : ''})`,
-      });
-    } else {
-      checks.push({
-        ...base,
-        status: 'warn',
-        detail: `stale pid file ${files.pidFile} (pid ${pid ?? '?'} is not ${name})`,
-        fix: `the next start replaces it; or remove ${files.pidFile}`,
-      });
-    }
   }
   return checks;
 }

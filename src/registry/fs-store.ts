@@ -1,5 +1,5 @@
 /**
- * The directory backend of the Store interface (DESIGN: Registry). Keys map to files under the root
+ * The directory backend of the Store interface (docs/operations.md, docs/formats.md). Keys map to files under the root
  * directory. Create-only writes go temp file + fsync + link(2): link fails with EEXIST atomically,
  * so of several concurrent writers exactly one creates the object and readers never see a partial
  * file. Compare-and-swap takes a per-key lock file (O_EXCL), checks the etag, then temp + fsync +
@@ -9,12 +9,10 @@
  * Temp files live in `<root>/.tmp/` and locks in `<root>/.locks/` (same file system, so link and
  * rename stay atomic); keys may not start a segment with a dot, so these never collide with objects.
  *
- * Limitation: a lock left by a crashed process is broken when its pid is gone (same host) or it is
- * older than `staleLockMs`; two processes breaking the same stale lock at the same instant could
- * both proceed. Stale locks only exist after a crash inside the few milliseconds a CAS holds one.
+ * The per-key locks (and their limitation after a crash) are in fs-lock.ts; file-system helpers and
+ * the typed I/O errors in fs-io.ts.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import {
   link,
   mkdir,
@@ -26,9 +24,7 @@ import {
   unlink,
   type FileHandle,
 } from 'node:fs/promises';
-import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { ConflictError, NotFoundError, OperationalError, VerificationError } from '../cli/errors.js';
 import { fill, readBounded } from './bounded-io.js';
 import { sha256Hex } from './digest.js';
@@ -52,6 +48,8 @@ import {
   type StoreStats,
 } from './store.js';
 import { checkKey, checkPrefix, compareKeys } from './store-keys.js';
+import { EtagCache, errCode, fsyncDir, hashFile, isMissing, registryIoError } from './fs-io.js';
+import { lockKey } from './fs-lock.js';
 
 export interface FsStoreOptions {
   /** How long compareAndSwap waits for another writer's lock (default 10 s). */
@@ -62,49 +60,7 @@ export interface FsStoreOptions {
   limits?: Partial<RegistryLimits>;
 }
 
-interface StatIdentity {
-  ino: bigint;
-  size: bigint;
-  mtimeNs: bigint;
-  ctimeNs: bigint;
-  etag: string;
-}
-
 const TMP_DIR = '.tmp';
-const LOCK_DIR = '.locks';
-
-function errCode(err: unknown): string | undefined {
-  return (err as NodeJS.ErrnoException | null)?.code;
-}
-
-function isMissing(err: unknown): boolean {
-  const code = errCode(err);
-  return code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR';
-}
-
-async function fsyncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
-async function hashFile(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return errCode(err) === 'EPERM';
-  }
-}
 
 export class FsStore implements Store {
   readonly url: string;
@@ -114,7 +70,7 @@ export class FsStore implements Store {
   readonly limits: RegistryLimits;
   private readonly lockTimeoutMs: number;
   private readonly staleLockMs: number;
-  private readonly etags = new Map<string, StatIdentity>();
+  private readonly etags = new EtagCache();
 
   constructor(root: string, opts: FsStoreOptions = {}) {
     this.root = resolve(root);
@@ -147,19 +103,9 @@ export class FsStore implements Store {
       throw this.ioError('stat', path, err);
     }
     if (!st.isFile()) return undefined;
-    const cached = this.etags.get(path);
-    if (
-      cached &&
-      cached.ino === st.ino &&
-      cached.size === st.size &&
-      cached.mtimeNs === st.mtimeNs &&
-      cached.ctimeNs === st.ctimeNs
-    ) {
-      return {
-        size: Number(st.size),
-        etag: cached.etag,
-        modified: new Date(Number(st.mtimeNs / 1_000_000n)),
-      };
+    const cached = this.etags.lookup(path, st);
+    if (cached !== undefined) {
+      return { size: Number(st.size), etag: cached, modified: new Date(Number(st.mtimeNs / 1_000_000n)) };
     }
     let etag: string;
     try {
@@ -168,25 +114,12 @@ export class FsStore implements Store {
       if (isMissing(err)) return undefined;
       throw this.ioError('read', path, err);
     }
-    this.etags.set(path, { ino: st.ino, size: st.size, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, etag });
+    this.etags.remember(path, st, etag);
     return { size: Number(st.size), etag, modified: new Date(Number(st.mtimeNs / 1_000_000n)) };
   }
 
   private ioError(op: string, path: string, err: unknown): OperationalError {
-    const code = errCode(err);
-    if (code === 'EACCES' || code === 'EPERM') {
-      // Not "unreachable": the registry is there and refuses us, which retrying will not fix.
-      return new OperationalError(`registry ${this.url}: access denied to ${op} ${path}`, {
-        code: 'E_ACCESS_DENIED',
-        suggestion: `check the permissions of ${path} for the user running edgectl`,
-        cause: err,
-      });
-    }
-    return new OperationalError(`registry ${this.url}: cannot ${op} ${path}: ${(err as Error).message}`, {
-      code: 'E_REGISTRY_IO',
-      suggestion: 'check that the registry directory exists, is writable and the disk is not full',
-      cause: err,
-    });
+    return registryIoError(this.url, op, path, err);
   }
 
   /** Opens an object for reading: undefined when missing (or not a regular file). */
@@ -218,28 +151,10 @@ export class FsStore implements Store {
       const st = await fh.stat({ bigint: true });
       if (!st.isFile()) return undefined;
       if (st.size > BigInt(max)) throw objectTooLarge(key, Number(st.size), max);
-      const cached = this.etags.get(path);
-      if (
-        etag !== undefined &&
-        cached?.etag === etag &&
-        cached.ino === st.ino &&
-        cached.size === st.size &&
-        cached.mtimeNs === st.mtimeNs &&
-        cached.ctimeNs === st.ctimeNs
-      ) {
-        return { notModified: true };
-      }
+      if (etag !== undefined && this.etags.lookup(path, st) === etag) return { notModified: true };
       const body = await readBounded(fh, Number(st.size), max, key);
       const bodyEtag = sha256Hex(body);
-      if (BigInt(body.length) === st.size) {
-        this.etags.set(path, {
-          ino: st.ino,
-          size: st.size,
-          mtimeNs: st.mtimeNs,
-          ctimeNs: st.ctimeNs,
-          etag: bodyEtag,
-        });
-      }
+      if (BigInt(body.length) === st.size) this.etags.remember(path, st, bodyEtag);
       return { body, etag: bodyEtag };
     } catch (err) {
       if (err instanceof VerificationError) throw err;
@@ -413,7 +328,12 @@ export class FsStore implements Store {
     await mkdir(dirname(target), { recursive: true }).catch((err: unknown) => {
       throw this.ioError('create directory for', target, err);
     });
-    const release = await this.lock(key);
+    const release = await lockKey(this.root, key, {
+      url: this.url,
+      timeoutMs: this.lockTimeoutMs,
+      staleMs: this.staleLockMs,
+      ioError: (op, path, err) => this.ioError(op, path, err),
+    });
     try {
       let current: string | undefined;
       try {
@@ -440,58 +360,6 @@ export class FsStore implements Store {
     } finally {
       await release();
     }
-  }
-
-  private async lock(key: string): Promise<() => Promise<void>> {
-    const dir = join(this.root, LOCK_DIR);
-    await mkdir(dir, { recursive: true });
-    const path = join(dir, `${sha256Hex(key)}.lock`);
-    const deadline = Date.now() + this.lockTimeoutMs;
-    let delay = 1;
-    for (;;) {
-      try {
-        const fh = await open(path, 'wx', 0o644);
-        try {
-          await fh.writeFile(`${process.pid} ${hostname()} ${Date.now()}\n`);
-        } finally {
-          await fh.close();
-        }
-        return async () => {
-          await unlink(path).catch(() => undefined);
-        };
-      } catch (err) {
-        if (errCode(err) !== 'EEXIST') throw this.ioError('create lock', path, err);
-      }
-      if (await this.isStale(path)) {
-        await unlink(path).catch(() => undefined);
-        continue;
-      }
-      if (Date.now() > deadline) {
-        throw new OperationalError(`timed out waiting for the lock on registry object ${key}`, {
-          code: 'E_LOCK_TIMEOUT',
-          suggestion: `if no other edgectl process is writing to ${this.url}, remove ${path}`,
-          details: { key, lock: path },
-        });
-      }
-      await sleep(delay + Math.random() * delay);
-      delay = Math.min(delay * 2, 50);
-    }
-  }
-
-  private async isStale(path: string): Promise<boolean> {
-    let text: string;
-    try {
-      text = await readFile(path, 'utf8');
-    } catch {
-      return false; // released meanwhile: just retry
-    }
-    const [pidText, host, timeText] = text.trim().split(' ');
-    const time = Number(timeText);
-    // A lock being written right now is empty or partial: only age can make it stale.
-    if (host === hostname() && pidText && Number(pidText) > 0 && !pidAlive(Number(pidText))) return true;
-    if (Number.isFinite(time) && time > 0) return Date.now() - time > this.staleLockMs;
-    const st = await stat(path).catch(() => undefined);
-    return st !== undefined && Date.now() - st.mtimeMs > this.staleLockMs;
   }
 
   async delete(key: string): Promise<void> {

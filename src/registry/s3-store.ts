@@ -1,5 +1,5 @@
 /**
- * The S3 backend of the Store interface (DESIGN: Registry), for AWS S3 and S3-compatible servers,
+ * The S3 backend of the Store interface (docs/operations.md: The registry on S3, MinIO or R2), for AWS S3 and S3-compatible servers,
  * through @aws-sdk/client-s3. Endpoint, region and credentials come from the standard AWS
  * configuration (AWS_ENDPOINT_URL_S3, AWS_REGION, AWS_ACCESS_KEY_ID, profiles); path-style
  * addressing is the default when a custom endpoint is set (MinIO, s3rver, Ceph).
@@ -13,9 +13,7 @@
  * once the object is seen to still carry the expected ETag (Ceph RGW refuses its own quoted ETags),
  * so a stale ETag is never retried into a success. Error mapping lives in s3-errors.ts.
  *
- * The SDK's default request checksums are turned off (WHEN_REQUIRED) because they break several
- * S3-compatible stores (reference study 5.4); content integrity comes from our own SHA-256 digests.
- * Timeouts and retries are bounded so an unreachable registry fails in seconds with exit 1.
+ * The client's configuration (checksums, timeouts, attempts, request counting) is in s3-client.ts.
  */
 import {
   DeleteObjectCommand,
@@ -23,13 +21,12 @@ import {
   HeadObjectCommand,
   ListObjectsV2Command,
   PutObjectCommand,
-  S3Client,
-  type S3ClientConfig,
+  type S3Client,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { createHash, randomBytes } from 'node:crypto';
-import { ConflictError, NotFoundError, OperationalError, VerificationError } from '../cli/errors.js';
-import { discard, readCapped, totalSize } from './bounded-io.js';
+import { ConflictError, OperationalError, VerificationError } from '../cli/errors.js';
+import { discard, readCapped } from './bounded-io.js';
 import {
   conditionalWritesEnforced,
   type ConditionalWriteProbeResult,
@@ -37,14 +34,7 @@ import {
 } from './conditional-writes.js';
 import { sha256Hex } from './digest.js';
 import { BLOB_PREFIX } from './layout.js';
-import {
-  checkRange,
-  effectiveMax,
-  objectSizeMismatch,
-  objectTooLarge,
-  registryLimits,
-  type RegistryLimits,
-} from './limits.js';
+import { checkRange, effectiveMax, objectTooLarge, registryLimits, type RegistryLimits } from './limits.js';
 import {
   emptyStats,
   type GetOptions,
@@ -67,57 +57,13 @@ import {
 } from './s3-errors.js';
 import { etagForms, ifMatchValue, runConditionalWriteProbe, sameEtag } from './s3-probe.js';
 import { checkKey, checkPrefix, compareKeys } from './store-keys.js';
+import { createS3Client, type S3StoreOptions } from './s3-client.js';
+import { readRange } from './s3-range.js';
 
-export interface S3StoreOptions {
-  /** Environment to read AWS settings from (default process.env). */
-  env?: NodeJS.ProcessEnv;
-  /** Default: EDGECTL_S3_FORCE_PATH_STYLE, else true when a custom endpoint is set. */
-  forcePathStyle?: boolean;
-  endpoint?: string;
-  region?: string;
-  /** Attempts per request including the first (default 3). */
-  maxAttempts?: number;
-  /** TCP connect timeout per attempt (default 3 s). */
-  connectionTimeoutMs?: number;
-  /** Socket inactivity timeout per attempt (default 10 s). */
-  requestTimeoutMs?: number;
-  /** Bodies larger than this go multipart (default 16 MiB). */
-  multipartThreshold?: number;
-  /** Multipart part size (default 8 MiB; S3's minimum is 5 MiB). */
-  partSize?: number;
-  /** Initial belief about conditional-write support until probed (default: true for AWS itself). */
-  enforcesConditionalWrites?: boolean;
-  /** Read caps over the defaults and the EDGECTL_MAX_*_BYTES variables of `env` (limits.ts). */
-  limits?: Partial<RegistryLimits>;
-  /** The `If-Match` ETag form to send (default: as returned, then unquoted when the server refuses it). */
-  ifMatchForm?: EtagForm;
-}
-
-type Kind = 'gets' | 'puts' | 'heads' | 'lists' | 'deletes';
-const COMMAND_KIND: Record<string, Kind> = {
-  GetObjectCommand: 'gets',
-  HeadObjectCommand: 'heads',
-  ListObjectsV2Command: 'lists',
-  DeleteObjectCommand: 'deletes',
-  PutObjectCommand: 'puts',
-  CreateMultipartUploadCommand: 'puts',
-  UploadPartCommand: 'puts',
-  CompleteMultipartUploadCommand: 'puts',
-  AbortMultipartUploadCommand: 'puts',
-};
-
-function positiveInt(value: string | undefined): number | undefined {
-  const n = Number(value);
-  return value && Number.isInteger(n) && n > 0 ? n : undefined;
-}
+export type { S3StoreOptions } from './s3-client.js';
 
 function md5Hex(body: Buffer): string {
   return createHash('md5').update(body).digest('hex');
-}
-
-function envFlag(value: string | undefined): boolean | undefined {
-  if (value === undefined || value === '') return undefined;
-  return !['0', 'false', 'no', 'off'].includes(value.toLowerCase());
 }
 
 export class S3Store implements Store {
@@ -141,45 +87,12 @@ export class S3Store implements Store {
     this.prefix = prefix.replace(/^\/+|\/+$/g, '');
     this.url = `s3://${bucket}${this.prefix ? `/${this.prefix}` : ''}`;
     this.endpoint = opts.endpoint ?? (env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL || undefined);
-    const region = opts.region ?? (env.AWS_REGION || env.AWS_DEFAULT_REGION || undefined);
-    const config: S3ClientConfig = {
-      forcePathStyle:
-        opts.forcePathStyle ?? envFlag(env.EDGECTL_S3_FORCE_PATH_STYLE) ?? this.endpoint !== undefined,
-      maxAttempts: opts.maxAttempts ?? positiveInt(env.AWS_MAX_ATTEMPTS) ?? 3,
-      requestHandler: {
-        connectionTimeout: opts.connectionTimeoutMs ?? 3_000,
-        requestTimeout: opts.requestTimeoutMs ?? 10_000,
-      },
-      requestChecksumCalculation: 'WHEN_REQUIRED',
-      responseChecksumValidation: 'WHEN_REQUIRED',
-    };
-    if (this.endpoint) config.endpoint = this.endpoint;
-    // A custom endpoint rarely cares about the region, but the SDK refuses to sign without one.
-    if (region) config.region = region;
-    else if (this.endpoint) config.region = 'us-east-1';
-    if (env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY) {
-      config.credentials = {
-        accessKeyId: env.AWS_ACCESS_KEY_ID,
-        secretAccessKey: env.AWS_SECRET_ACCESS_KEY,
-        ...(env.AWS_SESSION_TOKEN ? { sessionToken: env.AWS_SESSION_TOKEN } : {}),
-      };
-    }
-    this.client = new S3Client(config);
+    this.client = createS3Client(env, opts, this.endpoint, this.stats);
     this.multipartThreshold = opts.multipartThreshold ?? 16 * 1024 * 1024;
     this.partSize = opts.partSize ?? 8 * 1024 * 1024;
     this.enforcesConditionalWrites = opts.enforcesConditionalWrites ?? this.endpoint === undefined;
     this.limits = registryLimits(env, opts.limits);
     this.ifMatchForm = opts.ifMatchForm;
-    // Counted per attempt (the deserialize step runs inside the retry loop), so retries show up.
-    this.client.middlewareStack.add(
-      (next, context) => async (args) => {
-        this.stats.requests++;
-        const kind = COMMAND_KIND[context.commandName ?? ''];
-        if (kind) this.stats[kind]++;
-        return next(args);
-      },
-      { step: 'deserialize', name: 'edgectlRequestCounter' },
-    );
   }
 
   resetStats(): void {
@@ -249,76 +162,21 @@ export class S3Store implements Store {
     }
   }
 
-  /** Checks a ranged response's total object size against `expected` (one HEAD if it is not given). */
-  private async checkObjectSize(
-    key: string,
-    contentRange: string | undefined,
-    expected: number,
-  ): Promise<void> {
-    const size = totalSize(contentRange) ?? (await this.head(key))?.size;
-    if (size === undefined)
-      throw new NotFoundError(`registry object ${key} does not exist`, { details: { key } });
-    if (size !== expected) throw objectSizeMismatch(key, expected, size);
-  }
-
   async getRange(key: string, start: number, end: number, opts: RangeOptions = {}): Promise<Buffer> {
     checkRange(key, start, end);
-    if (end === start) {
-      // HTTP cannot express an empty range; still report a missing object like a real read would.
-      const info = await this.head(key);
-      if (!info) throw new NotFoundError(`registry object ${key} does not exist`, { details: { key } });
-      if (opts.objectSize !== undefined && info.size !== opts.objectSize)
-        throw objectSizeMismatch(key, opts.objectSize, info.size);
-      return Buffer.alloc(0);
-    }
-    const Key = this.fullKey(key);
-    const want = end - start;
-    const overrun = () =>
-      new VerificationError(
-        `${this.url}: a read of ${key} [${start}, ${end}) returned more than ${want} bytes`,
-        {
-          code: 'E_RANGE_OVERRUN',
-          suggestion: 'the S3 server does not honour ranged reads; use another S3-compatible server',
-          details: { key, start, end },
-        },
-      );
-    let body: Buffer;
-    try {
-      const res = await this.client.send(
-        new GetObjectCommand({ Bucket: this.bucket, Key, Range: `bytes=${start}-${end - 1}` }),
-      );
-      if (res.ContentLength !== undefined && res.ContentLength > want) {
-        discard(res.Body);
-        throw overrun();
-      }
-      if (opts.objectSize !== undefined) {
-        try {
-          await this.checkObjectSize(key, res.ContentRange, opts.objectSize);
-        } catch (err) {
-          discard(res.Body);
-          throw err;
-        }
-      }
-      body = await readCapped(res.Body, want, overrun);
-    } catch (err) {
-      if (err instanceof VerificationError || err instanceof OperationalError || err instanceof NotFoundError)
-        throw err;
-      if (isNotFound(err))
-        throw new NotFoundError(`registry object ${key} does not exist`, { details: { key } });
-      if (statusOf(err) === 416) body = Buffer.alloc(0);
-      else throw this.failure(err, 'get range of', key);
-    }
-    this.stats.bytesRead += body.length;
-    if (body.length !== want) {
-      throw new OperationalError(
-        `registry object ${key} is shorter than the requested range [${start}, ${end})`,
-        {
-          code: 'E_RANGE',
-          details: { key, start, end, got: body.length },
-        },
-      );
-    }
-    return body;
+    return readRange({
+      client: this.client,
+      bucket: this.bucket,
+      url: this.url,
+      key,
+      fullKey: () => this.fullKey(key),
+      start,
+      end,
+      objectSize: opts.objectSize,
+      head: () => this.head(key),
+      failure: (err) => this.failure(err, 'get range of', key),
+      onBytes: (n) => (this.stats.bytesRead += n),
+    });
   }
 
   async head(key: string): Promise<ObjectInfo | undefined> {

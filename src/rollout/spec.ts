@@ -13,17 +13,21 @@
  * A `shadow` step (only first: `steps: [shadow, 10%, all]`, long form `{ shadow: 25% }`, or
  * `--shadow`) runs the candidate in shadow on its sites before any wave serves it; it is kept
  * apart from the waves (`RolloutSpec.shadow`), so wave numbering is the same with or without it.
+ *
+ * The file's schema and the step grammar's parser are in spec-file.ts (re-exported here); this
+ * module owns the defaults, normalization and wave sizing (docs/rollouts.md).
  */
-import { z } from 'zod';
 import { UserError } from '../cli/errors.js';
-import { parseYamlWithSchema, readYamlWithSchema, type ParsedYaml } from '../config/yaml-file.js';
 import { parseRef } from '../artifact/ref.js';
 import { canonicalJsonBytes } from '../registry/canonical-json.js';
 import { digestOf } from '../registry/digest.js';
 import { parseDuration } from '../registry/duration.js';
 import type { JsonValue } from '../fleet/rollout-ops.js';
-import { METRIC_NAMES, type MetricName, type MetricSpec } from './judge/types.js';
+import type { MetricName, MetricSpec } from './judge/types.js';
 import { parseSelector } from './selector.js';
+import { isShadowStep, ms, parseStepText, type MetricEntry, type RolloutFile } from './spec-file.js';
+
+export { parseSpecText, readSpecFile, rolloutFileSchema, type RolloutFile } from './spec-file.js';
 
 /** Defaults of every metric the judge knows (used when a spec lists the metric without them). */
 export const METRIC_DEFAULTS: Readonly<Record<MetricName, Omit<MetricSpec, 'metric'>>> = {
@@ -87,151 +91,6 @@ export interface RolloutSpec {
   abort: { errorRate: number; minRequests: number; speculativeDrop: number };
 }
 
-const STEP_TEXT_RE = /^\s*(?:(\d+(?:\.\d+)?)\s*%|(\d+)\s*sites?|(all))\s*$/i;
-
-function parseStepText(text: string, bareIs: 'share' | 'count'): StepSize | string {
-  const bare = /^\s*(\d+(?:\.\d+)?)\s*$/.exec(text);
-  const m = bare ? null : STEP_TEXT_RE.exec(text);
-  if (bare) {
-    const n = Number(bare[1]);
-    if (bareIs === 'count')
-      return Number.isInteger(n) && n >= 1 ? { count: n } : 'a count is a whole number >= 1';
-    return n > 0 && n <= 100 ? { share: n } : 'a share is a percentage in (0, 100]';
-  }
-  if (!m) return `"${text}" is not a step: use 10%, "3 sites" or all`;
-  if (m[3]) return { all: true };
-  if (m[2]) return Number(m[2]) >= 1 ? { count: Number(m[2]) } : 'a count is a whole number >= 1';
-  const share = Number(m[1]);
-  return share > 0 && share <= 100 ? { share } : 'a share is a percentage in (0, 100]';
-}
-
-const duration = z.string().refine(
-  (v) => {
-    if (/^0+(ms|s|m|h)?$/.test(v.trim())) return true;
-    try {
-      parseDuration(v);
-      return true;
-    } catch {
-      return false;
-    }
-  },
-  { message: 'must be a duration like 30s, 5m or 1h' },
-);
-
-function ms(text: string): number {
-  return /^0+(ms|s|m|h)?$/.test(text.trim()) ? 0 : parseDuration(text);
-}
-
-const stepSize = z.union([z.string(), z.number()]).superRefine((v, ctx) => {
-  const r = parseStepText(String(v), typeof v === 'number' ? 'count' : 'count');
-  if (typeof r === 'string') ctx.addIssue({ code: 'custom', message: r });
-});
-
-const shadowLiteral = z.string().regex(/^\s*shadow\s*$/i);
-const shadowLong = z.strictObject({
-  shadow: stepSize,
-  pause: duration.optional(),
-  timeout: duration.optional(),
-});
-const stepSchema = z.union([
-  shadowLiteral,
-  shadowLong,
-  stepSize,
-  z.strictObject({ sites: stepSize, pause: duration.optional(), timeout: duration.optional() }),
-]);
-
-function isShadowStep(s: unknown): boolean {
-  return (
-    (typeof s === 'string' && /^\s*shadow\s*$/i.test(s)) ||
-    (typeof s === 'object' && s !== null && 'shadow' in s)
-  );
-}
-
-const fraction = (what: string) => z.number().gt(0, `${what} must be > 0`).lt(1, `${what} must be < 1`);
-
-const metricSchema = z.strictObject({
-  metric: z.enum(METRIC_NAMES, { error: `metric must be one of ${METRIC_NAMES.join(', ')}` }),
-  margin: z.number().min(0).max(10).optional(),
-  minSamples: z.number().int().min(1).optional(),
-  dryRun: z.boolean().optional(),
-  alpha: fraction('alpha').max(0.2, 'alpha above 0.2 would roll back good candidates too often').optional(),
-  absoluteMargin: z.number().min(0).max(1).optional(),
-});
-
-const selectorSchema = z.string().superRefine((v, ctx) => {
-  try {
-    parseSelector(v);
-  } catch (err) {
-    ctx.addIssue({ code: 'custom', message: (err as Error).message });
-  }
-});
-
-const candidateSchema = z.string().superRefine((v, ctx) => {
-  try {
-    parseRef(v);
-  } catch (err) {
-    ctx.addIssue({ code: 'custom', message: (err as Error).message });
-  }
-});
-
-/** The YAML file as written. */
-export const rolloutFileSchema = z
-  .strictObject({
-    candidate: candidateSchema.optional(),
-    sites: selectorSchema.optional(),
-    steps: z.array(stepSchema).min(1, 'at least one step').optional(),
-    analysis: z
-      .strictObject({
-        interval: duration.optional(),
-        metrics: z
-          .array(metricSchema)
-          .min(1, 'list at least one metric, or leave analysis.metrics out')
-          .optional(),
-      })
-      .optional(),
-    pause: duration.optional(),
-    stepTimeout: duration.optional(),
-    timeout: duration.optional(),
-    onInconclusive: z.enum(['pause', 'rollback', 'promote']).optional(),
-    abort: z
-      .strictObject({
-        errorRate: fraction('abort.errorRate').optional(),
-        minRequests: z.number().int().min(1).optional(),
-        speculativeDrop: z.number().gt(0).max(1).optional(),
-      })
-      .optional(),
-  })
-  .superRefine((v, ctx) => {
-    v.steps?.forEach((s, i) => {
-      if (i > 0 && isShadowStep(s)) {
-        ctx.addIssue({
-          code: 'custom',
-          message: 'a shadow step can only be the first step',
-          path: ['steps', i],
-        });
-      }
-    });
-    if (v.steps && v.steps.length === 1 && isShadowStep(v.steps[0])) {
-      ctx.addIssue({
-        code: 'custom',
-        message: 'a shadow step needs at least one wave after it',
-        path: ['steps'],
-      });
-    }
-    const seen = new Set<string>();
-    v.analysis?.metrics?.forEach((m, i) => {
-      if (seen.has(m.metric)) {
-        ctx.addIssue({
-          code: 'custom',
-          message: `metric ${m.metric} is listed twice`,
-          path: ['analysis', 'metrics', i],
-        });
-      }
-      seen.add(m.metric);
-    });
-  });
-export type RolloutFile = z.infer<typeof rolloutFileSchema>;
-
 /** Flags of `rollout canary` that override the file (or make a spec without one). */
 export interface SpecOverrides {
   candidate?: string;
@@ -267,6 +126,83 @@ function flagSteps(text: string): StepSize[] {
 }
 
 /** Fills defaults and applies flag overrides; throws UserError for anything missing or invalid. */
+/** A duration field's milliseconds; "0" (with or without a unit) is allowed and means none. */
+function durationMs(text: string, what: string): number {
+  if (/^0+(ms|s|m|h)?$/.test(text.trim())) return 0;
+  return parseDuration(text, what);
+}
+
+interface StepPlan {
+  steps: NormalizedStep[];
+  shadow: ShadowStep | undefined;
+}
+
+/** `--steps` (shares; an optional leading `shadow`), each wave with the spec-wide pause and timeout. */
+function stepsFromFlag(text: string, pauseMs: number, timeoutMs: number): StepPlan {
+  let shadow: ShadowStep | undefined;
+  const m = /^\s*shadow\s*(,|$)/i.exec(text);
+  if (m) {
+    shadow = { size: null, pauseMs, timeoutMs };
+    text = text.slice(m[0].length);
+    if (text.trim() === '') {
+      throw new UserError('--steps: a shadow step needs at least one wave after it', {
+        code: 'E_SPEC',
+        suggestion: 'e.g. --steps shadow,10,50,100',
+      });
+    }
+  }
+  return { steps: flagSteps(text).map((size) => ({ size, pauseMs, timeoutMs })), shadow };
+}
+
+/** The file's `steps:` (counts when bare; long forms may override pause and timeout per step). */
+function stepsFromFile(file: RolloutFile, pauseMs: number, stepTimeoutMs: number): StepPlan {
+  let shadow: ShadowStep | undefined;
+  const all = file.steps ?? [...SPEC_DEFAULTS.steps];
+  const first = all[0];
+  if (first !== undefined && isShadowStep(first)) {
+    shadow =
+      typeof first === 'object' && 'shadow' in first
+        ? {
+            size: stepOf(first.shadow),
+            pauseMs: first.pause !== undefined ? ms(first.pause) : pauseMs,
+            timeoutMs: first.timeout !== undefined ? ms(first.timeout) : stepTimeoutMs,
+          }
+        : { size: null, pauseMs, timeoutMs: stepTimeoutMs };
+  }
+  const list = (shadow ? all.slice(1) : all) as (
+    string | number | { sites: string | number; pause?: string; timeout?: string }
+  )[];
+  const steps = list.map((s) =>
+    typeof s === 'object'
+      ? {
+          size: stepOf(s.sites),
+          pauseMs: s.pause !== undefined ? ms(s.pause) : pauseMs,
+          timeoutMs: s.timeout !== undefined ? ms(s.timeout) : stepTimeoutMs,
+        }
+      : { size: stepOf(s), pauseMs, timeoutMs: stepTimeoutMs },
+  );
+  return { steps, shadow };
+}
+
+/** The listed metrics (or the default set), each with the judge's defaults filled in. */
+function metricsOf(file: RolloutFile): MetricSpec[] {
+  const listed: MetricEntry[] = file.analysis?.metrics ?? DEFAULT_METRICS.map((metric) => ({ metric }));
+  return listed.map((m) => {
+    const d = METRIC_DEFAULTS[m.metric];
+    return {
+      metric: m.metric,
+      margin: m.margin ?? d.margin,
+      minSamples: m.minSamples ?? d.minSamples,
+      dryRun: m.dryRun ?? d.dryRun,
+      alpha: m.alpha ?? d.alpha,
+      ...((m.absoluteMargin ?? d.absoluteMargin) !== undefined
+        ? { absoluteMargin: (m.absoluteMargin ?? d.absoluteMargin) as number }
+        : {}),
+    };
+  });
+}
+
+/** Fills defaults and applies flag overrides; throws UserError for anything missing or invalid. */
 export function normalizeSpec(file: RolloutFile, over: SpecOverrides = {}): RolloutSpec {
   const candidate = over.candidate ?? file.candidate;
   if (!candidate) {
@@ -280,72 +216,22 @@ export function normalizeSpec(file: RolloutFile, over: SpecOverrides = {}): Roll
   parseRef(candidate);
   const sites = over.sites ?? file.sites ?? SPEC_DEFAULTS.sites;
   parseSelector(sites);
-  const pauseText = over.pause ?? file.pause ?? SPEC_DEFAULTS.pause;
-  const stepTimeoutText = over.stepTimeout ?? file.stepTimeout ?? SPEC_DEFAULTS.stepTimeout;
-  const check = (text: string, what: string) => {
-    if (/^0+(ms|s|m|h)?$/.test(text.trim())) return 0;
-    return parseDuration(text, what);
-  };
-  const pauseMs = check(pauseText, 'pause');
-  const stepTimeoutMs = check(stepTimeoutText, 'stepTimeout');
-  let steps: NormalizedStep[];
-  let shadow: ShadowStep | undefined;
-  if (over.steps !== undefined) {
-    let text = over.steps;
-    const m = /^\s*shadow\s*(,|$)/i.exec(text);
-    if (m) {
-      shadow = { size: null, pauseMs, timeoutMs: stepTimeoutMs };
-      text = text.slice(m[0].length);
-      if (text.trim() === '') {
-        throw new UserError('--steps: a shadow step needs at least one wave after it', {
-          code: 'E_SPEC',
-          suggestion: 'e.g. --steps shadow,10,50,100',
-        });
-      }
-    }
-    steps = flagSteps(text).map((size) => ({ size, pauseMs, timeoutMs: stepTimeoutMs }));
-  } else {
-    const all = file.steps ?? [...SPEC_DEFAULTS.steps];
-    const first = all[0];
-    if (first !== undefined && isShadowStep(first)) {
-      shadow =
-        typeof first === 'object' && 'shadow' in first
-          ? {
-              size: stepOf(first.shadow),
-              pauseMs: first.pause !== undefined ? ms(first.pause) : pauseMs,
-              timeoutMs: first.timeout !== undefined ? ms(first.timeout) : stepTimeoutMs,
-            }
-          : { size: null, pauseMs, timeoutMs: stepTimeoutMs };
-    }
-    const list = (shadow ? all.slice(1) : all) as (
-      string | number | { sites: string | number; pause?: string; timeout?: string }
-    )[];
-    steps = list.map((s) =>
-      typeof s === 'object'
-        ? {
-            size: stepOf(s.sites),
-            pauseMs: s.pause !== undefined ? ms(s.pause) : pauseMs,
-            timeoutMs: s.timeout !== undefined ? ms(s.timeout) : stepTimeoutMs,
-          }
-        : { size: stepOf(s), pauseMs, timeoutMs: stepTimeoutMs },
-    );
-  }
-  const listed: z.infer<typeof metricSchema>[] =
-    file.analysis?.metrics ?? DEFAULT_METRICS.map((metric) => ({ metric }));
-  const metrics: MetricSpec[] = listed.map((m) => {
-    const d = METRIC_DEFAULTS[m.metric];
-    return {
-      metric: m.metric,
-      margin: m.margin ?? d.margin,
-      minSamples: m.minSamples ?? d.minSamples,
-      dryRun: m.dryRun ?? d.dryRun,
-      alpha: m.alpha ?? d.alpha,
-      ...((m.absoluteMargin ?? d.absoluteMargin) !== undefined
-        ? { absoluteMargin: (m.absoluteMargin ?? d.absoluteMargin) as number }
-        : {}),
-    };
-  });
-  const intervalMs = check(over.interval ?? file.analysis?.interval ?? SPEC_DEFAULTS.interval, 'interval');
+  const pauseMs = durationMs(over.pause ?? file.pause ?? SPEC_DEFAULTS.pause, 'pause');
+  const stepTimeoutMs = durationMs(
+    over.stepTimeout ?? file.stepTimeout ?? SPEC_DEFAULTS.stepTimeout,
+    'stepTimeout',
+  );
+  const plan =
+    over.steps !== undefined
+      ? stepsFromFlag(over.steps, pauseMs, stepTimeoutMs)
+      : stepsFromFile(file, pauseMs, stepTimeoutMs);
+  const { steps } = plan;
+  let { shadow } = plan;
+  const metrics = metricsOf(file);
+  const intervalMs = durationMs(
+    over.interval ?? file.analysis?.interval ?? SPEC_DEFAULTS.interval,
+    'interval',
+  );
   if (!shadow && over.shadow) shadow = { size: null, pauseMs, timeoutMs: stepTimeoutMs };
   if (steps.length === 0) {
     throw new UserError('a shadow step needs at least one wave after it', { code: 'E_SPEC' });
@@ -357,7 +243,7 @@ export function normalizeSpec(file: RolloutFile, over: SpecOverrides = {}): Roll
     steps,
     metrics,
     intervalMs: Math.max(intervalMs, 10),
-    timeoutMs: check(over.timeout ?? file.timeout ?? SPEC_DEFAULTS.timeout, 'timeout'),
+    timeoutMs: durationMs(over.timeout ?? file.timeout ?? SPEC_DEFAULTS.timeout, 'timeout'),
     onInconclusive: over.onInconclusive ?? file.onInconclusive ?? SPEC_DEFAULTS.onInconclusive,
     abort: {
       errorRate: file.abort?.errorRate ?? SPEC_DEFAULTS.abort.errorRate,
@@ -365,14 +251,6 @@ export function normalizeSpec(file: RolloutFile, over: SpecOverrides = {}): Roll
       speculativeDrop: file.abort?.speculativeDrop ?? SPEC_DEFAULTS.abort.speculativeDrop,
     },
   };
-}
-
-export function parseSpecText(text: string, file: string): ParsedYaml<RolloutFile> {
-  return parseYamlWithSchema(text, file, rolloutFileSchema);
-}
-
-export function readSpecFile(path: string, display = path): ParsedYaml<RolloutFile> {
-  return readYamlWithSchema(path, rolloutFileSchema, display);
 }
 
 /** The spec as the JSON the `rollout.start` op records, and its digest. */

@@ -15,7 +15,7 @@ import { NotFoundError, VerificationError } from '../cli/errors.js';
 import type { Io } from '../cli/output.js';
 import { ChunkCache } from '../artifact/chunk-cache.js';
 import type { Manifest } from '../artifact/manifest.js';
-import { siteDataPaths } from './data-dir.js';
+import { siteDataPaths, type SiteDataPaths } from './data-dir.js';
 import { checkDrift, repairDrift } from './drift.js';
 import {
   generationDir,
@@ -23,6 +23,7 @@ import {
   pointerTarget,
   readGeneration,
   swapCurrentAndPrevious,
+  type GenerationInfo,
 } from './generation.js';
 import { acquireLock } from './lock.js';
 import { LocalManifests, assignedArtifacts } from './manifests.js';
@@ -82,34 +83,7 @@ export async function rollbackSite(opts: RollbackOptions): Promise<RollbackResul
         },
       );
     }
-    const local = new LocalManifests(paths.manifests);
-    const manifests = new Map<string, Manifest>();
-    for (const art of info.artifacts) {
-      const m = await local.get(art.manifestDigest);
-      if (m) manifests.set(art.manifestDigest, m);
-    }
-    const found = await checkDrift(dir, info, { verifyAll: true, manifests });
-    let repaired: string[] = [];
-    if (found.problems.length > 0 || found.extra.length > 0 || found.infoFixed) {
-      const r = await repairDrift(dir, info, found, {
-        cache: new ChunkCache(paths.chunks),
-        manifests,
-        store: undefined,
-      });
-      if (r.unrepaired.length > 0) {
-        throw new VerificationError(
-          `previous generation ${previous} is damaged (${r.unrepaired.join(', ')}) and the chunk cache cannot repair it`,
-          {
-            code: 'E_GENERATION',
-            suggestion:
-              'run `edgectl site sync` instead: it reinstalls the assigned generation from the registry',
-            details: { generation: previous, files: r.unrepaired },
-          },
-        );
-      }
-      repaired = r.repaired;
-      opts.io?.log('warn', `repaired ${repaired.length} file(s) of generation ${previous} before switching`);
-    }
+    const repaired = await repairPrevious(paths, dir, info, opts.io);
     const swapped = await swapCurrentAndPrevious(paths);
     const arts = assignedArtifacts(state.assignments);
     const assigned = arts.length > 0 ? generationId(arts) : null;
@@ -130,4 +104,45 @@ export async function rollbackSite(opts: RollbackOptions): Promise<RollbackResul
   } finally {
     await lock.release();
   }
+}
+
+/**
+ * Checks every file of the generation a rollback returns to against its manifests and repairs
+ * drift from the local chunk cache only (the registry is not consulted); refuses when the cache
+ * cannot repair it. Returns the repaired files.
+ */
+async function repairPrevious(
+  paths: SiteDataPaths,
+  dir: string,
+  info: GenerationInfo,
+  io: Io | undefined,
+): Promise<string[]> {
+  const local = new LocalManifests(paths.manifests);
+  const manifests = new Map<string, Manifest>();
+  for (const art of info.artifacts) {
+    const m = await local.get(art.manifestDigest);
+    if (m) manifests.set(art.manifestDigest, m);
+  }
+  const found = await checkDrift(dir, info, { verifyAll: true, manifests });
+  if (found.problems.length > 0 || found.extra.length > 0 || found.infoFixed) {
+    const r = await repairDrift(dir, info, found, {
+      cache: new ChunkCache(paths.chunks),
+      manifests,
+      store: undefined,
+    });
+    if (r.unrepaired.length > 0) {
+      throw new VerificationError(
+        `previous generation ${info.id} is damaged (${r.unrepaired.join(', ')}) and the chunk cache cannot repair it`,
+        {
+          code: 'E_GENERATION',
+          suggestion:
+            'run `edgectl site sync` instead: it reinstalls the assigned generation from the registry',
+          details: { generation: info.id, files: r.unrepaired },
+        },
+      );
+    }
+    io?.log('warn', `repaired ${r.repaired.length} file(s) of generation ${info.id} before switching`);
+    return r.repaired;
+  }
+  return [];
 }

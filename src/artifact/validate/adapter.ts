@@ -146,32 +146,7 @@ export async function validateAdapter(ctx: ValidateContext): Promise<{ meta: Met
   const weightsFile = join(ctx.dir, 'adapter_model.safetensors');
   const tensors = await readSafetensorsHeader(weightsFile);
   if (tensors.size === 0) throw invalidFile(weightsFile, '', 'holds no tensors');
-  for (const [name, t] of tensors) {
-    const m = TENSOR_RE.exec(name);
-    if (!m)
-      throw invalidFile(
-        weightsFile,
-        name,
-        'is not a LoRA A/B matrix (…layers.<i>.<module>.lora_A|lora_B.weight)',
-      );
-    const [layer, module, ab] = [Number(m[1]), m[2] as string, m[3]];
-    if (!targets.includes(module))
-      throw invalidFile(weightsFile, name, `module ${module} is not in target_modules`);
-    if (layer >= baseLayers)
-      throw invalidFile(
-        weightsFile,
-        name,
-        `layer ${layer} does not exist in ${base.ref} (${baseLayers} layers)`,
-      );
-    const rankDim = ab === 'A' ? t.shape[0] : t.shape[1];
-    if (t.shape.length !== 2 || rankDim !== rank) {
-      throw invalidFile(
-        weightsFile,
-        name,
-        `shape [${t.shape.join(', ')}] does not have rank ${rank} (adapter_config.json r)`,
-      );
-    }
-  }
+  checkTensors(weightsFile, tensors, { targets, rank, baseLayers, baseRef: base.ref });
   return {
     meta: {
       base: base.ref,
@@ -183,4 +158,38 @@ export async function validateAdapter(ctx: ValidateContext): Promise<{ meta: Met
     },
     base,
   };
+}
+
+/** Every tensor is a LoRA A/B matrix of a target module, on a layer the base has, of the adapter's rank. */
+function checkTensors(
+  weightsFile: string,
+  tensors: Awaited<ReturnType<typeof readSafetensorsHeader>>,
+  want: { targets: string[]; rank: number; baseLayers: number; baseRef: string },
+): void {
+  for (const [name, t] of tensors) {
+    const m = TENSOR_RE.exec(name);
+    if (!m)
+      throw invalidFile(
+        weightsFile,
+        name,
+        'is not a LoRA A/B matrix (…layers.<i>.<module>.lora_A|lora_B.weight)',
+      );
+    const [layer, module, ab] = [Number(m[1]), m[2] as string, m[3]];
+    if (!want.targets.includes(module))
+      throw invalidFile(weightsFile, name, `module ${module} is not in target_modules`);
+    if (layer >= want.baseLayers)
+      throw invalidFile(
+        weightsFile,
+        name,
+        `layer ${layer} does not exist in ${want.baseRef} (${want.baseLayers} layers)`,
+      );
+    const rankDim = ab === 'A' ? t.shape[0] : t.shape[1];
+    if (t.shape.length !== 2 || rankDim !== want.rank) {
+      throw invalidFile(
+        weightsFile,
+        name,
+        `shape [${t.shape.join(', ')}] does not have rank ${want.rank} (adapter_config.json r)`,
+      );
+    }
+  }
 }

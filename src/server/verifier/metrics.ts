@@ -93,50 +93,7 @@ export class VerifierMetrics {
       labelNames: ['kind'],
       registers,
     });
-    const cpuAtStart = this.cpuAtStart;
-    new Counter({
-      name: 'edgectl_verifier_cpu_seconds_total',
-      help: 'CPU seconds (user + system) used by the verifier process since start.',
-      registers,
-      collect() {
-        this.reset();
-        this.inc(cpuSecondsSince(cpuAtStart));
-      },
-    });
-    new Gauge({
-      name: 'edgectl_verifier_sessions_live',
-      help: 'Sessions holding a KV cache.',
-      registers,
-      collect() {
-        this.set(sources.sessionsLive());
-      },
-    });
-    const totals = this.totals;
-    new Counter({
-      name: 'edgectl_verifier_model_runs_total',
-      help: 'ONNX Runtime runs (fewer than forward calls when passes are micro-batched).',
-      registers,
-      collect() {
-        this.reset();
-        this.inc(sources.modelRuns?.() ?? totals.forwardCalls);
-      },
-    });
-    new Gauge({
-      name: 'edgectl_verifier_generations_live',
-      help: 'Completions being generated.',
-      registers,
-      collect() {
-        this.set(totals.generationsLive);
-      },
-    });
-    new Gauge({
-      name: 'edgectl_verifier_queue_depth',
-      help: 'Requests waiting for a forward-pass slot.',
-      registers,
-      collect() {
-        this.set(sources.queueDepth());
-      },
-    });
+    this.registerSampled(registers);
     this.rejectionsCounter = new Counter({
       name: 'edgectl_verifier_rejections_total',
       help: 'Requests refused for overload, by reason.',
@@ -184,6 +141,58 @@ export class VerifierMetrics {
       seconds: this.forwardSeconds.labels({ kind }),
     });
     this.byKind = { prefill: bind('prefill'), verify: bind('verify'), decode: bind('decode') };
+  }
+
+  /**
+   * The metrics read when scraped (CPU, live sessions, model runs, live generations, queue depth);
+   * registered here, in the constructor's order, so the exposition order is unchanged.
+   */
+  private registerSampled(registers: Registry[]): void {
+    const sources = this.sources;
+    const cpuAtStart = this.cpuAtStart;
+    new Counter({
+      name: 'edgectl_verifier_cpu_seconds_total',
+      help: 'CPU seconds (user + system) used by the verifier process since start.',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(cpuSecondsSince(cpuAtStart));
+      },
+    });
+    new Gauge({
+      name: 'edgectl_verifier_sessions_live',
+      help: 'Sessions holding a KV cache.',
+      registers,
+      collect() {
+        this.set(sources.sessionsLive());
+      },
+    });
+    const totals = this.totals;
+    new Counter({
+      name: 'edgectl_verifier_model_runs_total',
+      help: 'ONNX Runtime runs (fewer than forward calls when passes are micro-batched).',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(sources.modelRuns?.() ?? totals.forwardCalls);
+      },
+    });
+    new Gauge({
+      name: 'edgectl_verifier_generations_live',
+      help: 'Completions being generated.',
+      registers,
+      collect() {
+        this.set(totals.generationsLive);
+      },
+    });
+    new Gauge({
+      name: 'edgectl_verifier_queue_depth',
+      help: 'Requests waiting for a forward-pass slot.',
+      registers,
+      collect() {
+        this.set(sources.queueDepth());
+      },
+    });
   }
 
   forward(kind: ForwardKind, positions: number, seconds: number): void {

@@ -5,7 +5,7 @@
  * stateless verify that re-reads the whole prefix every call (for clients that cannot keep a
  * session; its cost shows up in positions processed). Each round is one admitted job.
  */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { InProcessVerifierSession } from '../../inference/in-process-verifier.js';
 import type { DraftDistribution } from '../../inference/verifier.js';
 import { badRequest, notFound, parseBody } from '../http.js';
@@ -53,58 +53,66 @@ export function verifyRound(ctx: VerifierContext): VerifyRound {
   };
 }
 
-export function registerVerifyRoutes(app: FastifyInstance, ctx: VerifierContext): void {
+/** POST /v1/sessions: a new session with the prompt prefilled (optionally its first token). */
+async function createSession(
+  ctx: VerifierContext,
+  rawBody: unknown,
+  reply: FastifyReply,
+): Promise<CreateSessionResponse> {
   const { model, sessions, metrics, verifier, admission } = ctx;
+  const body = parseBody(createSessionSchema, rawBody);
+  if (body.adapter !== undefined) {
+    throw badRequest(
+      `adapter "${body.adapter}": this verifier serves its base model only; adapters apply to the draft`,
+      'adapter_not_supported',
+      'adapter',
+    );
+  }
+  const ids = body.prompt_ids ?? model.encode(body.prompt ?? '');
+  if (ids.length === 0) throw badRequest('prompt: encodes to no tokens', 'empty_prompt', 'prompt');
+  model.checkIds(ids, 'prompt_ids');
+  model.checkContext(ids.length + 1, 'prompt');
+  const sampling = samplingFromWire(body.sampling, 'sampling');
+  // The slot is taken before the awaited prefill, so a burst cannot overshoot maxSessions.
+  const slot = sessions.reserve();
+  const seed = body.sampling?.seed;
+  let first: number | undefined;
+  let session: InProcessVerifierSession;
+  try {
+    session = await admission.run(async () => {
+      const t0 = performance.now();
+      const s = await verifier.start(ids, {
+        sampling,
+        ...(seed === undefined ? {} : { seed }),
+        ...(body.first_token === true ? { onFirstToken: (t: number) => (first = t) } : {}),
+      });
+      metrics.forward('prefill', ids.length, (performance.now() - t0) / 1000);
+      return s;
+    }, clientGoneSignal(reply));
+  } catch (err) {
+    slot.cancel();
+    throw err;
+  }
+  const lease = slot.fill(session);
+  lease.release();
+  metrics.sessionCreated();
+  void reply.status(201);
+  return {
+    session_id: lease.id,
+    prompt_tokens: ids.length,
+    max_context: model.maxContext,
+    expires_in_s: sessions.ttlMs / 1000,
+    ...(first === undefined
+      ? {}
+      : { first_token: first, eos: model.eos.has(first), context_tokens: session.length }),
+  };
+}
+
+export function registerVerifyRoutes(app: FastifyInstance, ctx: VerifierContext): void {
+  const { model, sessions, verifier } = ctx;
   const round = verifyRound(ctx);
 
-  app.post('/v1/sessions', async (req, reply): Promise<CreateSessionResponse> => {
-    const body = parseBody(createSessionSchema, req.body);
-    if (body.adapter !== undefined) {
-      throw badRequest(
-        `adapter "${body.adapter}": this verifier serves its base model only; adapters apply to the draft`,
-        'adapter_not_supported',
-        'adapter',
-      );
-    }
-    const ids = body.prompt_ids ?? model.encode(body.prompt ?? '');
-    if (ids.length === 0) throw badRequest('prompt: encodes to no tokens', 'empty_prompt', 'prompt');
-    model.checkIds(ids, 'prompt_ids');
-    model.checkContext(ids.length + 1, 'prompt');
-    const sampling = samplingFromWire(body.sampling, 'sampling');
-    // The slot is taken before the awaited prefill, so a burst cannot overshoot maxSessions.
-    const slot = sessions.reserve();
-    const seed = body.sampling?.seed;
-    let first: number | undefined;
-    let session: InProcessVerifierSession;
-    try {
-      session = await admission.run(async () => {
-        const t0 = performance.now();
-        const s = await verifier.start(ids, {
-          sampling,
-          ...(seed === undefined ? {} : { seed }),
-          ...(body.first_token === true ? { onFirstToken: (t: number) => (first = t) } : {}),
-        });
-        metrics.forward('prefill', ids.length, (performance.now() - t0) / 1000);
-        return s;
-      }, clientGoneSignal(reply));
-    } catch (err) {
-      slot.cancel();
-      throw err;
-    }
-    const lease = slot.fill(session);
-    lease.release();
-    metrics.sessionCreated();
-    void reply.status(201);
-    return {
-      session_id: lease.id,
-      prompt_tokens: ids.length,
-      max_context: model.maxContext,
-      expires_in_s: sessions.ttlMs / 1000,
-      ...(first === undefined
-        ? {}
-        : { first_token: first, eos: model.eos.has(first), context_tokens: session.length }),
-    };
-  });
+  app.post('/v1/sessions', (req, reply) => createSession(ctx, req.body, reply));
 
   app.post<{ Params: { id: string } }>(
     '/v1/sessions/:id/verify',

@@ -97,8 +97,11 @@ export function checkVerifierToken(opts: { host: string; bearerToken?: string | 
   );
 }
 
-export async function startVerifierServer(opts: VerifierServerOptions): Promise<RunningVerifier> {
-  checkVerifierToken(opts);
+/**
+ * The verifier's shared state: the loaded model (behind a forward batcher when `maxBatch` > 1),
+ * the session table, the admission queue and the metrics that read them.
+ */
+async function createVerifierContext(opts: VerifierServerOptions) {
   const maxBatch = Math.max(1, opts.maxBatch ?? 1);
   const settings = {
     threads: opts.threads,
@@ -139,6 +142,12 @@ export async function startVerifierServer(opts: VerifierServerOptions): Promise<
     metrics,
     forward: makeForward(lm, admission, metrics),
   };
+  return { settings, model, sessions, metrics, context };
+}
+
+export async function startVerifierServer(opts: VerifierServerOptions): Promise<RunningVerifier> {
+  checkVerifierToken(opts);
+  const { settings, model, sessions, metrics, context } = await createVerifierContext(opts);
 
   /** Every error answer, over HTTP or the verify stream: 429s counted, 5xx logged. */
   const reportError = (httpErr: HttpError, cause: unknown, where: string): void => {
