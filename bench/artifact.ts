@@ -17,7 +17,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { memoryIo } from '../src/cli/output.js';
+import { memoryIo } from '../src/foundation/output.js';
 import { chunkBuffer } from '../src/artifact/chunker.js';
 import { PACK_STORE_OPTIONS } from '../src/artifact/pack.js';
 import { silentProgress } from '../src/artifact/progress.js';

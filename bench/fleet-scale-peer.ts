@@ -14,7 +14,7 @@ import { cpSync, existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { silentProgress } from '../src/artifact/progress.js';
 import { publishArtifact } from '../src/artifact/publish.js';
-import { memoryIo } from '../src/cli/output.js';
+import { memoryIo } from '../src/foundation/output.js';
 import { countsSince, type CountingProxy, type ProxyCounts } from '../src/bench/counting-proxy.js';
 import type { Store } from '../src/registry/store.js';
 import { seededBytes } from '../test/artifact/fixtures.js';

@@ -31,8 +31,8 @@ import {
   emptyHistogram,
   signReport,
   type FeedbackReport,
-} from '../src/site/feedback/report.js';
-import { putReport } from '../src/site/feedback/timeline.js';
+} from '../src/feedback/report.js';
+import { putReport } from '../src/feedback/timeline.js';
 import type { RolloutWorld } from '../test/rollout/world.js';
 
 export const REPORT_EVERY_MS = 300_000;

@@ -42,7 +42,7 @@ import { tick } from '../src/rollout/controller.js';
 import { FeedbackCache } from '../src/rollout/evidence.js';
 import { judgeStep } from '../src/rollout/judge/index.js';
 import { normalizeSpec } from '../src/rollout/spec.js';
-import { declaredSiteKeys, readFeedback, type FeedStats } from '../src/site/feedback/index.js';
+import { declaredSiteKeys, readFeedback, type FeedStats } from '../src/feedback/index.js';
 import { startS3 } from '../test/helpers/s3.js';
 import { REFS, rolloutWorld } from '../test/rollout/world.js';
 import { findRestic, runPeer } from './fleet-scale-peer.js';

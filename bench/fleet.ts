@@ -29,7 +29,7 @@ import { signFleetBytes, signFleetObject } from '../src/fleet/signed.js';
 import { loadSiteDeclarations } from '../src/fleet/site-schema.js';
 import { DEFAULT_SNAPSHOT_EVERY, buildSnapshot, snapshotPayloadBytes } from '../src/fleet/snapshot.js';
 import { canonicalState, stateDigest } from '../src/fleet/state.js';
-import { canonicalJson } from '../src/registry/canonical-json.js';
+import { canonicalJson } from '../src/foundation/canonical-json.js';
 import { PayloadType } from '../src/registry/envelope.js';
 import { FsStore } from '../src/registry/fs-store.js';
 import { HEAD_KEY, fleetLogKey, snapshotKey } from '../src/registry/layout.js';

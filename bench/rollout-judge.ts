@@ -15,7 +15,7 @@
  * separates the work from contention on a shared machine.
  */
 import { cpus, loadavg } from 'node:os';
-import { sumWindows as feedbackSumWindows } from '../src/site/feedback/report.js';
+import { sumWindows as feedbackSumWindows } from '../src/feedback/report.js';
 import {
   addWindow,
   emptyArmSample,
@@ -129,7 +129,7 @@ console.log(
         met: oneLookMs <= 1000,
       },
       baseline: {
-        what: "the same sums with src/site/feedback/report.ts's sumWindows (a merged copy per window)",
+        what: "the same sums with src/feedback/report.ts's sumWindows (a merged copy per window)",
         sumWindowsMs: ms(median(base)),
       },
       everyWindow: {

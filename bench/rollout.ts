@@ -26,7 +26,7 @@ import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import type { RolloutState } from '../src/fleet/rollout-ops.js';
 import { FsStore } from '../src/registry/fs-store.js';
-import { parseDuration } from '../src/registry/duration.js';
+import { parseDuration } from '../src/foundation/duration.js';
 import { startOps } from '../src/rollout/actions.js';
 import { appendEntry, readLatest } from '../src/rollout/append.js';
 import { runController } from '../src/rollout/controller.js';

@@ -2,10 +2,10 @@ import { resolve } from 'node:path';
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../src/cli/base-command.js';
 import { registryFlag, trustFlag } from '../src/cli/flags.js';
-import { ExitCode, UserError } from '../src/cli/errors.js';
+import { ExitCode, UserError } from '../src/foundation/errors.js';
 import { generateText, type GenerateTextResult } from '../src/generate/generate-text.js';
-import { resolveModelSource } from '../src/server/verifier/model-source.js';
-import { VERIFIER_TOKEN_ENV } from '../src/server/verifier/protocol.js';
+import { resolveModelSource } from '../src/verifier/server/model-source.js';
+import { VERIFIER_TOKEN_ENV } from '../src/verifier/protocol.js';
 import { REPETITION_PENALTY_RANGE } from '../src/inference/sampling.js';
 
 export default class Generate extends BaseCommand<typeof Generate> {

@@ -3,7 +3,7 @@ import type { PullResult } from '../../src/artifact/pull.js';
 import { pullArtifactInto } from '../../src/artifact/service.js';
 import { BaseCommand } from '../../src/cli/base-command.js';
 import { registryFlag, trustFlag } from '../../src/cli/flags.js';
-import { formatBytes } from '../../src/cli/output.js';
+import { formatBytes } from '../../src/foundation/output.js';
 
 export default class ArtifactPull extends BaseCommand<typeof ArtifactPull> {
   static override needsFleetRepository = 'registry' as const;

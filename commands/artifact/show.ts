@@ -2,7 +2,7 @@ import { Args } from '@oclif/core';
 import { showArtifactIn } from '../../src/artifact/service.js';
 import { BaseCommand } from '../../src/cli/base-command.js';
 import { registryFlag, trustFlag } from '../../src/cli/flags.js';
-import { formatBytes } from '../../src/cli/output.js';
+import { formatBytes } from '../../src/foundation/output.js';
 import type { ShowResult } from '../../src/artifact/show.js';
 
 export default class ArtifactShow extends BaseCommand<typeof ArtifactShow> {

@@ -3,7 +3,7 @@ import { verifyArtifactIn } from '../../src/artifact/service.js';
 import type { VerifyResult } from '../../src/artifact/verify.js';
 import { BaseCommand } from '../../src/cli/base-command.js';
 import { registryFlag, trustFlag } from '../../src/cli/flags.js';
-import { formatBytes } from '../../src/cli/output.js';
+import { formatBytes } from '../../src/foundation/output.js';
 
 export default class ArtifactVerify extends BaseCommand<typeof ArtifactVerify> {
   static override needsFleetRepository = 'registry' as const;

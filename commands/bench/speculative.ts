@@ -2,7 +2,7 @@ import { join, resolve } from 'node:path';
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../../src/cli/base-command.js';
 import { registryFlag, trustFlag } from '../../src/cli/flags.js';
-import { UserError } from '../../src/cli/errors.js';
+import { UserError } from '../../src/foundation/errors.js';
 import { DEFAULT_MIN_DRAFT_CONFIDENCE, K_MAX } from '../../src/inference/adaptive-k.js';
 import {
   BENCH_MODES,
@@ -10,7 +10,7 @@ import {
   type BenchMode,
   type SpeculativeBenchReport,
 } from '../../src/bench/speculative.js';
-import { resolveModelSource } from '../../src/server/verifier/model-source.js';
+import { resolveModelSource } from '../../src/verifier/server/model-source.js';
 
 export default class BenchSpeculative extends BaseCommand<typeof BenchSpeculative> {
   static override summary = 'Benchmark speculative decoding against cloud-only and edge-only generation.';

@@ -2,9 +2,9 @@ import { Flags } from '@oclif/core';
 import { BaseCommand } from '../../src/cli/base-command.js';
 import { durationFlag, registryFlag, trustFlag } from '../../src/cli/flags.js';
 import { pollUntil } from '../../src/cli/watch.js';
-import { RecentFeedback } from '../../src/fleet/status/read-recent.js';
-import { renderFleetStatus } from '../../src/fleet/status/render.js';
-import { fleetStatus, type FleetStatusResult } from '../../src/fleet/status/service.js';
+import { RecentFeedback } from '../../src/fleet-status/read-recent.js';
+import { renderFleetStatus } from '../../src/fleet-status/render.js';
+import { fleetStatus, type FleetStatusResult } from '../../src/fleet-status/service.js';
 
 export default class FleetStatus extends BaseCommand<typeof FleetStatus> {
   static override needsFleetRepository = 'registry' as const;

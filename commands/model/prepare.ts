@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../../src/cli/base-command.js';
 import { registryFlag, trustFlag } from '../../src/cli/flags.js';
-import { formatBytes } from '../../src/cli/output.js';
+import { formatBytes } from '../../src/foundation/output.js';
 import { defaultCacheDir } from '../../src/artifact/chunk-cache.js';
 import { prepareLoraModel, type PrepareResult } from '../../src/inference/lora-graph/prepare.js';
 import { prepareFromRef } from '../../src/inference/lora-graph/prepare-ref.js';

@@ -4,7 +4,7 @@ import type { PublishResult } from '../../src/artifact/publish.js';
 import { publishArtifactTo } from '../../src/artifact/service.js';
 import { BaseCommand } from '../../src/cli/base-command.js';
 import { keyFlag, registryFlag, trustFlag } from '../../src/cli/flags.js';
-import { formatBytes } from '../../src/cli/output.js';
+import { formatBytes } from '../../src/foundation/output.js';
 import { ARTIFACT_KINDS } from '../../src/artifact/ref.js';
 
 export default class PublishArtifact extends BaseCommand<typeof PublishArtifact> {

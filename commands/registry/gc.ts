@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../../src/cli/base-command.js';
 import { durationFlag, registryFlag } from '../../src/cli/flags.js';
-import { formatBytes } from '../../src/cli/output.js';
+import { formatBytes } from '../../src/foundation/output.js';
 import { DEFAULT_GC_GRACE_MS, type GcResult } from '../../src/artifact/gc.js';
 import { gcRegistryAt } from '../../src/artifact/service.js';
 

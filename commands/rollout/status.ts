@@ -1,6 +1,6 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../../src/cli/base-command.js';
-import { ExitCode } from '../../src/cli/errors.js';
+import { ExitCode } from '../../src/foundation/errors.js';
 import { durationFlag, registryFlag, trustFlag } from '../../src/cli/flags.js';
 import { interrupted } from '../../src/cli/interrupt.js';
 import { pollUntil } from '../../src/cli/watch.js';

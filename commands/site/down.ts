@@ -1,6 +1,6 @@
 import { BaseCommand } from '../../src/cli/base-command.js';
 import { durationFlag, siteDataDirFlag, siteNameArg } from '../../src/cli/flags.js';
-import type { DaemonStopResult } from '../../src/daemon/stop.js';
+import type { DaemonStopResult } from '../../src/supervisor/stop.js';
 import { stopSiteDaemon } from '../../src/runtime/daemon/client.js';
 import { resolveSiteDataDir } from '../../src/site/service.js';
 

@@ -8,7 +8,7 @@ import {
   edgectlExec,
   installUnit,
   type InstallUnitResult,
-} from '../../src/daemon/install-unit.js';
+} from '../../src/supervisor/install-unit.js';
 import { parseListen } from '../../src/runtime/daemon/listen.js';
 
 export default class SiteInstallUnit extends BaseCommand<typeof SiteInstallUnit> {

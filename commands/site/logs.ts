@@ -1,7 +1,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../../src/cli/base-command.js';
-import { NotFoundError } from '../../src/cli/errors.js';
+import { NotFoundError } from '../../src/foundation/errors.js';
 import { siteDataDirFlag, siteNameArg } from '../../src/cli/flags.js';
 import { followLog, siteLogFile, siteLogTail } from '../../src/runtime/daemon/client.js';
 import { resolveSiteDataDir } from '../../src/site/service.js';

@@ -1,8 +1,8 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../../src/cli/base-command.js';
-import { UserError } from '../../src/cli/errors.js';
+import { UserError } from '../../src/foundation/errors.js';
 import { siteDataDirFlag, siteNameArg } from '../../src/cli/flags.js';
-import { isInteractive } from '../../src/cli/output.js';
+import { isInteractive } from '../../src/foundation/output.js';
 import { SITE_TOKEN_ENV, readSiteDaemon, type SiteDaemonView } from '../../src/runtime/daemon/client.js';
 import { describeStatus, resolveSiteDataDir } from '../../src/site/service.js';
 import { siteStatus, type SiteStatus } from '../../src/site/status.js';

@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core';
 import { resolve } from 'node:path';
 import { BaseCommand } from '../../src/cli/base-command.js';
-import { parseExpiry } from '../../src/registry/duration.js';
+import { parseExpiry } from '../../src/foundation/duration.js';
 import { initTrustFile, type TrustSummary } from '../../src/registry/trust-files.js';
 
 export default class TrustInit extends BaseCommand<typeof TrustInit> {

@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core';
 import { resolve } from 'node:path';
 import { BaseCommand } from '../../src/cli/base-command.js';
-import { parseExpiry } from '../../src/registry/duration.js';
+import { parseExpiry } from '../../src/foundation/duration.js';
 import { rotateTrustFile, type RotateResult } from '../../src/registry/trust-files.js';
 
 export default class TrustRotate extends BaseCommand<typeof TrustRotate> {

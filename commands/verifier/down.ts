@@ -2,8 +2,8 @@ import { resolve } from 'node:path';
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../../src/cli/base-command.js';
 import { durationFlag } from '../../src/cli/flags.js';
-import type { DaemonStopResult } from '../../src/daemon/stop.js';
-import { defaultRunDir, stopVerifierDaemon } from '../../src/server/verifier/lifecycle.js';
+import type { DaemonStopResult } from '../../src/supervisor/stop.js';
+import { defaultRunDir, stopVerifierDaemon } from '../../src/verifier/server/lifecycle.js';
 
 export default class VerifierDown extends BaseCommand<typeof VerifierDown> {
   static override summary = 'Stop the verifier started by `verifier up`.';

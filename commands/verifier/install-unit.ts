@@ -2,14 +2,14 @@ import { existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../../src/cli/base-command.js';
-import { UserError } from '../../src/cli/errors.js';
+import { UserError } from '../../src/foundation/errors.js';
 import {
   describeInstallUnit,
   docsUrl,
   edgectlExec,
   installUnit,
   type InstallUnitResult,
-} from '../../src/daemon/install-unit.js';
+} from '../../src/supervisor/install-unit.js';
 
 export default class VerifierInstallUnit extends BaseCommand<typeof VerifierInstallUnit> {
   static override summary = 'Print (or write with --out) a hardened systemd unit that runs the verifier.';

@@ -10,9 +10,9 @@ import {
   startVerifierDaemon,
   type VerifierUpOptions,
   type VerifierUpResult,
-} from '../../src/server/verifier/lifecycle.js';
-import { resolveModelSource } from '../../src/server/verifier/model-source.js';
-import { VERIFIER_TOKEN_ENV } from '../../src/server/verifier/protocol.js';
+} from '../../src/verifier/server/lifecycle.js';
+import { resolveModelSource } from '../../src/verifier/server/model-source.js';
+import { VERIFIER_TOKEN_ENV } from '../../src/verifier/protocol.js';
 
 export default class VerifierUp extends BaseCommand<typeof VerifierUp> {
   static override summary = 'Start the cloud verifier service for a model (detached unless --foreground).';

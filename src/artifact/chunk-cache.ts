@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { homedir } from 'node:os';
 import { mkdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { digestHex } from '../registry/digest.js';
+import { digestHex } from '../foundation/digest.js';
 
 export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
   const base =

@@ -1,6 +1,6 @@
 /**
  * Content-defined chunking (FastCDC, Xia et al. 2016/2020) and per-chunk SHA-256: owns where files
- * are cut into chunks, so that an edit costs only the chunks around it (DESIGN: Artifacts).
+ * are cut into chunks, so that an edit costs only the chunks around it (docs/formats.md "Artifacts").
  *
  * Algorithm: a Gear rolling hash (`h = (h << 1) + G[byte]`, 32-bit), with FastCDC's three tricks:
  * cut points below `min` are never examined (the hash starts at `min`), normalised chunking with a

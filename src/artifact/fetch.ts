@@ -6,7 +6,7 @@
  * manifest declares (every ranged read checks it, at no extra request), is a VerificationError
  * (exit 4) naming the file and chunk; nothing unverified ever enters the cache.
  */
-import { NotFoundError, OperationalError, VerificationError } from '../cli/errors.js';
+import { NotFoundError, OperationalError, VerificationError } from '../foundation/errors.js';
 import { blobKey } from '../registry/layout.js';
 import type { Store } from '../registry/store.js';
 import { sha256Digest } from './chunker.js';

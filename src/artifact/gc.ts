@@ -10,8 +10,8 @@
  * less than the grace period never loses a pack. A blob whose age the backend does not report is
  * kept unless the grace is zero. `--dry-run` reports what would go without deleting.
  */
-import { OperationalError, VerificationError } from '../cli/errors.js';
-import type { Io } from '../cli/output.js';
+import { OperationalError, VerificationError } from '../foundation/errors.js';
+import type { Io } from '../foundation/output.js';
 import { decodeEnvelope, peekPayload } from '../registry/envelope.js';
 import { ARTIFACT_PREFIX, BLOB_PREFIX, blobKey } from '../registry/layout.js';
 import type { ObjectInfo, Store } from '../registry/store.js';

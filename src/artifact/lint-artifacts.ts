@@ -8,10 +8,10 @@
  */
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve, sep } from 'node:path';
-import { isEdgectlError } from '../cli/errors.js';
+import { isEdgectlError } from '../foundation/errors.js';
 import type { YamlProblem } from '../config/yaml-file.js';
 import type { Linter, LintContext } from '../lint/lint.js';
-import { ARTIFACT_YAML, readArtifactYaml } from './artifact-yaml.js';
+import { ARTIFACT_YAML, readArtifactYaml } from '../config/artifact-yaml.js';
 import { checkKind } from './ref.js';
 import { listSourceFiles } from './source.js';
 import { requireFiles, type LocalValidateContext } from './validate/common.js';

@@ -6,7 +6,7 @@
  * one version copied over another is refused).
  */
 import semver from 'semver';
-import { NotFoundError, VerificationError } from '../cli/errors.js';
+import { NotFoundError, VerificationError } from '../foundation/errors.js';
 import { PayloadType, decodeEnvelope, peekPayload, type Envelope } from '../registry/envelope.js';
 import { ARTIFACT_PREFIX, artifactKey } from '../registry/layout.js';
 import { DEFAULT_LIMITS } from '../registry/limits.js';

@@ -1,5 +1,5 @@
 /**
- * The artifact manifest (DESIGN: Artifacts; byte-level format in docs/formats.md "Artifacts"): its
+ * The artifact manifest (docs/formats.md "Artifacts"; byte-level format in docs/formats.md "Artifacts"): its
  * zod schema and types, the structural checks a schema cannot express (sizes add up, every chunk
  * lies inside a listed blob, paths are safe and unique), and the manifest digest that refs and the
  * fleet log pin. A manifest is the signed DSSE payload (canonical JSON) stored at
@@ -10,9 +10,9 @@
  * a signed manifest is still untrusted input for the file system it is materialized into.
  */
 import { z } from 'zod';
-import { UserError, VerificationError } from '../cli/errors.js';
-import { canonicalJsonBytes } from '../registry/canonical-json.js';
-import { digestOf } from '../registry/digest.js';
+import { UserError, VerificationError } from '../foundation/errors.js';
+import { canonicalJsonBytes } from '../foundation/canonical-json.js';
+import { digestOf } from '../foundation/digest.js';
 import { envelopePayloadBytes, type Envelope } from '../registry/envelope.js';
 import { MAX_BLOB_BYTES, MAX_CHUNK_BYTES } from '../registry/limits.js';
 import { CHUNKING_ALGORITHM } from './chunker.js';

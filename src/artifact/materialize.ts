@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { chmod, lstat, mkdir, open, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { UserError, VerificationError } from '../cli/errors.js';
+import { UserError, VerificationError } from '../foundation/errors.js';
 import { sha256Digest } from './chunker.js';
 import type { ChunkCache } from './chunk-cache.js';
 import type { Manifest, ManifestFile } from './manifest.js';

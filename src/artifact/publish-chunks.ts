@@ -9,7 +9,7 @@
 import { blobKey } from '../registry/layout.js';
 import type { Store } from '../registry/store.js';
 import type { TrustRoot } from '../registry/trust.js';
-import type { Io } from '../cli/output.js';
+import type { Io } from '../foundation/output.js';
 import { ChunkIndex } from './chunk-index.js';
 import { CHUNKING_ALGORITHM, DEFAULT_CHUNKER, chunkFile } from './chunker.js';
 import { TaskGate } from './concurrency.js';

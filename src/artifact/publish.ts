@@ -11,15 +11,15 @@
  * the published version untouched. Two publishers racing on one version: the create-only manifest
  * write lets exactly one win; the other gets the same no-op or error as a later republish would.
  */
-import { ConflictError, UserError } from '../cli/errors.js';
-import type { Io } from '../cli/output.js';
-import { formatBytes } from '../cli/output.js';
+import { ConflictError, UserError } from '../foundation/errors.js';
+import type { Io } from '../foundation/output.js';
+import { formatBytes } from '../foundation/output.js';
 import { PayloadType, encodeEnvelope, signEnvelope } from '../registry/envelope.js';
 import type { KeyPair } from '../registry/keys.js';
 import { artifactKey } from '../registry/layout.js';
 import type { Store } from '../registry/store.js';
 import type { TrustRoot } from '../registry/trust.js';
-import { readArtifactYaml, type ArtifactYamlFile } from './artifact-yaml.js';
+import { readArtifactYaml, type ArtifactYamlFile } from '../config/artifact-yaml.js';
 import { mapConcurrent } from './concurrency.js';
 import { fileSetKey, manifestDigest, type Manifest, type ManifestFile } from './manifest.js';
 import { readManifest, type LoadedManifest } from './manifest-store.js';

@@ -8,8 +8,8 @@
  */
 import { lstat } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Io } from '../cli/output.js';
-import { formatBytes } from '../cli/output.js';
+import type { Io } from '../foundation/output.js';
+import { formatBytes } from '../foundation/output.js';
 import type { Store } from '../registry/store.js';
 import type { TrustRoot } from '../registry/trust.js';
 import { ChunkCache } from './chunk-cache.js';

@@ -1,11 +1,11 @@
 /**
- * Artifact references (DESIGN: Artifacts): `<kind>/<name>@<semver>` or `<kind>/<name>@sha256:<hex>`
+ * Artifact references (docs/formats.md "Artifacts"): `<kind>/<name>@<semver>` or `<kind>/<name>@sha256:<hex>`
  * (a manifest digest). Owns parsing, validation (known kind, name charset, strict semver, digest
  * form) and formatting, so every command and the fleet state read refs the same way. Invalid refs
  * are UserErrors (exit 2) that say which part is wrong and what a valid ref looks like.
  */
 import semver from 'semver';
-import { UserError } from '../cli/errors.js';
+import { UserError } from '../foundation/errors.js';
 
 export const ARTIFACT_KINDS = ['model', 'adapter', 'policy'] as const;
 export type ArtifactKind = (typeof ARTIFACT_KINDS)[number];

@@ -7,7 +7,7 @@
  * only by a revoked key is re-signed only with `acceptRevoked` (the operator has checked it).
  * A manifest already signed by the current role is left alone.
  */
-import { UserError, VerificationError } from '../cli/errors.js';
+import { UserError, VerificationError } from '../foundation/errors.js';
 import {
   PayloadType,
   decodeEnvelope,

@@ -6,8 +6,8 @@
  * pull.ts, verify.ts, show.ts, gc.ts) take an open store and stay usable on their own.
  */
 import { resolve } from 'node:path';
-import { NotFoundError } from '../cli/errors.js';
-import type { Io } from '../cli/output.js';
+import { NotFoundError } from '../foundation/errors.js';
+import type { Io } from '../foundation/output.js';
 import { loadSigningKey } from '../registry/keys.js';
 import { openStore } from '../registry/open-store.js';
 import type { Store } from '../registry/store.js';

@@ -6,8 +6,8 @@
  */
 import { lstatSync, readdirSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
-import { UserError } from '../cli/errors.js';
-import { ARTIFACT_YAML } from './artifact-yaml.js';
+import { UserError } from '../foundation/errors.js';
+import { ARTIFACT_YAML } from '../config/artifact-yaml.js';
 import { pathProblem } from './paths.js';
 
 export interface SourceFile {

@@ -1,5 +1,5 @@
 /**
- * Verifying a published artifact in place (DESIGN: Artifacts): the manifest's signature under the
+ * Verifying a published artifact in place (docs/formats.md "Artifacts"): the manifest's signature under the
  * trust root's `artifacts` role (the caller walks the registry's trust chain from the pinned root),
  * the manifest's schema and consistency, every blob's size (a blob larger or smaller than the signed
  * manifest says is refused), every chunk's SHA-256 and every file's SHA-256 and size. Any mismatch
@@ -10,7 +10,7 @@
  * same memory into the file hashes, so the two hashes of every byte cost about one on a two-core
  * machine, and no range is copied or freshly allocated.
  */
-import { VerificationError } from '../cli/errors.js';
+import { VerificationError } from '../foundation/errors.js';
 import type { Store } from '../registry/store.js';
 import type { TrustRoot } from '../registry/trust.js';
 import { mapConcurrent } from './concurrency.js';
@@ -21,8 +21,8 @@ import type { Manifest } from './manifest.js';
 import type { Progress } from './progress.js';
 import { planOrderedRanges, type ReadRange } from './ranges.js';
 import { parseRef, type ArtifactRef } from './ref.js';
-import type { Io } from '../cli/output.js';
-import { formatBytes } from '../cli/output.js';
+import type { Io } from '../foundation/output.js';
+import { formatBytes } from '../foundation/output.js';
 
 export interface VerifyOptions {
   store: Store;

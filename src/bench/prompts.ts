@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { UserError } from '../cli/errors.js';
+import { UserError } from '../foundation/errors.js';
 
 const lineSchema = z.looseObject({ prompt: z.string().min(1) });
 

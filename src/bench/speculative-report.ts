@@ -5,8 +5,8 @@
  * targets from docs/benchmarks.md with whether this run met them.
  */
 import { cpus, platform } from 'node:os';
-import { OperationalError } from '../cli/errors.js';
-import type { VerifierStats } from '../server/verifier/metrics.js';
+import { OperationalError } from '../foundation/errors.js';
+import type { VerifierStats } from '../verifier/server/metrics.js';
 import type { CorePlan } from './cpu-pinning.js';
 import type { DraftSpeed, VerifyCost } from './micro.js';
 import { ratio, round, summarize, type LatencySummary } from './summary.js';

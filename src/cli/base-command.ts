@@ -1,6 +1,6 @@
 /**
  * The one base command every edgectl command extends. It owns the cross-cutting CLI conventions
- * (DESIGN: CLI conventions): `--json` (oclif's enableJsonFlag: the typed result on stdout, nothing
+ * (docs/architecture.md "Conventions"): `--json` (oclif's enableJsonFlag: the typed result on stdout, nothing
  * else), `--log-level`, TTY/CI detection for progress rendering, and the mapping from thrown errors to
  * exit codes and messages. It also gives every command what would otherwise be hand-rolled in each:
  * the run's abort signal (`this.signal`: Ctrl-C exits 130), the I/O host services report through
@@ -9,9 +9,10 @@
  * make one call into a service in src/ and return its typed result.
  */
 import { Command, Flags, type Interfaces } from '@oclif/core';
-import { errorToJson, exitCodeOf, isEdgectlError, ExitCode } from './errors.js';
+import { errorToJson, exitCodeOf, isEdgectlError, ExitCode } from '../foundation/errors.js';
 import { interrupted, onInterrupt, type InterruptHandle } from './interrupt.js';
-import { isInteractive, stderrIo, type Io, type LogFormat, type LogLevel } from './output.js';
+import { isInteractive, type Io, type LogFormat, type LogLevel } from '../foundation/output.js';
+import { stderrIo } from './terminal-host.js';
 import { loadProjectConfig, type ProjectConfig } from '../config/project.js';
 import { editDistance } from './hooks/not-found.js';
 

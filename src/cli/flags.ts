@@ -2,7 +2,7 @@
  * Flags shared by several commands, defined once so their names and help read the same everywhere.
  */
 import { Args, Flags } from '@oclif/core';
-import { parseDuration } from '../registry/duration.js';
+import { parseDuration } from '../foundation/duration.js';
 
 export const registryFlag = Flags.string({
   summary: 'Registry URL: file:<dir> or s3://<bucket>/<prefix>.',
@@ -38,7 +38,7 @@ export const siteDataDirFlag = Flags.string({
 export const siteNameArg = Args.string({ required: true, description: 'Site name.' });
 
 /**
- * A duration flag (`90s`, `30m`, `1d12h`; src/registry/duration.ts): its value is milliseconds, so
+ * A duration flag (`90s`, `30m`, `1d12h`; src/foundation/duration.ts): its value is milliseconds, so
  * no command parses durations itself. The default is given as text, shown as such in the help and
  * parsed like a typed value; `allowZero` also accepts `0` (off). An invalid value exits 2 with the
  * same message as before: `invalid --<name> "<text>"` (the base command strips oclif's wrapping).

@@ -1,11 +1,11 @@
 /**
- * Ctrl-C for long-running commands (DESIGN: exit 130 on interrupt). `onInterrupt` turns SIGINT (and
+ * Ctrl-C for long-running commands (docs/architecture.md "Conventions": exit 130 on interrupt). `onInterrupt` turns SIGINT (and
  * SIGTERM, which stops a loop without counting as an interrupt) into an AbortSignal; an ink live
  * view, which reads Ctrl-C as a key in raw mode rather than a signal, reports it with
  * `markInterrupted`. The base command (src/cli/base-command.ts) owns the handle (`this.signal`) and
  * exits 130 after an interrupted run, whatever path it stopped by.
  */
-import { ExitCode } from './errors.js';
+import { ExitCode } from '../foundation/errors.js';
 
 let wasInterrupted = false;
 

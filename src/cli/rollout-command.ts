@@ -18,7 +18,7 @@ import {
 } from '../rollout/service.js';
 import { BaseCommand } from './base-command.js';
 import { durationFlag, keyFlag, registryFlag, singleWriterFlag, trustFlag } from './flags.js';
-import type { Io } from './output.js';
+import type { Io } from '../foundation/output.js';
 
 export const rolloutIdArgs = {
   id: Args.string({ required: false, description: 'Rollout id (default: the single active rollout).' }),

@@ -1,6 +1,6 @@
 /**
  * The CLI's I/O host (src/foundation/io-host.ts): every line on stderr, stdout being the result's
- * (DESIGN: CLI conventions). At an interactive terminal a step is a listr2 task with a spinner and
+ * (docs/architecture.md "Conventions"). At an interactive terminal a step is a listr2 task with a spinner and
  * a live status line; in CI, in a pipe and with `--json` it is plain throttled lines
  * (`plainSteps`), and `--log-format json` makes each line a JSON object for log collectors. The base
  * command builds one per run; services receive it and never know which renderer is behind it.
@@ -14,6 +14,7 @@ import {
   type LogLevel,
   type Report,
 } from '../foundation/io-host.js';
+import { isInteractive } from '../foundation/output.js';
 
 /** One listr2 task per step, rendered on stderr; listr2 is loaded only when a step runs. */
 async function listrStep<T>(title: string, fn: (report: Report) => Promise<T>): Promise<T> {
@@ -59,4 +60,13 @@ export function terminalHost(level: LogLevel, interactive: boolean, format: LogF
     process.stderr.write(`${prefix}${message}\n`);
   };
   return { interactive: live, log, step: live ? listrStep : plainSteps(log) };
+}
+
+/** The CLI's host on stderr, interactive at a terminal outside CI. */
+export function stderrIo(
+  level: LogLevel = 'info',
+  interactive = isInteractive(),
+  format: LogFormat = 'text',
+): IoHost {
+  return terminalHost(level, interactive, format);
 }

@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { LineCounter, parseDocument, isMap, isSeq, type Node } from 'yaml';
 import type { z } from 'zod';
-import { UserError } from '../cli/errors.js';
+import { UserError } from '../foundation/errors.js';
 
 export interface YamlProblem {
   file: string;

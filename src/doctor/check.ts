@@ -3,7 +3,7 @@
  * caught error becomes a check's detail and fix. Shared by doctor.ts and the check modules beside
  * it; the checks are listed under `edgectl doctor` in docs/cli.md.
  */
-import { isEdgectlError } from '../cli/errors.js';
+import { isEdgectlError } from '../foundation/errors.js';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail';
 

@@ -12,7 +12,7 @@
  *
  * That keys.fleet / keys.artifacts hold their role is doctor.ts's `keys.*` check.
  */
-import { isEdgectlError } from '../cli/errors.js';
+import { isEdgectlError } from '../foundation/errors.js';
 import type { ProjectConfig } from '../config/project.js';
 import { resolveRef } from '../artifact/manifest-store.js';
 import { parseRef } from '../artifact/ref.js';

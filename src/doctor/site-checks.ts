@@ -7,8 +7,8 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ProjectConfig } from '../config/project.js';
-import { isSameProcess } from '../daemon/process-identity.js';
-import { readPidIdentity, readState, runFiles } from '../daemon/run-files.js';
+import { isSameProcess } from '../supervisor/process-identity.js';
+import { readPidIdentity, readState, runFiles } from '../supervisor/run-files.js';
 import { defaultSiteDataDir } from '../fleet/site-add.js';
 import { checkSiteFiles, siteFilesIn } from '../fleet/site-schema.js';
 import { checkSecretKeyMode } from '../registry/keys.js';

@@ -18,8 +18,8 @@
  * key that a trust root rotation took out of the fleet role (not a revoked one), which is how
  * `site apply` after a fleet-key rotation brings the fleet back (as `fleet resign` does).
  */
-import { ConflictError, isEdgectlError } from '../cli/errors.js';
-import type { Io } from '../cli/output.js';
+import { ConflictError, isEdgectlError } from '../foundation/errors.js';
+import type { Io } from '../foundation/output.js';
 import { PayloadType } from '../registry/envelope.js';
 import type { KeyPair } from '../registry/keys.js';
 import { HEAD_KEY, fleetLogKey, snapshotKey } from '../registry/layout.js';

@@ -9,7 +9,7 @@
  * expected) falls back to the generic serializer, so the output is always the canonical JSON of the
  * value; a test checks both agree.
  */
-import { canonicalJson } from '../registry/canonical-json.js';
+import { canonicalJson } from '../foundation/canonical-json.js';
 import type { SiteState } from './state.js';
 
 const str = JSON.stringify;

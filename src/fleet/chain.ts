@@ -12,7 +12,7 @@
  * entry by entry to name the seq.
  */
 import { mapConcurrent } from '../artifact/concurrency.js';
-import { VerificationError } from '../cli/errors.js';
+import { VerificationError } from '../foundation/errors.js';
 import { PayloadType } from '../registry/envelope.js';
 import { FLEET_LOG_PREFIX, HEAD_KEY, SNAPSHOT_PREFIX, parseSeqKey, snapshotKey } from '../registry/layout.js';
 import type { Store } from '../registry/store.js';

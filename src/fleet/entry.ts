@@ -1,5 +1,5 @@
 /**
- * Fleet log entries (DESIGN: Fleet state and the fleet log) and the pure apply function every
+ * Fleet log entries (docs/formats.md "Fleet log") and the pure apply function every
  * reader shares: `site apply` (the writer), `readFleet`, and the site sync agent.
  *
  * Entry `{ seq, prev, time, ops, stateDigest }`:
@@ -18,9 +18,9 @@
  * match. Every failure is a VerificationError.
  */
 import { z } from 'zod';
-import { VerificationError } from '../cli/errors.js';
-import { canonicalJsonBytes } from '../registry/canonical-json.js';
-import { digestOf, isDigest } from '../registry/digest.js';
+import { VerificationError } from '../foundation/errors.js';
+import { canonicalJsonBytes } from '../foundation/canonical-json.js';
+import { digestOf, isDigest } from '../foundation/digest.js';
 import {
   applyOps,
   applyOpsToDraft,

@@ -1,13 +1,13 @@
 /**
- * The fleet head (DESIGN: Fleet state and the fleet log): the registry's one mutable object,
+ * The fleet head (docs/formats.md "Fleet log"): the registry's one mutable object,
  * `fleet/head.json`, naming the latest entry (seq + entry digest) and the latest snapshot, with
  * `issued` and `expires` for freshness. Signed with the fleet role and moved only with
  * compare-and-swap. A reader that must not install stale state refuses an expired head (freeze
  * protection); the writer re-signs it (`site apply` refreshes a head past half its lifetime).
  */
 import { z } from 'zod';
-import { VerificationError } from '../cli/errors.js';
-import { isDigest } from '../registry/digest.js';
+import { VerificationError } from '../foundation/errors.js';
+import { isDigest } from '../foundation/digest.js';
 
 export const DEFAULT_HEAD_TTL_MS = 7 * 86_400_000;
 

@@ -17,8 +17,8 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
-import { ConflictError } from '../cli/errors.js';
-import type { Io } from '../cli/output.js';
+import { ConflictError } from '../foundation/errors.js';
+import type { Io } from '../foundation/output.js';
 import type { Store } from '../registry/store.js';
 
 export const LEASE_KEY = 'fleet/lease.json';

@@ -5,7 +5,7 @@
  * entry's digest, the last is the head's entry digest); an expired head is shown, flagged, since
  * reading history installs nothing.
  */
-import { VerificationError } from '../cli/errors.js';
+import { VerificationError } from '../foundation/errors.js';
 import type { Store } from '../registry/store.js';
 import type { TrustRoot } from '../registry/trust.js';
 import { entryDigest } from './entry.js';

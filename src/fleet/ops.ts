@@ -1,5 +1,5 @@
 /**
- * Fleet log ops (DESIGN: Fleet state and the fleet log): their types, their schema for parsing
+ * Fleet log ops (docs/formats.md "Fleet log"): their types, their schema for parsing
  * signed entries, and how each one changes the state. Ops are applied in order; each is pure and
  * returns a new state sharing every untouched site object.
  *
@@ -20,8 +20,8 @@
  * entry invalid: VerificationError, since a signed entry that cannot be applied must be refused.
  */
 import { z } from 'zod';
-import { VerificationError } from '../cli/errors.js';
-import { isDigest } from '../registry/digest.js';
+import { VerificationError } from '../foundation/errors.js';
+import { isDigest } from '../foundation/digest.js';
 import { refIdentity, refProblem } from './refs.js';
 import {
   defaultRolloutReducer,

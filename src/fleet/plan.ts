@@ -8,7 +8,7 @@
  * are grouped by (slot, ref, digest), so the same desired state always plans to the same entry and
  * a 10,000-site fleet moving to a new model is one op, not 10,000.
  */
-import { UserError } from '../cli/errors.js';
+import { UserError } from '../foundation/errors.js';
 import { formatProblem, type YamlProblem } from '../config/yaml-file.js';
 import type { AssignOp, FleetOp, UnassignOp } from './ops.js';
 import { refIdentity } from './refs.js';

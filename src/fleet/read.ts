@@ -13,7 +13,7 @@
  * because the hash chain ending in the head's entry digest covers them (a snapshot signed that way
  * is also bound to the entry at its seq); everything is refused if that chain does not close.
  */
-import { VerificationError } from '../cli/errors.js';
+import { VerificationError } from '../foundation/errors.js';
 import { PayloadType } from '../registry/envelope.js';
 import { HEAD_KEY, fleetLogKey, snapshotKey } from '../registry/layout.js';
 import type { Store } from '../registry/store.js';

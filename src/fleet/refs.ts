@@ -3,7 +3,7 @@
  * an adapter within a site's list (its `<kind>/<name>`, so a new version replaces the old one).
  * Syntax is owned by src/artifact/ref.ts; this module only adds the slot rules.
  */
-import { isEdgectlError } from '../cli/errors.js';
+import { isEdgectlError } from '../foundation/errors.js';
 import { parseRef, type ArtifactRef } from '../artifact/ref.js';
 
 /** Why `ref` cannot go in a slot of `kind`, or undefined when it can. */

@@ -13,7 +13,7 @@
  * (docs/operations.md, "Recovering the fleet log").
  */
 import { PayloadType } from '../registry/envelope.js';
-import { sha256Hex } from '../registry/digest.js';
+import { sha256Hex } from '../foundation/digest.js';
 import type { KeyPair } from '../registry/keys.js';
 import { HEAD_KEY } from '../registry/layout.js';
 import type { Store } from '../registry/store.js';

@@ -11,7 +11,7 @@
  * digest, and each re-signed snapshot to be the state of its entry. Objects are re-signed before
  * the head, so a reader never sees the new head over objects it would refuse.
  */
-import { VerificationError } from '../cli/errors.js';
+import { VerificationError } from '../foundation/errors.js';
 import {
   PayloadType,
   decodeEnvelope,

@@ -9,7 +9,7 @@
  * that exact manifest when it was assigned, so a rotation does not block re-applying it. A ref
  * assigned for the first time needs the current artifacts role (or `edgectl artifact resign`).
  */
-import { NotFoundError } from '../cli/errors.js';
+import { NotFoundError } from '../foundation/errors.js';
 import { resolveRef } from '../artifact/manifest-store.js';
 import { parseRef } from '../artifact/ref.js';
 import type { Store } from '../registry/store.js';

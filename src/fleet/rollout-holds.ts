@@ -1,5 +1,5 @@
 /**
- * Rollout holds: what `site plan` must not undo (DESIGN: Feedback and rollouts). While a rollout is
+ * Rollout holds: what `site plan` must not undo (docs/rollouts.md, docs/formats.md "Feedback reports"). While a rollout is
  * active the controller owns the slots of its selected sites; after a promotion the candidate is
  * kept until git catches up. `rolloutHolds` derives the holds from the folded rollouts of the fleet
  * state (src/fleet/rollout-ops.ts) and `applyRolloutHolds` applies them to declared assignments.

@@ -1,6 +1,5 @@
 /**
- * The rollout ops of the fleet log, as zod schemas and types (DESIGN: Fleet state and the fleet
- * log): what each op carries (candidate, previous refs, the spec, judgements with their evidence)
+ * The rollout ops of the fleet log, as zod schemas and types (docs/formats.md "Fleet log"): what each op carries (candidate, previous refs, the spec, judgements with their evidence)
  * and the shape `rolloutReducer` (src/fleet/rollout-ops.ts) validates before folding an op. Kept
  * apart from the reducer so the wire format reads on its own.
  */

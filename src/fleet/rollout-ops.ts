@@ -1,5 +1,5 @@
 /**
- * Rollouts in the fleet log (DESIGN: Fleet state and the fleet log, Feedback and rollouts): the
+ * Rollouts in the fleet log (docs/formats.md "Fleet log", docs/rollouts.md): the
  * rollout ops, the per-rollout state they fold into (`FleetState.rollouts[<id>]`), the pure
  * reducer every reader of the log runs (one fold per op), and, re-exported, the ops' schemas
  * (rollout-op-schema.ts) and the "holds" that stop `site plan` from undoing what a rollout assigned
@@ -21,7 +21,7 @@
  * The reducer validates each op (zod, then state transitions) and throws VerificationError for a
  * signed op that does not fit: an entry that cannot be interpreted must be refused, never skipped.
  */
-import { VerificationError } from '../cli/errors.js';
+import { VerificationError } from '../foundation/errors.js';
 import { opSchema, type JsonValue, type RolloutOp, type RolloutStartOp } from './rollout-op-schema.js';
 
 export * from './rollout-op-schema.js';

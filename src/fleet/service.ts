@@ -5,7 +5,7 @@
  * site sync agent without any configuration or key handling.
  */
 import { relative } from 'node:path';
-import type { Io } from '../cli/output.js';
+import type { Io } from '../foundation/output.js';
 import { loadSigningKey } from '../registry/keys.js';
 import { openStore } from '../registry/open-store.js';
 import type { Store } from '../registry/store.js';

@@ -1,11 +1,11 @@
 /**
  * Signing and verifying the fleet's registry objects (entries, snapshots, head) with the trust
- * root's `fleet` role (DESIGN: Keys, envelopes, trust). Verification goes through
+ * root's `fleet` role (docs/formats.md "Signatures across key rotations", docs/operations.md "Key rotation"). Verification goes through
  * registry/envelope.ts's verifyEnvelope, the single place signatures are counted; this module adds
  * the fleet-specific parts: which role, the payload bytes the entry digest is taken over, and a
  * check before signing that the given keys can actually meet the role's threshold.
  */
-import { UserError } from '../cli/errors.js';
+import { UserError } from '../foundation/errors.js';
 import {
   decodeEnvelope,
   encodeEnvelope,

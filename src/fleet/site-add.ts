@@ -1,6 +1,6 @@
 /**
  * `edgectl site add`: provisions a site's identity. Generates the site's Ed25519 key into its local
- * data directory (DESIGN: Sites; the secret key never leaves it and is never in git) and writes
+ * data directory (docs/running-sites.md; the secret key never leaves it and is never in git) and writes
  * `sites/<name>.yaml` declaring the public key, labels, runtime settings and assignments. Refuses an
  * existing site; `rekey` instead replaces the key of an existing declaration (a lost or rotated site
  * key), editing only `publicKey` so comments and the rest of the file are kept.
@@ -11,7 +11,7 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseDocument, stringify } from 'yaml';
-import { UserError } from '../cli/errors.js';
+import { UserError } from '../foundation/errors.js';
 import { generateKeyPair, publicKeyFile, writeKeyPair, type KeyPair } from '../registry/keys.js';
 import { SITE_NAME_RE, siteFileSchema } from './site-schema.js';
 

@@ -1,5 +1,5 @@
 /**
- * Site declarations (DESIGN: Fleet state, Sites): the schema of `sites/<name>.yaml`, its normalized
+ * Site declarations (docs/formats.md "Fleet log", docs/running-sites.md): the schema of `sites/<name>.yaml`, its normalized
  * form as it enters the fleet state, and loading a whole sites directory with errors that name
  * file:line and field. A declaration is strict (unknown fields are refused), its `name` must equal
  * the file name, and each assignment slot only takes refs of its kind (model, adapter, policy).
@@ -11,10 +11,10 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import jsyaml from 'js-yaml';
 import { z } from 'zod';
-import { UserError } from '../cli/errors.js';
+import { UserError } from '../foundation/errors.js';
 import { parseYamlWithSchema, yamlError, type ParsedYaml, type YamlProblem } from '../config/yaml-file.js';
 import { decodeBase64, keyIdOf } from '../registry/keys.js';
-import { parseDuration } from '../registry/duration.js';
+import { parseDuration } from '../foundation/duration.js';
 import { refIdentity, refProblem } from './refs.js';
 
 export const SITE_NAME_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;

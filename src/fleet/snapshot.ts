@@ -1,12 +1,12 @@
 /**
- * Snapshots (DESIGN: Fleet state and the fleet log): the full state at a seq, signed with the fleet
+ * Snapshots (docs/formats.md "Fleet log"): the full state at a seq, signed with the fleet
  * role and written every N entries (`fleet/snapshots/<seq>.json`), so a new or far-behind reader
  * starts there instead of replaying the whole log. A snapshot carries the entry digest of its seq,
  * which chains it to the next entry's `prev`; its `stateDigest` is recomputed on read.
  */
 import { z } from 'zod';
-import { VerificationError } from '../cli/errors.js';
-import { isDigest } from '../registry/digest.js';
+import { VerificationError } from '../foundation/errors.js';
+import { isDigest } from '../foundation/digest.js';
 import type { AppliedFleet } from './entry.js';
 import type { JsonValue, RolloutState } from './rollout-ops.js';
 import { siteDeclarationShape } from './site-schema.js';

@@ -1,5 +1,5 @@
 /**
- * The fleet state (DESIGN: Fleet state and the fleet log): for every site its declaration and its
+ * The fleet state (docs/formats.md "Fleet log"): for every site its declaration and its
  * current assignments (each ref pinned to a manifest digest), plus the rollouts extension point.
  * Owns the state types, the empty (genesis) state, and `stateDigest` = `sha256:` of the state's
  * RFC 8785 canonical JSON.
@@ -11,7 +11,7 @@
  * (tested), which is what the contract fixes.
  */
 import { createHash } from 'node:crypto';
-import { canonicalJson } from '../registry/canonical-json.js';
+import { canonicalJson } from '../foundation/canonical-json.js';
 import { canonicalSiteJson } from './canonical-site.js';
 import type { RolloutState } from './rollout-ops.js';
 import type { SiteDeclaration } from './site-schema.js';

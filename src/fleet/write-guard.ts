@@ -12,8 +12,8 @@
  * S3Store.probeConditionalWrites), asked once per registry URL per process; stores without a
  * probe (the directory backend) declare it.
  */
-import { UserError } from '../cli/errors.js';
-import type { Io } from '../cli/output.js';
+import { UserError } from '../foundation/errors.js';
+import type { Io } from '../foundation/output.js';
 import type { ConditionalWriteProbeResult } from '../registry/conditional-writes.js';
 import type { Store } from '../registry/store.js';
 import { LEASE_KEY, withLease, type LeaseOptions } from './lease.js';

@@ -10,9 +10,9 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { UserError } from '../cli/errors.js';
+import { UserError } from '../foundation/errors.js';
 import { loadChatPrompt } from '../inference/chat-template.js';
-import { HttpVerifier } from '../inference/http-verifier.js';
+import { HttpVerifier } from '../verifier/client/http-verifier.js';
 import { loadLoraAdapter } from '../inference/lora.js';
 import { LmSession } from '../inference/model-session.js';
 import type { SamplingParams } from '../inference/sampling.js';
@@ -25,7 +25,7 @@ import {
   type RunState,
 } from '../runtime/engine/route-executor.js';
 import { clientAccess, noVerifierAccess } from '../runtime/engine/verifier-access.js';
-import { OutputText } from '../runtime/serve/output.js';
+import { OutputText } from '../runtime/engine/output.js';
 
 export type GenerateRoute = 'edge' | 'speculative' | 'cloud';
 

@@ -18,7 +18,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Template } from '@huggingface/jinja';
-import { UserError } from '../cli/errors.js';
+import { UserError } from '../foundation/errors.js';
 import { GENERATION_CONFIG_FILE } from './model-config.js';
 import { TextTokenizer, TOKENIZER_CONFIG_FILE, TOKENIZER_FILE } from './tokenizer.js';
 

@@ -9,7 +9,7 @@
  * sampling (acceptance.ts), and rolls the cache back to the accepted length.
  */
 import { randomUUID } from 'node:crypto';
-import { ConflictError, UserError } from '../cli/errors.js';
+import { ConflictError, UserError } from '../foundation/errors.js';
 import { acceptGreedy, acceptRejectionSampling, type AcceptanceResult } from './acceptance.js';
 import { DecodeState } from './decode-state.js';
 import type { KvCache } from './kv-cache.js';

@@ -1,5 +1,5 @@
 /**
- * The inference engine's public API (DESIGN: Runtime and verifier): load models, adapters and
+ * The inference engine's public API (docs/running-sites.md): load models, adapters and
  * tokenizers, run single-model or speculative generation, and implement or consume the `Verifier`
  * interface. The site runtime, the verifier service and the bench commands import from here.
  */

@@ -1,13 +1,13 @@
 /**
  * The LoRA inputs a draft graph exposes: `lora.<layer>.<module>.A` [r, in] and `.B` [out, r] with
- * a dynamic rank r (DESIGN: Runtime and verifier). ONNX Runtime's Node binding has no adapter API,
+ * a dynamic rank r (docs/running-sites.md). ONNX Runtime's Node binding has no adapter API,
  * so adapters are fed as ordinary inputs on every run; zeros mean "no adapter". This module finds
  * those slots from the session's input metadata (shapes, falling back to config.json sizes) and the
  * largest rank the model accepts (`lora.max_rank` in config.json), and builds the all-zero feeds.
  */
 import type { InferenceSession } from 'onnxruntime-node';
 import { Tensor } from 'onnxruntime-node';
-import { UserError } from '../cli/errors.js';
+import { UserError } from '../foundation/errors.js';
 import type { ModelConfig } from './model-config.js';
 
 /** Input tensors for every LoRA slot of a graph, keyed by input name. */

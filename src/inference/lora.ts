@@ -14,7 +14,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Tensor } from 'onnxruntime-node';
 import { z } from 'zod';
-import { UserError } from '../cli/errors.js';
+import { UserError } from '../foundation/errors.js';
 import { readYamlWithSchema } from '../config/yaml-file.js';
 import { loraInputName, type LoraFeeds, type LoraSlot, type LoraSlots } from './lora-slots.js';
 import { readSafetensors, type F32Tensor } from './safetensors.js';

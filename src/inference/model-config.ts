@@ -1,7 +1,7 @@
 /**
  * The parts of a model directory's `config.json` and `generation_config.json` the runtime needs:
  * layer, head and KV-head counts (grouped-query attention), head size, vocabulary size and the
- * end-of-sequence ids (DESIGN: Runtime and verifier). Files are validated with zod through
+ * end-of-sequence ids (docs/running-sites.md). Files are validated with zod through
  * `readYamlWithSchema` (JSON is YAML), so a bad field is reported as `file:line: field: message`.
  * Unknown fields are allowed: real Hugging Face configs carry dozens we do not use. A multimodal
  * wrapper's `text_config` (Gemma 3) is read as the language model's config.
@@ -9,7 +9,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { UserError } from '../cli/errors.js';
+import { UserError } from '../foundation/errors.js';
 import { readYamlWithSchema } from '../config/yaml-file.js';
 import { REPETITION_PENALTY_RANGE } from './sampling.js';
 

@@ -12,8 +12,8 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { basename, join, posix } from 'node:path';
-import { readArtifactYaml } from '../artifact/artifact-yaml.js';
-import { UserError } from '../cli/errors.js';
+import { readArtifactYaml } from '../config/artifact-yaml.js';
+import { UserError } from '../foundation/errors.js';
 
 /** Graph stems: a plain decoder with cache, and Optimum's merged decoder (`use_cache_branch`). */
 const STEMS = ['model', 'decoder_model_merged'];

@@ -12,7 +12,7 @@
  */
 import type { InferenceSession } from 'onnxruntime-node';
 import { Tensor } from 'onnxruntime-node';
-import { UserError } from '../cli/errors.js';
+import { UserError } from '../foundation/errors.js';
 
 export type FloatType = 'float32' | 'float16';
 

@@ -1,6 +1,6 @@
 /**
  * `LmSession`: one decoder-only ONNX language model loaded with onnxruntime-node, run step by step
- * with an explicit KV cache (DESIGN: Runtime and verifier).
+ * with an explicit KV cache (docs/running-sites.md).
  *
  * It owns the Optimum I/O contract: which inputs the graph has is discovered from the session's
  * `inputNames` (position_ids, use_cache_branch for merged decoders, LoRA matrices for drafts), the
@@ -11,7 +11,7 @@
  */
 import { join } from 'node:path';
 import { InferenceSession, Tensor } from 'onnxruntime-node';
-import { UserError } from '../cli/errors.js';
+import { UserError } from '../foundation/errors.js';
 import { KvCache, type KvShape } from './kv-cache.js';
 import { discoverLoraSlots, zeroLoraFeeds, type LoraFeeds, type LoraSlots } from './lora-slots.js';
 import { loadModelConfig, type ModelConfig } from './model-config.js';

@@ -1,5 +1,5 @@
 /**
- * Draft-model signals about a prompt, for the router (DESIGN: Runtime and verifier, "draft-model
+ * Draft-model signals about a prompt, for the router (docs/running-sites.md, "draft-model
  * entropy on the prompt"; reference specdecode.md §5): how uncertain the draft is about the
  * prompt's own next tokens (entropy) and how surprised it is by them (negative log-likelihood).
  * A prompt the small model finds hard predicts low acceptance, so routing it to the cloud is

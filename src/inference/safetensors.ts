@@ -8,7 +8,7 @@
  * offset and size is checked against the file so a truncated or hostile file is refused with a
  * clear error instead of reading garbage. F32 is read as is; F16 and BF16 are widened to F32.
  */
-import { UserError } from '../cli/errors.js';
+import { UserError } from '../foundation/errors.js';
 
 export interface F32Tensor {
   shape: number[];

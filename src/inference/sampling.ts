@@ -7,7 +7,7 @@
  * the verifier's adjusted distributions. Everything here is a pure function of its inputs plus an
  * explicit `Rng`, so results are reproducible from a seed.
  */
-import { UserError } from '../cli/errors.js';
+import { UserError } from '../foundation/errors.js';
 import type { Rng } from './rng.js';
 
 export interface SamplingParams {

@@ -14,7 +14,7 @@
  * above 0.95 always), so the positions the verifier would score only to reject are mostly not
  * drafted. Where to stop depends only on the draft's own draws, so sampling stays lossless.
  */
-import { OperationalError } from '../cli/errors.js';
+import { OperationalError } from '../foundation/errors.js';
 import { DecodeState } from './decode-state.js';
 import type { KvCache } from './kv-cache.js';
 import type { LoraFeeds } from './lora-slots.js';

@@ -21,7 +21,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
-import { UserError } from '../cli/errors.js';
+import { UserError } from '../foundation/errors.js';
 import { maxBytesPerToken } from './token-bounds.js';
 
 export const TOKENIZER_FILE = 'tokenizer.json';

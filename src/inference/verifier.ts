@@ -1,5 +1,5 @@
 /**
- * The verifier side of speculative decoding, as an interface (DESIGN: Runtime and verifier).
+ * The verifier side of speculative decoding, as an interface (docs/running-sites.md).
  *
  * A verifier session holds a prompt's KV cache between rounds; each `verify` scores the drafted
  * tokens in one forward pass and returns how many were accepted plus the verifier's next token.
@@ -7,7 +7,7 @@
  * service implements the same interface, so the generate loop cannot tell them apart. Everything
  * crossing this boundary is plain data (token ids, numbers, arrays) so it maps directly to JSON.
  */
-import { UserError } from '../cli/errors.js';
+import { UserError } from '../foundation/errors.js';
 import type { SamplingParams } from './sampling.js';
 
 /**

@@ -9,7 +9,7 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
-import { UserError } from '../cli/errors.js';
+import { UserError } from '../foundation/errors.js';
 
 export interface EdgectlDependency {
   /** The package.json dependency spec. */

@@ -13,12 +13,12 @@
  */
 import { copyFileSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve } from 'node:path';
-import { OperationalError, UserError } from '../cli/errors.js';
+import { OperationalError, UserError } from '../foundation/errors.js';
 import { defaultSiteDataDir, siteKeyPath } from '../fleet/site-add.js';
 import { readSiteFile, toDeclaration } from '../fleet/site-schema.js';
 import { generateKeyPair, publicKeyFile, readPublicKeyFile, writeKeyPair } from '../registry/keys.js';
 import { edgectlDependency } from './edgectl-spec.js';
-import { edgectlPackage } from './package-root.js';
+import { edgectlPackage } from '../foundation/package-root.js';
 import {
   ARTIFACTS_README,
   EDGECTL_YAML,

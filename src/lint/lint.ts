@@ -7,7 +7,7 @@
  */
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { UserError } from '../cli/errors.js';
+import { UserError } from '../foundation/errors.js';
 import { formatProblem, type YamlProblem } from '../config/yaml-file.js';
 
 export interface LintProblem extends YamlProblem {

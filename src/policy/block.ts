@@ -1,5 +1,5 @@
 /**
- * Block rules (DESIGN: Runtime and verifier, Policy): decides whether a prompt is refused before
+ * Block rules (docs/running-sites.md, policy in docs/formats.md): decides whether a prompt is refused before
  * any model sees it, and with which message. Owns keyword and pattern matching for the policy's
  * `block` list. Rules are checked in policy order and the first match decides, so the refusal a
  * user sees is predictable. Keywords match case-insensitively as whole words or phrases (`bomb`

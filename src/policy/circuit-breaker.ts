@@ -1,5 +1,5 @@
 /**
- * The verifier circuit breaker (DESIGN: Runtime and verifier, Policy): after `failureThreshold`
+ * The verifier circuit breaker (docs/running-sites.md, policy in docs/formats.md): after `failureThreshold`
  * consecutive verifier failures the runtime stops calling the verifier for `openSeconds`, then lets
  * one trial request through; its success closes the breaker, its failure opens it again. While
  * open, requests get the policy's fallback (`verifierFallback`): an edge-unverified answer or a 503

@@ -7,7 +7,7 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { UserError } from '../cli/errors.js';
+import { UserError } from '../foundation/errors.js';
 import { loadPolicyFile, parsePolicy, policySchema, type Policy } from './schema.js';
 
 type Section<K extends keyof Policy> = NonNullable<Policy[K]>;

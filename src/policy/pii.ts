@@ -1,5 +1,5 @@
 /**
- * PII detection for the site runtime's redaction (DESIGN: Runtime and verifier, Policy): finds the
+ * PII detection for the site runtime's redaction (docs/running-sites.md, policy in docs/formats.md): finds the
  * spans of personal data in a prompt, each with its type, so redact.ts can replace them before
  * anything leaves the site. Owns the built-in detectors, the policy's named custom patterns and the
  * overlap resolution. Detectors favour precision where a checksum or a format exists, because a

@@ -1,5 +1,5 @@
 /**
- * Reversible redaction (DESIGN: Runtime and verifier, Policy): replaces each PII value in a prompt
+ * Reversible redaction (docs/running-sites.md, policy in docs/formats.md): replaces each PII value in a prompt
  * with a stable placeholder before anything leaves the site, and restores the values in what the
  * user sees, including in streamed output (StreamRestorer). Owns the placeholder form, the
  * RedactionMap (value <-> placeholder for one request or conversation, serializable so a

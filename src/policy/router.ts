@@ -1,5 +1,5 @@
 /**
- * The router decision (DESIGN: Runtime and verifier, Router): for one request, edge-only,
+ * The router decision (docs/running-sites.md, routing): for one request, edge-only,
  * speculative or cloud, with the reason, from the active policy. Pure: the runtime measures the
  * inputs (prompt tokens, draft entropy on the prompt, running acceptance) and passes them in.
  *

@@ -1,5 +1,5 @@
 /**
- * The policy artifact's `policy.yaml` (DESIGN: Artifacts, Runtime and verifier): its zod schema, its
+ * The policy artifact's `policy.yaml` (docs/formats.md "Artifacts", docs/running-sites.md): its zod schema, its
  * types and the loader that reports problems as `file:line: field: message` (exit 2). The schema is
  * the contract between `edgectl publish` (which refuses an invalid policy) and the site runtime's
  * router, redactor and block rules (which read the same types). Unknown fields are errors, so a typo

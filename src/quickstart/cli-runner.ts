@@ -6,8 +6,8 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { OperationalError } from '../cli/errors.js';
-import { edgectlPackage } from '../init/package-root.js';
+import { OperationalError } from '../foundation/errors.js';
+import { edgectlPackage } from '../foundation/package-root.js';
 
 export interface CliRun {
   args: string[];

@@ -17,7 +17,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
-import type { Io } from '../cli/output.js';
+import type { Io } from '../foundation/output.js';
 import type { Progress } from '../artifact/progress.js';
 import { QuickstartSession } from './session.js';
 import {

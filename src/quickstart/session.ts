@@ -5,10 +5,10 @@
  * on success, on an error and on Ctrl-C. stages.ts holds the steps themselves; the loop is
  * described under `edgectl quickstart` in docs/cli.md.
  */
-import { EdgectlError, ExitCode } from '../cli/errors.js';
-import type { Io } from '../cli/output.js';
+import { EdgectlError, ExitCode } from '../foundation/errors.js';
+import type { Io } from '../foundation/output.js';
 import type { Progress } from '../artifact/progress.js';
-import { isAlive, signal as sendSignal } from '../daemon/process-identity.js';
+import { isAlive, signal as sendSignal } from '../supervisor/process-identity.js';
 import { CliRunner, type CliRun } from './cli-runner.js';
 import { startTraffic, type Traffic, type TrafficOptions, type TrafficStats } from './traffic.js';
 

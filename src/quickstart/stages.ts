@@ -8,8 +8,8 @@
  */
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { OperationalError, UserError } from '../cli/errors.js';
-import { edgectlPackage } from '../init/package-root.js';
+import { OperationalError, UserError } from '../foundation/errors.js';
+import { edgectlPackage } from '../foundation/package-root.js';
 import { commandFailed, parseJson, type CliRun } from './cli-runner.js';
 import type { QuickstartSession } from './session.js';
 import { emptyTrafficStats, sendCompletion, type TrafficStats } from './traffic.js';

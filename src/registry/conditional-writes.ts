@@ -3,8 +3,7 @@
  * `doctor`). Each condition is probed from both sides: a write whose precondition is wrong must be
  * refused AND one whose precondition is right must be accepted. A server that refuses both (Ceph RGW
  * refuses `If-Match` with the quoted ETag it returned itself) is `broken`, not `enforced`; one that
- * accepts both (s3rver) is `not-enforced`. The fleet's safety against concurrent writers (DESIGN:
- * Registry) depends on both `createOnly` and `compareAndSwap` being `enforced`; fleet write-safety
+ * accepts both (s3rver) is `not-enforced`. The fleet's safety against concurrent writers (docs/formats.md, docs/operations.md "The registry on S3, MinIO or R2") depends on both `createOnly` and `compareAndSwap` being `enforced`; fleet write-safety
  * (leases on stores without them) builds on this result, so its shape is a contract.
  *
  * The S3 probe itself lives with the S3 backend (s3-probe.ts); directory stores enforce both by

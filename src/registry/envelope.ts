@@ -1,5 +1,5 @@
 /**
- * DSSE envelopes (DESIGN: Keys, envelopes, trust): every signed object in the registry (trust root,
+ * DSSE envelopes (docs/formats.md "Signatures across key rotations", docs/operations.md "Key rotation"): every signed object in the registry (trust root,
  * artifact manifest, fleet entry, snapshot, head, feedback) is one of these. The signature covers the
  * DSSE pre-authentication encoding of the payload type and the payload bytes, so a payload can never
  * be replayed as another type; the payload is RFC 8785 canonical JSON, so the same object always
@@ -12,8 +12,8 @@
  */
 import { createPublicKey, verify as cryptoVerify, type KeyObject } from 'node:crypto';
 import nacl from 'tweetnacl';
-import { VerificationError } from '../cli/errors.js';
-import { canonicalJsonBytes } from './canonical-json.js';
+import { VerificationError } from '../foundation/errors.js';
+import { canonicalJsonBytes } from '../foundation/canonical-json.js';
 import { decodeBase64, type KeyPair } from './keys.js';
 
 export interface Signature {

@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { OperationalError } from '../cli/errors.js';
+import { OperationalError } from '../foundation/errors.js';
 
 export function errCode(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException | null)?.code;

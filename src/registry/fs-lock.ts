@@ -10,8 +10,8 @@ import { mkdir, open, readFile, stat, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { OperationalError } from '../cli/errors.js';
-import { sha256Hex } from './digest.js';
+import { OperationalError } from '../foundation/errors.js';
+import { sha256Hex } from '../foundation/digest.js';
 import { errCode } from './fs-io.js';
 
 const LOCK_DIR = '.locks';

@@ -25,9 +25,9 @@ import {
   type FileHandle,
 } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { ConflictError, NotFoundError, OperationalError, VerificationError } from '../cli/errors.js';
+import { ConflictError, NotFoundError, OperationalError, VerificationError } from '../foundation/errors.js';
 import { fill, readBounded } from './bounded-io.js';
-import { sha256Hex } from './digest.js';
+import { sha256Hex } from '../foundation/digest.js';
 import {
   checkRange,
   effectiveMax,

@@ -5,7 +5,7 @@
  * the backend enforces conditional writes (create-only and compare-and-swap), which the fleet head's
  * safety against concurrent writers depends on.
  */
-import { ConflictError, UserError } from '../cli/errors.js';
+import { ConflictError, UserError } from '../foundation/errors.js';
 import {
   conditionalWritesEnforced,
   probeConditionalWrites,

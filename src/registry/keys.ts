@@ -1,5 +1,5 @@
 /**
- * Ed25519 signing keys (DESIGN: Keys, envelopes, trust): generation, key ids, and the key files.
+ * Ed25519 signing keys (docs/formats.md "Signatures across key rotations", docs/operations.md "Key rotation"): generation, key ids, and the key files.
  *
  * File format (JSON, one object, chosen so a key file is self-describing and easy to inspect):
  *   secret key file (mode 0600):  {"type":"edgectl-ed25519-secret-key","keyid":"sha256:…",
@@ -24,8 +24,8 @@ import {
 import { randomBytes } from 'node:crypto';
 import { dirname } from 'node:path';
 import nacl from 'tweetnacl';
-import { UserError } from '../cli/errors.js';
-import { sha256Hex } from './digest.js';
+import { UserError } from '../foundation/errors.js';
+import { sha256Hex } from '../foundation/digest.js';
 
 export const SECRET_KEY_TYPE = 'edgectl-ed25519-secret-key';
 export const PUBLIC_KEY_TYPE = 'edgectl-ed25519-public-key';

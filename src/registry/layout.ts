@@ -1,5 +1,5 @@
 /**
- * Key builders for the registry layout (DESIGN: Registry). Every module names registry objects
+ * Key builders for the registry layout (docs/formats.md, docs/operations.md "The registry on S3, MinIO or R2"). Every module names registry objects
  * through these functions, so the layout is defined once and every path component is validated
  * before it becomes part of a key.
  *
@@ -12,7 +12,7 @@
  *   feedback/<site>/<seq:012d>.json           DSSE(feedback report)
  *   feedback-index/<time>/<site>/<seq:012d>   empty marker: a report, ordered by registry time
  */
-import { digestHex } from './digest.js';
+import { digestHex } from '../foundation/digest.js';
 
 export const TRUST_ROOT_PREFIX = 'trust/root/';
 export const BLOB_PREFIX = 'blobs/sha256/';

@@ -10,7 +10,7 @@
  * whole fleet state) are raised with environment variables, `EDGECTL_MAX_<KIND>_BYTES`; chunk and
  * blob sizes are part of the manifest format (manifest.ts) and are the same for every reader.
  */
-import { OperationalError, UserError, VerificationError } from '../cli/errors.js';
+import { OperationalError, UserError, VerificationError } from '../foundation/errors.js';
 import {
   BLOB_PREFIX,
   FEEDBACK_PREFIX,

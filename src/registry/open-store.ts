@@ -4,7 +4,7 @@
  * resolved by the project config (src/config/project.ts) before they get here.
  */
 import { isAbsolute } from 'node:path';
-import { UserError } from '../cli/errors.js';
+import { UserError } from '../foundation/errors.js';
 import { FsStore, type FsStoreOptions } from './fs-store.js';
 import { S3Store, type S3StoreOptions } from './s3-store.js';
 import type { Store } from './store.js';

@@ -5,7 +5,7 @@
  * 5xx after the SDK's bounded retries, or any other I/O error. Kept apart from s3-store.ts so the
  * store's methods stay about requests.
  */
-import { ConflictError, OperationalError, UserError } from '../cli/errors.js';
+import { ConflictError, OperationalError, UserError } from '../foundation/errors.js';
 
 /** Where a store points, for messages. */
 export interface S3Location {

@@ -7,7 +7,7 @@
  * docs/formats.md (Packs).
  */
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { NotFoundError, OperationalError, VerificationError } from '../cli/errors.js';
+import { NotFoundError, OperationalError, VerificationError } from '../foundation/errors.js';
 import { discard, readCapped, totalSize } from './bounded-io.js';
 import { objectSizeMismatch } from './limits.js';
 import { isNotFound, statusOf } from './s3-errors.js';

@@ -25,14 +25,14 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { createHash, randomBytes } from 'node:crypto';
-import { ConflictError, OperationalError, VerificationError } from '../cli/errors.js';
+import { ConflictError, OperationalError, VerificationError } from '../foundation/errors.js';
 import { discard, readCapped } from './bounded-io.js';
 import {
   conditionalWritesEnforced,
   type ConditionalWriteProbeResult,
   type EtagForm,
 } from './conditional-writes.js';
-import { sha256Hex } from './digest.js';
+import { sha256Hex } from '../foundation/digest.js';
 import { BLOB_PREFIX } from './layout.js';
 import { checkRange, effectiveMax, objectTooLarge, registryLimits, type RegistryLimits } from './limits.js';
 import {

@@ -5,7 +5,7 @@
  * directory. Segments may not start with a dot: the fs backend keeps its temp and lock files
  * under dot-directories, and this keeps them out of the key space.
  */
-import { UserError } from '../cli/errors.js';
+import { UserError } from '../foundation/errors.js';
 
 export function checkKey(key: string): string {
   const bad = (why: string) =>

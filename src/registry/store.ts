@@ -1,5 +1,5 @@
 /**
- * The Store interface: the registry's only view of storage (DESIGN: Registry). Two backends
+ * The Store interface: the registry's only view of storage (docs/formats.md, docs/operations.md "The registry on S3, MinIO or R2"). Two backends
  * implement it, a directory (fs-store.ts) and S3 (s3-store.ts), and every registry test runs on
  * both. Keys are slash-separated relative paths such as `blobs/sha256/<hex>`.
  *

@@ -17,7 +17,7 @@ import {
 } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
-import { UserError } from '../cli/errors.js';
+import { UserError } from '../foundation/errors.js';
 import { decodeEnvelope, encodeEnvelope, type Envelope } from './envelope.js';
 import {
   loadSigningKey,

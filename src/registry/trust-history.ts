@@ -17,7 +17,7 @@
  * TrustRoot payload type stays exactly what is signed) by `loadTrustInForce` / `attachPastRoots`.
  */
 import { createHash } from 'node:crypto';
-import { VerificationError } from '../cli/errors.js';
+import { VerificationError } from '../foundation/errors.js';
 import {
   checkSignatures,
   decodeEnvelope,

@@ -5,7 +5,7 @@
  * UserError (exit 2) raised before anything is signed. Verifying and walking roots is trust.ts;
  * the procedure is described in docs/operations.md (Key rotation).
  */
-import { UserError } from '../cli/errors.js';
+import { UserError } from '../foundation/errors.js';
 import { PayloadType, signEnvelope, type Envelope } from './envelope.js';
 import { decodeBase64, type KeyPair, type PublicKey } from './keys.js';
 import {

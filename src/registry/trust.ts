@@ -11,7 +11,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { NotFoundError, UserError, VerificationError } from '../cli/errors.js';
+import { NotFoundError, UserError, VerificationError } from '../foundation/errors.js';
 import {
   PayloadType,
   decodeEnvelope,

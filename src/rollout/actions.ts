@@ -13,7 +13,7 @@
  * (step 0), and whatever ends the shadow step (the first wave, a promote, an abort) unassigns it in
  * the same entry (shadow.ts).
  */
-import { ConflictError, UserError } from '../cli/errors.js';
+import { ConflictError, UserError } from '../foundation/errors.js';
 import type { AssignOp, FleetOp, UnassignOp } from '../fleet/ops.js';
 import type { JsonValue, ResolvedRefJson, RolloutOp, RolloutState } from '../fleet/rollout-ops.js';
 import { isActive } from '../fleet/rollout-ops.js';

@@ -9,8 +9,8 @@
  * sees the winner's entry in the state (the rollout moved on) and returns null or other ops. No
  * lease is needed; `build` must check that the state still is the one it decided on.
  */
-import { ConflictError } from '../cli/errors.js';
-import type { Io } from '../cli/output.js';
+import { ConflictError } from '../foundation/errors.js';
+import type { Io } from '../foundation/output.js';
 import { applyEntry, buildEntry, type AppliedFleet } from '../fleet/entry.js';
 import { DEFAULT_HEAD_TTL_MS, buildHead, headNeedsRefresh } from '../fleet/head.js';
 import type { FleetOp } from '../fleet/ops.js';

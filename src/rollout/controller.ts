@@ -1,5 +1,5 @@
 /**
- * The rollout controller (DESIGN: Feedback and rollouts): one pass (`tick`) folds the rollout from
+ * The rollout controller (docs/rollouts.md, docs/formats.md "Feedback reports"): one pass (`tick`) folds the rollout from
  * the fleet log, reads the new signed feedback of its sites, judges the current step, decides, and
  * appends what changed; `runController` repeats passes every `interval` until the rollout is
  * promoted, rolled back or paused, or the caller's deadline or signal stops it.
@@ -16,7 +16,7 @@
  * (a `continue` is logged when a verdict or the decision changes), so a long inconclusive step adds
  * a handful of entries, not one per pass.
  */
-import { NotFoundError } from '../cli/errors.js';
+import { NotFoundError } from '../foundation/errors.js';
 import type { FleetState } from '../fleet/state.js';
 import type { RolloutState } from '../fleet/rollout-ops.js';
 import { appendEntry, readLatest, type FleetWriter } from './append.js';

@@ -1,5 +1,5 @@
 /**
- * The evidence a rollout step is judged on (DESIGN: Feedback and rollouts): signed feedback of the
+ * The evidence a rollout step is judged on (docs/rollouts.md, docs/formats.md "Feedback reports"): signed feedback of the
  * selected sites, read incrementally from the registry's feedback index (only reports signed by each
  * site's declared key count; feedback/feed.ts and read.ts verify them), filtered to the current step and summed per site.
  *
@@ -15,7 +15,7 @@
  */
 import type { FleetState } from '../fleet/state.js';
 import type { RolloutState } from '../fleet/rollout-ops.js';
-import type { FeedbackReport } from '../site/feedback/index.js';
+import type { FeedbackReport } from '../feedback/index.js';
 import { sumWindows } from './judge/index.js';
 import type { ArmSample } from './judge/types.js';
 
@@ -23,7 +23,7 @@ import type { ArmSample } from './judge/types.js';
  * Reports read so far per site, so each tick only fetches new ones: the fleet-wide feedback index
  * read incrementally (site/feedback/feed.ts; a tick costs requests in proportion to new reports).
  */
-export { FeedbackFeed as FeedbackCache } from '../site/feedback/index.js';
+export { FeedbackFeed as FeedbackCache } from '../feedback/index.js';
 
 function hasCandidate(report: FeedbackReport, r: RolloutState): boolean {
   const { ref, manifestDigest } = r.candidate;

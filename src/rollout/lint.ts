@@ -8,7 +8,7 @@
  */
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { isEdgectlError } from '../cli/errors.js';
+import { isEdgectlError } from '../foundation/errors.js';
 import type { YamlProblem } from '../config/yaml-file.js';
 import type { Linter, LintContext } from '../lint/lint.js';
 import { parseSpecText, type RolloutFile } from './spec.js';

@@ -1,10 +1,9 @@
 /**
- * The `RolloutReport` every `rollout *` command prints and `--json` emits (DESIGN: Feedback and
- * rollouts): the rollout's view (waves, sites, canary, shadow step), every rollout event and
+ * The `RolloutReport` every `rollout *` command prints and `--json` emits (docs/rollouts.md, docs/formats.md "Feedback reports"): the rollout's view (waves, sites, canary, shadow step), every rollout event and
  * judgement the fleet log holds for it (read back and checked to chain to the verified state), the
  * outcome and its exit code (0 promoted, 5 rolled back, 6 paused or inconclusive, 7 timeout).
  */
-import { ExitCode, VerificationError } from '../cli/errors.js';
+import { ExitCode, VerificationError } from '../foundation/errors.js';
 import { entryDigest, type FleetEntry } from '../fleet/entry.js';
 import type { FleetOp } from '../fleet/ops.js';
 import { readEntries } from '../fleet/read.js';

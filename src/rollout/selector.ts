@@ -7,7 +7,7 @@
  * name, so `name in (store-001,store-002)` picks sites explicitly. The empty selector matches every
  * site.
  */
-import { UserError } from '../cli/errors.js';
+import { UserError } from '../foundation/errors.js';
 
 export type Requirement =
   | { key: string; op: 'eq' | 'ne'; value: string }

@@ -8,8 +8,8 @@
  */
 import { hostname, userInfo } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { ConflictError, NotFoundError, UserError } from '../cli/errors.js';
-import type { Io } from '../cli/output.js';
+import { ConflictError, NotFoundError, UserError } from '../foundation/errors.js';
+import type { Io } from '../foundation/output.js';
 import { parseRef } from '../artifact/ref.js';
 import { resolveRef } from '../artifact/manifest-store.js';
 import { isActive, type RolloutState } from '../fleet/rollout-ops.js';

@@ -1,7 +1,7 @@
 /**
  * The shadow step of a rollout (docs/rollouts.md): before any wave serves the candidate, its sites
  * run it in their `shadow` slot, where the site runtime re-decodes a sample of served requests
- * with it after each response (its drafts are verified, never served; src/runtime/serve/shadow.ts)
+ * with it after each response (its drafts are verified, never served; src/runtime/engine/shadow.ts)
  * and reports the counts in the window's `shadow` field.
  *
  * Judged on acceptance only, and tightly: the canary arm is the shadow counters of the shadow
@@ -22,7 +22,7 @@ import {
   emptyHistogram,
   type FeedbackCounters,
   type FeedbackReport,
-} from '../site/feedback/index.js';
+} from '../feedback/index.js';
 import type { ArmHealth, StepEvidence } from './evidence.js';
 import { stepEvidence } from './evidence.js';
 import { sumWindows, type WindowLike } from './judge/index.js';

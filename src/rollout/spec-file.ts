@@ -7,7 +7,7 @@
 import { z } from 'zod';
 import { parseYamlWithSchema, readYamlWithSchema, type ParsedYaml } from '../config/yaml-file.js';
 import { parseRef } from '../artifact/ref.js';
-import { parseDuration } from '../registry/duration.js';
+import { parseDuration } from '../foundation/duration.js';
 import { METRIC_NAMES } from './judge/types.js';
 import { parseSelector } from './selector.js';
 import type { StepSize } from './spec.js';

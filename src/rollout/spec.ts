@@ -17,11 +17,11 @@
  * The file's schema and the step grammar's parser are in spec-file.ts (re-exported here); this
  * module owns the defaults, normalization and wave sizing (docs/rollouts.md).
  */
-import { UserError } from '../cli/errors.js';
+import { UserError } from '../foundation/errors.js';
 import { parseRef } from '../artifact/ref.js';
-import { canonicalJsonBytes } from '../registry/canonical-json.js';
-import { digestOf } from '../registry/digest.js';
-import { parseDuration } from '../registry/duration.js';
+import { canonicalJsonBytes } from '../foundation/canonical-json.js';
+import { digestOf } from '../foundation/digest.js';
+import { parseDuration } from '../foundation/duration.js';
 import type { JsonValue } from '../fleet/rollout-ops.js';
 import type { MetricName, MetricSpec } from './judge/types.js';
 import { parseSelector } from './selector.js';

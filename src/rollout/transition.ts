@@ -1,5 +1,5 @@
 /**
- * The controller's transition of a running rollout (DESIGN: Feedback and rollouts), as pure
+ * The controller's transition of a running rollout (docs/rollouts.md, docs/formats.md "Feedback reports"), as pure
  * functions: `nextTransition` turns the judge's verdict on a step (src/rollout/judge: `stepVerdict`),
  * the arms' health and the clock into what to do next with a typed reason code, and `decisionOps`
  * into the fleet-log ops that carry it out (the judgement first, then the transition's ops from

@@ -11,7 +11,7 @@
  * request and releases it when the response ends, so a swap never touches a running request.
  */
 import type { Registry } from 'prom-client';
-import type { FeedbackContext, RequestOutcome, ShadowOutcome } from '../site/feedback/accumulator.js';
+import type { FeedbackContext, RequestOutcome, ShadowOutcome } from '../feedback/accumulator.js';
 import type { BreakerState } from '../policy/circuit-breaker.js';
 import type { Route } from '../policy/schema.js';
 
@@ -95,7 +95,7 @@ export interface RuntimeServerOptions<G extends ServedGeneration = ServedGenerat
   verifierUrl: () => string | undefined;
   /** Bearer token the verifier requires, sent with every verifier request and stream. */
   verifierToken?: string;
-  /** Slow-client deadlines (src/server/http.ts): a whole request, and its headers. */
+  /** Slow-client deadlines (src/http/http.ts): a whole request, and its headers. */
   requestTimeoutMs?: number;
   headersTimeoutMs?: number;
   /** Generations admitted at once, and requests that may wait before a 429 with Retry-After. */

@@ -16,7 +16,7 @@
 import { EventEmitter } from 'node:events';
 import { realpath } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { isEdgectlError } from '../cli/errors.js';
+import { isEdgectlError } from '../foundation/errors.js';
 import { siteDataPaths } from './data-dir.js';
 import { generationDir, pointerTarget, readGeneration, type GenerationInfo } from './generation.js';
 import type { DriftReport } from './state-file.js';

@@ -1,5 +1,5 @@
 /**
- * The layout of a site's local data directory (DESIGN: Sites), defined once:
+ * The layout of a site's local data directory (docs/running-sites.md), defined once:
  *
  *   site.key, site.key.pub        the site's Ed25519 key (written by `site add`)
  *   trust-root.json               pinned trust root (DSSE); copied from the project at first sync,

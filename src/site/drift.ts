@@ -1,5 +1,5 @@
 /**
- * Drift (DESIGN: Sites): files of an installed generation that no longer match what was verified
+ * Drift (docs/running-sites.md): files of an installed generation that no longer match what was verified
  * at install. `checkDrift` compares each file with generation.json: size and mtime as the fast
  * path, SHA-256 when they differ (or for every file with `verifyAll`); a file whose bytes still
  * hash right but whose mtime moved only gets its mtime back. Files nobody listed (dropped into the

@@ -1,6 +1,6 @@
 /**
  * The fleet half of a site sync: poll the head with a conditional GET, verify it, and bring the
- * site's fleet state from its applied seq to the head's (DESIGN: Fleet state and the fleet log).
+ * site's fleet state from its applied seq to the head's (docs/formats.md "Fleet log").
  *
  * Checks, in order: the head's signature under the fleet role; freshness (an expired head is a
  * freeze: nothing new is installed); no rollback (head seq below the applied seq); no fork (a
@@ -10,7 +10,7 @@
  * digest) after checking that the registry's entry at the applied seq is the one the site applied.
  * Every refusal is a VerificationError (exit 4) and nothing local is changed by this module.
  */
-import { OperationalError, VerificationError } from '../cli/errors.js';
+import { OperationalError, VerificationError } from '../foundation/errors.js';
 import { applyEntry, entryDigest, type AppliedFleet, type ApplyOptions } from '../fleet/entry.js';
 import { isHeadExpired, parseHeadPayload, type FleetHead } from '../fleet/head.js';
 import { readEntries, readEntry, readSnapshot } from '../fleet/read.js';

@@ -1,5 +1,5 @@
 /**
- * Generations (DESIGN: Sites): the materialized artifacts of one assignment set, in
+ * Generations (docs/running-sites.md): the materialized artifacts of one assignment set, in
  * `generations/<id>/{policy,adapters/<name>,model,shadow/<name>}` plus `generation.json` listing every artifact's
  * ref and manifest digest and every file's size, SHA-256 and mtime (the drift fast path).
  *
@@ -22,9 +22,9 @@ import type { ChunkCache } from '../artifact/chunk-cache.js';
 import type { Manifest } from '../artifact/manifest.js';
 import { materialize, sha256File } from '../artifact/materialize.js';
 import { pathProblem } from '../artifact/paths.js';
-import { canonicalJson } from '../registry/canonical-json.js';
-import { isDigest } from '../registry/digest.js';
-import { fsyncDir, readLinkOrUndefined, switchLink, writeJsonAtomic } from './atomic.js';
+import { canonicalJson } from '../foundation/canonical-json.js';
+import { isDigest } from '../foundation/digest.js';
+import { fsyncDir, readLinkOrUndefined, switchLink, writeJsonAtomic } from '../foundation/atomic-file.js';
 import type { SiteDataPaths } from './data-dir.js';
 import type { AssignedArtifact } from './manifests.js';
 

@@ -5,8 +5,8 @@
  * sync killed with -9) is broken by the next process, so a crash never wedges the site.
  */
 import { open, readFile, rm } from 'node:fs/promises';
-import { ConflictError } from '../cli/errors.js';
-import { isSameProcess, processStartTime } from '../daemon/process-identity.js';
+import { ConflictError } from '../foundation/errors.js';
+import { isSameProcess, processStartTime } from '../supervisor/process-identity.js';
 
 interface LockRecord {
   pid: number;

@@ -1,6 +1,6 @@
 /**
  * The artifact manifests a site installs: which ones its assignments name (in the bandwidth-aware
- * order policies, adapters, models; DESIGN: Sites), fetching each one verified, and a local store
+ * order policies, adapters, models; docs/running-sites.md), fetching each one verified, and a local store
  * of verified manifests so drift repair and later syncs need no registry request for them.
  *
  * A manifest is accepted only if it verifies under the trust root's `artifacts` role AND its digest
@@ -11,16 +11,16 @@
  */
 import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { NotFoundError, UserError, VerificationError } from '../cli/errors.js';
+import { NotFoundError, UserError, VerificationError } from '../foundation/errors.js';
 import { resolveRef } from '../artifact/manifest-store.js';
 import { envelopeManifestDigest, parseManifest, type Manifest } from '../artifact/manifest.js';
 import { parseRef } from '../artifact/ref.js';
 import type { SiteAssignments } from '../fleet/state.js';
 import { decodeEnvelope, encodeEnvelope, peekPayload } from '../registry/envelope.js';
-import { digestHex } from '../registry/digest.js';
+import { digestHex } from '../foundation/digest.js';
 import type { Store } from '../registry/store.js';
 import type { TrustRoot } from '../registry/trust.js';
-import { writeFileAtomic } from './atomic.js';
+import { writeFileAtomic } from '../foundation/atomic-file.js';
 
 export type ArtifactSlot = 'policy' | 'adapter' | 'model' | 'shadow';
 

@@ -1,6 +1,6 @@
 /**
  * `site rollback`: switch `current` back to `previous` locally, at once, without the registry
- * (DESIGN: Sites; the previous generation is kept for exactly this). The previous generation is
+ * (docs/running-sites.md; the previous generation is kept for exactly this). The previous generation is
  * verified first (every file's SHA-256; a damaged file is repaired from the chunk cache), so a
  * rollback never installs something the site could not check.
  *
@@ -11,8 +11,8 @@
  * that is the assigned generation, clears the pin.
  */
 import { existsSync } from 'node:fs';
-import { NotFoundError, VerificationError } from '../cli/errors.js';
-import type { Io } from '../cli/output.js';
+import { NotFoundError, VerificationError } from '../foundation/errors.js';
+import type { Io } from '../foundation/output.js';
 import { ChunkCache } from '../artifact/chunk-cache.js';
 import type { Manifest } from '../artifact/manifest.js';
 import { siteDataPaths, type SiteDataPaths } from './data-dir.js';

@@ -5,8 +5,8 @@
  * agent so the daemon can build a SyncAgent from its own configuration.
  */
 import { resolve } from 'node:path';
-import type { Io } from '../cli/output.js';
-import { formatBytes } from '../cli/output.js';
+import type { Io } from '../foundation/output.js';
+import { formatBytes } from '../foundation/output.js';
 import { openStore } from '../registry/open-store.js';
 import type { Store } from '../registry/store.js';
 import { SyncAgent, type LoopSummary } from './agent.js';

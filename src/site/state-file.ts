@@ -2,7 +2,7 @@
  * The site's committed sync state, `state.json` in its data directory, the verified fleet state it
  * names (`fleet-states/<digest>.json`), and the record of the last sync attempt, `last-sync.json`.
  *
- * state.json is the commit point of a sync (DESIGN: Fleet state and the fleet log): the applied
+ * state.json is the commit point of a sync (docs/formats.md "Fleet log"): the applied
  * seq together with its entry digest and state digest, the head it came from (etag for the
  * conditional GET, expiry for freshness), this site's assignments, the generation installed for
  * them and a rollback pin. The full fleet state at that seq, which the next entries are applied to
@@ -17,12 +17,12 @@
 import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { OperationalError, isEdgectlError } from '../cli/errors.js';
+import { OperationalError, isEdgectlError } from '../foundation/errors.js';
 import { genesis, type AppliedFleet } from '../fleet/entry.js';
 import { parseSnapshotPayload } from '../fleet/snapshot.js';
 import { stateDigest, type FleetState, type SiteAssignments } from '../fleet/state.js';
-import { digestHex, isDigest } from '../registry/digest.js';
-import { writeJsonAtomic } from './atomic.js';
+import { digestHex, isDigest } from '../foundation/digest.js';
+import { writeJsonAtomic } from '../foundation/atomic-file.js';
 
 export const STATE_SCHEMA = 'edgectl.site-state.v1';
 

@@ -8,7 +8,7 @@
  */
 import { existsSync } from 'node:fs';
 import type { Manifest } from '../artifact/manifest.js';
-import { NotFoundError } from '../cli/errors.js';
+import { NotFoundError } from '../foundation/errors.js';
 import { readTrustRootEnvelope, verifySelfSignedRoot } from '../registry/trust.js';
 import { siteDataPaths } from './data-dir.js';
 import { checkDrift, driftReport } from './drift.js';

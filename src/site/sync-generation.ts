@@ -8,8 +8,8 @@
  */
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { isEdgectlError } from '../cli/errors.js';
-import { formatBytes, type Io } from '../cli/output.js';
+import { isEdgectlError } from '../foundation/errors.js';
+import { formatBytes, type Io } from '../foundation/output.js';
 import { ChunkCache } from '../artifact/chunk-cache.js';
 import { fetchChunks } from '../artifact/fetch.js';
 import type { Manifest } from '../artifact/manifest.js';
@@ -133,7 +133,7 @@ export async function reusableGenerations(run: Run): Promise<GenerationInfo[]> {
  * Step 5: makes generation `id` of `arts` exist and intact, fetching what is missing in priority
  * order. When the policy changed and a larger artifact still has to be downloaded, the new policy
  * goes live first in an interim generation (new policy + the current model and adapters, which
- * do not depend on it), so a missing large model does not hold back a small policy (DESIGN: Sites).
+ * do not depend on it), so a missing large model does not hold back a small policy (docs/running-sites.md).
  */
 export async function installGeneration(
   run: Run,

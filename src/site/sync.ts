@@ -1,5 +1,5 @@
 /**
- * One sync of a site (DESIGN: Sites, Fleet state and the fleet log): `syncOnce` brings the site's
+ * One sync of a site (docs/running-sites.md, docs/formats.md "Fleet log"): `syncOnce` brings the site's
  * data directory to what the signed fleet state assigns it, or refuses and changes nothing.
  *
  *   1. take the data directory's lock; drift-check the current generation and repair it;
@@ -23,8 +23,8 @@
  * holds the head this site synced from, or serves an object over its size cap (limits.ts), is a
  * refusal (exit 4), not offline. Each attempt is recorded in last-sync.json for `site status`.
  */
-import { UserError, isEdgectlError } from '../cli/errors.js';
-import type { Io } from '../cli/output.js';
+import { UserError, isEdgectlError } from '../foundation/errors.js';
+import type { Io } from '../foundation/output.js';
 import { ChunkCache } from '../artifact/chunk-cache.js';
 import type { RolloutReducer } from '../fleet/rollout-ops.js';
 import { fleetKeys } from '../fleet/signed.js';

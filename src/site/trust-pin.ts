@@ -1,17 +1,17 @@
 /**
- * The site's pinned trust root (DESIGN: Keys, envelopes, trust): the root the site was provisioned
+ * The site's pinned trust root (docs/formats.md "Signatures across key rotations", docs/operations.md "Key rotation"): the root the site was provisioned
  * with, copied from the project's trust/root.json at the first sync, and from then on moved only
  * forward by walking the registry's `trust/root/<N+1>.json` chain (each version signed by the
  * previous one's root keys; src/registry/trust.ts). A newer root is persisted as soon as it
  * verifies, as TUF clients do, so a later rollback of the registry's roots is refused.
  */
 import { existsSync } from 'node:fs';
-import { NotFoundError } from '../cli/errors.js';
+import { NotFoundError } from '../foundation/errors.js';
 import { encodeEnvelope, type Envelope } from '../registry/envelope.js';
 import type { Store } from '../registry/store.js';
 import { readTrustRootEnvelope, verifySelfSignedRoot, type TrustRoot } from '../registry/trust.js';
 import { walkTrustInForce } from '../registry/trust-history.js';
-import { writeFileAtomic } from './atomic.js';
+import { writeFileAtomic } from '../foundation/atomic-file.js';
 
 export interface PinnedTrust {
   envelope: Envelope;

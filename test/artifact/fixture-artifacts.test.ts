@@ -6,7 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { memoryIo } from '../../src/cli/output.js';
+import { memoryIo } from '../../src/foundation/output.js';
 import { silentProgress } from '../../src/artifact/progress.js';
 import { pullArtifact } from '../../src/artifact/pull.js';
 import { verifyArtifact } from '../../src/artifact/verify.js';

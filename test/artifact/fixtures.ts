@@ -6,7 +6,7 @@
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { memoryIo } from '../../src/cli/output.js';
+import { memoryIo } from '../../src/foundation/output.js';
 import { encodeEnvelope, type Envelope } from '../../src/registry/envelope.js';
 import { generateKeyPair, writeKeyPair, type KeyPair } from '../../src/registry/keys.js';
 import { trustRootKey } from '../../src/registry/layout.js';

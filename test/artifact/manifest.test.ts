@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ExitCode, UserError } from '../../src/cli/errors.js';
+import { ExitCode, UserError } from '../../src/foundation/errors.js';
 import { CHUNKING_ALGORITHM, DEFAULT_CHUNKER } from '../../src/artifact/chunker.js';
 import { MANIFEST_SCHEMA, fileSetKey, parseManifest, type Manifest } from '../../src/artifact/manifest.js';
 import { planOrderedRanges, planRanges } from '../../src/artifact/ranges.js';

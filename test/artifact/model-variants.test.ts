@@ -6,8 +6,8 @@
 import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ExitCode, UserError } from '../../src/cli/errors.js';
-import { readArtifactYaml } from '../../src/artifact/artifact-yaml.js';
+import { ExitCode, UserError } from '../../src/foundation/errors.js';
+import { readArtifactYaml } from '../../src/config/artifact-yaml.js';
 import { listSourceFiles } from '../../src/artifact/source.js';
 import { validateModel } from '../../src/artifact/validate/model.js';
 import { publishedModelFiles } from '../../src/artifact/validate/model-graph.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ExitCode, UserError } from '../../src/cli/errors.js';
+import { ExitCode, UserError } from '../../src/foundation/errors.js';
 import { formatRef, parseListSelector, parseRef } from '../../src/artifact/ref.js';
 
 function fails(f: () => unknown, pattern: RegExp): void {

@@ -1,8 +1,8 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ExitCode, UserError } from '../../src/cli/errors.js';
-import { readArtifactYaml } from '../../src/artifact/artifact-yaml.js';
+import { ExitCode, UserError } from '../../src/foundation/errors.js';
+import { readArtifactYaml } from '../../src/config/artifact-yaml.js';
 import { listSourceFiles } from '../../src/artifact/source.js';
 import { validateArtifact } from '../../src/artifact/validate/index.js';
 import type { ArtifactKind } from '../../src/artifact/ref.js';

@@ -7,7 +7,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ExitCode, type EdgectlError } from '../../src/cli/errors.js';
+import { ExitCode, type EdgectlError } from '../../src/foundation/errors.js';
 import type { Manifest } from '../../src/artifact/manifest.js';
 import { readManifest } from '../../src/artifact/manifest-store.js';
 import { verifyManifestContent } from '../../src/artifact/verify.js';

@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
-import { jsonSchemas } from '../../src/config/json-schemas.js';
+import { jsonSchemas } from '../../src/schemas/json-schemas.js';
 import { REPO_ROOT } from '../helpers/cli.js';
 
 type Schema = {

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadProjectConfig } from '../../src/config/project.js';
-import { UserError } from '../../src/cli/errors.js';
+import { UserError } from '../../src/foundation/errors.js';
 
 function tempProject(yaml?: string): string {
   const dir = mkdtempSync(join(tmpdir(), 'edgectl-cfg-'));

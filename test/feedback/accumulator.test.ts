@@ -4,8 +4,8 @@
  * empty segments are not reported.
  */
 import { describe, expect, it } from 'vitest';
-import { FeedbackAccumulator } from '../../src/site/feedback/accumulator.js';
-import { totalRequests, windowSchema } from '../../src/site/feedback/report.js';
+import { FeedbackAccumulator } from '../../src/feedback/accumulator.js';
+import { totalRequests, windowSchema } from '../../src/feedback/report.js';
 import { context, outcomes } from './fixtures.js';
 
 const T0 = Date.parse('2025-03-01T12:00:00.000Z');

@@ -2,8 +2,8 @@
  * Shared pieces of the feedback tests: contexts, seeded request outcomes (with their expected
  * totals), and a store wrapper that can be switched offline to simulate an unreachable registry.
  */
-import { OperationalError } from '../../src/cli/errors.js';
-import type { FeedbackContext, RequestOutcome } from '../../src/site/feedback/accumulator.js';
+import { OperationalError } from '../../src/foundation/errors.js';
+import type { FeedbackContext, RequestOutcome } from '../../src/feedback/accumulator.js';
 import type { GetOptions, ListOptions, RangeOptions, Store } from '../../src/registry/store.js';
 import { mulberry32 } from '../policy/pii-fixtures.js';
 

@@ -5,7 +5,7 @@
  * another payload type are all rejected with exit code 4.
  */
 import { describe, expect, it } from 'vitest';
-import { VerificationError } from '../../src/cli/errors.js';
+import { VerificationError } from '../../src/foundation/errors.js';
 import { PayloadType, signEnvelope } from '../../src/registry/envelope.js';
 import { generateKeyPair, type KeyPair } from '../../src/registry/keys.js';
 import {
@@ -21,7 +21,7 @@ import {
   verifyReport,
   type DeclaredSiteKeys,
   type FeedbackReport,
-} from '../../src/site/feedback/report.js';
+} from '../../src/feedback/report.js';
 import { context } from './fixtures.js';
 
 function report(site: string, seq: number): FeedbackReport {

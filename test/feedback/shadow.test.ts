@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { generateKeyPair } from '../../src/registry/keys.js';
-import { FeedbackAccumulator, type FeedbackContext } from '../../src/site/feedback/accumulator.js';
+import { FeedbackAccumulator, type FeedbackContext } from '../../src/feedback/accumulator.js';
 import {
   emptyCounters,
   emptyHistogram,
@@ -14,7 +14,7 @@ import {
   signReport,
   verifyReport,
   type FeedbackReport,
-} from '../../src/site/feedback/report.js';
+} from '../../src/feedback/report.js';
 import { context } from './fixtures.js';
 
 const digest = (c: string) => `sha256:${c.repeat(64)}`;

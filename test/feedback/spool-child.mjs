@@ -12,7 +12,7 @@ import { join } from 'node:path';
 
 const dist = process.env.EDGECTL_DIST;
 const cfg = JSON.parse(process.argv[2]);
-const { FeedbackSpool, FeedbackAccumulator } = await import(join(dist, 'src/site/feedback/index.js'));
+const { FeedbackSpool, FeedbackAccumulator } = await import(join(dist, 'src/feedback/index.js'));
 const { openStore } = await import(join(dist, 'src/registry/open-store.js'));
 const { parseKeyText } = await import(join(dist, 'src/registry/keys.js'));
 

@@ -9,27 +9,27 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { UserError } from '../../src/cli/errors.js';
+import { UserError } from '../../src/foundation/errors.js';
 import { encodeEnvelope } from '../../src/registry/envelope.js';
 import { generateKeyPair, type KeyPair } from '../../src/registry/keys.js';
 import { FsStore } from '../../src/registry/fs-store.js';
 import { feedbackKey } from '../../src/registry/layout.js';
 import type { Store } from '../../src/registry/store.js';
-import { FeedbackAccumulator } from '../../src/site/feedback/accumulator.js';
-import { readFeedback } from '../../src/site/feedback/read.js';
+import { FeedbackAccumulator } from '../../src/feedback/accumulator.js';
+import { readFeedback } from '../../src/feedback/read.js';
 import {
   sumWindows,
   signReport,
   totalRequests,
   type DeclaredSiteKeys,
-} from '../../src/site/feedback/report.js';
-import { FeedbackReporter } from '../../src/site/feedback/reporter.js';
+} from '../../src/feedback/report.js';
+import { FeedbackReporter } from '../../src/feedback/reporter.js';
 import {
   COUNTER_FILE,
   FeedbackSpool,
   spoolFileName,
   type SpoolEvent,
-} from '../../src/site/feedback/spool.js';
+} from '../../src/feedback/spool.js';
 import { forEachBackend } from '../helpers/stores.js';
 import { FlakyStore, addExpected, context, emptyExpected, outcomes, type Expected } from './fixtures.js';
 

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { VerificationError } from '../../src/cli/errors.js';
+import { VerificationError } from '../../src/foundation/errors.js';
 import {
   applyEntries,
   applyEntry,
@@ -14,7 +14,7 @@ import {
 import type { FleetOp } from '../../src/fleet/ops.js';
 import type { RolloutReducer, RolloutState } from '../../src/fleet/rollout-ops.js';
 import { canonicalState, stateDigest, type FleetState } from '../../src/fleet/state.js';
-import { canonicalJson, canonicalJsonBytes } from '../../src/registry/canonical-json.js';
+import { canonicalJson, canonicalJsonBytes } from '../../src/foundation/canonical-json.js';
 import { at, declaration, fakeDigest } from './fixtures.js';
 
 const draft = { ref: 'model/draft@1.0.0', manifestDigest: fakeDigest('draft1') };

@@ -19,7 +19,7 @@ import { FsStore } from '../../src/registry/fs-store.js';
 import { generateKeyPair, readSecretKeyFile, writeKeyPair } from '../../src/registry/keys.js';
 import { HEAD_KEY } from '../../src/registry/layout.js';
 import { publishArtifact } from '../../src/artifact/publish.js';
-import { memoryIo } from '../../src/cli/output.js';
+import { memoryIo } from '../../src/foundation/output.js';
 import { addSite, defaultSiteDataDir } from '../../src/fleet/site-add.js';
 import { initRegistryFromFiles } from '../../src/registry/init.js';
 import { openStore } from '../../src/registry/open-store.js';

@@ -10,7 +10,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ConflictError, UserError } from '../../src/cli/errors.js';
+import { ConflictError, UserError } from '../../src/foundation/errors.js';
 import { LEASE_KEY, acquireLease, readLease, withLease, type Lease } from '../../src/fleet/lease.js';
 import { conditionalWritesEnforced, fleetWriteGuard, guardFleetWrite } from '../../src/fleet/write-guard.js';
 import { FsStore } from '../../src/registry/fs-store.js';

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ConflictError, UserError, VerificationError } from '../../src/cli/errors.js';
+import { ConflictError, UserError, VerificationError } from '../../src/foundation/errors.js';
 import { applyFleet, applyFleetWithRetries, type ApplyFleetOptions } from '../../src/fleet/apply.js';
 import { buildEntry } from '../../src/fleet/entry.js';
 import { buildHead } from '../../src/fleet/head.js';

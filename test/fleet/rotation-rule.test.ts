@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { UserError } from '../../src/cli/errors.js';
+import { UserError } from '../../src/foundation/errors.js';
 import { resolveRef } from '../../src/artifact/manifest-store.js';
 import { parseRef } from '../../src/artifact/ref.js';
 import { resignArtifact } from '../../src/artifact/resign.js';

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { UserError } from '../../src/cli/errors.js';
+import { UserError } from '../../src/foundation/errors.js';
 import { canonicalSiteJson } from '../../src/fleet/canonical-site.js';
 import {
   checkSiteFiles,
@@ -11,7 +11,7 @@ import {
   siteFilesIn,
 } from '../../src/fleet/site-schema.js';
 import type { SiteState } from '../../src/fleet/state.js';
-import { canonicalJson } from '../../src/registry/canonical-json.js';
+import { canonicalJson } from '../../src/foundation/canonical-json.js';
 import { generateKeyPair } from '../../src/registry/keys.js';
 import { REPO_ROOT } from '../helpers/cli.js';
 import { declaration, fakeDigest } from './fixtures.js';

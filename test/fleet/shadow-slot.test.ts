@@ -6,7 +6,7 @@
  * never touched by `site plan` (site declarations have no shadow field).
  */
 import { describe, expect, it } from 'vitest';
-import { VerificationError } from '../../src/cli/errors.js';
+import { VerificationError } from '../../src/foundation/errors.js';
 import { canonicalSiteJson } from '../../src/fleet/canonical-site.js';
 import { applyEntry, buildEntry, genesis, type AppliedFleet } from '../../src/fleet/entry.js';
 import { parseOp, type FleetOp } from '../../src/fleet/ops.js';
@@ -14,7 +14,7 @@ import { planFleet } from '../../src/fleet/plan.js';
 import type { DeclaredSite } from '../../src/fleet/site-schema.js';
 import { buildSnapshot, parseSnapshotPayload } from '../../src/fleet/snapshot.js';
 import { stateDigest } from '../../src/fleet/state.js';
-import { canonicalJson } from '../../src/registry/canonical-json.js';
+import { canonicalJson } from '../../src/foundation/canonical-json.js';
 import { assignedArtifacts } from '../../src/site/manifests.js';
 import { at, declaration, fakeDigest } from './fixtures.js';
 

@@ -7,7 +7,7 @@
  */
 import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { fleetStatus, type FleetStatusResult } from '../../src/fleet/status/service.js';
+import { fleetStatus, type FleetStatusResult } from '../../src/fleet-status/service.js';
 import { FsStore } from '../../src/registry/fs-store.js';
 import { startOps } from '../../src/rollout/actions.js';
 import { appendEntry } from '../../src/rollout/append.js';

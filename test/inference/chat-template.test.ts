@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, writeFileSync, cpSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { UserError } from '../../src/cli/errors.js';
+import { UserError } from '../../src/foundation/errors.js';
 import { ChatTemplate, type ChatTurn } from '../../src/inference/chat-template.js';
 import { TextTokenizer } from '../../src/inference/tokenizer.js';
 import { renderChat } from '../../src/runtime/serve/openai.js';

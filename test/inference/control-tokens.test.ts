@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { isEdgectlError } from '../../src/cli/errors.js';
+import { isEdgectlError } from '../../src/foundation/errors.js';
 import { maxBytesPerToken, minTokens } from '../../src/inference/token-bounds.js';
 import { TextTokenizer } from '../../src/inference/tokenizer.js';
 import { DRAFT_DIR } from './helpers.js';

@@ -5,7 +5,7 @@
  * verifier with greedy speculative output still token-identical to verifier-only greedy.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readArtifactYaml, type ArtifactYamlFile } from '../../src/artifact/artifact-yaml.js';
+import { readArtifactYaml, type ArtifactYamlFile } from '../../src/config/artifact-yaml.js';
 import { listSourceFiles } from '../../src/artifact/source.js';
 import { validateModel } from '../../src/artifact/validate/model.js';
 import { publishedModelFiles } from '../../src/artifact/validate/model-graph.js';

@@ -8,7 +8,7 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { readArtifactYaml, type ArtifactYamlFile } from '../../src/artifact/artifact-yaml.js';
+import { readArtifactYaml, type ArtifactYamlFile } from '../../src/config/artifact-yaml.js';
 import { listSourceFiles } from '../../src/artifact/source.js';
 import { validateModel } from '../../src/artifact/validate/model.js';
 import { publishedModelFiles } from '../../src/artifact/validate/model-graph.js';

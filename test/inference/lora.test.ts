@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { UserError } from '../../src/cli/errors.js';
+import { UserError } from '../../src/foundation/errors.js';
 import { ForwardBatcher } from '../../src/inference/forward-batcher.js';
 import { loadLoraAdapter } from '../../src/inference/lora.js';
 import { LmSession } from '../../src/inference/model-session.js';

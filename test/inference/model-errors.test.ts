@@ -1,7 +1,7 @@
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { UserError } from '../../src/cli/errors.js';
+import { UserError } from '../../src/foundation/errors.js';
 import { collect, generate } from '../../src/inference/generate.js';
 import { LmSession } from '../../src/inference/model-session.js';
 import { copyToTemp, DRAFT_DIR, removeTempDirs, TINY_HF_DIR } from './helpers.js';

@@ -5,7 +5,7 @@
  * tokens follow the penalised verifier distribution).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { UserError } from '../../src/cli/errors.js';
+import { UserError } from '../../src/foundation/errors.js';
 import { ForwardBatcher } from '../../src/inference/forward-batcher.js';
 import { collect, generate, generateSpeculative } from '../../src/inference/generate.js';
 import { InProcessVerifier } from '../../src/inference/in-process-verifier.js';

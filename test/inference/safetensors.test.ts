@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { UserError } from '../../src/cli/errors.js';
+import { UserError } from '../../src/foundation/errors.js';
 import { readSafetensors } from '../../src/inference/safetensors.js';
 import { safetensorsBytes } from './helpers.js';
 

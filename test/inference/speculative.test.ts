@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { UserError } from '../../src/cli/errors.js';
+import { UserError } from '../../src/foundation/errors.js';
 import { collect, generate, generateSpeculative, type DoneEvent } from '../../src/inference/generate.js';
 import { InProcessVerifier } from '../../src/inference/in-process-verifier.js';
 import { createRng } from '../../src/inference/rng.js';

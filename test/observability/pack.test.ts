@@ -16,14 +16,14 @@ import { stringify } from 'yaml';
 import { FsStore } from '../../src/registry/fs-store.js';
 import { runSiteDaemon, type SiteDaemon } from '../../src/runtime/daemon/daemon.js';
 import { daemonLog } from '../../src/runtime/daemon/log.js';
-import type { RunningVerifier } from '../../src/server/verifier/server.js';
+import type { RunningVerifier } from '../../src/verifier/server/server.js';
 import { dashboardQueries } from '../../src/observability/dashboard.js';
 import { exportObservability, observabilityPack } from '../../src/observability/export.js';
 import { metricNames } from '../../src/observability/promql-names.js';
 import { buildRules } from '../../src/observability/rules.js';
 import { NODE, REPO_ROOT, RUN_JS } from '../helpers/cli.js';
 import { daemonWorld, REFS } from '../runtime/daemon/world.js';
-import { startTestVerifier } from '../server/helpers.js';
+import { startTestVerifier } from '../verifier/helpers.js';
 
 const promtool = spawnSync('promtool', ['--version']).status === 0;
 const needsPromtool = it.skipIf(!promtool && !process.env.CI);

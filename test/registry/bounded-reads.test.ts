@@ -10,7 +10,7 @@ import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { expect, it } from 'vitest';
-import { ExitCode } from '../../src/cli/errors.js';
+import { ExitCode } from '../../src/foundation/errors.js';
 import { FsStore } from '../../src/registry/fs-store.js';
 import {
   HEAD_KEY,

@@ -5,7 +5,7 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, statSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ErrorJson } from '../../src/cli/errors.js';
+import type { ErrorJson } from '../../src/foundation/errors.js';
 import type { InitRegistryResult } from '../../src/registry/init.js';
 import type { KeyListing } from '../../src/registry/key-list.js';
 import type { RotateResult, TrustSummary } from '../../src/registry/trust-files.js';

@@ -7,7 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { ConflictError, OperationalError } from '../../src/cli/errors.js';
+import { ConflictError, OperationalError } from '../../src/foundation/errors.js';
 import {
   conditionalWritesEnforced,
   describeConditionalWrites,

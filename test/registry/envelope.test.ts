@@ -1,6 +1,6 @@
 import nacl from 'tweetnacl';
 import { describe, expect, it } from 'vitest';
-import { VerificationError } from '../../src/cli/errors.js';
+import { VerificationError } from '../../src/foundation/errors.js';
 import {
   PayloadType,
   decodeEnvelope,

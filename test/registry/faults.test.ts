@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ErrorJson } from '../../src/cli/errors.js';
+import type { ErrorJson } from '../../src/foundation/errors.js';
 import { FsStore } from '../../src/registry/fs-store.js';
 import { S3Store } from '../../src/registry/s3-store.js';
 import type { Store } from '../../src/registry/store.js';

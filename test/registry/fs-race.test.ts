@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ConflictError } from '../../src/cli/errors.js';
+import { ConflictError } from '../../src/foundation/errors.js';
 import { FsStore } from '../../src/registry/fs-store.js';
 import { NODE, REPO_ROOT } from '../helpers/cli.js';
 
@@ -145,7 +145,7 @@ describe('FsStore under concurrent writers', () => {
     const dead = await runDeadPid();
     const { writeFileSync } = await import('node:fs');
     const { hostname } = await import('node:os');
-    const { sha256Hex } = await import('../../src/registry/digest.js');
+    const { sha256Hex } = await import('../../src/foundation/digest.js');
     writeFileSync(
       join(root, '.locks', `${sha256Hex('fleet/head.json')}.lock`),
       `${dead} ${hostname()} ${Date.now()}\n`,
@@ -161,7 +161,7 @@ describe('FsStore under concurrent writers', () => {
     await store.compareAndSwap('fleet/head.json', Buffer.from('a'), undefined);
     const { writeFileSync } = await import('node:fs');
     const { hostname } = await import('node:os');
-    const { sha256Hex } = await import('../../src/registry/digest.js');
+    const { sha256Hex } = await import('../../src/foundation/digest.js');
     writeFileSync(
       join(root, '.locks', `${sha256Hex('fleet/head.json')}.lock`),
       `${process.pid} ${hostname()} ${Date.now()}\n`,

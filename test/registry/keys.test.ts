@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import nacl from 'tweetnacl';
 import { describe, expect, it } from 'vitest';
-import { UserError } from '../../src/cli/errors.js';
-import { sha256Hex } from '../../src/registry/digest.js';
+import { UserError } from '../../src/foundation/errors.js';
+import { sha256Hex } from '../../src/foundation/digest.js';
 import {
   encodeSecretKeyFile,
   generateKeyPair,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { UserError } from '../../src/cli/errors.js';
-import { parseDuration, parseExpiry } from '../../src/registry/duration.js';
+import { UserError } from '../../src/foundation/errors.js';
+import { parseDuration, parseExpiry } from '../../src/foundation/duration.js';
 import {
   FLEET_LOG_PREFIX,
   HEAD_KEY,

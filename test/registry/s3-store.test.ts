@@ -1,6 +1,6 @@
 /** S3-only behaviour of S3Store against s3rver (the shared contract is in store-contract.test.ts). */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { OperationalError, UserError } from '../../src/cli/errors.js';
+import { OperationalError, UserError } from '../../src/foundation/errors.js';
 import { openStore } from '../../src/registry/open-store.js';
 import { S3Store } from '../../src/registry/s3-store.js';
 import { startS3, type S3Fixture } from '../helpers/s3.js';

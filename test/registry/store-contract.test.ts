@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { ConflictError, NotFoundError, UserError } from '../../src/cli/errors.js';
-import { sha256Hex } from '../../src/registry/digest.js';
+import { ConflictError, NotFoundError, UserError } from '../../src/foundation/errors.js';
+import { sha256Hex } from '../../src/foundation/digest.js';
 import { forAllBackends } from '../helpers/stores.js';
 
 describe('Store contract', () => {

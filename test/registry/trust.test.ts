@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { UserError, VerificationError } from '../../src/cli/errors.js';
+import { UserError, VerificationError } from '../../src/foundation/errors.js';
 import { PayloadType, encodeEnvelope, signEnvelope, type Envelope } from '../../src/registry/envelope.js';
 import { initRegistry } from '../../src/registry/init.js';
 import { generateKeyPair } from '../../src/registry/keys.js';

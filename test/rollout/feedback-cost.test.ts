@@ -20,10 +20,10 @@ import { tick, type ControllerDeps } from '../../src/rollout/controller.js';
 import { FeedbackCache } from '../../src/rollout/evidence.js';
 import { judgeStep } from '../../src/rollout/judge/index.js';
 import { normalizeSpec } from '../../src/rollout/spec.js';
-import { FeedbackFeed } from '../../src/site/feedback/feed.js';
-import { signReport, type FeedbackReport } from '../../src/site/feedback/report.js';
-import { FeedbackSpool } from '../../src/site/feedback/spool.js';
-import { putReport } from '../../src/site/feedback/timeline.js';
+import { FeedbackFeed } from '../../src/feedback/feed.js';
+import { signReport, type FeedbackReport } from '../../src/feedback/report.js';
+import { FeedbackSpool } from '../../src/feedback/spool.js';
+import { putReport } from '../../src/feedback/timeline.js';
 import { forEachBackend } from '../helpers/stores.js';
 import { REFS, rolloutWorld, type RolloutWorld } from './world.js';
 

@@ -4,7 +4,7 @@
  * holds that keep `site plan` from undoing a rollout, wave sizes, selectors and `nextTransition`.
  */
 import { describe, expect, it } from 'vitest';
-import { VerificationError, UserError, ConflictError } from '../../src/cli/errors.js';
+import { VerificationError, UserError, ConflictError } from '../../src/foundation/errors.js';
 import { applyEntry, buildEntry, genesis, type AppliedFleet } from '../../src/fleet/entry.js';
 import type { FleetOp } from '../../src/fleet/ops.js';
 import { planFleet } from '../../src/fleet/plan.js';

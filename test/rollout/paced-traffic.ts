@@ -21,8 +21,8 @@ import { readLatest } from '../../src/rollout/append.js';
 import { FeedbackCache } from '../../src/rollout/evidence.js';
 import { judgeStep } from '../../src/rollout/judge/index.js';
 import { currentStep } from '../../src/rollout/shadow.js';
-import { readFeedback } from '../../src/site/feedback/read.js';
-import { declaredSiteKeys, totalRequests } from '../../src/site/feedback/report.js';
+import { readFeedback } from '../../src/feedback/read.js';
+import { declaredSiteKeys, totalRequests } from '../../src/feedback/report.js';
 
 export interface PacedTrafficOptions {
   /** The fleet's registry (read only) and its trust root. */

@@ -7,7 +7,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { memoryIo } from '../../src/cli/output.js';
+import { memoryIo } from '../../src/foundation/output.js';
 import { silentProgress } from '../../src/artifact/progress.js';
 import { publishArtifact } from '../../src/artifact/publish.js';
 import { applyFleet } from '../../src/fleet/apply.js';
@@ -16,7 +16,7 @@ import { generateKeyPair, writeKeyPair, type KeyPair } from '../../src/registry/
 import { trustRootKey } from '../../src/registry/layout.js';
 import type { Store } from '../../src/registry/store.js';
 import { SyncAgent, currentGeneration } from '../../src/site/agent.js';
-import type { FeedbackRefs } from '../../src/site/feedback/report.js';
+import type { FeedbackRefs } from '../../src/feedback/report.js';
 import { seededBytes } from '../artifact/fixtures.js';
 import { makeTrust, siteYaml, writeSite, type TestTrust } from '../fleet/registry-fixture.js';
 import { POLICY_DIR, adapterDir, modelDir, tempDir } from '../site/fixtures.js';

@@ -6,7 +6,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { UserError } from '../../src/cli/errors.js';
+import { UserError } from '../../src/foundation/errors.js';
 import { lintSpecText } from '../../src/rollout/lint.js';
 import { DEFAULT_METRICS, METRIC_DEFAULTS, normalizeSpec, parseSpecText } from '../../src/rollout/spec.js';
 import { runCli } from '../helpers/cli.js';

@@ -24,8 +24,8 @@ import {
   signReport,
   type FeedbackRefs,
   type FeedbackReport,
-} from '../../src/site/feedback/report.js';
-import { putReport } from '../../src/site/feedback/timeline.js';
+} from '../../src/feedback/report.js';
+import { putReport } from '../../src/feedback/timeline.js';
 import {
   makeTrust,
   publishManifest,

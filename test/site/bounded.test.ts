@@ -9,8 +9,8 @@
 import { mkdirSync, readFileSync, readlinkSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
-import { ExitCode } from '../../src/cli/errors.js';
-import { memoryIo } from '../../src/cli/output.js';
+import { ExitCode } from '../../src/foundation/errors.js';
+import { memoryIo } from '../../src/foundation/output.js';
 import { silentProgress } from '../../src/artifact/progress.js';
 import { pullArtifact } from '../../src/artifact/pull.js';
 import { verifyArtifact } from '../../src/artifact/verify.js';
@@ -39,7 +39,7 @@ import {
 } from '../../src/registry/layout.js';
 import type { RegistryLimits } from '../../src/registry/limits.js';
 import { SyncAgent } from '../../src/site/agent.js';
-import { readFeedback } from '../../src/site/feedback/read.js';
+import { readFeedback } from '../../src/feedback/read.js';
 import { overwrite } from '../artifact/fixtures.js';
 import { runCli } from '../helpers/cli.js';
 import { forEachBackend, type MakeStore } from '../helpers/stores.js';

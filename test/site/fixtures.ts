@@ -9,7 +9,7 @@
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { memoryIo } from '../../src/cli/output.js';
+import { memoryIo } from '../../src/foundation/output.js';
 import { silentProgress } from '../../src/artifact/progress.js';
 import { publishArtifact, type PublishResult } from '../../src/artifact/publish.js';
 import { applyFleet, type ApplyFleetResult } from '../../src/fleet/apply.js';

@@ -8,7 +8,7 @@
 import { readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
-import { ExitCode } from '../../src/cli/errors.js';
+import { ExitCode } from '../../src/foundation/errors.js';
 import { manifestDigest, parseManifest } from '../../src/artifact/manifest.js';
 import {
   buildEntry,

@@ -18,8 +18,8 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { OperationalError } from '../../src/cli/errors.js';
-import { processStartTime } from '../../src/daemon/process-identity.js';
+import { OperationalError } from '../../src/foundation/errors.js';
+import { processStartTime } from '../../src/supervisor/process-identity.js';
 import { parseManifest } from '../../src/artifact/manifest.js';
 import { decodeEnvelope, peekPayload } from '../../src/registry/envelope.js';
 import { FsStore } from '../../src/registry/fs-store.js';

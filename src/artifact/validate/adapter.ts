@@ -1,5 +1,5 @@
 /**
- * Validation of `adapter` artifacts (DESIGN: Artifacts): a PEFT LoRA directory (adapter_config.json,
+ * Validation of `adapter` artifacts (docs/formats.md "Artifacts"): a PEFT LoRA directory (adapter_config.json,
  * adapter_model.safetensors) that must fit a base model already in the registry. The base ref comes
  * from artifact.yaml `base:` (or adapter_config.json `base_model_name_or_path` when that is a ref);
  * the base manifest is read and verified, and its config.json `lora` section (`target_modules`,
@@ -7,7 +7,7 @@
  * LoRA A/B matrices of those modules, of layers the base has, with the declared rank.
  */
 import { join } from 'node:path';
-import { NotFoundError, UserError } from '../../cli/errors.js';
+import { NotFoundError, UserError } from '../../foundation/errors.js';
 import { readManifestFile } from '../fetch.js';
 import { resolveRef, type LoadedManifest } from '../manifest-store.js';
 import { formatRef, parseRef, type ArtifactRef } from '../ref.js';

@@ -4,10 +4,10 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { UserError } from '../../cli/errors.js';
+import { UserError } from '../../foundation/errors.js';
 import type { Store } from '../../registry/store.js';
 import type { TrustRoot } from '../../registry/trust.js';
-import type { ArtifactYamlFile } from '../artifact-yaml.js';
+import type { ArtifactYamlFile } from '../../config/artifact-yaml.js';
 import type { SourceFile } from '../source.js';
 
 export type Meta = Record<string, unknown>;

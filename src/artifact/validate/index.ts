@@ -1,5 +1,5 @@
 /**
- * Per-kind validation at publish (DESIGN: Artifacts): dispatches to the model, adapter and policy
+ * Per-kind validation at publish (docs/formats.md "Artifacts"): dispatches to the model, adapter and policy
  * validators and returns the kind-specific `meta` recorded in the manifest. Anything refused here is
  * a UserError (exit 2) naming the file and field.
  */

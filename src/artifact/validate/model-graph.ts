@@ -16,7 +16,7 @@
 import { mkdtempSync, mkdirSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { isEdgectlError } from '../../cli/errors.js';
+import { isEdgectlError } from '../../foundation/errors.js';
 import { LmSession } from '../../inference/model-session.js';
 import {
   defaultModelFiles,
@@ -25,7 +25,7 @@ import {
   selectedGraphFiles,
   type ModelFileChoice,
 } from '../../inference/model-files.js';
-import type { ArtifactYamlFile } from '../artifact-yaml.js';
+import type { ArtifactYamlFile } from '../../config/artifact-yaml.js';
 import type { SourceFile } from '../source.js';
 import { invalidFile } from './common.js';
 

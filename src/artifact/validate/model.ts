@@ -1,5 +1,5 @@
 /**
- * Validation of `model` artifacts (DESIGN: Artifacts, Runtime): config.json, tokenizer.json,
+ * Validation of `model` artifacts (docs/formats.md "Artifacts", docs/running-sites.md): config.json, tokenizer.json,
  * optional generation_config.json and an ONNX graph in the Optimum layout (model.onnx,
  * decoder_model_merged.onnx) or the onnx-community one (onnx/model.onnx, onnx/model_q4.onnx, ...),
  * chosen by artifact.yaml `file:`/`dtype:` (model-graph.ts). The graph is checked by loading it as

@@ -19,9 +19,9 @@ import {
 } from 'node:fs';
 import { dirname, join } from 'node:path';
 import semver from 'semver';
-import { readArtifactYaml } from '../../artifact/artifact-yaml.js';
+import { readArtifactYaml } from '../../config/artifact-yaml.js';
 import { listSourceFiles } from '../../artifact/source.js';
-import { UserError } from '../../cli/errors.js';
+import { UserError } from '../../foundation/errors.js';
 import { readModel, type WireModel } from './onnx-wire.js';
 import { addLoraInputs } from './rewrite.js';
 import { findProjections, type Projection } from './targets.js';

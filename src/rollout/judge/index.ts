@@ -14,7 +14,7 @@ import {
   LATENCY_BOUNDS_MS,
   histogramQuantile,
   type LatencyHistogram,
-} from '../../site/feedback/report.js';
+} from '../../feedback/report.js';
 import {
   absoluteMarginOf,
   compareRates,

@@ -14,7 +14,7 @@ import {
   LATENCY_BOUNDS_MS,
   type FeedbackCounters,
   type FeedbackLatency,
-} from '../../site/feedback/report.js';
+} from '../../feedback/report.js';
 import { addWindow, emptyArmSample, judgeMetric, judgeStep } from './index.js';
 import type { ArmSample, Judgement, MetricSpec, StepDecision } from './types.js';
 import { beta, binomial, normal, poisson, seededRng, type Rng } from './random.js';

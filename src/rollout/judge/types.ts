@@ -8,7 +8,7 @@
  * `ArmSample`. The judge is a pure function of the cumulative samples, so it may be called after
  * every window (anytime-valid: looking often never inflates false rollbacks).
  */
-import type { FeedbackCounters, FeedbackLatency } from '../../site/feedback/report.js';
+import type { FeedbackCounters, FeedbackLatency } from '../../feedback/report.js';
 
 export const METRIC_NAMES = ['acceptance', 'ttft', 'e2e', 'errorRate', 'policyViolations'] as const;
 export type MetricName = (typeof METRIC_NAMES)[number];

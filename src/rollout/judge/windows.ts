@@ -11,7 +11,7 @@ import {
   type FeedbackCounters,
   type FeedbackLatency,
   type LatencyHistogram,
-} from '../../site/feedback/report.js';
+} from '../../feedback/report.js';
 import type { ArmDispersion, ArmSample } from './types.js';
 
 /** Number of latency buckets (the fixed bounds plus the overflow bucket). */

@@ -6,12 +6,12 @@
  */
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Io } from '../../cli/output.js';
-import { logTail, runFiles } from '../../daemon/run-files.js';
-import { startDaemon, type DaemonStartResult } from '../../daemon/start.js';
-import { daemonStatus, type DaemonStatus } from '../../daemon/status.js';
-import { stopDaemon, type DaemonStopResult } from '../../daemon/stop.js';
-import { VERIFIER_TOKEN_ENV } from '../../server/verifier/protocol.js';
+import type { Io } from '../../foundation/output.js';
+import { logTail, runFiles } from '../../supervisor/run-files.js';
+import { startDaemon, type DaemonStartResult } from '../../supervisor/start.js';
+import { daemonStatus, type DaemonStatus } from '../../supervisor/status.js';
+import { stopDaemon, type DaemonStopResult } from '../../supervisor/stop.js';
+import { VERIFIER_TOKEN_ENV } from '../../verifier/protocol.js';
 import { siteDataPaths } from '../../site/data-dir.js';
 import type { SiteRuntimeStatus } from '../contract.js';
 

@@ -1,5 +1,5 @@
 /**
- * The site daemon's sync side (DESIGN: Sites; docs/architecture.md, runtime): the sync agent, the
+ * The site daemon's sync side (docs/running-sites.md; docs/architecture.md, runtime): the sync agent, the
  * sync status `/v1/status` shows (starting, ok, syncing, offline, refused, error; applied seq; last
  * sync and error), and the applied fleet state's view of this site (listen address, verifier URL,
  * interval, labels, rollouts), re-read whenever a sync applied a new seq. The agent's events become

@@ -1,5 +1,5 @@
 /**
- * The site daemon (DESIGN: Sites, Runtime): one process that keeps the site synced and serves its
+ * The site daemon (docs/running-sites.md): one process that keeps the site synced and serves its
  * current generation. It composes the sync agent (its own loop, so the status can say "syncing"),
  * the runtime server of `src/runtime/serve` fed by a `GenerationManager` (hot swap), the feedback
  * spool and reporter, and its half of `/v1/status` and `/metrics`.
@@ -18,16 +18,16 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Registry } from 'prom-client';
 import { RUNTIME_DEFAULTS } from '../../fleet/site-schema.js';
-import { parseDuration } from '../../registry/duration.js';
+import { parseDuration } from '../../foundation/duration.js';
 import { readSecretKeyFile } from '../../registry/keys.js';
 import { openStore } from '../../registry/open-store.js';
 import type { Store } from '../../registry/store.js';
 import { currentGeneration } from '../../site/agent.js';
 import { siteDataPaths } from '../../site/data-dir.js';
-import type { FeedbackContext } from '../../site/feedback/index.js';
+import type { FeedbackContext } from '../../feedback/index.js';
 import type { SyncResult } from '../../site/sync.js';
 import type { RuntimeServer, SiteRuntimeStatus } from '../contract.js';
-import type { LoadedGeneration } from '../serve/generation.js';
+import type { LoadedGeneration } from '../engine/generation.js';
 import { startRuntimeServer } from '../serve/server.js';
 import { DaemonSync } from './daemon-sync.js';
 import { DaemonFeedback } from './feedback.js';

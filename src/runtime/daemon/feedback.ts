@@ -18,7 +18,7 @@ import {
   type ShadowOutcome,
   type ShutdownResult,
   type SpoolEvent,
-} from '../../site/feedback/index.js';
+} from '../../feedback/index.js';
 import type { DaemonFeedbackStatus } from '../contract.js';
 import type { DaemonLog } from './log.js';
 import { sameRefs } from './site-config.js';

@@ -11,7 +11,7 @@
  * Loads are serialized; `reconcile(target)` is idempotent, so callers (the sync agent's `switched`
  * event, a poll of the `current` pointer that catches `site rollback`) may call it freely.
  */
-import type { FeedbackContext } from '../../site/feedback/index.js';
+import type { FeedbackContext } from '../../feedback/index.js';
 import type { GenerationLease, GenerationSource, ServedGeneration } from '../contract.js';
 
 export interface GenerationTarget {

@@ -3,9 +3,9 @@
  * state and log files in `<data-dir>/run/`, signals, a shutdown deadline that covers the drain and
  * the feedback flush). The detached start, stop, status and logs are in client.ts.
  */
-import type { Io } from '../../cli/output.js';
-import { runForeground } from '../../daemon/foreground.js';
-import { runFiles } from '../../daemon/run-files.js';
+import type { Io } from '../../foundation/output.js';
+import { runForeground } from '../../supervisor/foreground.js';
+import { runFiles } from '../../supervisor/run-files.js';
 import { SITE_DAEMON, siteRunDir, type SiteUpResult } from './client.js';
 import { runSiteDaemon, type SiteDaemon, type SiteDaemonOptions } from './daemon.js';
 

@@ -2,7 +2,7 @@
  * The site daemon's listen address: `host:port` as `--listen` and a declaration's `runtime.listen`
  * write it. Parsed in the CLI before detaching, so a typo fails there and not in the log.
  */
-import { UserError } from '../../cli/errors.js';
+import { UserError } from '../../foundation/errors.js';
 
 const LISTEN_RE = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]*):([0-9]{1,5})$/;
 

@@ -7,7 +7,7 @@
  * monotonic counts are counters (`_total`) set from the daemon's own totals at scrape.
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { registerProcessMetrics } from '../../server/process-metrics.js';
+import { registerProcessMetrics } from '../../http/process-metrics.js';
 import type { DaemonFeedbackStatus, DaemonSyncStatus } from '../contract.js';
 import { registerSiteInfoMetrics, type SiteInfoSource } from './site-info.js';
 

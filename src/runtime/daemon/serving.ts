@@ -1,5 +1,5 @@
 /**
- * Which generation the site daemon serves (DESIGN: Sites; docs/architecture.md, runtime): the
+ * Which generation the site daemon serves (docs/running-sites.md; docs/architecture.md, runtime): the
  * GenerationManager that loads each new generation (sharing the model session with the previous
  * one) and swaps it in by leases, the feedback context requests are counted under, and the
  * reconcile step that follows the `current` pointer — after a sync switched it, and on a poll that
@@ -9,8 +9,8 @@
 import { currentGeneration } from '../../site/agent.js';
 import { siteDataPaths } from '../../site/data-dir.js';
 import { pointerTarget } from '../../site/generation.js';
-import type { FeedbackContext } from '../../site/feedback/index.js';
-import { loadGeneration, type LoadedGeneration } from '../serve/generation.js';
+import type { FeedbackContext } from '../../feedback/index.js';
+import { loadGeneration, type LoadedGeneration } from '../engine/generation.js';
 import type { DaemonFeedback } from './feedback.js';
 import { GenerationManager } from './generations.js';
 import type { DaemonLog } from './log.js';

@@ -5,10 +5,10 @@
  * feedback context of a generation (the applied seq and the refs it serves). Nothing here touches
  * the registry: the daemon re-reads it after each sync that moved the applied seq.
  */
-import { canonicalJson } from '../../registry/canonical-json.js';
+import { canonicalJson } from '../../foundation/canonical-json.js';
 import type { RolloutState } from '../../fleet/rollout-ops.js';
 import { effectiveRuntime, type SiteRuntime } from '../../fleet/site-schema.js';
-import type { FeedbackContext, FeedbackRefs } from '../../site/feedback/index.js';
+import type { FeedbackContext, FeedbackRefs } from '../../feedback/index.js';
 import { siteDataPaths } from '../../site/data-dir.js';
 import type { GenerationInfo } from '../../site/generation.js';
 import { readFleetState, readSiteState } from '../../site/state-file.js';

@@ -13,7 +13,7 @@
  */
 import { Gauge, type Registry } from 'prom-client';
 import type { RolloutState } from '../../fleet/rollout-ops.js';
-import type { FeedbackRefs } from '../../site/feedback/index.js';
+import type { FeedbackRefs } from '../../feedback/index.js';
 
 export interface SiteInfoSource {
   site: string;

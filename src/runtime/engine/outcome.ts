@@ -6,8 +6,8 @@
  */
 import type { RoundCosts } from '../../inference/adaptive-k.js';
 import type { RouteDecision } from '../../policy/router.js';
-import type { RequestOutcome } from '../../site/feedback/accumulator.js';
-import type { LoadedGeneration } from '../serve/generation.js';
+import type { RequestOutcome } from '../../feedback/accumulator.js';
+import type { LoadedGeneration } from './generation.js';
 import type { EdgectlInfo } from '../serve/openai.js';
 import type { RunState } from './route-executor.js';
 

@@ -17,15 +17,15 @@ import type { SamplingParams } from '../../inference/sampling.js';
 import { decideRoute, policyNeedsEntropy, type RouteDecision } from '../../policy/router.js';
 import { ROUTES } from '../../policy/schema.js';
 import type { RedactionMap } from '../../policy/redact.js';
-import type { RequestOutcome } from '../../site/feedback/accumulator.js';
-import { badRequest, HttpError, toHttpError } from '../../server/http.js';
-import type { LoadedGeneration } from '../serve/generation.js';
-import { MIN_ACCEPTANCE_SAMPLES } from '../serve/metrics.js';
-import { encodeChatPrompt, renderChatPrompt } from '../serve/chat-prompt.js';
+import type { RequestOutcome } from '../../feedback/accumulator.js';
+import { badRequest, HttpError, toHttpError } from '../../http/http.js';
+import type { LoadedGeneration } from './generation.js';
+import { MIN_ACCEPTANCE_SAMPLES } from './metrics.js';
+import { encodeChatPrompt, renderChatPrompt } from './chat-prompt.js';
 import { parseModelName, type ChatMessage } from '../serve/openai.js';
-import { OutputText } from '../serve/output.js';
-import type { PreparedPrompt } from '../serve/prompt-pool.js';
-import { cannotFit, tooLongError } from '../serve/prompt-prep.js';
+import { OutputText } from './output.js';
+import type { PreparedPrompt } from './prompt-pool.js';
+import { cannotFit, tooLongError } from './prompt-prep.js';
 import { edgectlInfo, outcomeOf, servedCosts } from './outcome.js';
 import {
   executeRoute,

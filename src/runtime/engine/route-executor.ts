@@ -17,10 +17,10 @@
  * than read from the inference engine's final `done` event, because a request can end early
  * without one. See docs/architecture.md (runtime) for where this sits in the request path.
  */
-import { OperationalError } from '../../cli/errors.js';
+import { OperationalError } from '../../foundation/errors.js';
 import type { AdaptiveKOptions } from '../../inference/adaptive-k.js';
 import { generate, generateSpeculative, type GenerateEvent } from '../../inference/generate.js';
-import type { HttpVerifier } from '../../inference/http-verifier.js';
+import type { HttpVerifier } from '../../verifier/client/http-verifier.js';
 import type { KvCache } from '../../inference/kv-cache.js';
 import type { LoraFeeds } from '../../inference/lora-slots.js';
 import type { CausalLm } from '../../inference/model-session.js';

@@ -11,15 +11,15 @@
  * outcome reporting (metrics, a debug log line, the daemon's `onOutcome`).
  */
 import { MAX_DRAFT_TOKENS } from '../../inference/in-process-verifier.js';
-import type { FeedbackContext, RequestOutcome } from '../../site/feedback/accumulator.js';
-import { HttpError } from '../../server/http.js';
+import type { FeedbackContext, RequestOutcome } from '../../feedback/accumulator.js';
+import { HttpError } from '../../http/http.js';
 import type { RuntimeRequestStatus, RuntimeServerOptions } from '../contract.js';
-import { GenerationAdmission } from '../serve/admission.js';
-import type { LoadedGeneration } from '../serve/generation.js';
-import { RuntimeMetrics } from '../serve/metrics.js';
-import { PromptPool } from '../serve/prompt-pool.js';
-import { DEFAULT_SHADOW_SAMPLE, ShadowRunner, type ShadowJob } from '../serve/shadow.js';
-import { VerifierPool } from '../serve/verifier-pool.js';
+import { GenerationAdmission } from './admission.js';
+import type { LoadedGeneration } from './generation.js';
+import { RuntimeMetrics } from './metrics.js';
+import { PromptPool } from './prompt-pool.js';
+import { DEFAULT_SHADOW_SAMPLE, ShadowRunner, type ShadowJob } from './shadow.js';
+import { VerifierPool } from './verifier-pool.js';
 import { RequestRun } from './request-run.js';
 import type { EngineEvent, EngineRequest } from './types.js';
 

@@ -6,7 +6,7 @@
  * the one client they connected (`clientAccess`) with a breaker of the policy defaults and the
  * `raise` fallback: the verifier's own error is thrown, never turned into a silent edge answer.
  */
-import type { HttpVerifier } from '../../inference/http-verifier.js';
+import type { HttpVerifier } from '../../verifier/client/http-verifier.js';
 import {
   breakerForPolicy,
   verifierFallback,
@@ -14,7 +14,7 @@ import {
   type VerifierFallback,
 } from '../../policy/circuit-breaker.js';
 import type { EffectivePolicy } from '../../policy/load.js';
-import type { VerifierLease, VerifierPool } from '../serve/verifier-pool.js';
+import type { VerifierLease, VerifierPool } from './verifier-pool.js';
 
 export interface VerifierAccess {
   /** The verifier's base URL; undefined when none is configured. */

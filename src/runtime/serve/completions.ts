@@ -11,7 +11,7 @@ import { randomUUID } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ROUTES, type Route } from '../../policy/schema.js';
-import { badRequest, parseBody, toHttpError } from '../../server/http.js';
+import { badRequest, parseBody, toHttpError } from '../../http/http.js';
 import type { SiteEngine } from '../engine/site-engine.js';
 import type { EngineEvent, EngineRequest } from '../engine/types.js';
 import {

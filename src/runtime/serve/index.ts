@@ -10,6 +10,6 @@ export {
   LoadedGeneration,
   loadGeneration,
   type LoadGenerationOptions,
-} from './generation.js';
+} from '../engine/generation.js';
 export { DEFAULT_MAX_TOKENS, isLoopbackHost, startRuntimeServer } from './server.js';
 export { renderChat, CHAT_TURN_STOP, type EdgectlInfo } from './openai.js';

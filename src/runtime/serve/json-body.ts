@@ -8,7 +8,7 @@
  * pre-check so ordinary bodies pay only one regex scan.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { HttpError } from '../../server/http.js';
+import { HttpError } from '../../http/http.js';
 
 /** Bodies up to this size are parsed on the event loop (well under a millisecond). */
 export const INLINE_MAX_BODY_BYTES = 64 * 1024;

@@ -1,5 +1,5 @@
 /**
- * The site runtime's OpenAI-compatible wire format (DESIGN: Runtime and verifier): request schemas
+ * The site runtime's OpenAI-compatible wire format (docs/running-sites.md): request schemas
  * for `POST /v1/chat/completions` and `POST /v1/completions` (zod, so a bad field is a 400 naming
  * it; unknown OpenAI fields such as `user` or presence/frequency penalties are accepted and ignored;
  * `repetition_penalty` is applied), the chat

@@ -1,21 +1,21 @@
 /**
- * The site runtime's HTTP server (DESIGN: Runtime and verifier; issue #5 items 2, 3, 6; issue #16):
+ * The site runtime's HTTP server (docs/running-sites.md; issue #5 items 2, 3, 6; issue #16):
  * the OpenAI-compatible `POST /v1/chat/completions` and `POST /v1/completions` (JSON or SSE
  * streaming: completions.ts), `GET /v1/models`, `/healthz`, `/readyz`, `/metrics` and `/v1/status`,
- * on fastify with edgectl's OpenAI-style error bodies (src/server/http.ts). It is a thin transport:
+ * on fastify with edgectl's OpenAI-style error bodies (src/http/http.ts). It is a thin transport:
  * every generation request goes through the site engine (src/runtime/engine/site-engine.ts), which
  * owns the request path from the generation lease to the outcome report (docs/architecture.md,
  * runtime). Without a loopback `host` a bearer token is required; it is compared in constant time.
  * On close the server stops taking requests (503 shutting_down), lets in-flight streams finish, then
  * closes the engine.
  */
-import { OperationalError } from '../../cli/errors.js';
-import { checkBearer, isLoopbackHost, requireTokenForHost } from '../../server/auth.js';
-import { createHttpApp, HttpError, listen } from '../../server/http.js';
+import { OperationalError } from '../../foundation/errors.js';
+import { checkBearer, isLoopbackHost, requireTokenForHost } from '../../http/auth.js';
+import { createHttpApp, HttpError, listen } from '../../http/http.js';
 import type { RuntimeServer, RuntimeServerOptions } from '../contract.js';
 import { SiteEngine } from '../engine/site-engine.js';
 import { handleGeneration } from './completions.js';
-import type { LoadedGeneration } from './generation.js';
+import type { LoadedGeneration } from '../engine/generation.js';
 import { installJsonBodyParser } from './json-body.js';
 
 export { DEFAULT_MAX_TOKENS } from '../engine/request-run.js';

@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { UserError } from '../../../src/cli/errors.js';
+import { UserError } from '../../../src/foundation/errors.js';
 import { prepareLoraModel, type PrepareOptions } from '../../../src/inference/lora-graph/prepare.js';
 import { loadLoraAdapter } from '../../../src/inference/lora.js';
 import type { LoraSlots } from '../../../src/inference/lora-slots.js';

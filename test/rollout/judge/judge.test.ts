@@ -5,7 +5,7 @@
  * inconclusive and never fails), minSamples, dryRun, the step decision, and the reason line.
  */
 import { describe, expect, it } from 'vitest';
-import { sumWindows as feedbackSumWindows } from '../../../src/site/feedback/report.js';
+import { sumWindows as feedbackSumWindows } from '../../../src/feedback/report.js';
 import {
   stepVerdict,
   judgeMetric,

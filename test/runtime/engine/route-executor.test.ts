@@ -4,8 +4,8 @@
 // prompt streams the verifier's text, a consumer's early stop counts as a verifier success, and a
 // verifier that dies mid-run raises its own error (no silent edge answer) and opens the breaker's count.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { memoryIo } from '../../../src/cli/output.js';
-import { HttpVerifier } from '../../../src/inference/http-verifier.js';
+import { memoryIo } from '../../../src/foundation/output.js';
+import { HttpVerifier } from '../../../src/verifier/client/http-verifier.js';
 import { LmSession } from '../../../src/inference/model-session.js';
 import { TextTokenizer } from '../../../src/inference/tokenizer.js';
 import { CircuitBreaker } from '../../../src/policy/circuit-breaker.js';
@@ -17,7 +17,7 @@ import {
   type RouteRequest,
 } from '../../../src/runtime/engine/route-executor.js';
 import { clientAccess, noVerifierAccess } from '../../../src/runtime/engine/verifier-access.js';
-import { startVerifierServer, type RunningVerifier } from '../../../src/server/verifier/server.js';
+import { startVerifierServer, type RunningVerifier } from '../../../src/verifier/server/server.js';
 import { DRAFT_DIR, VERIFIER_DIR } from '../serve/helpers.js';
 
 const PROMPT = 'Priya: how is it going?\nLeo:';

@@ -8,11 +8,11 @@ import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SiteEngine, type SiteEngineOptions } from '../../../src/runtime/engine/site-engine.js';
 import type { EngineEvent, EngineRequest } from '../../../src/runtime/engine/types.js';
-import type { LoadedGeneration } from '../../../src/runtime/serve/generation.js';
-import { HttpError } from '../../../src/server/http.js';
-import { startVerifierServer, type RunningVerifier } from '../../../src/server/verifier/server.js';
-import type { RequestOutcome } from '../../../src/site/feedback/accumulator.js';
-import { memoryIo } from '../../../src/cli/output.js';
+import type { LoadedGeneration } from '../../../src/runtime/engine/generation.js';
+import { HttpError } from '../../../src/http/http.js';
+import { startVerifierServer, type RunningVerifier } from '../../../src/verifier/server/server.js';
+import type { RequestOutcome } from '../../../src/feedback/accumulator.js';
+import { memoryIo } from '../../../src/foundation/output.js';
 import {
   CountingSource,
   loadTestGeneration,

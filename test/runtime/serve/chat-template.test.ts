@@ -6,7 +6,7 @@
 import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { LoadedGeneration } from '../../../src/runtime/serve/generation.js';
+import type { LoadedGeneration } from '../../../src/runtime/engine/generation.js';
 import { DRAFT_DIR, loadTestGeneration, startTestRuntime, tempDir, type TestRuntime } from './helpers.js';
 
 const NO_TOOLS =

@@ -7,11 +7,11 @@
  */
 import { Worker } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isEdgectlError } from '../../../src/cli/errors.js';
-import type { LoadedGeneration } from '../../../src/runtime/serve/generation.js';
-import { PromptPool } from '../../../src/runtime/serve/prompt-pool.js';
-import type { RunningVerifier } from '../../../src/server/verifier/server.js';
-import { startTestVerifier, trickleRequest } from '../../server/helpers.js';
+import { isEdgectlError } from '../../../src/foundation/errors.js';
+import type { LoadedGeneration } from '../../../src/runtime/engine/generation.js';
+import { PromptPool } from '../../../src/runtime/engine/prompt-pool.js';
+import type { RunningVerifier } from '../../../src/verifier/server/server.js';
+import { startTestVerifier, trickleRequest } from '../../verifier/helpers.js';
 import {
   loadTestGeneration,
   makeGenerationDir,

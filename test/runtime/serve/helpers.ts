@@ -12,10 +12,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import type { GenerationLease, GenerationSource, SiteRuntimeStatus } from '../../../src/runtime/contract.js';
-import { loadGeneration, type LoadedGeneration } from '../../../src/runtime/serve/generation.js';
+import { loadGeneration, type LoadedGeneration } from '../../../src/runtime/engine/generation.js';
 import { startRuntimeServer } from '../../../src/runtime/serve/server.js';
 import type { RuntimeServer, RuntimeServerOptions } from '../../../src/runtime/contract.js';
-import type { FeedbackContext, RequestOutcome } from '../../../src/site/feedback/accumulator.js';
+import type { FeedbackContext, RequestOutcome } from '../../../src/feedback/accumulator.js';
 import { NODE, REPO_ROOT, RUN_JS } from '../../helpers/cli.js';
 
 export const DRAFT_DIR = join(REPO_ROOT, 'artifacts/models/draft');

@@ -5,7 +5,7 @@
 // /v1/completions with the prompt's own ids, one token per chunk, so every placeholder arrives split
 // across chunks) shows that the user sees each value restored and never a placeholder fragment.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { LoadedGeneration } from '../../../src/runtime/serve/generation.js';
+import type { LoadedGeneration } from '../../../src/runtime/engine/generation.js';
 import { generateSentences, type PiiSample } from '../../policy/pii-fixtures.js';
 import {
   loadTestGeneration,

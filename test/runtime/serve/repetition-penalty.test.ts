@@ -6,7 +6,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFi
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { LoadedGeneration } from '../../../src/runtime/serve/generation.js';
+import type { LoadedGeneration } from '../../../src/runtime/engine/generation.js';
 import {
   DRAFT_DIR,
   loadTestGeneration,

@@ -4,8 +4,8 @@
 // unverified answers (503 + Retry-After), overload (429 + Retry-After), bearer tokens, draining on
 // close, and generation loading (model session shared across generations, no-policy defaults).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { UserError } from '../../../src/cli/errors.js';
-import { loadGeneration, type LoadedGeneration } from '../../../src/runtime/serve/generation.js';
+import { UserError } from '../../../src/foundation/errors.js';
+import { loadGeneration, type LoadedGeneration } from '../../../src/runtime/engine/generation.js';
 import {
   loadTestGeneration,
   makeGenerationDir,

@@ -4,7 +4,7 @@
 // status, and lease accounting (normal, error and client-abort paths).
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { LoadedGeneration } from '../../../src/runtime/serve/generation.js';
+import type { LoadedGeneration } from '../../../src/runtime/engine/generation.js';
 import {
   loadTestGeneration,
   makeGenerationDir,

@@ -6,10 +6,10 @@
 import { symlinkSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadGeneration, type LoadedGeneration } from '../../../src/runtime/serve/generation.js';
-import { ShadowRunner } from '../../../src/runtime/serve/shadow.js';
-import { VerifierPool } from '../../../src/runtime/serve/verifier-pool.js';
-import type { FeedbackContext, ShadowOutcome } from '../../../src/site/feedback/accumulator.js';
+import { loadGeneration, type LoadedGeneration } from '../../../src/runtime/engine/generation.js';
+import { ShadowRunner } from '../../../src/runtime/engine/shadow.js';
+import { VerifierPool } from '../../../src/runtime/engine/verifier-pool.js';
+import type { FeedbackContext, ShadowOutcome } from '../../../src/feedback/accumulator.js';
 import {
   ADAPTERS_DIR,
   CountingSource,

@@ -5,18 +5,18 @@ import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TextTokenizer } from '../../../src/inference/tokenizer.js';
 import { redact, restore } from '../../../src/policy/redact.js';
-import { GenerationAdmission } from '../../../src/runtime/serve/admission.js';
-import type { LoadedGeneration } from '../../../src/runtime/serve/generation.js';
+import { GenerationAdmission } from '../../../src/runtime/engine/admission.js';
+import type { LoadedGeneration } from '../../../src/runtime/engine/generation.js';
 import {
   MIN_ACCEPTANCE_SAMPLES,
   ROUND_MAX_AGE_MS,
   RuntimeMetrics,
-} from '../../../src/runtime/serve/metrics.js';
+} from '../../../src/runtime/engine/metrics.js';
 import { chunk, deltaWriter, parseModelName, renderChat } from '../../../src/runtime/serve/openai.js';
-import { OutputText } from '../../../src/runtime/serve/output.js';
-import { DEFAULT_POLICY } from '../../../src/runtime/serve/generation.js';
-import { VerifierPool } from '../../../src/runtime/serve/verifier-pool.js';
-import { HttpError } from '../../../src/server/http.js';
+import { OutputText } from '../../../src/runtime/engine/output.js';
+import { DEFAULT_POLICY } from '../../../src/runtime/engine/generation.js';
+import { VerifierPool } from '../../../src/runtime/engine/verifier-pool.js';
+import { HttpError } from '../../../src/http/http.js';
 import { REPO_ROOT } from '../../helpers/cli.js';
 import { DRAFT_DIR, loadTestGeneration, makeGenerationDir, startTestRuntime } from './helpers.js';
 import { readFileSync } from 'node:fs';

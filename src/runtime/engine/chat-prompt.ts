@@ -1,0 +1,77 @@
+/**
+ * `/v1/chat/completions` prompts through the model's own chat template (src/inference/chat-template.ts):
+ * the messages are rendered with `add_generation_prompt`, a template that cannot render them is a
+ * 400 naming the template and the message index, and the prompt ids keep control tokens where the
+ * template put them. PII redaction runs on each message's content (one redaction map for the chat)
+ * before the template renders it, so placeholders never split a template's markup. A turn ends at
+ * the model's EOS ids; generation_config.json `stop_strings` (the Hugging Face field) add text
+ * stops, which is how the fixture transcript models end a turn at the newline. A model without a
+ * template uses the built-in transcript template, whose turns end at a newline too.
+ */
+import { UserError } from '../../foundation/errors.js';
+import type { ChatPrompt, ChatTurn } from '../../inference/chat-template.js';
+import { RedactionMap, totalRedactions, type Redactor } from '../../policy/redact.js';
+import { badRequest, type HttpError } from '../../http/http.js';
+import type { ChatMessage } from '../serve/openai.js';
+
+function turns(messages: readonly ChatMessage[]): ChatTurn[] {
+  return messages.map((m) => {
+    const content =
+      m.content === null || m.content === undefined
+        ? ''
+        : typeof m.content === 'string'
+          ? m.content
+          : m.content.map((p) => p.text).join('');
+    const role = m.role === 'developer' ? 'system' : m.role;
+    return { ...m, role, content, ...(m.name === undefined ? {} : { name: m.name }) };
+  });
+}
+
+function asHttp(err: unknown): HttpError | unknown {
+  if (!(err instanceof UserError)) return err;
+  return badRequest(`${err.message}`, 'chat_template_error', 'messages');
+}
+
+/** The rendered prompt text (block rules see it); a 400 when the template refuses the chat. */
+export function renderChatPrompt(chat: ChatPrompt, messages: readonly ChatMessage[]): string {
+  try {
+    return chat.template.render(turns(messages));
+  } catch (err) {
+    throw asHttp(err);
+  }
+}
+
+export { loadChatPrompt, type ChatPrompt } from '../../inference/chat-template.js';
+
+export interface EncodedChatPrompt {
+  modelText: string;
+  promptIds: number[];
+  map: RedactionMap | undefined;
+  redactions: number;
+}
+
+/** Redacts each message's content, then renders and encodes with the template. */
+export function encodeChatPrompt(
+  chat: ChatPrompt,
+  messages: readonly ChatMessage[],
+  redactor: Redactor,
+): EncodedChatPrompt {
+  let map: RedactionMap | undefined;
+  let redactions = 0;
+  let list = turns(messages);
+  if (redactor.enabled) {
+    map = new RedactionMap();
+    list = list.map((m) => {
+      const r = redactor.redact(m.content, map);
+      map = r.map;
+      redactions += totalRedactions(r.counts);
+      return { ...m, content: r.text };
+    });
+  }
+  try {
+    const { text, ids } = chat.template.encode(list);
+    return { modelText: text, promptIds: ids, map, redactions };
+  } catch (err) {
+    throw asHttp(err);
+  }
+}
