@@ -1,3 +1,4 @@
+/* global module */
 /**
  * The layering rule of docs/architecture.md ("Layers"), checked by dependency-cruiser in `npm run lint`:
  * a module may import only from its own layer or the layers below it, so the foundation knows nothing
@@ -13,7 +14,17 @@ const layers = [
   ['fleet'],
   ['feedback'],
   ['rollout', 'site', 'verifier'],
-  ['runtime', 'generate', 'bench', 'doctor', 'init', 'quickstart', 'observability', 'fleet-status', 'schemas'],
+  [
+    'runtime',
+    'generate',
+    'bench',
+    'doctor',
+    'init',
+    'quickstart',
+    'observability',
+    'fleet-status',
+    'schemas',
+  ],
   ['cli', 'ui'],
 ];
 // Composition roots: files that assemble every domain's plug-ins (the linters `edgectl lint` runs).
@@ -44,7 +55,8 @@ module.exports = {
     },
     {
       name: 'every-src-folder-has-a-layer',
-      comment: 'a new top-level folder of src/ must be given a layer in .dependency-cruiser.cjs and docs/architecture.md',
+      comment:
+        'a new top-level folder of src/ must be given a layer in .dependency-cruiser.cjs and docs/architecture.md',
       severity: 'error',
       from: { path: '^src/', pathNot: folderRe(layers.flat()) },
       to: {},

@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 const dist = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'src');
 const { generate } = await import(join(dist, 'inference/generate.js'));
 const { RedactionMap, restore } = await import(join(dist, 'policy/redact.js'));
-const { loadGeneration } = await import(join(dist, 'runtime/serve/generation.js'));
+const { loadGeneration } = await import(join(dist, 'runtime/engine/generation.js'));
 const { currentGeneration } = await import(join(dist, 'site/agent.js'));
 const { contextOf } = await import(join(dist, 'runtime/daemon/site-config.js'));
 

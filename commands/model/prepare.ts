@@ -5,8 +5,8 @@ import { BaseCommand } from '../../src/cli/base-command.js';
 import { registryFlag, trustFlag } from '../../src/cli/flags.js';
 import { formatBytes } from '../../src/foundation/output.js';
 import { defaultCacheDir } from '../../src/artifact/chunk-cache.js';
-import { prepareLoraModel, type PrepareResult } from '../../src/inference/lora-graph/prepare.js';
-import { prepareFromRef } from '../../src/inference/lora-graph/prepare-ref.js';
+import { prepareLoraModel, type PrepareResult } from '../../src/artifact/model-prepare/prepare.js';
+import { prepareFromRef } from '../../src/artifact/model-prepare/prepare-ref.js';
 import { openStore } from '../../src/registry/open-store.js';
 import { loadTrustInForce } from '../../src/registry/trust-history.js';
 

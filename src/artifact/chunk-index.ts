@@ -4,7 +4,7 @@
  * artifact, and an adapter's base model), not from a separate mutable index object: a manifest is
  * immutable and signed, and every blob it references is protected from gc for as long as the
  * manifest exists, so a chunk found here is known to be in the registry without a request per chunk.
- * Chunks of unrelated artifacts are not looked up (DESIGN lesson: the bandwidth win comes from
+ * Chunks of unrelated artifacts are not looked up (a lesson of the design this project implements: the bandwidth win comes from
  * versions of one artifact and adapters over one base).
  */
 import type { Manifest } from './manifest.js';

@@ -4,7 +4,7 @@
  * a poll costs requests for what is new, not for the site's whole history), verifies each against
  * the key declared for that site and returns them in seq order. The rollout controller reads new
  * reports through the fleet-wide index instead (feed.ts) and uses this per-site read as a fallback. Reports that fail verification (another key, a report claiming another site or
- * seq, a malformed payload) are ignored as DESIGN requires, but listed in `rejected` with the
+ * seq, a malformed payload) are ignored as docs/formats.md "Feedback reports" requires, but listed in `rejected` with the
  * reason so the controller can show them; they never abort the read.
  */
 import { VerificationError } from '../foundation/errors.js';

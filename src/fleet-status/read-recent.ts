@@ -11,12 +11,7 @@ import { mapConcurrent } from '../artifact/concurrency.js';
 import { decodeEnvelope } from '../registry/envelope.js';
 import { feedbackPrefix, parseSeqKey } from '../registry/layout.js';
 import type { Store } from '../registry/store.js';
-import {
-  readFeedback,
-  verifyReport,
-  type DeclaredSiteKeys,
-  type FeedbackReport,
-} from '../feedback/index.js';
+import { readFeedback, verifyReport, type DeclaredSiteKeys, type FeedbackReport } from '../feedback/index.js';
 
 const BATCH = 8;
 

@@ -21,7 +21,7 @@ import type { ArmSample } from './judge/types.js';
 
 /**
  * Reports read so far per site, so each tick only fetches new ones: the fleet-wide feedback index
- * read incrementally (site/feedback/feed.ts; a tick costs requests in proportion to new reports).
+ * read incrementally (src/feedback/feed.ts; a tick costs requests in proportion to new reports).
  */
 export { FeedbackFeed as FeedbackCache } from '../feedback/index.js';
 

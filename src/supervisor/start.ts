@@ -8,7 +8,13 @@
  */
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, statSync, writeSync } from 'node:fs';
-import { ExitCode, OperationalError, TimeoutError, UserError, type EdgectlError } from '../foundation/errors.js';
+import {
+  ExitCode,
+  OperationalError,
+  TimeoutError,
+  UserError,
+  type EdgectlError,
+} from '../foundation/errors.js';
 import type { Io } from '../foundation/output.js';
 import { isSameProcess, signal } from './process-identity.js';
 import { logTail, readPidIdentity, readState, removeRunFiles, runFiles, type RunFiles } from './run-files.js';

@@ -15,7 +15,10 @@ const depcruise = join(repo, 'node_modules/dependency-cruiser/bin/dependency-cru
 const dirs: string[] = [];
 
 function cruise(cwd: string, targets: string[]): { status: number | null; out: string } {
-  const r = spawnSync(process.execPath, [depcruise, ...targets, '--config', config], { cwd, encoding: 'utf8' });
+  const r = spawnSync(process.execPath, [depcruise, ...targets, '--config', config], {
+    cwd,
+    encoding: 'utf8',
+  });
   return { status: r.status, out: `${r.stdout}${r.stderr}` };
 }
 

@@ -17,19 +17,9 @@ import { feedbackKey } from '../../src/registry/layout.js';
 import type { Store } from '../../src/registry/store.js';
 import { FeedbackAccumulator } from '../../src/feedback/accumulator.js';
 import { readFeedback } from '../../src/feedback/read.js';
-import {
-  sumWindows,
-  signReport,
-  totalRequests,
-  type DeclaredSiteKeys,
-} from '../../src/feedback/report.js';
+import { sumWindows, signReport, totalRequests, type DeclaredSiteKeys } from '../../src/feedback/report.js';
 import { FeedbackReporter } from '../../src/feedback/reporter.js';
-import {
-  COUNTER_FILE,
-  FeedbackSpool,
-  spoolFileName,
-  type SpoolEvent,
-} from '../../src/feedback/spool.js';
+import { COUNTER_FILE, FeedbackSpool, spoolFileName, type SpoolEvent } from '../../src/feedback/spool.js';
 import { forEachBackend } from '../helpers/stores.js';
 import { FlakyStore, addExpected, context, emptyExpected, outcomes, type Expected } from './fixtures.js';
 

@@ -1,7 +1,7 @@
 /**
  * A controller tick costs requests in proportion to what is new, not to the number of sites or the
  * length of their feedback history: after the cold read, a tick is ONE listing of the fleet-wide
- * feedback index plus one GET per new report (site/feedback/feed.ts). Counted with a Store wrapper
+ * feedback index plus one GET per new report (src/feedback/feed.ts). Counted with a Store wrapper
  * that records every request by key and the keys each list returned. Also: a site whose clock is
  * hours late is still read on the next tick (index times are the registry's), a report written
  * without a marker (an older uploader) is read by the gap or quiet-site fallback, and a forged

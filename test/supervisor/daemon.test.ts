@@ -17,7 +17,8 @@ const pids: number[] = [];
 
 beforeAll(() => {
   // The toy daemon runs the compiled module, like the real CLI does (`npm test` builds first).
-  if (!existsSync(join(ROOT, 'dist/src/supervisor/foreground.js'))) throw new Error('run `npm run build` first');
+  if (!existsSync(join(ROOT, 'dist/src/supervisor/foreground.js')))
+    throw new Error('run `npm run build` first');
 });
 
 afterEach(() => {

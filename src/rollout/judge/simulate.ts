@@ -10,11 +10,7 @@
  * `draftLength` tokens, and the verifier accepts a prefix of each round (the first rejection ends
  * the round), as in speculative decoding. Sites may differ by a random shift of their rate.
  */
-import {
-  LATENCY_BOUNDS_MS,
-  type FeedbackCounters,
-  type FeedbackLatency,
-} from '../../feedback/report.js';
+import { LATENCY_BOUNDS_MS, type FeedbackCounters, type FeedbackLatency } from '../../feedback/report.js';
 import { addWindow, emptyArmSample, judgeMetric, judgeStep } from './index.js';
 import type { ArmSample, Judgement, MetricSpec, StepDecision } from './types.js';
 import { beta, binomial, normal, poisson, seededRng, type Rng } from './random.js';

@@ -1,5 +1,5 @@
 /**
- * The engine's `Verifier` interface over HTTP: a client of the verifier service (src/http/verifier),
+ * The engine's `Verifier` interface over HTTP: a client of the verifier service (src/verifier/server),
  * so `generateSpeculative` runs identically against a remote verifier and an in-process one. It owns
  * the client side of the protocol: identity and tokenizer checks, sessions, verify rounds over
  * kept-alive verify streams (falling back to POST), and streamed OpenAI completions (`--route

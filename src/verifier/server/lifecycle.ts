@@ -2,7 +2,7 @@
  * `edgectl verifier up|down` as plain functions: run the verifier server in this process under the
  * daemon contract (pid file, state file, signals), start it as a detached child that does exactly
  * that, or stop it. The command files only parse flags and render; everything a test or `site up`
- * might reuse lives here or in src/daemon.
+ * might reuse lives here or in src/supervisor.
  */
 import { join, resolve } from 'node:path';
 import type { Io } from '../../foundation/output.js';

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { EdgectlError } from '../../../src/foundation/errors.js';
-import { prepareLoraModel } from '../../../src/inference/lora-graph/prepare.js';
+import { prepareLoraModel } from '../../../src/artifact/model-prepare/prepare.js';
 import { FsStore } from '../../../src/registry/fs-store.js';
 import { publish, setupRegistry, tempDir } from '../../artifact/fixtures.js';
 import { removeTempDirs } from '../helpers.js';

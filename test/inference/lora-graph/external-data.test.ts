@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { PublishResult } from '../../../src/artifact/publish.js';
-import { prepareLoraModel } from '../../../src/inference/lora-graph/prepare.js';
+import { prepareLoraModel } from '../../../src/artifact/model-prepare/prepare.js';
 import { LmSession } from '../../../src/inference/model-session.js';
 import { runCli } from '../../helpers/cli.js';
 import { copyToTemp, removeTempDirs } from '../helpers.js';

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UserError } from '../../../src/foundation/errors.js';
-import { prepareLoraModel, type PrepareOptions } from '../../../src/inference/lora-graph/prepare.js';
+import { prepareLoraModel, type PrepareOptions } from '../../../src/artifact/model-prepare/prepare.js';
 import { loadLoraAdapter } from '../../../src/inference/lora.js';
 import type { LoraSlots } from '../../../src/inference/lora-slots.js';
 import { LmSession } from '../../../src/inference/model-session.js';

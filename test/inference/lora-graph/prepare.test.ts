@@ -10,7 +10,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { prepareLoraModel } from '../../../src/inference/lora-graph/prepare.js';
+import { prepareLoraModel } from '../../../src/artifact/model-prepare/prepare.js';
 import { loadLoraAdapter } from '../../../src/inference/lora.js';
 import { LmSession } from '../../../src/inference/model-session.js';
 import { copyToTemp, maxAbsDiff, removeTempDirs, TINY_HF_DIR } from '../helpers.js';

@@ -8,9 +8,9 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pullArtifact } from '../../artifact/pull.js';
-import { resolveRef } from '../../artifact/manifest-store.js';
-import { parseRef } from '../../artifact/ref.js';
+import { pullArtifact } from '../pull.js';
+import { resolveRef } from '../manifest-store.js';
+import { parseRef } from '../ref.js';
 import { UserError } from '../../foundation/errors.js';
 import type { Io } from '../../foundation/output.js';
 import type { Store } from '../../registry/store.js';

@@ -20,11 +20,11 @@ import {
 import { dirname, join } from 'node:path';
 import semver from 'semver';
 import { readArtifactYaml } from '../../config/artifact-yaml.js';
-import { listSourceFiles } from '../../artifact/source.js';
+import { listSourceFiles } from '../source.js';
 import { UserError } from '../../foundation/errors.js';
-import { readModel, type WireModel } from './onnx-wire.js';
-import { addLoraInputs } from './rewrite.js';
-import { findProjections, type Projection } from './targets.js';
+import { readModel, type WireModel } from '../../inference/lora-graph/onnx-wire.js';
+import { addLoraInputs } from '../../inference/lora-graph/rewrite.js';
+import { findProjections, type Projection } from '../../inference/lora-graph/targets.js';
 
 export interface PrepareOptions {
   /** The source model directory (an export as downloaded, or a pulled artifact). */
