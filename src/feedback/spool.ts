@@ -41,7 +41,7 @@ const SPOOL_FILE_RE = /^([0-9]{12})\.json$/;
 
 export type SpoolEvent =
   | { kind: 'spooled'; seq: number; path: string }
-  | { kind: 'uploaded'; seq: number; key: string; status: 'created' | 'exists' }
+  | { kind: 'uploaded'; seq: number; key: string; status: 'created' | 'exists'; indexRefused?: string }
   | { kind: 'renumbered'; from: number; to: number; reason: string }
   | { kind: 'upload-failed'; seq: number; error: string; attempt: number; retryInMs: number }
   | { kind: 'counter-recovered'; path: string; next: number; reason: string }
@@ -215,7 +215,13 @@ export class FeedbackSpool {
       // The report, then its marker in the fleet-wide index (timeline.ts): a crash between the two
       // keeps the spool file, and the retry finds the report `exists` and writes the marker.
       const res = await putReport(this.opts.store, this.opts.site, seq, bytes, this.now);
-      this.opts.onEvent?.({ kind: 'uploaded', seq, key, status: res.status });
+      this.opts.onEvent?.({
+        kind: 'uploaded',
+        seq,
+        key,
+        status: res.status,
+        ...(res.indexRefused ? { indexRefused: res.indexRefused } : {}),
+      });
     } catch (err) {
       if (!(err instanceof ConflictError)) throw err;
       return this.renumber(report, path, `the registry holds a different report under ${key}`);

@@ -13,6 +13,7 @@
  * against the site's declared key like any other. A report without a marker (an older uploader, a
  * crash between the two writes) is still found by the controller's per-site fallback.
  */
+import { EdgectlError } from '../foundation/errors.js';
 import { feedbackIndexKey, feedbackKey } from '../registry/layout.js';
 import type { PutIfAbsentResult, Store } from '../registry/store.js';
 
@@ -20,6 +21,12 @@ export interface PutReportResult {
   status: PutIfAbsentResult['status'];
   key: string;
   indexKey: string;
+  /**
+   * Why the marker could not be written, when the registry refused it (credentials scoped to
+   * `feedback/<site>/` only): the report is uploaded all the same, and the controller's per-site
+   * fallback (feed.ts) still reads it, minutes later instead of at the next tick.
+   */
+  indexRefused?: string;
 }
 
 /**
@@ -38,6 +45,15 @@ export async function putReport(
   const res = await store.putIfAbsent(key, bytes);
   const info = await store.head(key);
   const indexKey = feedbackIndexKey(info?.modified ?? new Date(now()), site, seq);
-  await store.putIfAbsent(indexKey, Buffer.alloc(0));
+  try {
+    await store.putIfAbsent(indexKey, Buffer.alloc(0));
+  } catch (err) {
+    // Access denied is a deployment choice (older site credentials), not a transient failure:
+    // retrying it forever would pile reports up in the spool, so the report counts as uploaded.
+    if (err instanceof EdgectlError && err.code === 'E_ACCESS_DENIED') {
+      return { status: res.status, key, indexKey, indexRefused: err.message };
+    }
+    throw err;
+  }
   return { status: res.status, key, indexKey };
 }

@@ -101,6 +101,8 @@ export function addExpected(a: Expected, b: Expected): Expected {
 export class FlakyStore implements Store {
   offline = false;
   failures = 0;
+  /** Key prefixes whose writes are refused as access denied (credentials scoped narrower). */
+  deniedPrefixes: string[] = [];
   constructor(private readonly inner: Store) {}
   get url() {
     return this.inner.url;
@@ -145,6 +147,11 @@ export class FlakyStore implements Store {
   }
   async putIfAbsent(key: string, body: Buffer) {
     this.check('put');
+    if (this.deniedPrefixes.some((p) => key.startsWith(p))) {
+      throw new OperationalError(`access to bucket test denied for put ${key} (AccessDenied)`, {
+        code: 'E_ACCESS_DENIED',
+      });
+    }
     return this.inner.putIfAbsent(key, body);
   }
   async compareAndSwap(key: string, body: Buffer, etag: string | undefined) {

@@ -123,6 +123,20 @@ forEachBackend((mk) => {
     await expectRegistryMatches(store, w, expected, [1, 2, 3]);
   });
 
+  it('counts a report as uploaded when only its index marker is refused (credentials scoped to feedback/)', async () => {
+    const inner = await mk();
+    const store = new FlakyStore(inner);
+    store.deniedPrefixes = ['feedback-index/'];
+    const w = world();
+    const spool = await w.open(store);
+    const expected = await spoolWindow(spool, 1, 50);
+    expect(await spool.upload()).toEqual({ uploaded: [1], pending: [] });
+    const up = w.events.find((e) => e.kind === 'uploaded');
+    expect(up?.kind === 'uploaded' && up.indexRefused).toMatch(/denied/);
+    expect(await inner.list('feedback-index/')).toEqual([]);
+    await expectRegistryMatches(inner, w, expected, [1]);
+  });
+
   it('keeps reports while the registry is offline, backs off, and uploads each once when it returns', async () => {
     const flaky = new FlakyStore(await mk());
     const w = world();

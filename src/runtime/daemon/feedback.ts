@@ -135,6 +135,13 @@ export class DaemonFeedback {
         this.lastUploadAt = new Date().toISOString();
         this.lastError = null;
         log('info', 'feedback: report uploaded', { seq: e.seq, status: e.status });
+        if (e.indexRefused) {
+          log('warn', 'feedback: index marker refused; the controller reads this site by its slower fallback', {
+            seq: e.seq,
+            error: e.indexRefused,
+            fix: 'let the site credentials write feedback-index/ (docs/operations.md)',
+          });
+        }
         break;
       case 'renumbered':
         this.pending.delete(e.from);
