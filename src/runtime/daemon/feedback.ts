@@ -136,11 +136,15 @@ export class DaemonFeedback {
         this.lastError = null;
         log('info', 'feedback: report uploaded', { seq: e.seq, status: e.status });
         if (e.indexRefused) {
-          log('warn', 'feedback: index marker refused; the controller reads this site by its slower fallback', {
-            seq: e.seq,
-            error: e.indexRefused,
-            fix: 'let the site credentials write feedback-index/ (docs/operations.md)',
-          });
+          log(
+            'warn',
+            'feedback: index marker refused; the controller reads this site by its slower fallback',
+            {
+              seq: e.seq,
+              error: e.indexRefused,
+              fix: 'let the site credentials write feedback-index/ (docs/operations.md)',
+            },
+          );
         }
         break;
       case 'renumbered':
