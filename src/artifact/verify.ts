@@ -91,6 +91,125 @@ interface FileJob {
   done: Promise<StreamResult>;
 }
 
+function placeOf(m: Manifest, t: Tag): { path: string; index: number } {
+  return { path: m.files[t.file]?.path ?? '', index: t.index };
+}
+
+/** An empty file has no chunks to hash, so its digest is checked here, before any read. */
+function checkEmptyFiles(m: Manifest, what: string): void {
+  const emptySha = sha256Range(new Uint8Array(0), 0, 0);
+  for (const f of m.files) {
+    if (f.chunks.length === 0 && f.sha256 !== emptySha) throw fileMismatch(what, f.path, emptySha, f.sha256);
+  }
+}
+
+/** Throws the first file mismatch (in file order) among files before `beforeFile`. */
+function checkFiles(m: Manifest, what: string, res: StreamResult, beforeFile = Infinity): void {
+  for (const [file, actual] of res.fileDigests) {
+    const f = m.files[file];
+    if (f && file < beforeFile && actual !== f.sha256) throw fileMismatch(what, f.path, actual, f.sha256);
+  }
+}
+
+/** Ranges read ahead in file order into reused shared slots, and the slots given back. */
+interface RangePrefetcher {
+  /** Reads in flight, oldest first. */
+  reads: Promise<Uint8Array>[];
+  /** Reads up to `depth` ranges ahead, as far as free slots allow. */
+  prefetch: () => void;
+  release: (slot: Uint8Array) => void;
+}
+
+function rangePrefetcher(
+  store: Store,
+  m: Manifest,
+  what: string,
+  ranges: readonly ReadRange<Tag>[],
+  limits: { depth: number; rangeBytes: number },
+): RangePrefetcher {
+  const { depth, rangeBytes } = limits;
+  const sizes = blobSizes(m);
+  // Slots as large as the largest range within the limit; a range past it (one oversize chunk) gets
+  // a buffer of its own.
+  const slotBytes = ranges.reduce((n, r) => Math.max(n, Math.min(rangeBytes, r.end - r.start)), 0);
+  const slots = new SharedSlots(slotBytes, depth + EXTRA_SLOTS);
+  /** A free slot (undefined when all are in use), or an oversize range's own buffer. */
+  const bufferFor = (r: ReadRange<Tag>): Uint8Array | undefined =>
+    r.end - r.start > slotBytes ? new Uint8Array(new SharedArrayBuffer(r.end - r.start)) : slots.take();
+  const release = (slot: Uint8Array) => {
+    if (slot.byteLength === slotBytes) slots.give(slot);
+  };
+  const reads: Promise<Uint8Array>[] = [];
+  let next = 0;
+  const prefetch = () => {
+    while (next < ranges.length && reads.length < depth) {
+      const r = ranges[next] as ReadRange<Tag>;
+      const slot = bufferFor(r);
+      if (!slot) return;
+      next++;
+      const view = slot.subarray(0, r.end - r.start);
+      const first = r.pieces[0]?.tag;
+      const blobSize = sizes.get(r.blob) ?? 0;
+      const read = readBlobRangeInto(
+        store,
+        what,
+        r.blob,
+        blobSize,
+        r.start,
+        view,
+        first && placeOf(m, first),
+      ).then(
+        () => view,
+        (err: unknown) => {
+          release(slot);
+          throw err;
+        },
+      );
+      // Awaited in order below; this only keeps an early rejection from being reported as unhandled.
+      read.catch(() => undefined);
+      reads.push(read);
+    }
+  };
+  return { reads, prefetch, release };
+}
+
+/** What the file-hash worker does with one range: contiguous per-file segments, and files it ends. */
+function fileSegments(
+  m: Manifest,
+  r: ReadRange<Tag>,
+): { segments: [number, number, number][]; close: number[] } {
+  const segments: [number, number, number][] = [];
+  const close: number[] = [];
+  for (const p of r.pieces) {
+    const last = segments.at(-1);
+    if (last && last[0] === p.tag.file && last[1] + last[2] === p.at) last[2] += p.chunk.size;
+    else segments.push([p.tag.file, p.at, p.chunk.size]);
+    if (p.tag.index === (m.files[p.tag.file]?.chunks.length ?? 0) - 1) close.push(p.tag.file);
+  }
+  return { segments, close };
+}
+
+/**
+ * Checks the chunk digests of range `i`. On a mismatch, the file mismatches of files that ended
+ * earlier, in file order, are thrown first.
+ */
+async function checkChunks(
+  m: Manifest,
+  what: string,
+  r: ReadRange<Tag>,
+  i: number,
+  bytes: Uint8Array,
+  jobs: readonly FileJob[],
+): Promise<void> {
+  for (const p of r.pieces) {
+    const actual = sha256Range(bytes, p.at, p.chunk.size);
+    if (actual !== p.chunk.digest) {
+      for (const j of jobs) checkFiles(m, what, await j.done, j.range < i ? Infinity : p.tag.file);
+      throw chunkMismatch(what, p.chunk, placeOf(m, p.tag), actual);
+    }
+  }
+}
+
 /**
  * Streams every file through the hash checks (see the module comment): ranges are read in file
  * order, `concurrency` deep, into a few reused shared buffers; the main thread checks each chunk
@@ -113,70 +232,17 @@ export async function verifyManifestContent(
     hasher?: StreamHasher;
   } = {},
 ): Promise<number> {
-  const emptySha = sha256Range(new Uint8Array(0), 0, 0);
-  for (const f of m.files) {
-    if (f.chunks.length === 0 && f.sha256 !== emptySha) throw fileMismatch(what, f.path, emptySha, f.sha256);
-  }
+  checkEmptyFiles(m, what);
   const items = m.files.flatMap((f, file) =>
     f.chunks.map((chunk, index) => ({ chunk, tag: { file, index } })),
   );
   const rangeBytes = opts.rangeBytes ?? 16 * 1024 * 1024;
   const ranges = planOrderedRanges<Tag>(items, { maxRangeBytes: rangeBytes, maxGapBytes: 0 });
   const depth = Math.max(1, opts.concurrency ?? 4);
-  const placeOf = (t: Tag) => ({ path: m.files[t.file]?.path ?? '', index: t.index });
-  const sizes = blobSizes(m);
-  // Slots as large as the largest range within the limit; a range past it (one oversize chunk) gets
-  // a buffer of its own.
-  const slotBytes = ranges.reduce((n, r) => Math.max(n, Math.min(rangeBytes, r.end - r.start)), 0);
-  const slots = new SharedSlots(slotBytes, depth + EXTRA_SLOTS);
-  /** A free slot (undefined when all are in use), or an oversize range's own buffer. */
-  const bufferFor = (r: ReadRange<Tag>): Uint8Array | undefined =>
-    r.end - r.start > slotBytes ? new Uint8Array(new SharedArrayBuffer(r.end - r.start)) : slots.take();
-  const release = (slot: Uint8Array) => {
-    if (slot.byteLength === slotBytes) slots.give(slot);
-  };
+  const { reads, prefetch, release } = rangePrefetcher(store, m, what, ranges, { depth, rangeBytes });
   const hasher = opts.hasher ?? new StreamHasher();
-  const reads: Promise<Uint8Array>[] = [];
   const jobs: FileJob[] = [];
-  let next = 0;
   let verified = 0;
-  /** Reads up to `depth` ranges ahead, as far as free slots allow. */
-  const prefetch = () => {
-    while (next < ranges.length && reads.length < depth) {
-      const r = ranges[next] as ReadRange<Tag>;
-      const slot = bufferFor(r);
-      if (!slot) return;
-      next++;
-      const view = slot.subarray(0, r.end - r.start);
-      const first = r.pieces[0]?.tag;
-      const blobSize = sizes.get(r.blob) ?? 0;
-      const read = readBlobRangeInto(
-        store,
-        what,
-        r.blob,
-        blobSize,
-        r.start,
-        view,
-        first && placeOf(first),
-      ).then(
-        () => view,
-        (err: unknown) => {
-          release(slot);
-          throw err;
-        },
-      );
-      // Awaited in order below; this only keeps an early rejection from being reported as unhandled.
-      read.catch(() => undefined);
-      reads.push(read);
-    }
-  };
-  /** Throws the first file mismatch (in file order) among files before `beforeFile`. */
-  const checkFiles = (res: StreamResult, beforeFile = Infinity) => {
-    for (const [file, actual] of res.fileDigests) {
-      const f = m.files[file];
-      if (f && file < beforeFile && actual !== f.sha256) throw fileMismatch(what, f.path, actual, f.sha256);
-    }
-  };
   try {
     for (let i = 0; i < ranges.length; i++) {
       const r = ranges[i] as ReadRange<Tag>;
@@ -184,20 +250,12 @@ export async function verifyManifestContent(
       // Every slot is still being hashed by the worker: wait for the oldest.
       while (reads.length === 0) {
         const oldest = jobs.shift() as FileJob;
-        checkFiles(await oldest.done);
+        checkFiles(m, what, await oldest.done);
         prefetch();
       }
       const bytes = await (reads.shift() as Promise<Uint8Array>);
-      const segments: [number, number, number][] = [];
-      const close: number[] = [];
-      for (const p of r.pieces) {
-        const last = segments.at(-1);
-        if (last && last[0] === p.tag.file && last[1] + last[2] === p.at) last[2] += p.chunk.size;
-        else segments.push([p.tag.file, p.at, p.chunk.size]);
-        if (p.tag.index === (m.files[p.tag.file]?.chunks.length ?? 0) - 1) close.push(p.tag.file);
-      }
       // The worker starts on the file hashes before this thread hashes the chunks of the same bytes.
-      const done = hasher.submit(bytes, { chunks: [], segments, close });
+      const done = hasher.submit(bytes, { chunks: [], ...fileSegments(m, r) });
       const slot = new Uint8Array(bytes.buffer);
       jobs.push({
         range: i,
@@ -206,19 +264,12 @@ export async function verifyManifestContent(
       jobs.at(-1)?.done.catch(() => undefined);
       // Refill the freed read depth before hashing for a while.
       prefetch();
-      for (const p of r.pieces) {
-        const actual = sha256Range(bytes, p.at, p.chunk.size);
-        if (actual !== p.chunk.digest) {
-          // Files that ended earlier, in file order, come first.
-          for (const j of jobs) checkFiles(await j.done, j.range < i ? Infinity : p.tag.file);
-          throw chunkMismatch(what, p.chunk, placeOf(p.tag), actual);
-        }
-      }
+      await checkChunks(m, what, r, i, bytes, jobs);
       verified += r.pieces.reduce((n, p) => n + p.chunk.size, 0);
       opts.onBytes?.(verified);
     }
     // In order, so the first failure in file order is the one reported.
-    while (jobs.length > 0) checkFiles(await (jobs.shift() as FileJob).done);
+    while (jobs.length > 0) checkFiles(m, what, await (jobs.shift() as FileJob).done);
   } finally {
     await Promise.allSettled(reads);
     await Promise.allSettled(jobs.map((j) => j.done));

@@ -25,14 +25,14 @@ import type { KeyPair } from '../registry/keys.js';
 import { HEAD_KEY, fleetLogKey, snapshotKey } from '../registry/layout.js';
 import type { Store } from '../registry/store.js';
 import type { TrustRoot } from '../registry/trust.js';
-import { applyEntry, buildEntry, type AppliedFleet } from './entry.js';
+import { applyEntry, buildEntry, type AppliedFleet, type ApplyOptions } from './entry.js';
 import { DEFAULT_HEAD_TTL_MS, buildHead, headNeedsRefresh } from './head.js';
 import type { FleetOp } from './ops.js';
 import { planFleet, type FleetPlan } from './plan.js';
-import { readEntry, readFleet } from './read.js';
+import { readEntry, readFleet, type FleetRead } from './read.js';
 import { pinnedDigests, registryRefResolver, type RefResolver } from './resolve.js';
 import type { RolloutReducer } from './rollout-ops.js';
-import { checkFleetSigners, fleetKeys, signFleetBytes, signFleetObject } from './signed.js';
+import { checkFleetSigners, fleetKeys, signFleetBytes, signFleetObject, type FleetKeys } from './signed.js';
 import { loadSiteDeclarations, type DeclaredSite } from './site-schema.js';
 import { DEFAULT_SNAPSHOT_EVERY, buildSnapshot, snapshotPayloadBytes } from './snapshot.js';
 import { stateDigest } from './state.js';
@@ -112,30 +112,123 @@ function headDeleted(seq: number, cause: ConflictError): ConflictError {
   );
 }
 
+/** What the steps of one apply attempt share. */
+interface Attempt {
+  store: Store;
+  io: Io | undefined;
+  signers: KeyPair[];
+  keys: FleetKeys;
+  /** Snapshot every this many entries. */
+  every: number;
+  now: Date;
+  applyOpts: ApplyOptions;
+  /** Applied fleets at snapshot seqs, written in step 5. */
+  snapshots: AppliedFleet[];
+}
+
+/** Step 2: applies the entries past the head (an earlier apply crashed or is racing us). */
+async function rollForward(a: Attempt, from: AppliedFleet): Promise<AppliedFleet> {
+  let applied = from;
+  for (
+    let next = await readEntry(a.store, a.keys, applied.seq + 1);
+    next;
+    next = await readEntry(a.store, a.keys, applied.seq + 1)
+  ) {
+    applied = applyEntry(applied, next.entry, a.applyOpts);
+    if (applied.seq % a.every === 0) a.snapshots.push(applied);
+    a.io?.log('info', `including fleet entry ${applied.seq}, written past the head by an earlier apply`);
+  }
+  return applied;
+}
+
+/** Step 4: writes the plan's ops as entry seq+1, create-only; a seq written first is a lost race. */
+async function writeEntry(a: Attempt, applied: AppliedFleet, ops: FleetOp[]): Promise<AppliedFleet> {
+  const { entry, payload, next } = buildEntry(applied, ops, a.now, a.applyOpts);
+  const body = signFleetBytes(PayloadType.entry, payload, a.signers);
+  try {
+    await a.store.putIfAbsent(fleetLogKey(entry.seq), body);
+  } catch (err) {
+    if (err instanceof ConflictError) throw lostRace(entry.seq, 'wrote this seq first', err);
+    throw err;
+  }
+  a.io?.log('info', `wrote fleet entry ${entry.seq} (${ops.length} ops)`);
+  if (next.seq % a.every === 0) a.snapshots.push(next);
+  return next;
+}
+
+/** Step 5: writes the snapshots due, create-only. */
+async function writeSnapshots(a: Attempt): Promise<void> {
+  for (const snap of a.snapshots) {
+    try {
+      await a.store.putIfAbsent(
+        snapshotKey(snap.seq),
+        signFleetBytes(PayloadType.snapshot, snapshotPayloadBytes(buildSnapshot(snap)), a.signers),
+      );
+      a.io?.log('info', `wrote snapshot ${snap.seq}`);
+    } catch (err) {
+      // Another writer's snapshot of the same seq (e.g. signed by another fleet key) is as good.
+      if (!(err instanceof ConflictError)) throw err;
+    }
+  }
+}
+
+/**
+ * Step 6: compare-and-swap the head from the etag read in step 1, when it has new entries, is
+ * missing, is due for a refresh or was signed by a past fleet key. Returns whether it had to move.
+ */
+async function moveHead(a: Attempt, read: FleetRead, applied: AppliedFleet, ttlMs: number): Promise<boolean> {
+  const head = read.head;
+  const moved =
+    applied.seq !== read.seq ||
+    head === undefined ||
+    headNeedsRefresh(head, a.now) ||
+    read.headPastVersion !== undefined;
+  if (!moved || applied.seq <= 0 || applied.entryDigest === null) return moved;
+  const lastSnapshot = a.snapshots.at(-1)?.seq ?? head?.snapshotSeq ?? null;
+  const newHead = buildHead({
+    seq: applied.seq,
+    entryDigest: applied.entryDigest,
+    snapshotSeq: lastSnapshot,
+    now: a.now,
+    ttlMs,
+  });
+  try {
+    await a.store.compareAndSwap(
+      HEAD_KEY,
+      signFleetObject(PayloadType.head, newHead, a.signers),
+      read.headEtag,
+    );
+  } catch (err) {
+    if (!(err instanceof ConflictError)) throw err;
+    // Only a head that really moved is a lost race; store errors (E_CAS_REFUSED, I/O) pass as is.
+    if (read.headEtag !== undefined && err.details?.found === null) throw headDeleted(applied.seq, err);
+    throw lostRace(applied.seq, 'moved the fleet head first', err);
+  }
+  a.io?.log('info', `moved the fleet head to seq ${applied.seq}`);
+  return moved;
+}
+
 /** One apply attempt; ConflictError when another writer won a race (see applyFleetWithRetries). */
 export async function applyFleet(opts: ApplyFleetOptions): Promise<ApplyFleetResult> {
-  const { store, trust, io } = opts;
+  const { store, trust } = opts;
   const signers = Array.isArray(opts.signer) ? opts.signer : [opts.signer];
   const keys = fleetKeys(trust);
   checkFleetSigners(signers, keys);
   const desired = desiredSites(opts);
-  const every = opts.snapshotEvery ?? DEFAULT_SNAPSHOT_EVERY;
-  const now = opts.clock();
-  const applyOpts = opts.rolloutReducer ? { rolloutReducer: opts.rolloutReducer } : {};
+  const a: Attempt = {
+    store,
+    io: opts.io,
+    signers,
+    keys,
+    every: opts.snapshotEvery ?? DEFAULT_SNAPSHOT_EVERY,
+    now: opts.clock(),
+    applyOpts: opts.rolloutReducer ? { rolloutReducer: opts.rolloutReducer } : {},
+    snapshots: [],
+  };
 
-  const read = await readFleet(store, keys, { now, allowExpired: true, writer: true, ...applyOpts });
+  const read = await readFleet(store, keys, { now: a.now, allowExpired: true, writer: true, ...a.applyOpts });
   const previousSeq = read.seq;
-  let applied: AppliedFleet = read.applied;
-  const snapshots: AppliedFleet[] = [];
-  for (
-    let next = await readEntry(store, keys, applied.seq + 1);
-    next;
-    next = await readEntry(store, keys, applied.seq + 1)
-  ) {
-    applied = applyEntry(applied, next.entry, applyOpts);
-    if (applied.seq % every === 0) snapshots.push(applied);
-    io?.log('info', `including fleet entry ${applied.seq}, written past the head by an earlier apply`);
-  }
+  let applied = await rollForward(a, read.applied);
   const rolledForward = applied.seq - previousSeq;
 
   const plan = await planFleet(
@@ -143,62 +236,9 @@ export async function applyFleet(opts: ApplyFleetOptions): Promise<ApplyFleetRes
     applied.state,
     opts.resolveRef ?? registryRefResolver(store, trust, pinnedDigests(applied.state)),
   );
-  if (plan.ops.length > 0) {
-    const { entry, payload, next } = buildEntry(applied, plan.ops, now, applyOpts);
-    const body = signFleetBytes(PayloadType.entry, payload, signers);
-    try {
-      await store.putIfAbsent(fleetLogKey(entry.seq), body);
-    } catch (err) {
-      if (err instanceof ConflictError) throw lostRace(entry.seq, 'wrote this seq first', err);
-      throw err;
-    }
-    io?.log('info', `wrote fleet entry ${entry.seq} (${plan.ops.length} ops)`);
-    applied = next;
-    if (applied.seq % every === 0) snapshots.push(applied);
-  }
-
-  for (const snap of snapshots) {
-    try {
-      await store.putIfAbsent(
-        snapshotKey(snap.seq),
-        signFleetBytes(PayloadType.snapshot, snapshotPayloadBytes(buildSnapshot(snap)), signers),
-      );
-      io?.log('info', `wrote snapshot ${snap.seq}`);
-    } catch (err) {
-      // Another writer's snapshot of the same seq (e.g. signed by another fleet key) is as good.
-      if (!(err instanceof ConflictError)) throw err;
-    }
-  }
-
-  const head = read.head;
-  const moved =
-    applied.seq !== previousSeq ||
-    head === undefined ||
-    headNeedsRefresh(head, now) ||
-    read.headPastVersion !== undefined;
-  if (moved && applied.seq > 0 && applied.entryDigest !== null) {
-    const lastSnapshot = snapshots.at(-1)?.seq ?? head?.snapshotSeq ?? null;
-    const newHead = buildHead({
-      seq: applied.seq,
-      entryDigest: applied.entryDigest,
-      snapshotSeq: lastSnapshot,
-      now,
-      ttlMs: opts.headTtlMs ?? DEFAULT_HEAD_TTL_MS,
-    });
-    try {
-      await store.compareAndSwap(
-        HEAD_KEY,
-        signFleetObject(PayloadType.head, newHead, signers),
-        read.headEtag,
-      );
-    } catch (err) {
-      if (!(err instanceof ConflictError)) throw err;
-      // Only a head that really moved is a lost race; store errors (E_CAS_REFUSED, I/O) pass as is.
-      if (read.headEtag !== undefined && err.details?.found === null) throw headDeleted(applied.seq, err);
-      throw lostRace(applied.seq, 'moved the fleet head first', err);
-    }
-    io?.log('info', `moved the fleet head to seq ${applied.seq}`);
-  }
+  if (plan.ops.length > 0) applied = await writeEntry(a, applied, plan.ops);
+  await writeSnapshots(a);
+  const moved = await moveHead(a, read, applied, opts.headTtlMs ?? DEFAULT_HEAD_TTL_MS);
 
   return {
     seq: applied.seq,
@@ -209,7 +249,7 @@ export async function applyFleet(opts: ApplyFleetOptions): Promise<ApplyFleetRes
     ...(plan.held ? { held: plan.held } : {}),
     stateDigest: stateDigest(applied.state),
     entryDigest: applied.entryDigest,
-    snapshot: snapshots.length > 0,
+    snapshot: a.snapshots.length > 0,
     headMoved: moved && applied.seq > 0,
     rolledForward,
   };

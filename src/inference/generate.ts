@@ -176,17 +176,14 @@ export async function* generate(
   yield out.done(finish);
 }
 
-/** Speculative generation: the draft proposes, the verifier decides, one verify call per round. */
-export async function* generateSpeculative(
-  draft: CausalLm,
-  verifier: Verifier,
-  promptIds: readonly number[],
-  opts: SpeculativeOptions,
-): AsyncGenerator<GenerateEvent, void, undefined> {
-  const sampling = checkOptions(opts, promptIds);
-  const now = opts.now ?? (() => performance.now());
-  const stats = new StatsRecorder('speculative', promptIds.length, now);
-  const out = new OutputTracker(promptIds, opts, draft.config.eosTokenIds, stats);
+/** How long a speculative round drafts: a fixed k, or adaptive k with its confidence floor. */
+interface DraftLengthPolicy {
+  fixedK: number | undefined;
+  adaptive: AdaptiveK | undefined;
+  minConfidence: number;
+}
+
+function draftLengthPolicy(opts: SpeculativeOptions, sampling: SamplingParams): DraftLengthPolicy {
   const fixedK = opts.k === undefined || opts.k === 'auto' ? undefined : opts.k;
   if (fixedK !== undefined && !(Number.isInteger(fixedK) && fixedK >= 0)) {
     throw new RangeError(`k must be an integer >= 0 or 'auto', got ${fixedK}`);
@@ -203,6 +200,33 @@ export async function* generateSpeculative(
   if (!(minConfidence >= 0 && minConfidence < 1)) {
     throw new RangeError(`minDraftConfidence must be in [0, 1), got ${minConfidence}`);
   }
+  return { fixedK, adaptive, minConfidence };
+}
+
+/** A speculative request with its verifier session open and the draft's prefill under way. */
+interface SpeculationStart {
+  drafter: Drafter;
+  session: VerifierSession;
+  /** The verifier's first token, when it came with the session. */
+  first: number | undefined;
+  /** The draft's prefill: awaited by the caller (its rejection is already handled). */
+  prefill: Promise<unknown>;
+  maxPositions: number;
+}
+
+/**
+ * Prefills both models at once: with a remote verifier the network round trip hides the draft's
+ * prefill. The verifier's first token comes with the session where supported (one round trip,
+ * not two), and is returned without waiting for the draft's prefill.
+ */
+async function startSpeculation(
+  draft: CausalLm,
+  verifier: Verifier,
+  promptIds: readonly number[],
+  opts: SpeculativeOptions,
+  ctx: { sampling: SamplingParams; now: () => number },
+): Promise<SpeculationStart> {
+  const { sampling, now } = ctx;
   const seed = opts.seed ?? Math.floor(Math.random() * 0x100000000);
   const drafter = new Drafter(draft, promptIds, {
     sampling,
@@ -212,13 +236,10 @@ export async function* generateSpeculative(
     now,
   });
   const maxPositions = Math.min(draft.config.maxPositions ?? Infinity, opts.verifierMaxPositions ?? Infinity);
-  // Prefill both models at once: with a remote verifier the network round trip hides the draft's
-  // prefill. The verifier's first token comes with the session where supported (one round trip,
-  // not two), and is returned without waiting for the draft's prefill.
   let first: number | undefined;
   const wantFirst = opts.maxTokens > 0 && promptIds.length < maxPositions;
   const prefill = drafter.prefill();
-  // Awaited below; this only keeps an early rejection from being reported as unhandled.
+  // Awaited by the caller; this only keeps an early rejection from being reported as unhandled.
   prefill.catch(() => undefined);
   let session: VerifierSession;
   try {
@@ -231,50 +252,72 @@ export async function* generateSpeculative(
     await prefill.catch(() => undefined);
     throw err;
   }
+  return { drafter, session, first: first as number | undefined, prefill, maxPositions };
+}
+
+/** The rounds of a speculative request, after the first token: yields token events, returns why it ended. */
+async function* speculativeRounds(
+  start: SpeculationStart,
+  policy: DraftLengthPolicy,
+  ctx: { opts: SpeculativeOptions; out: OutputTracker; stats: StatsRecorder; now: () => number },
+): AsyncGenerator<GenerateEvent, FinishReason, undefined> {
+  const { drafter, session, maxPositions } = start;
+  const { fixedK, adaptive, minConfidence } = policy;
+  const { opts, out, stats, now } = ctx;
+  for (;;) {
+    if (opts.signal?.aborted) return 'aborted';
+    const length = drafter.state.length;
+    if (length >= maxPositions) return 'length';
+    // A round returns up to k + 1 tokens and the verifier feeds up to position length + k.
+    const room = Math.min(opts.maxTokens - out.count - 1, maxPositions - length - 1);
+    const k = Math.max(0, Math.min(fixedK ?? (adaptive as AdaptiveK).k, room));
+    const round = await speculativeRound(drafter, session, k, now, minConfidence);
+    const drafted = round.drafted.length;
+    stats.round(drafted, round.accepted, round.draftMs, round.roundMs);
+    adaptive?.observe({
+      drafted,
+      accepted: round.accepted,
+      draftMs: round.draftMs,
+      roundMs: round.roundMs,
+    });
+    for (const token of round.emitted) {
+      const r = out.push(token);
+      if (r.event) yield r.event;
+      // Whatever the round returned after the end is discarded.
+      if (r.finish !== undefined) return r.finish;
+    }
+  }
+}
+
+/** Speculative generation: the draft proposes, the verifier decides, one verify call per round. */
+export async function* generateSpeculative(
+  draft: CausalLm,
+  verifier: Verifier,
+  promptIds: readonly number[],
+  opts: SpeculativeOptions,
+): AsyncGenerator<GenerateEvent, void, undefined> {
+  const sampling = checkOptions(opts, promptIds);
+  const now = opts.now ?? (() => performance.now());
+  const stats = new StatsRecorder('speculative', promptIds.length, now);
+  const out = new OutputTracker(promptIds, opts, draft.config.eosTokenIds, stats);
+  const policy = draftLengthPolicy(opts, sampling);
+  const start = await startSpeculation(draft, verifier, promptIds, opts, { sampling, now });
+  const { drafter, session, first } = start;
   let finish: FinishReason | undefined = opts.maxTokens === 0 ? 'length' : undefined;
   try {
-    const firstToken = first as number | undefined;
-    if (firstToken !== undefined && finish === undefined) {
+    if (first !== undefined && finish === undefined) {
       if (opts.signal?.aborted) finish = 'aborted';
       else {
-        const r = out.push(firstToken);
+        const r = out.push(first);
         if (r.event) yield r.event;
         finish = r.finish;
       }
     }
     // Awaited even when generation already ended, so no draft pass outlives the call.
-    await prefill;
+    await start.prefill;
     // The session holds prompt + first, so the draft takes it too, as its next (unfed) token.
-    if (firstToken !== undefined) drafter.state.append(firstToken);
-    while (finish === undefined) {
-      if (opts.signal?.aborted) {
-        finish = 'aborted';
-        break;
-      }
-      const length = drafter.state.length;
-      if (length >= maxPositions) {
-        finish = 'length';
-        break;
-      }
-      // A round returns up to k + 1 tokens and the verifier feeds up to position length + k.
-      const room = Math.min(opts.maxTokens - out.count - 1, maxPositions - length - 1);
-      const k = Math.max(0, Math.min(fixedK ?? (adaptive as AdaptiveK).k, room));
-      const round = await speculativeRound(drafter, session, k, now, minConfidence);
-      const drafted = round.drafted.length;
-      stats.round(drafted, round.accepted, round.draftMs, round.roundMs);
-      adaptive?.observe({
-        drafted,
-        accepted: round.accepted,
-        draftMs: round.draftMs,
-        roundMs: round.roundMs,
-      });
-      for (const token of round.emitted) {
-        const r = out.push(token);
-        if (r.event) yield r.event;
-        finish = r.finish;
-        if (finish !== undefined) break;
-      }
-    }
+    if (first !== undefined) drafter.state.append(first);
+    if (finish === undefined) finish = yield* speculativeRounds(start, policy, { opts, out, stats, now });
   } finally {
     await session.close();
   }

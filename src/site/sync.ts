@@ -27,12 +27,8 @@ import { UserError, isEdgectlError } from '../foundation/errors.js';
 import type { Io } from '../foundation/output.js';
 import { ChunkCache } from '../artifact/chunk-cache.js';
 import type { RolloutReducer } from '../fleet/rollout-ops.js';
-import { fleetKeys } from '../fleet/signed.js';
-import { stateDigest, type FleetState } from '../fleet/state.js';
-import { readPublicKeyFile } from '../registry/keys.js';
 import type { Store, StoreStats } from '../registry/store.js';
 import { ensureDataDirs, siteDataPaths } from './data-dir.js';
-import { catchUp, checkFresh, missingHeadError, pollHead, verifyHead } from './fleet-sync.js';
 import {
   cleanStaging,
   generationDir,
@@ -45,19 +41,19 @@ import {
 import { acquireLock } from './lock.js';
 import { LocalManifests, assignedArtifacts, type AssignedArtifact } from './manifests.js';
 import {
-  appliedOf,
   initialState,
   pruneFleetStates,
-  readFleetState,
   readSiteState,
   writeFleetState,
   writeLastSync,
   writeSiteState,
   type DriftReport,
   type LastSync,
+  type SiteSyncState,
 } from './state-file.js';
 import { loadPinnedTrust, advanceTrust, type PinnedTrust } from './trust-pin.js';
 import { driftPhase, installGeneration, isOfflineError, pruneChunks, type Run } from './sync-generation.js';
+import { headPhase, type HeadOutcome } from './sync-head.js';
 
 export { isOfflineError } from './sync-generation.js';
 
@@ -109,84 +105,37 @@ function delta(before: StoreStats, after: StoreStats): { requests: number; bytes
   return { requests: after.requests - before.requests, bytesFetched: after.bytesRead - before.bytesRead };
 }
 
-function checkSiteKey(run: Run, fleet: FleetState): void {
-  const declared = fleet.sites[run.opts.site]?.declaration.publicKey.keyid;
-  if (!declared) return;
-  let local: string;
-  try {
-    local = readPublicKeyFile(run.paths.sitePublicKey).keyid;
-  } catch {
-    return;
-  }
-  if (local !== declared) {
-    run.warnings.push(
-      `the site key in ${run.paths.sitePublicKey} (${local}) is not the key the fleet declares for ${run.opts.site} (${declared}); ` +
-        'check --data-dir, or re-key the site with `edgectl site add --rekey`',
-    );
-  }
-}
-
-async function syncLocked(run: Run, stats0: StoreStats): Promise<SyncResult> {
+/** Step 1 (after the lock): the pinned trust root and the committed state, refused if it is another site's. */
+async function openDataDir(
+  run: Run,
+): Promise<{ trustPin: PinnedTrust; committed: SiteSyncState | undefined }> {
   const { opts, paths } = run;
-  const { store, site } = opts;
-  const clock = opts.clock ?? (() => new Date());
   await cleanStaging(paths);
   const trustPin: PinnedTrust = await loadPinnedTrust(paths.trustRoot, opts.projectTrustPath);
   const committed = await readSiteState(paths.state);
-  if (committed && committed.site !== site) {
-    throw new UserError(`${paths.root} is the data directory of site ${committed.site}, not ${site}`, {
+  if (committed && committed.site !== opts.site) {
+    throw new UserError(`${paths.root} is the data directory of site ${committed.site}, not ${opts.site}`, {
       code: 'E_DATA_DIR',
-      suggestion: `pass the data directory of ${site} with --data-dir`,
+      suggestion: `pass the data directory of ${opts.site} with --data-dir`,
     });
   }
-  let state = committed ?? initialState(site, store.url);
-  let trust = trustPin.root;
+  return { trustPin, committed };
+}
 
-  const currentIntact = await driftPhase(run, trust);
+interface TargetOutcome {
+  state: SiteSyncState;
+  /** Generation `current` points to, or null when drift repair could not make it whole. */
+  current: string | null;
+  target: string | null;
+  targetArts: readonly AssignedArtifact[];
+  pinnedByRollback: boolean;
+}
 
-  const now = clock();
-  const poll = await pollHead(store, state.head?.etag);
-  let headChanged = false;
-  let fleet: FleetState | undefined;
-  let entriesApplied = 0;
-  let snapshotSeq: number | null = null;
-  if (poll.kind === 'missing') {
-    if (state.appliedSeq > 0) throw await missingHeadError(store, state.appliedSeq);
-    run.warnings.push(`the registry ${store.url} has no fleet head yet: run \`edgectl site apply\` first`);
-  } else if (poll.kind === 'unchanged') {
-    if (state.head) checkFresh(state.head, now);
-  } else {
-    trust = await advanceTrust(store, paths.trustRoot, trustPin, now);
-    const head = verifyHead(poll.body, fleetKeys(trust), now);
-    checkFresh(head, now);
-    const from = appliedOf(state, await readFleetState(paths.fleetStates, state));
-    const up = await catchUp(store, trust, from, head, {
-      ...(opts.snapshotWhenBehind !== undefined ? { snapshotWhenBehind: opts.snapshotWhenBehind } : {}),
-      ...(opts.rolloutReducer ? { rolloutReducer: opts.rolloutReducer } : {}),
-    });
-    entriesApplied = up.entries;
-    snapshotSeq = up.snapshotSeq;
-    if (up.applied.seq !== state.appliedSeq) {
-      run.io?.log(
-        'info',
-        `fleet seq ${state.appliedSeq} -> ${up.applied.seq}${up.snapshotSeq ? ` (via snapshot ${up.snapshotSeq})` : ''}`,
-      );
-    }
-    state = {
-      ...state,
-      registry: store.url,
-      appliedSeq: up.applied.seq,
-      entryDigest: up.applied.entryDigest,
-      stateDigest: stateDigest(up.applied.state),
-      head: { etag: poll.etag, ...head },
-      assignments: up.applied.state.sites[site]?.assignments ?? null,
-    };
-    headChanged = true;
-    fleet = up.applied.state;
-    checkSiteKey(run, fleet);
-  }
-
-  // Step 4: which generation should be current.
+/** Step 4: which generation should be current (the assignments', or the one a rollback pinned). */
+async function targetPhase(run: Run, state0: SiteSyncState, currentIntact: boolean): Promise<TargetOutcome> {
+  const { paths } = run;
+  const site = run.opts.site;
+  let state = state0;
   const arts = assignedArtifacts(state.assignments);
   const desired = arts.length > 0 ? generationId(arts) : null;
   // A current generation that drift repair could not make whole is rebuilt like a new one.
@@ -218,33 +167,61 @@ async function syncLocked(run: Run, stats0: StoreStats): Promise<SyncResult> {
   } else if (state.head && desired === null) {
     run.warnings.push(`no artifacts are assigned to site ${site}; keeping the current generation`);
   }
+  return { state, current, target, targetArts, pinnedByRollback };
+}
 
-  let changed = false;
+/** Step 5: build and switch to the target generation when `current` is not it. */
+async function installPhase(
+  run: Run,
+  ctx: {
+    committed: SiteSyncState | undefined;
+    trustPin: PinnedTrust;
+    head: HeadOutcome;
+    target: TargetOutcome;
+    now: Date;
+  },
+): Promise<{ changed: boolean; previous: string | null }> {
+  const { paths } = run;
+  const { committed, head, now } = ctx;
+  const { current, target, targetArts, state } = ctx.target;
   let previous = (await pointerTarget(paths, 'previous')) ?? null;
   const committedGeneration = committed?.generation ?? null;
   run.interimKeepsPrevious =
     committedGeneration !== null &&
     current !== committedGeneration &&
     (await pointerTarget(paths, 'previous')) === committedGeneration;
-  if (target !== null && target !== current) {
-    // Installing without a new head (a crash or a moved pointer): walk the root chain first.
-    if (!headChanged) trust = await advanceTrust(store, paths.trustRoot, trustPin, now);
-    await installGeneration(run, trust, target, targetArts, state.appliedSeq, now);
-    await switchCurrent(paths, target, { keepPrevious: run.interimKeepsPrevious });
-    previous = (await pointerTarget(paths, 'previous')) ?? null;
-    changed = true;
-    run.io?.log('info', `current -> generation ${target}${previous ? ` (previous: ${previous})` : ''}`);
-  }
-  const generation = target ?? (await pointerTarget(paths, 'current')) ?? null;
+  if (target === null || target === current) return { changed: false, previous };
+  // Installing without a new head (a crash or a moved pointer): walk the root chain first.
+  const trust = head.headChanged
+    ? head.trust
+    : await advanceTrust(run.opts.store, paths.trustRoot, ctx.trustPin, now);
+  await installGeneration(run, trust, target, targetArts, state.appliedSeq, now);
+  await switchCurrent(paths, target, { keepPrevious: run.interimKeepsPrevious });
+  previous = (await pointerTarget(paths, 'previous')) ?? null;
+  run.io?.log('info', `current -> generation ${target}${previous ? ` (previous: ${previous})` : ''}`);
+  return { changed: true, previous };
+}
+
+async function syncLocked(run: Run, stats0: StoreStats): Promise<SyncResult> {
+  const { opts, paths } = run;
+  const clock = opts.clock ?? (() => new Date());
+  const { trustPin, committed } = await openDataDir(run);
+  const currentIntact = await driftPhase(run, trustPin.root);
+  const now = clock();
+  const head = await headPhase(run, committed ?? initialState(opts.site, opts.store.url), trustPin, now);
+  const target = await targetPhase(run, head.state, currentIntact);
+  const { changed, previous } = await installPhase(run, { committed, trustPin, head, target, now });
+  const generation = target.target ?? (await pointerTarget(paths, 'current')) ?? null;
 
   // Step 6: commit, then prune what nothing points at.
+  let state = target.state;
   const commit =
-    headChanged ||
+    head.headChanged ||
     changed ||
     (committed !== undefined && (state.generation !== generation || state.pin !== committed.pin));
   if (commit) {
     state = { ...state, generation, lastSuccess: now.toISOString() };
-    if (fleet) await writeFleetState(paths.fleetStates, fleet, state.stateDigest);
+    if (head.fleet) await writeFleetState(paths.fleetStates, head.fleet, state.stateDigest);
     await writeSiteState(paths.state, state);
     await pruneFleetStates(paths.fleetStates, state.stateDigest);
     const keep = [generation, previous].filter((g): g is string => g !== null);
@@ -253,16 +230,16 @@ async function syncLocked(run: Run, stats0: StoreStats): Promise<SyncResult> {
   }
 
   return {
-    site,
+    site: opts.site,
     seq: state.appliedSeq,
     generation,
     changed,
-    ...delta(stats0, store.stats),
+    ...delta(stats0, opts.store.stats),
     previousGeneration: previous,
-    pinned: pinnedByRollback,
-    headChanged,
-    entriesApplied,
-    snapshotSeq,
+    pinned: target.pinnedByRollback,
+    headChanged: head.headChanged,
+    entriesApplied: head.entriesApplied,
+    snapshotSeq: head.snapshotSeq,
     chunksFetched: run.chunksFetched,
     drift: run.drift,
     warnings: run.warnings,
