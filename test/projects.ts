@@ -12,13 +12,12 @@
 
 /** End-to-end test files, relative to the repository root. */
 export const E2E_FILES: readonly string[] = [
+  'test/architecture/layering.test.ts',
   'test/artifact/cli.test.ts',
   'test/artifact/lint.test.ts',
   'test/artifact/registry.test.ts',
   'test/bench/cpu-pinning.test.ts',
   'test/cli/habits.test.ts',
-  'test/supervisor/daemon.test.ts',
-  'test/supervisor/systemd-unit.test.ts',
   'test/doctor/doctor.test.ts',
   'test/e2e/install.test.ts',
   'test/e2e/verifier-auth.test.ts',
@@ -32,6 +31,8 @@ export const E2E_FILES: readonly string[] = [
   'test/fleet/repair.test.ts',
   'test/fleet/status.test.ts',
   'test/inference/generate-cli.test.ts',
+  'test/inference/lora-graph/external-data.test.ts',
+  'test/inference/lora-graph/procedure.test.ts',
   'test/init/cli-help.test.ts',
   'test/init/init.test.ts',
   'test/init/launcher.test.ts',
@@ -46,11 +47,13 @@ export const E2E_FILES: readonly string[] = [
   'test/registry/store-contract.test.ts',
   'test/rollout/cli.test.ts',
   'test/rollout/e2e.test.ts',
+  'test/rollout/feedback-cost.test.ts',
   'test/rollout/shadow-e2e.test.ts',
   'test/rollout/spec.test.ts',
   'test/runtime/daemon/feedback-restart.test.ts',
   'test/runtime/daemon/site-up.test.ts',
   'test/runtime/serve/pii.test.ts',
+  'test/runtime/serve/repetition-penalty.test.ts',
   'test/runtime/serve/resilience.test.ts',
   'test/runtime/serve/server.test.ts',
   'test/runtime/serve/shadow.test.ts',
@@ -58,6 +61,8 @@ export const E2E_FILES: readonly string[] = [
   'test/site/cli.test.ts',
   'test/site/kill.test.ts',
   'test/site/sync.test.ts',
+  'test/supervisor/daemon.test.ts',
+  'test/supervisor/systemd-unit.test.ts',
 ];
 
 /**
