@@ -100,7 +100,7 @@ export interface SyncResult {
   warnings: string[];
 }
 
-/** Error codes that mean "the registry cannot be reached right now", not "it refused". */
+/** What one sync cost: the store requests and bytes fetched between two snapshots of its counters. */
 function delta(before: StoreStats, after: StoreStats): { requests: number; bytesFetched: number } {
   return { requests: after.requests - before.requests, bytesFetched: after.bytesRead - before.bytesRead };
 }
