@@ -91,6 +91,15 @@ export default class Generate extends BaseCommand<typeof Generate> {
       maxTokens: f['max-tokens'],
       temperature: parseNumber(f.temperature, '--temperature', 0, 100),
       topP: f['top-p'] === undefined ? undefined : parseNumber(f['top-p'], '--top-p', Number.MIN_VALUE, 1),
+      repetitionPenalty:
+        f['repetition-penalty'] === undefined
+          ? undefined
+          : parseNumber(
+              f['repetition-penalty'],
+              '--repetition-penalty',
+              REPETITION_PENALTY_RANGE.min,
+              REPETITION_PENALTY_RANGE.max,
+            ),
       seed: f.seed,
       stop: f.stop ?? [],
       threads: f.threads,
