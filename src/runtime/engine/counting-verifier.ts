@@ -4,7 +4,8 @@
  * only verifier failures reach the circuit breaker and the fallback; `CountingVerifier` wraps a
  * verifier to count and time each speculative round — a verify call's own duration and the draft
  * time before it (since the session started or the previous answer came back), which a shadow run
- * of the request reuses as its costs (src/runtime/engine/shadow.ts).
+ * of the request reuses as its costs; shadow runs (src/runtime/engine/shadow.ts) count their own
+ * rounds with it too.
  */
 import type {
   Verifier,

@@ -15,15 +15,9 @@ import type { RoundCosts } from '../../inference/adaptive-k.js';
 import { generateSpeculative } from '../../inference/generate.js';
 import { MAX_DRAFT_TOKENS } from '../../inference/in-process-verifier.js';
 import type { SamplingParams } from '../../inference/sampling.js';
-import type {
-  Verifier,
-  VerifierSession,
-  VerifierStartOptions,
-  VerifyRequest,
-  VerifyResult,
-} from '../../inference/verifier.js';
 import type { FeedbackContext, ShadowOutcome } from '../../feedback/accumulator.js';
 import type { GenerationLease } from '../contract.js';
+import { CountingVerifier } from './counting-verifier.js';
 import type { LoadedGeneration, ShadowAdapter } from './generation.js';
 import type { VerifierPool } from './verifier-pool.js';
 
@@ -62,39 +56,6 @@ export interface ShadowStats {
   errors: number;
   /** Sampled requests not shadowed because a run was in progress or requests were waiting. */
   skipped: number;
-}
-
-/** Counts drafted/accepted tokens and rounds of the shadow's verifier calls. */
-class CountingVerifier implements Verifier {
-  drafted = 0;
-  accepted = 0;
-  rounds = 0;
-  constructor(private readonly inner: Verifier) {}
-
-  get vocabSize(): number {
-    return this.inner.vocabSize;
-  }
-
-  async start(promptIds: readonly number[], opts?: VerifierStartOptions): Promise<VerifierSession> {
-    const session = await this.inner.start(promptIds, opts);
-    return {
-      id: session.id,
-      verify: async (request: VerifyRequest): Promise<VerifyResult> => {
-        const r = await session.verify(request);
-        if (!(Number.isInteger(r.accepted) && r.accepted >= 0 && r.accepted <= request.draft.length)) {
-          throw new Error(`the verifier accepted ${r.accepted} of ${request.draft.length} drafted tokens`);
-        }
-        this.rounds++;
-        this.drafted += request.draft.length;
-        this.accepted += r.accepted;
-        return r;
-      },
-      close: () => {
-        void session.close().catch(() => undefined);
-        return Promise.resolve();
-      },
-    };
-  }
 }
 
 export class ShadowRunner {
@@ -155,7 +116,11 @@ export class ShadowRunner {
       const policy = gen.policy;
       const lease = await this.opts.pool.acquire(url, gen.tokenizerSha256, policy.verifier.timeoutMs);
       try {
-        const verifier = new CountingVerifier(lease.verifier);
+        const verifier = new CountingVerifier(lease.verifier, (drafted, accepted) => {
+          counting.drafted += drafted;
+          counting.accepted += accepted;
+          counting.rounds++;
+        });
         const spec = policy.routing.speculative;
         const max = Math.min(spec.maxDraftTokens, MAX_DRAFT_TOKENS);
         const events = generateSpeculative(gen.model, verifier, job.promptIds, {
@@ -174,9 +139,6 @@ export class ShadowRunner {
           signal,
         });
         for await (const e of events) void e; // output discarded: only the counts matter
-        counting.drafted = verifier.drafted;
-        counting.accepted = verifier.accepted;
-        counting.rounds = verifier.rounds;
       } finally {
         lease.release();
       }
