@@ -216,7 +216,7 @@ describe('response_format on a site with a verifier', () => {
       priority: z.number().int().min(1).max(5),
       urgent: z.boolean(),
     });
-    const structured = model.withStructuredOutput(Ticket, { name: 'ticket', method: 'jsonSchema' });
+    const structured = model.withStructuredOutput(Ticket, { name: 'ticket' });
     const value = await structured.invoke('Classify: I want my money back.');
     expect(Ticket.parse(value)).toEqual(value);
   });
