@@ -28,6 +28,7 @@ import {
   type CompletionRequest,
   type ResponseBase,
 } from './openai.js';
+import { parseResponseFormat } from './response-format.js';
 import { SseStream } from './sse-stream.js';
 
 export type Kind = 'chat' | 'completion';
@@ -70,6 +71,7 @@ function parseRequest(kind: Kind, req: FastifyRequest, delivered: Promise<boolea
     kind === 'chat' ? parseBody(chatRequestSchema, req.body) : parseBody(completionRequestSchema, req.body);
   const chat = kind === 'chat' ? (body as ChatRequest) : undefined;
   const p = chat ? undefined : (body as CompletionRequest).prompt;
+  const constraint = parseResponseFormat(req.body);
   const request: EngineRequest = {
     model: body.model,
     prompt: chat ? { messages: chat.messages } : { text: typeof p === 'string' ? p : (p?.[0] as string) },
@@ -83,6 +85,7 @@ function parseRequest(kind: Kind, req: FastifyRequest, delivered: Promise<boolea
     override: routeOverride(body, req),
     delivered,
     label: PATHS[kind],
+    ...(constraint ? { constraint } : {}),
   };
   return {
     request,

@@ -140,6 +140,8 @@ export interface EdgectlInfo {
   };
   /** PII values replaced by placeholders before anything left the site. */
   redactions: number;
+  /** Constrained requests (`response_format`): whether the output validates, and why not. */
+  structured?: { valid: boolean; reason?: string };
 }
 
 export interface Usage {
