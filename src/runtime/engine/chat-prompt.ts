@@ -13,6 +13,8 @@ import type { ChatPrompt, ChatTurn } from '../../inference/chat-template.js';
 import { RedactionMap, totalRedactions, type Redactor } from '../../policy/redact.js';
 import { badRequest, type HttpError } from '../../http/http.js';
 import type { ChatMessage } from '../serve/openai.js';
+import type { ToolFunction } from './tool-calls.js';
+import { toolTurns } from './tool-prompt.js';
 
 function turns(messages: readonly ChatMessage[]): ChatTurn[] {
   return messages.map((m) => {
@@ -33,9 +35,15 @@ function asHttp(err: unknown): HttpError | unknown {
 }
 
 /** The rendered prompt text (block rules see it); a 400 when the template refuses the chat. */
-export function renderChatPrompt(chat: ChatPrompt, messages: readonly ChatMessage[]): string {
+export function renderChatPrompt(
+  chat: ChatPrompt,
+  messages: readonly ChatMessage[],
+  tools?: readonly ToolFunction[],
+): string {
   try {
-    return chat.template.render(turns(messages));
+    // Tools through the template, or the fallback system message (tool-prompt.ts).
+    const t = toolTurns(chat.template, turns(messages), tools);
+    return chat.template.render(t.turns, t.options);
   } catch (err) {
     throw asHttp(err);
   }
@@ -55,10 +63,12 @@ export function encodeChatPrompt(
   chat: ChatPrompt,
   messages: readonly ChatMessage[],
   redactor: Redactor,
+  tools?: readonly ToolFunction[],
 ): EncodedChatPrompt {
   let map: RedactionMap | undefined;
   let redactions = 0;
-  let list = turns(messages);
+  const withTools = toolTurns(chat.template, turns(messages), tools);
+  let list = withTools.turns;
   if (redactor.enabled) {
     map = new RedactionMap();
     list = list.map((m) => {
@@ -69,7 +79,7 @@ export function encodeChatPrompt(
     });
   }
   try {
-    const { text, ids } = chat.template.encode(list);
+    const { text, ids } = chat.template.encode(list, withTools.options);
     return { modelText: text, promptIds: ids, map, redactions };
   } catch (err) {
     throw asHttp(err);

@@ -138,7 +138,7 @@ export class RequestRun {
     const stops = [...req.stops];
     if ('messages' in req.prompt) {
       stops.push(...g.chat.stops);
-      const text = renderChatPrompt(g.chat, req.prompt.messages);
+      const text = renderChatPrompt(g.chat, req.prompt.messages, req.tools?.tools);
       return { adapter, text, messages: req.prompt.messages, stops, sampling, param: 'messages' };
     }
     return { adapter, text: req.prompt.text, messages: undefined, stops, sampling, param: 'prompt' };
@@ -186,7 +186,7 @@ export class RequestRun {
   private encode(v: Validated, prepared: Extract<PreparedPrompt, { kind: 'ready' }>): Encoded {
     const g = this.g;
     const encoded = v.messages
-      ? encodeChatPrompt(g.chat, v.messages, g.redactor)
+      ? encodeChatPrompt(g.chat, v.messages, g.redactor, this.req.tools?.tools)
       : {
           modelText: prepared.modelText,
           promptIds: prepared.ids,

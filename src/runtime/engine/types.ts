@@ -8,6 +8,8 @@
  */
 import type { Route } from '../../policy/schema.js';
 import type { ChatMessage, EdgectlInfo } from '../serve/openai.js';
+import type { ToolCallDelta } from './tool-call-stream.js';
+import type { ToolCallsOutcome, ToolPlan } from './tool-calls.js';
 
 export interface EngineRequest {
   /** `<model>` or `<model>:<adapter>`, as GET /v1/models lists them. */
@@ -35,10 +37,12 @@ export interface EngineRequest {
   delivered?: Promise<boolean>;
   /** How the request is named in the debug log line (the server passes its path). */
   label?: string;
+  /** A chat's tools, choice and output plan (tool-calls.ts `planTools`). */
+  tools?: ToolPlan;
 }
 
 /** Why an answer ended; `aborted` when the client went away (nothing more is sent). */
-export type EngineFinishReason = 'stop' | 'length' | 'content_filter' | 'aborted';
+export type EngineFinishReason = 'stop' | 'length' | 'content_filter' | 'tool_calls' | 'aborted';
 
 export type EngineEvent =
   /** The router's decision (route, why, whether the abstain rules escalated it). */
@@ -51,6 +55,8 @@ export type EngineEvent =
   | { type: 'text'; text: string }
   /** The verifier failed and the draft continues alone: the answer is unverified from here. */
   | { type: 'fallback'; route: Route; message: string }
+  /** A piece of a tool call (the first of a call carries its id and name): tool-calls.ts. */
+  | ({ type: 'tool_call' } & ToolCallDelta)
   | {
       type: 'finish';
       reason: EngineFinishReason;
@@ -60,4 +66,6 @@ export type EngineEvent =
       completionTokens: number;
       /** The `edgectl` field of the response. */
       info: EdgectlInfo;
+      /** With tools: the calls and whether each parsed and validated. */
+      tools?: ToolCallsOutcome;
     };
