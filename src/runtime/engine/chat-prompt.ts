@@ -14,7 +14,7 @@ import { RedactionMap, totalRedactions, type Redactor } from '../../policy/redac
 import { badRequest, type HttpError } from '../../http/http.js';
 import type { ChatMessage } from '../serve/openai.js';
 import type { ToolFunction } from './tool-calls.js';
-import { toolTurns } from './tool-prompt.js';
+import { redactToolCalls, toolTurns } from './tool-prompt.js';
 
 function turns(messages: readonly ChatMessage[]): ChatTurn[] {
   return messages.map((m) => {
@@ -67,19 +67,22 @@ export function encodeChatPrompt(
 ): EncodedChatPrompt {
   let map: RedactionMap | undefined;
   let redactions = 0;
-  const withTools = toolTurns(chat.template, turns(messages), tools);
-  let list = withTools.turns;
+  let list = turns(messages);
   if (redactor.enabled) {
     map = new RedactionMap();
-    list = list.map((m) => {
-      const r = redactor.redact(m.content, map);
+    const redact = (text: string): string => {
+      const r = redactor.redact(text, map);
       map = r.map;
       redactions += totalRedactions(r.counts);
-      return { ...m, content: r.text };
-    });
+      return r.text;
+    };
+    // Earlier tool calls' arguments too: a template may render them outside any content.
+    list = list.map((m) => redactToolCalls({ ...m, content: redact(m.content) }, redact));
   }
+  // Tools through the template, or the fallback system message (tool-prompt.ts).
+  const withTools = toolTurns(chat.template, list, tools);
   try {
-    const { text, ids } = chat.template.encode(list, withTools.options);
+    const { text, ids } = chat.template.encode(withTools.turns, withTools.options);
     return { modelText: text, promptIds: ids, map, redactions };
   } catch (err) {
     throw asHttp(err);

@@ -84,6 +84,16 @@ function assistantCalls(turn: ChatTurn, templateReadsCalls: boolean): ChatTurn {
   return { ...rest, content: `${rest.content}${written}` };
 }
 
+/** An assistant turn with each call's arguments text passed through `redact` (PII redaction). */
+export function redactToolCalls(turn: ChatTurn, redact: (text: string) => string): ChatTurn {
+  const calls = callsOf(turn);
+  if (calls.length === 0) return turn;
+  return {
+    ...turn,
+    tool_calls: calls.map((c) => ({ ...c, function: { ...c.function, arguments: redact(c.function.arguments) } })),
+  };
+}
+
 /** The turns and render options of a chat with tools (module comment). */
 export function toolTurns(
   template: ChatTemplate,
