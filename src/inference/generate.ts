@@ -18,6 +18,8 @@ import {
 } from './adaptive-k.js';
 import { DecodeState } from './decode-state.js';
 import { StatsRecorder, type GenerationStats } from './generation-stats.js';
+import { applyMask } from './grammar/mask.js';
+import type { TokenConstraint } from './grammar/types.js';
 import type { KvCache } from './kv-cache.js';
 import type { LoraFeeds } from './lora-slots.js';
 import type { CausalLm } from './model-session.js';
@@ -75,6 +77,12 @@ export interface GenerateOptions {
   cache?: KvCache;
   signal?: AbortSignal;
   now?: () => number;
+  /**
+   * Grammar-constrained decoding (issue #18): every token is drawn under the constraint's mask and
+   * generation ends (`eos`) once the grammar has accepted an end-of-sequence token. Speculative
+   * decoding drafts under the mask and sends the verifier the mask of every drafted position.
+   */
+  constraint?: TokenConstraint;
 }
 
 export interface SpeculativeOptions extends GenerateOptions {
@@ -166,14 +174,31 @@ export async function* generate(
       finish = 'length';
       break;
     }
-    const row = penalizedRow(await state.nextLogits(opts.lora), state.tokens, sampling);
+    let row = penalizedRow(await state.nextLogits(opts.lora), state.tokens, sampling);
+    const c = opts.constraint;
+    if (c) row = applyMask(row, await c.mask());
     const token = sampleToken(row, sampling, rng);
     state.append(token);
+    if (c && !acceptConstrained(c, token)) {
+      finish = 'eos';
+      break;
+    }
     const r = out.push(token);
     if (r.event) yield r.event;
     finish = r.finish;
   }
   yield out.done(finish);
+}
+
+/**
+ * Advances the constraint past a token drawn under its mask; false when the grammar has ended
+ * (the token was an end-of-sequence id it accepted), so the token is not output.
+ */
+function acceptConstrained(c: TokenConstraint, token: number): boolean {
+  if (!c.accept(token)) {
+    throw new Error(`token ${token} was drawn under the grammar's mask but the grammar refuses it`);
+  }
+  return !c.isTerminated();
 }
 
 /** How long a speculative round drafts: a fixed k, or adaptive k with its confidence floor. */
@@ -233,11 +258,14 @@ async function startSpeculation(
     rng: createRng(seed),
     ...(opts.lora ? { lora: opts.lora } : {}),
     ...(opts.cache ? { cache: opts.cache } : {}),
+    ...(opts.constraint ? { constraint: opts.constraint } : {}),
     now,
   });
   const maxPositions = Math.min(draft.config.maxPositions ?? Infinity, opts.verifierMaxPositions ?? Infinity);
   let first: number | undefined;
-  const wantFirst = opts.maxTokens > 0 && promptIds.length < maxPositions;
+  // The first token from the prefill would be drawn without the grammar's mask: a constrained
+  // request starts with a verify round instead (one more round trip).
+  const wantFirst = opts.maxTokens > 0 && promptIds.length < maxPositions && opts.constraint === undefined;
   const prefill = drafter.prefill();
   // Awaited by the caller; this only keeps an early rejection from being reported as unhandled.
   prefill.catch(() => undefined);

@@ -12,6 +12,7 @@ import { randomUUID } from 'node:crypto';
 import { ConflictError, UserError } from '../foundation/errors.js';
 import { acceptGreedy, acceptRejectionSampling, type AcceptanceResult } from './acceptance.js';
 import { DecodeState } from './decode-state.js';
+import { applyMask } from './grammar/mask.js';
 import type { KvCache } from './kv-cache.js';
 import type { CausalLm } from './model-session.js';
 import { createRng, type Rng } from './rng.js';
@@ -153,11 +154,20 @@ export class InProcessVerifierSession implements VerifierSession {
     }
   }
 
-  private async round({ draft, draftDists }: VerifyRequest): Promise<VerifyResult> {
+  private async round({ draft, draftDists, masks }: VerifyRequest): Promise<VerifyResult> {
     const t0 = this.now();
     const greedy = isGreedy(this.sampling);
     // Validate everything before the forward pass, so a bad request leaves the session untouched.
     const q = checkDraft(draft, draftDists, this.state.model.vocabSize, greedy);
+    if (masks !== undefined && masks.length !== draft.length + 1) {
+      throw new UserError(
+        `masks: ${masks.length} token masks for ${draft.length} drafted tokens; send ${draft.length + 1}`,
+        {
+          code: 'E_VERIFY_INPUT',
+          suggestion: 'Send the mask before each drafted token and the one after the last.',
+        },
+      );
+    }
     const base = this.state.length;
     const penalty = hasRepetitionPenalty(this.sampling)
       ? new RepetitionPenalty(this.sampling.repetitionPenalty as number, this.state.tokens)
@@ -169,6 +179,8 @@ export class InProcessVerifierSession implements VerifierSession {
     if (logits !== undefined) {
       for (let r = Math.max(0, unfedCount - 1); r < logits.rows; r++) rows.push(logits.row(r));
     }
+    // Position i's grammar mask: tokens the grammar forbids there get no probability at all.
+    if (masks !== undefined) rows = rows.map((row, i) => applyMask(row, masks[i] as Uint32Array));
     // Row i is penalised over the session's tokens plus draft[0..i): exactly the history
     // verifier-only decoding would have had there, had it produced those drafts itself.
     if (penalty) {

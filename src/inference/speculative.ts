@@ -16,6 +16,8 @@
  */
 import { OperationalError } from '../foundation/errors.js';
 import { DecodeState } from './decode-state.js';
+import { applyMask } from './grammar/mask.js';
+import type { TokenConstraint } from './grammar/types.js';
 import type { KvCache } from './kv-cache.js';
 import type { LoraFeeds } from './lora-slots.js';
 import type { CausalLm } from './model-session.js';
@@ -35,6 +37,11 @@ export interface DraftProposal {
   tokens: number[];
   /** The distribution each token was drawn from (sampling only). */
   dists: Float32Array[] | undefined;
+  /**
+   * Constrained drafting: the grammar's mask at each of the k + 1 positions the verifier scores
+   * (before each drafted token, then after the last), along the drafted path.
+   */
+  masks: Uint32Array[] | undefined;
   draftMs: number;
 }
 
@@ -46,6 +53,8 @@ export interface DrafterOptions {
   /** A cache already covering a prefix of the prompt (computed with the same adapter). */
   cache?: KvCache;
   now?: () => number;
+  /** Grammar constraint: drafts under its mask and advances it as it drafts. */
+  constraint?: TokenConstraint;
 }
 
 export class Drafter {
@@ -73,14 +82,21 @@ export class Drafter {
   async propose(k: number, minConfidence = 0): Promise<DraftProposal> {
     const t0 = this.now();
     const greedy = isGreedy(this.opts.sampling);
+    const c = this.opts.constraint;
     const tokens: number[] = [];
     const dists: Float32Array[] = [];
+    const masks: Uint32Array[] = [];
     let confidence = 1;
     for (let i = 0; i < k; i++) {
       // Penalised over the draft's own history (prompt, output, earlier drafts of this round),
       // the same history the verifier penalises this position with.
       const raw = await this.state.nextLogits(this.opts.lora);
-      const row = penalizedRow(raw, this.state.tokens, this.opts.sampling);
+      let row = penalizedRow(raw, this.state.tokens, this.opts.sampling);
+      if (c) {
+        const mask = await c.mask();
+        masks.push(mask);
+        row = applyMask(row, mask);
+      }
       let token: number;
       if (greedy) {
         token = argmax(row);
@@ -93,13 +109,38 @@ export class Drafter {
       }
       tokens.push(token);
       this.state.append(token);
+      if (c && !c.accept(token))
+        throw new Error(`drafted token ${token} was refused by its own grammar mask`);
+      // The grammar ended (end-of-sequence): nothing after it can be output.
+      if (c?.isTerminated()) break;
       if (confidence < minConfidence) break;
     }
-    return { tokens, dists: greedy ? undefined : dists, draftMs: this.now() - t0 };
+    if (c) {
+      // The bonus position's mask; after the grammar ended any mask will do (the bonus is discarded).
+      masks.push(c.isTerminated() ? (masks.at(-1) as Uint32Array) : await c.mask());
+    }
+    return {
+      tokens,
+      dists: greedy ? undefined : dists,
+      masks: c ? masks : undefined,
+      draftMs: this.now() - t0,
+    };
   }
 
   /** Applies the verifier's answer: keep `accepted` of the tokens proposed after `base`, then `nextToken`. */
   commit(base: number, accepted: number, nextToken: number): void {
+    const c = this.opts.constraint;
+    if (c) {
+      c.rollBack(this.state.length - base - accepted);
+      // After an accepted end-of-sequence the verifier's token is discarded by the caller.
+      if (!c.isTerminated() && !c.accept(nextToken)) {
+        throw new OperationalError(`the verifier's token ${nextToken} violates the grammar`, {
+          code: 'E_VERIFIER_PROTOCOL',
+          suggestion:
+            'The verifier did not apply the token masks; use a verifier that lists token_masks in /v1/identity.',
+        });
+      }
+    }
     this.state.truncate(base + accepted);
     this.state.append(nextToken);
   }
@@ -125,11 +166,11 @@ export async function speculativeRound(
   const base = drafter.state.length;
   const proposal = await drafter.propose(k, minConfidence);
   const t0 = now();
-  const result = await session.verify(
-    proposal.dists === undefined
-      ? { draft: proposal.tokens }
-      : { draft: proposal.tokens, draftDists: proposal.dists },
-  );
+  const result = await session.verify({
+    draft: proposal.tokens,
+    ...(proposal.dists === undefined ? {} : { draftDists: proposal.dists }),
+    ...(proposal.masks === undefined ? {} : { masks: proposal.masks }),
+  });
   const roundMs = now() - t0;
   if (!(
     Number.isInteger(result.accepted) &&

@@ -45,6 +45,13 @@ export interface VerifyRequest {
    * drafted token). Needed for lossless rejection sampling; ignored by greedy sessions.
    */
   draftDists?: readonly DraftDistribution[];
+  /**
+   * Grammar-constrained sessions: the token mask at each of the draft.length + 1 scored positions
+   * (bit i set = token i allowed). The verifier sets every other logit to -Infinity before
+   * acceptance, so greedy output equals constrained verifier-only decoding and sampling is
+   * lossless with respect to the masked distribution.
+   */
+  masks?: readonly Uint32Array[];
 }
 
 export interface VerifyResult {

@@ -98,14 +98,37 @@ export interface CreateSessionResponse {
  * `first_token` (POST /v1/sessions returns the verifier's first token), `verify_stream` (verify
  * rounds over kept-alive WebSockets at /v1/stream, verify-stream.ts), `repetition_penalty`
  * (`sampling.repetition_penalty` on sessions and stateless verify, `repetition_penalty` on
- * /v1/completions; a client needing a penalty refuses a server that does not list it).
+ * /v1/completions; a client needing a penalty refuses a server that does not list it),
+ * `token_masks` (grammar-constrained decoding, issue #18: `token_masks` on verify rounds, stateless
+ * verify and stream frames, `response_format` on /v1/completions; a site refuses constrained
+ * speculative or cloud requests against a server that does not list it).
  */
-export const VERIFIER_FEATURES = ['first_token', 'verify_stream', 'repetition_penalty'] as const;
+export const VERIFIER_FEATURES = [
+  'first_token',
+  'verify_stream',
+  'repetition_penalty',
+  'token_masks',
+] as const;
 export type VerifierFeature = (typeof VERIFIER_FEATURES)[number];
+
+/**
+ * One position's grammar mask: the allowed ids, or a base64 bitset of little-endian 32-bit words
+ * (bit i = token i allowed); the site sends whichever is shorter (src/inference/grammar/mask.ts).
+ */
+export const tokenMaskSchema = z.union([
+  z.object({ allow: tokenIdsSchema }).strict(),
+  z.object({ bitmask: z.string().max(1 << 20) }).strict(),
+]);
+/** Constrained rounds: one mask per scored position (draft_ids.length + 1), applied before acceptance. */
+const tokenMasks = z
+  .array(tokenMaskSchema)
+  .max(MAX_DRAFT_TOKENS + 1)
+  .optional();
 
 const verifyFields = {
   draft_ids: tokenIdsSchema.max(MAX_DRAFT_TOKENS),
   draft_probs: z.array(draftProbsRowSchema).optional(),
+  token_masks: tokenMasks,
 };
 const onePerDraft = (b: { draft_ids: number[]; draft_probs?: unknown[] | undefined }): boolean =>
   b.draft_probs === undefined || b.draft_probs.length === b.draft_ids.length;
@@ -142,6 +165,7 @@ export const statelessVerifySchema = z
     prefix_ids: tokenIdsSchema.min(1),
     draft_ids: tokenIdsSchema.max(MAX_DRAFT_TOKENS),
     draft_probs: z.array(draftProbsRowSchema).optional(),
+    token_masks: tokenMasks,
     sampling: samplingSchema.optional(),
   })
   .strict()
@@ -174,6 +198,8 @@ export const completionSchema = z.looseObject({
   ignore_eos: z.boolean().default(false),
   echo: z.literal(false).optional(),
   logprobs: z.null().optional(),
+  /** OpenAI structured outputs (servers listing `token_masks`): `text`, `json_object`, `json_schema`. */
+  response_format: z.unknown().optional(),
 });
 export type CompletionRequest = z.input<typeof completionSchema>;
 

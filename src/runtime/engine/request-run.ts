@@ -37,6 +37,8 @@ import {
 import type { EngineParts } from './site-engine.js';
 import type { EngineEvent, EngineRequest } from './types.js';
 import { poolAccess } from './verifier-access.js';
+import { checkStructured, compileConstraint, type StructuredInfo } from './structured.js';
+import type { CompiledConstraint } from '../../inference/grammar/index.js';
 
 /** Default `max_tokens` when a request gives none (capped by the context left). */
 export const DEFAULT_MAX_TOKENS = 128;
@@ -65,6 +67,8 @@ export class RequestRun {
   private state: RunState | undefined;
   private ttftMs: number | undefined;
   private leaveAdmission: (() => void) | undefined;
+  /** The request's grammar constraint, compiled for the draft's tokenizer. */
+  private constraint: CompiledConstraint | undefined;
   private readonly t0 = performance.now();
 
   constructor(
@@ -77,6 +81,7 @@ export class RequestRun {
   async *steps(): AsyncGenerator<EngineEvent, RequestOutcome, undefined> {
     try {
       const v = this.validate();
+      this.constraint = await compileConstraint(this.g, this.req.constraint);
       await this.admit(v);
       // A chat is tokenized once, by its template (encode); the preparation only screens and bounds it.
       const prepared = await this.parts.prompts.prepare(this.g, v.text, v.messages === undefined);
@@ -271,6 +276,7 @@ export class RequestRun {
           minDraftConfidence: spec.minDraftConfidence,
         },
         signal: this.signal,
+        ...(this.constraint ? { constraint: this.constraint } : {}),
       },
       {
         model: g.model,
@@ -283,6 +289,7 @@ export class RequestRun {
     );
     const out = new OutputText(g.tokenizer, enc.promptIds, v.stops, enc.map);
     let finish: ExecFinish = 'length';
+    let all = '';
     try {
       for (;;) {
         const n = await exec.next();
@@ -295,6 +302,7 @@ export class RequestRun {
         if (e.type !== 'token') continue;
         this.ttftMs ??= performance.now() - this.t0;
         const r = out.push(e.token);
+        all += r.text;
         if (r.text !== '') yield { type: 'text', text: r.text };
         if (r.stopped) {
           finish = 'stop';
@@ -307,7 +315,10 @@ export class RequestRun {
     }
     const tail = out.end();
     if (tail !== '') yield { type: 'text', text: tail };
-    return yield* this.finish(v, enc, finish === 'length' && !out.stopped ? 'length' : finish, live);
+    finish = finish === 'length' && !out.stopped ? 'length' : finish;
+    if (this.constraint === undefined) return yield* this.finish(v, enc, finish, live);
+    const checked = checkStructured(this.constraint, all + tail, finish);
+    return yield* this.finish(v, enc, checked.finish, live, checked.info);
   }
 
   private async *finish(
@@ -315,6 +326,7 @@ export class RequestRun {
     enc: Encoded,
     finish: ExecFinish,
     live: RunState,
+    structured?: StructuredInfo,
   ): AsyncGenerator<EngineEvent, RequestOutcome, undefined> {
     const outcome = this.outcome();
     this.parts.report(outcome, this.g, this.req.label);
@@ -340,7 +352,10 @@ export class RequestRun {
       unverified: live.unverified,
       promptTokens: enc.promptIds.length,
       completionTokens: live.emitted.length,
-      info: edgectlInfo(this.decision, live, this.redactions),
+      info: {
+        ...edgectlInfo(this.decision, live, this.redactions),
+        ...(structured ? { structured } : {}),
+      },
     };
     return outcome;
   }

@@ -20,6 +20,7 @@
 import { OperationalError } from '../../foundation/errors.js';
 import type { AdaptiveKOptions } from '../../inference/adaptive-k.js';
 import { generate, generateSpeculative, type GenerateEvent } from '../../inference/generate.js';
+import type { CompiledConstraint, ConstraintMatcher } from '../../inference/grammar/index.js';
 import type { HttpVerifier } from '../../verifier/client/http-verifier.js';
 import type { KvCache } from '../../inference/kv-cache.js';
 import type { LoraFeeds } from '../../inference/lora-slots.js';
@@ -27,6 +28,7 @@ import type { CausalLm } from '../../inference/model-session.js';
 import { hasRepetitionPenalty, type SamplingParams } from '../../inference/sampling.js';
 import type { Route } from '../../policy/schema.js';
 import { CountingVerifier, VerifierCallError, verifierCall } from './counting-verifier.js';
+import { responseFormatWire } from './structured.js';
 import type { VerifierAccess } from './verifier-access.js';
 
 export { VerifierCallError } from './counting-verifier.js';
@@ -70,6 +72,12 @@ export interface RouteRequest {
   /** Speculative drafting: fixed or adaptive k, its bounds, the confidence floor. */
   drafting: { k: number | 'auto'; adaptive?: AdaptiveKOptions; minDraftConfidence?: number };
   signal: AbortSignal;
+  /**
+   * Grammar-constrained decoding (issue #18), compiled for the draft's tokenizer: edge samples
+   * under its mask, speculative drafts under it and sends the verifier each position's mask, cloud
+   * asks the verifier for the same `response_format`.
+   */
+  constraint?: CompiledConstraint;
 }
 
 /** A token; text the verifier decoded (cloud route on a text prompt only); a fallback to the draft. */
@@ -211,6 +219,23 @@ class RouteRun {
     return p.ids;
   }
 
+  /**
+   * A fresh matcher advanced over the tokens already produced (a fallback continues the answer
+   * under the same grammar); undefined without a constraint.
+   */
+  private async matcher(): Promise<ConstraintMatcher | undefined> {
+    const c = this.req.constraint;
+    if (c === undefined) return undefined;
+    const m = await c.matcher();
+    for (const token of this.state.emitted) {
+      if (!m.accept(token)) {
+        m.dispose();
+        throw new Error(`token ${token} already produced does not follow the grammar`);
+      }
+    }
+    return m;
+  }
+
   /** The draft's own events as tokens; the inference engine's finish reason, if it gave one. */
   private async *consume(
     events: AsyncIterable<GenerateEvent>,
@@ -238,7 +263,8 @@ class RouteRun {
     return {
       sampling: r.sampling,
       ...(r.seed === undefined ? {} : { seed: r.seed }),
-      ...(r.ignoreEos ? { eosTokenIds: [] } : {}),
+      // A grammar ends with end-of-sequence, so a constrained request always honours it.
+      ...(r.ignoreEos && r.constraint === undefined ? { eosTokenIds: [] } : {}),
       ...(r.lora ? { lora: r.lora } : {}),
       signal: r.signal,
     };
@@ -250,12 +276,18 @@ class RouteRun {
     const remaining = req.maxTokens - state.emitted.length;
     if (remaining <= 0) return 'length';
     const fresh = state.emitted.length === 0;
-    const events = generate(this.draftModel(), [...this.promptIds(), ...state.emitted], {
-      ...this.common(),
-      maxTokens: remaining,
-      ...(fresh && req.cache ? { cache: req.cache } : {}),
-    });
-    return (yield* this.consume(events)) ?? 'length';
+    const constraint = await this.matcher();
+    try {
+      const events = generate(this.draftModel(), [...this.promptIds(), ...state.emitted], {
+        ...this.common(),
+        maxTokens: remaining,
+        ...(fresh && req.cache ? { cache: req.cache } : {}),
+        ...(constraint ? { constraint } : {}),
+      });
+      return (yield* this.consume(events)) ?? 'length';
+    } finally {
+      constraint?.dispose();
+    }
   }
 
   private async *speculative(verifier: HttpVerifier): AsyncGenerator<RouteEvent, ExecFinish | undefined> {
@@ -269,16 +301,23 @@ class RouteRun {
       this.deps.onRound?.(drafted, accepted);
     });
     const d = req.drafting;
-    const events = generateSpeculative(this.draftModel(), counting, this.promptIds(), {
-      ...this.common(),
-      maxTokens: req.maxTokens,
-      ...(req.cache ? { cache: req.cache } : {}),
-      k: d.k,
-      ...(d.adaptive ? { adaptive: d.adaptive } : {}),
-      ...(d.minDraftConfidence === undefined ? {} : { minDraftConfidence: d.minDraftConfidence }),
-      verifierMaxPositions: verifier.maxContext,
-    });
-    return yield* this.consume(events);
+    if (req.constraint) verifier.requireMaskSupport();
+    const constraint = await this.matcher();
+    try {
+      const events = generateSpeculative(this.draftModel(), counting, this.promptIds(), {
+        ...this.common(),
+        maxTokens: req.maxTokens,
+        ...(req.cache ? { cache: req.cache } : {}),
+        k: d.k,
+        ...(d.adaptive ? { adaptive: d.adaptive } : {}),
+        ...(d.minDraftConfidence === undefined ? {} : { minDraftConfidence: d.minDraftConfidence }),
+        verifierMaxPositions: verifier.maxContext,
+        ...(constraint ? { constraint } : {}),
+      });
+      return yield* this.consume(events);
+    } finally {
+      constraint?.dispose();
+    }
   }
 
   /** Cloud-only: the verifier generates; a token-id prompt's tokens are decoded by the consumer. */
@@ -290,6 +329,7 @@ class RouteRun {
     const p = req.prompt;
     const text = !('ids' in p);
     let finish: ExecFinish | undefined;
+    if (req.constraint) verifier.requireMaskSupport();
     try {
       const chunks = verifier.complete(
         {
@@ -301,7 +341,8 @@ class RouteRun {
             ? { repetition_penalty: req.sampling.repetitionPenalty as number }
             : {}),
           ...(req.seed === undefined ? {} : { seed: req.seed }),
-          ...(req.ignoreEos ? { ignore_eos: true } : {}),
+          ...(req.ignoreEos && !req.constraint ? { ignore_eos: true } : {}),
+          ...(req.constraint ? { response_format: responseFormatWire(req.constraint.constraint) } : {}),
           ...(!('ids' in p) && p.stop.length > 0 ? { stop: [...p.stop] } : {}),
           ...(text ? { stream_options: { include_usage: true } } : {}),
         },

@@ -14,9 +14,10 @@
  *
  * Arguments are checked after generation with ajv against their function's schema: the grammar
  * engine does not enforce every keyword (formats, `multipleOf`, ...) and an answer can be cut
- * short. `finish_reason` is `tool_calls` only when every call parsed and validated; otherwise
- * it is `length` (cut short) or `stop`, the calls are still returned as generated, and the
- * finish's `tools.errors` says what failed (the `edgectl.tool_calls` field of the response).
+ * short. `finish_reason` is `tool_calls` only when every call parsed and validated; otherwise it
+ * is `length`, as for any constrained output that does not validate (structured.ts), the calls
+ * are still returned as generated, and the finish's `tools.errors` says what failed (the
+ * `edgectl.tool_calls` field of the response).
  */
 import type { ValidateFunction } from 'ajv';
 import { UserError } from '../../foundation/errors.js';
@@ -117,9 +118,17 @@ function callSchema(t: ToolFunction, at: string): Record<string, unknown> {
   };
 }
 
-function anyCall(tools: readonly ToolFunction[], at: string): Record<string, unknown> {
-  if (tools.length === 1) return callSchema(tools[0] as ToolFunction, at);
-  return { anyOf: tools.map((t, i) => callSchema(t, `${at}/anyOf/${i}`)) };
+/**
+ * The calls' schema: one call object, or (several tools, or an array) each tool's call object in
+ * the root `$defs` referenced by name, because xgrammar resolves `$ref` pointers through object
+ * keys only (not `anyOf/1`).
+ */
+function callsSchema(tools: readonly ToolFunction[], array: boolean): Record<string, unknown> {
+  if (tools.length === 1 && !array) return callSchema(tools[0] as ToolFunction, '');
+  const defs = Object.fromEntries(tools.map((t, i) => [`call_${i}`, callSchema(t, `/$defs/call_${i}`)]));
+  const refs = tools.map((_, i) => ({ $ref: `#/$defs/call_${i}` }));
+  const one = refs.length === 1 ? (refs[0] as object) : { anyOf: refs };
+  return { ...(array ? { type: 'array', items: one, minItems: 1 } : one), $defs: defs };
 }
 
 function dialect(tools: readonly ToolFunction[]): Record<string, unknown> {
@@ -145,9 +154,7 @@ function grammarFor(req: ToolRequest): Pick<ToolPlan, 'shape' | 'constraint' | '
   }
   const picked = choice === 'required' ? tools : tools.filter((t) => t.name === choice.name);
   const array = choice === 'required' && parallel;
-  const schema = array
-    ? { type: 'array', items: anyCall(picked, '/items'), minItems: 1 }
-    : anyCall(picked, '');
+  const schema = callsSchema(picked, array);
   const name = choice === 'required' ? 'tool_calls' : choice.name;
   return {
     shape: array ? 'array' : 'single',
@@ -209,9 +216,11 @@ export function finishCalls(
 
 type Finish = Extract<EngineEvent, { type: 'finish' }>;
 
+/** `tool_calls` when every call is valid; an invalid answer finishes `length`, as structured outputs do. */
 function finishReason(e: Finish, out: ToolCallsOutcome): Finish['reason'] {
-  if (e.reason !== 'stop') return e.reason;
-  return out.calls.length > 0 && out.valid ? 'tool_calls' : 'stop';
+  if (e.reason !== 'stop' && e.reason !== 'length') return e.reason;
+  if (!out.valid) return 'length';
+  return e.reason === 'stop' && out.calls.length > 0 ? 'tool_calls' : e.reason;
 }
 
 function* deltas(calls: readonly ToolCallDelta[]): Generator<EngineEvent> {

@@ -6,6 +6,7 @@
  * code, the field at fault) because the engine's refusals — 400 naming the field, 404 unknown
  * model, 429 busy, 503 verifier unavailable — are part of the runtime's contract, not of fastify.
  */
+import type { GrammarConstraint } from '../../inference/grammar/types.js';
 import type { Route } from '../../policy/schema.js';
 import type { ChatMessage, EdgectlInfo } from '../serve/openai.js';
 import type { ToolCallDelta } from './tool-call-stream.js';
@@ -39,6 +40,11 @@ export interface EngineRequest {
   label?: string;
   /** A chat's tools, choice and output plan (tool-calls.ts `planTools`). */
   tools?: ToolPlan;
+  /**
+   * Grammar-constrained output (issue #18: `response_format`, tool calls), honoured on every route;
+   * the output is checked against it at the end (`edgectl.structured`).
+   */
+  constraint?: GrammarConstraint;
 }
 
 /** Why an answer ended; `aborted` when the client went away (nothing more is sent). */

@@ -28,8 +28,15 @@ import {
   type CompletionRequest,
   type ResponseBase,
 } from './openai.js';
+import { parseResponseFormat } from './response-format.js';
 import { SseStream } from './sse-stream.js';
-import { toolCallChunk, toolCallsInfo, toolMessage, toolPlanOf } from './tools-wire.js';
+import {
+  toolCallChunk,
+  toolCallsInfo,
+  toolMessage,
+  toolPlanOf,
+  withToolConstraint,
+} from './tools-wire.js';
 
 export type Kind = 'chat' | 'completion';
 
@@ -72,6 +79,7 @@ function parseRequest(kind: Kind, req: FastifyRequest, delivered: Promise<boolea
   const chat = kind === 'chat' ? (body as ChatRequest) : undefined;
   const p = chat ? undefined : (body as CompletionRequest).prompt;
   const tools = chat ? toolPlanOf(chat) : undefined;
+  const constraint = withToolConstraint(tools, parseResponseFormat(req.body));
   const request: EngineRequest = {
     model: body.model,
     prompt: chat ? { messages: chat.messages } : { text: typeof p === 'string' ? p : (p?.[0] as string) },
@@ -86,6 +94,7 @@ function parseRequest(kind: Kind, req: FastifyRequest, delivered: Promise<boolea
     override: routeOverride(body, req),
     delivered,
     label: PATHS[kind],
+    ...(constraint ? { constraint } : {}),
   };
   return {
     request,

@@ -146,6 +146,8 @@ export interface EdgectlInfo {
   redactions: number;
   /** With tools: whether every call parsed and validated against its function, and what failed. */
   tool_calls?: { valid: boolean; errors: string[] };
+  /** Constrained requests (`response_format`): whether the output validates, and why not. */
+  structured?: { valid: boolean; reason?: string };
 }
 
 export interface Usage {

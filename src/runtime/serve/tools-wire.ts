@@ -12,6 +12,7 @@
  */
 import { z } from 'zod';
 import { badRequest } from '../../http/http.js';
+import type { GrammarConstraint } from '../../inference/grammar/index.js';
 import type { ToolCallDelta } from '../engine/tool-call-stream.js';
 import type { ResponseBase } from './openai.js';
 import { planTools, type ToolCallsOutcome, type ToolChoice, type ToolPlan } from '../engine/tool-calls.js';
@@ -102,6 +103,24 @@ export function toolPlanOf(body: ToolBody): ToolPlan | undefined {
     choice,
     parallel: body.parallel_tool_calls ?? true,
   });
+}
+
+/**
+ * The request's grammar: the tool plan's, or `response_format`'s; both at once is a 400 (the calls
+ * have their own grammar; `tool_choice: "none"` keeps the tools out of it).
+ */
+export function withToolConstraint(
+  plan: ToolPlan | undefined,
+  format: GrammarConstraint | undefined,
+): GrammarConstraint | undefined {
+  if (plan?.constraint !== undefined && format !== undefined) {
+    throw badRequest(
+      `response_format: cannot be combined with tool_choice ${JSON.stringify(plan.choice)}: tool calls have their own grammar; use tool_choice "none" or leave response_format out`,
+      'invalid_request',
+      'response_format',
+    );
+  }
+  return plan?.constraint ?? format;
 }
 
 /** The answer's message with tool calls (OpenAI's shape). */

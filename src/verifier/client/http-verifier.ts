@@ -17,6 +17,7 @@ import {
   type VerifyResponse,
 } from '../protocol.js';
 import { hasRepetitionPenalty, type SamplingParams } from '../../inference/sampling.js';
+import { encodeMask } from '../../inference/grammar/mask.js';
 import { VerifierHttp } from './verifier-transport.js';
 import { StreamUnavailableError, VerifyStreamPool } from './verify-stream-client.js';
 import {
@@ -148,6 +149,21 @@ export class HttpVerifier implements Verifier {
     );
   }
 
+  /**
+   * Refuses grammar-constrained decoding (issue #18) against a server that would ignore the masks
+   * or `response_format`: its output would not follow the grammar.
+   */
+  requireMaskSupport(): void {
+    if (this.supports('token_masks')) return;
+    throw new UserError(
+      `response_format: the verifier at ${this.url} does not support grammar-constrained decoding (its /v1/identity features lack "token_masks")`,
+      {
+        code: 'E_VERIFIER_FEATURE',
+        suggestion: 'Upgrade the verifier to this edgectl version, or send the request on the edge route.',
+      },
+    );
+  }
+
   async start(promptIds: readonly number[], opts: VerifierStartOptions = {}): Promise<HttpVerifierSession> {
     this.requirePenaltySupport(opts.sampling);
     // Older servers refuse unknown fields, so the first token is asked for only where announced.
@@ -235,6 +251,7 @@ export class HttpVerifierSession implements VerifierSession {
   async verify(request: VerifyRequest): Promise<VerifyResult> {
     const body: Record<string, unknown> = { draft_ids: request.draft };
     if (request.draftDists !== undefined) body.draft_probs = request.draftDists.map(wireDistribution);
+    if (request.masks !== undefined) body.token_masks = request.masks.map((m) => encodeMask(m));
     const res = (await this.verifyOverStream(body)) ?? (await this.verifyOverPost(body));
     return {
       accepted: res.accepted,

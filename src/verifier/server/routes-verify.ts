@@ -8,6 +8,7 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { InProcessVerifierSession } from '../../inference/in-process-verifier.js';
 import type { DraftDistribution } from '../../inference/verifier.js';
+import { decodeMask, type TokenMaskWire } from '../../inference/grammar/mask.js';
 import { badRequest, notFound, parseBody } from '../../http/http.js';
 import { clientGoneSignal, samplingFromWire, type VerifierContext } from './context.js';
 import {
@@ -26,18 +27,26 @@ export type VerifyRound = (
   draft: number[],
   rows: DraftProbsRow[] | undefined,
   signal: AbortSignal,
+  /** Grammar masks of the draft.length + 1 scored positions (`token_masks`). */
+  masks?: TokenMaskWire[],
 ) => Promise<Omit<VerifyResponse, 'context_tokens'> & { length: number }>;
 
 /** One admitted, counted verify round: shared by the POST route and the verify stream. */
 export function verifyRound(ctx: VerifierContext): VerifyRound {
   const { model, metrics, admission } = ctx;
-  return async (session, draft, rows, signal) => {
+  return async (session, draft, rows, signal, masks) => {
     model.checkIds(draft, 'draft_ids');
+    const vocab = ctx.verifier.vocabSize;
+    const bits = masks?.map((m, i) => decodeMask(m, vocab, `token_masks[${i}]`));
     model.checkContext(session.length + draft.length, 'session context plus draft');
     return admission.run(async () => {
       // Fed in this round's pass: tokens the cache lacks (last round's verifier token) plus the draft.
       const positions = session.length - session.cachedLength + draft.length;
-      const r = await session.verify({ draft, ...(rows ? { draftDists: rows.map(toDistribution) } : {}) });
+      const r = await session.verify({
+        draft,
+        ...(rows ? { draftDists: rows.map(toDistribution) } : {}),
+        ...(bits ? { masks: bits } : {}),
+      });
       if (positions > 0) metrics.forward('verify', positions, r.verifierMs / 1000);
       metrics.verifyRound(draft.length, r.accepted);
       return {
@@ -125,6 +134,7 @@ export function registerVerifyRoutes(app: FastifyInstance, ctx: VerifierContext)
           body.draft_ids,
           body.draft_probs,
           clientGoneSignal(reply),
+          body.token_masks,
         );
         return { ...r, context_tokens: length };
       } finally {
@@ -156,6 +166,7 @@ export function registerVerifyRoutes(app: FastifyInstance, ctx: VerifierContext)
         body.draft_ids,
         body.draft_probs,
         clientGoneSignal(reply),
+        body.token_masks,
       );
       return r;
     } finally {

@@ -104,7 +104,13 @@ function serveStream(
     const body = parseBody(verifyFrameSchema, frame.json);
     const lease = ctx.sessions.acquire(body.session_id);
     try {
-      const { length, ...r } = await round(lease.value, body.draft_ids, body.draft_probs, gone.signal);
+      const { length, ...r } = await round(
+        lease.value,
+        body.draft_ids,
+        body.draft_probs,
+        gone.signal,
+        body.token_masks,
+      );
       return { ...r, context_tokens: length };
     } finally {
       lease.release();

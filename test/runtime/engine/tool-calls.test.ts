@@ -66,7 +66,12 @@ describe('planTools', () => {
     expect(req.shape).toBe('array');
     expect(req.constraint).toMatchObject({
       kind: 'json_schema',
-      schema: { type: 'array', minItems: 1, items: { anyOf: [{}, { properties: { arguments: { properties: { tree: { $ref: '#/items/anyOf/1/properties/arguments/$defs/tree' } } } } }] } },
+      schema: {
+        type: 'array',
+        minItems: 1,
+        items: { anyOf: [{ $ref: '#/$defs/call_0' }, { $ref: '#/$defs/call_1' }] },
+        $defs: { call_1: { properties: { arguments: { properties: { tree: { $ref: '#/$defs/call_1/properties/arguments/$defs/tree' } } } } } },
+      },
     });
     const one = planTools({ tools: [WEATHER], choice: 'required', parallel: false });
     expect(one.shape).toBe('single');

@@ -264,7 +264,7 @@ describe('tool calls at the site (real verifier process)', () => {
     expect(err.param).toBe('messages[1].tool_call_id');
   });
 
-  it('flags arguments that fail validation: finish stop, not tool_calls, with the error', async () => {
+  it('flags arguments that fail validation: finish length, not tool_calls, with the error', async () => {
     // xgrammar does not enforce multipleOf; ajv does, so the call is generated but fails the check.
     const strict = {
       type: 'object',
@@ -281,8 +281,8 @@ describe('tool calls at the site (real verifier process)', () => {
       max_tokens: 24,
     });
     const choice = r.choices[0];
-    expect(choice?.finish_reason).toBe('stop');
-    expect(choice?.message.tool_calls?.[0]?.function.name).toBe('pick');
+    expect(choice?.finish_reason).toBe('length');
+    expect((choice?.message.tool_calls?.[0] as { function: { name: string } }).function.name).toBe('pick');
     const info = (r as unknown as { edgectl: { tool_calls: { valid: boolean; errors: string[] } } }).edgectl;
     expect(info.tool_calls.valid).toBe(false);
     expect(info.tool_calls.errors[0]).toMatch(/^tool_calls\[0\]\.arguments\/n: must be multiple of 10/);
