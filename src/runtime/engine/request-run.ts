@@ -142,7 +142,8 @@ export class RequestRun {
     if (penalty !== undefined && penalty !== 1) sampling.repetitionPenalty = penalty;
     const stops = [...req.stops];
     if ('messages' in req.prompt) {
-      stops.push(...g.chat.stops);
+      // Forced tool calls end where their grammar ends (tool-calls.ts `ownsEnd`).
+      if (!req.tools?.ownsEnd) stops.push(...g.chat.stops);
       const text = renderChatPrompt(g.chat, req.prompt.messages, req.tools?.tools);
       return { adapter, text, messages: req.prompt.messages, stops, sampling, param: 'messages' };
     }

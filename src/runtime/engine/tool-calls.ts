@@ -54,6 +54,12 @@ export interface ToolPlan extends ToolRequest {
   constraint: GrammarConstraint | undefined;
   /** Stop strings the plan adds (`</tool_call>` for one call under `auto`). */
   stops: string[];
+  /**
+   * The grammar alone ends the answer (forced calls: end-of-sequence only after a complete call),
+   * so the model's turn stops (generation_config.json `stop_strings`, e.g. the fixtures' newline)
+   * do not apply: they would cut a call whose JSON spans lines.
+   */
+  ownsEnd: boolean;
 }
 
 export interface ToolCallsOutcome {
@@ -137,9 +143,9 @@ function dialect(tools: readonly ToolFunction[]): Record<string, unknown> {
 }
 
 /** The constraint and output shape of a checked request (module comment). */
-function grammarFor(req: ToolRequest): Pick<ToolPlan, 'shape' | 'constraint' | 'stops'> {
+function grammarFor(req: ToolRequest): Pick<ToolPlan, 'shape' | 'constraint' | 'stops' | 'ownsEnd'> {
   const { tools, choice, parallel } = req;
-  if (choice === 'none') return { shape: undefined, constraint: undefined, stops: [] };
+  if (choice === 'none') return { shape: undefined, constraint: undefined, stops: [], ownsEnd: false };
   if (choice === 'auto') {
     const tags = tools.map((t) => ({
       begin: `${TOOL_CALL_BEGIN}{"name": ${JSON.stringify(t.name)}, "arguments": `,
@@ -150,6 +156,7 @@ function grammarFor(req: ToolRequest): Pick<ToolPlan, 'shape' | 'constraint' | '
       shape: 'tagged',
       constraint: { kind: 'structural_tag', tags, triggers: [TOOL_CALL_BEGIN] },
       stops: parallel ? [] : [TOOL_CALL_END],
+      ownsEnd: false,
     };
   }
   const picked = choice === 'required' ? tools : tools.filter((t) => t.name === choice.name);
@@ -160,6 +167,7 @@ function grammarFor(req: ToolRequest): Pick<ToolPlan, 'shape' | 'constraint' | '
     shape: array ? 'array' : 'single',
     constraint: { kind: 'json_schema', schema: { ...dialect(picked), ...schema }, name, strict: true },
     stops: [],
+    ownsEnd: true,
   };
 }
 

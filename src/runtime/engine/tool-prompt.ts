@@ -41,16 +41,18 @@ export function taggedCall(name: string, args: string): string {
   return `${TOOL_CALL_BEGIN}{"name": ${JSON.stringify(name)}, "arguments": ${json}}${TOOL_CALL_END}`;
 }
 
-/** The fallback system text: one line, so transcript templates keep one line per turn. */
+/**
+ * The fallback system text: one line, so transcript templates keep one line per turn, and short
+ * (`$schema` dropped), because small models have small contexts.
+ */
 export function fallbackToolsText(tools: readonly ToolFunction[]): string {
-  const list = tools.map((t) => ({
-    name: t.name,
-    ...(t.description === undefined ? {} : { description: t.description }),
-    parameters: t.parameters ?? { type: 'object', properties: {} },
-  }));
+  const list = tools.map((t) => {
+    const { $schema: _dialect, ...parameters } = t.parameters ?? { type: 'object', properties: {} };
+    return { name: t.name, ...(t.description === undefined ? {} : { description: t.description }), parameters };
+  });
   return (
-    `You can call these functions: ${JSON.stringify(list)}. To call one, answer with ` +
-    `${TOOL_CALL_BEGIN}{"name": <function name>, "arguments": <arguments object>}${TOOL_CALL_END}.`
+    `Functions: ${JSON.stringify(list)}. To call one, answer ` +
+    `${TOOL_CALL_BEGIN}{"name": <name>, "arguments": <object>}${TOOL_CALL_END}.`
   );
 }
 

@@ -57,8 +57,8 @@ describe('tools in the prompt', () => {
     expect(t.options).toEqual({});
     const lines = template.render(t.turns, t.options).split('\n');
     expect(lines).toHaveLength(5);
-    expect(lines[0]).toMatch(/^System: You can call these functions: \[\{"name":"get_weather",/);
-    expect(lines[0]).toContain('<tool_call>{"name": <function name>, "arguments": <arguments object>}</tool_call>');
+    expect(lines[0]).toMatch(/^System: Functions: \[\{"name":"get_weather",/);
+    expect(lines[0]).toContain('answer <tool_call>{"name": <name>, "arguments": <object>}</tool_call>.');
     expect(lines[2]).toBe('Assistant: <tool_call>{"name": "get_weather", "arguments": {"city":"Paris"}}</tool_call>');
     expect(lines[3]).toBe('Tool: {"temp": 21}');
     expect(lines[4]).toBe('Assistant:');
@@ -69,7 +69,7 @@ describe('tools in the prompt', () => {
     const sys: ChatTurn[] = [{ role: 'system', content: 'Be brief.' }, ...CHAT.slice(0, 1)];
     const t = toolTurns(template, sys, TOOLS);
     expect(t.turns).toHaveLength(2);
-    expect(t.turns[0]?.content).toMatch(/^Be brief\. You can call these functions: /);
+    expect(t.turns[0]?.content).toMatch(/^Be brief\. Functions: /);
     expect(toolTurns(template, sys, undefined).turns).toEqual(sys);
   });
 });
