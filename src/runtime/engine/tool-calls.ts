@@ -190,10 +190,7 @@ export function planTools(req: ToolRequest): ToolPlan {
 }
 
 /** The calls checked against their functions (module comment). */
-export function finishCalls(
-  plan: ToolPlan,
-  scanned: ReturnType<ToolCallStream['result']>,
-): ToolCallsOutcome {
+export function finishCalls(plan: ToolPlan, scanned: ReturnType<ToolCallStream['result']>): ToolCallsOutcome {
   const validators = checkTools(plan.tools);
   const errors: string[] = [];
   scanned.calls.forEach((c, i) => {
@@ -248,26 +245,26 @@ export async function* withToolCalls<R>(
   let routed = false;
   try {
     for (;;) {
-    const n = await steps.next();
-    if (n.done) return n.value;
-    const e = n.value;
-    if (e.type === 'route') routed = true;
-    if (!scanner || !routed || (e.type !== 'text' && e.type !== 'finish')) {
-      yield e;
-      continue;
+      const n = await steps.next();
+      if (n.done) return n.value;
+      const e = n.value;
+      if (e.type === 'route') routed = true;
+      if (!scanner || !routed || (e.type !== 'text' && e.type !== 'finish')) {
+        yield e;
+        continue;
+      }
+      if (e.type === 'text') {
+        const piece = scanner.push(e.text);
+        if (piece.text !== '') yield { type: 'text', text: piece.text };
+        yield* deltas(piece.calls);
+        continue;
+      }
+      const tail = scanner.end();
+      if (tail.text !== '') yield { type: 'text', text: tail.text };
+      yield* deltas(tail.calls);
+      const tools = finishCalls(plan, scanner.result());
+      yield { ...e, reason: finishReason(e, tools), tools };
     }
-    if (e.type === 'text') {
-      const piece = scanner.push(e.text);
-      if (piece.text !== '') yield { type: 'text', text: piece.text };
-      yield* deltas(piece.calls);
-      continue;
-    }
-    const tail = scanner.end();
-    if (tail.text !== '') yield { type: 'text', text: tail.text };
-    yield* deltas(tail.calls);
-    const tools = finishCalls(plan, scanner.result());
-    yield { ...e, reason: finishReason(e, tools), tools };
-  }
   } finally {
     // A consumer that stops early (client gone) ends the request's steps too.
     await steps.return(undefined as R);

@@ -48,7 +48,11 @@ export function taggedCall(name: string, args: string): string {
 export function fallbackToolsText(tools: readonly ToolFunction[]): string {
   const list = tools.map((t) => {
     const { $schema: _dialect, ...parameters } = t.parameters ?? { type: 'object', properties: {} };
-    return { name: t.name, ...(t.description === undefined ? {} : { description: t.description }), parameters };
+    return {
+      name: t.name,
+      ...(t.description === undefined ? {} : { description: t.description }),
+      parameters,
+    };
   });
   return (
     `Functions: ${JSON.stringify(list)}. To call one, answer ` +
@@ -92,7 +96,10 @@ export function redactToolCalls(turn: ChatTurn, redact: (text: string) => string
   if (calls.length === 0) return turn;
   return {
     ...turn,
-    tool_calls: calls.map((c) => ({ ...c, function: { ...c.function, arguments: redact(c.function.arguments) } })),
+    tool_calls: calls.map((c) => ({
+      ...c,
+      function: { ...c.function, arguments: redact(c.function.arguments) },
+    })),
   };
 }
 

@@ -30,13 +30,7 @@ import {
 } from './openai.js';
 import { parseResponseFormat } from './response-format.js';
 import { SseStream } from './sse-stream.js';
-import {
-  toolCallChunk,
-  toolCallsInfo,
-  toolMessage,
-  toolPlanOf,
-  withToolConstraint,
-} from './tools-wire.js';
+import { toolCallChunk, toolCallsInfo, toolMessage, toolPlanOf, withToolConstraint } from './tools-wire.js';
 
 export type Kind = 'chat' | 'completion';
 

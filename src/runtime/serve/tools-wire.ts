@@ -38,7 +38,12 @@ const toolChoiceSchema = z.union([
 
 /** Request fields of a chat (spread into chatRequestSchema). */
 export const toolRequestFields = {
-  tools: z.array(toolSchema).min(1, 'give at least one tool, or leave tools out').max(128).nullable().optional(),
+  tools: z
+    .array(toolSchema)
+    .min(1, 'give at least one tool, or leave tools out')
+    .max(128)
+    .nullable()
+    .optional(),
   tool_choice: toolChoiceSchema.nullable().optional(),
   parallel_tool_calls: z.boolean().nullable().optional(),
 };
@@ -59,7 +64,11 @@ interface ToolBody {
   tools?: z.infer<typeof toolSchema>[] | null | undefined;
   tool_choice?: z.infer<typeof toolChoiceSchema> | null | undefined;
   parallel_tool_calls?: boolean | null | undefined;
-  messages: { role: string; tool_calls?: { id: string }[] | null | undefined; tool_call_id?: string | undefined }[];
+  messages: {
+    role: string;
+    tool_calls?: { id: string }[] | null | undefined;
+    tool_call_id?: string | undefined;
+  }[];
 }
 
 /** Every `tool` message answers a call of an earlier assistant message (as OpenAI requires). */
@@ -89,11 +98,16 @@ export function toolPlanOf(body: ToolBody): ToolPlan | undefined {
   const wire = body.tool_choice ?? undefined;
   if (tools.length === 0) {
     if (wire !== undefined && wire !== 'none') {
-      throw badRequest('tool_choice: is only allowed when tools are given', 'invalid_tool_choice', 'tool_choice');
+      throw badRequest(
+        'tool_choice: is only allowed when tools are given',
+        'invalid_tool_choice',
+        'tool_choice',
+      );
     }
     return undefined;
   }
-  const choice: ToolChoice = wire === undefined ? 'auto' : typeof wire === 'string' ? wire : { name: wire.function.name };
+  const choice: ToolChoice =
+    wire === undefined ? 'auto' : typeof wire === 'string' ? wire : { name: wire.function.name };
   return planTools({
     tools: tools.map((t) => ({
       name: t.function.name,

@@ -90,7 +90,9 @@ describe('ToolCallStream', () => {
 
   it('keeps a call cut short, marked incomplete, with the arguments so far', () => {
     const r = scan('single', '{"name": "w", "arguments": {"city": "Par', 5);
-    expect(r.result.calls).toEqual([{ id: 'call_0', name: 'w', arguments: '{"city": "Par', complete: false }]);
+    expect(r.result.calls).toEqual([
+      { id: 'call_0', name: 'w', arguments: '{"city": "Par', complete: false },
+    ]);
     expect(reassemble(r.deltas)[0]?.arguments).toBe('{"city": "Par');
   });
 

@@ -59,7 +59,10 @@ describe('planTools', () => {
       name: 'plant',
       schema: {
         $schema: 'https://json-schema.org/draft/2020-12/schema',
-        properties: { name: { const: 'plant' }, arguments: { properties: { tree: { $ref: '#/properties/arguments/$defs/tree' } } } },
+        properties: {
+          name: { const: 'plant' },
+          arguments: { properties: { tree: { $ref: '#/properties/arguments/$defs/tree' } } },
+        },
       },
     });
     const req = planTools({ tools: [WEATHER, TREE], choice: 'required', parallel: true });
@@ -70,7 +73,13 @@ describe('planTools', () => {
         type: 'array',
         minItems: 1,
         items: { anyOf: [{ $ref: '#/$defs/call_0' }, { $ref: '#/$defs/call_1' }] },
-        $defs: { call_1: { properties: { arguments: { properties: { tree: { $ref: '#/$defs/call_1/properties/arguments/$defs/tree' } } } } } },
+        $defs: {
+          call_1: {
+            properties: {
+              arguments: { properties: { tree: { $ref: '#/$defs/call_1/properties/arguments/$defs/tree' } } },
+            },
+          },
+        },
       },
     });
     const one = planTools({ tools: [WEATHER], choice: 'required', parallel: false });
@@ -82,8 +91,16 @@ describe('planTools', () => {
       kind: 'structural_tag',
       triggers: ['<tool_call>'],
       tags: [
-        { begin: '<tool_call>{"name": "get_weather", "arguments": ', schema: WEATHER.parameters, end: '}</tool_call>' },
-        { begin: '<tool_call>{"name": "ping", "arguments": ', schema: { type: 'object', properties: {} }, end: '}</tool_call>' },
+        {
+          begin: '<tool_call>{"name": "get_weather", "arguments": ',
+          schema: WEATHER.parameters,
+          end: '}</tool_call>',
+        },
+        {
+          begin: '<tool_call>{"name": "ping", "arguments": ',
+          schema: { type: 'object', properties: {} },
+          end: '}</tool_call>',
+        },
       ],
     });
     expect(planTools({ tools: [WEATHER], choice: 'none', parallel: true }).constraint).toBeUndefined();
@@ -91,11 +108,19 @@ describe('planTools', () => {
 
   it('refuses an unknown tool_choice, duplicate names and invalid schemas, naming the field', () => {
     const unknown = refusal(() => planTools({ tools: [WEATHER], choice: { name: 'nope' }, parallel: true }));
-    expect([unknown.status, unknown.param, unknown.code]).toEqual([400, 'tool_choice', 'invalid_tool_choice']);
+    expect([unknown.status, unknown.param, unknown.code]).toEqual([
+      400,
+      'tool_choice',
+      'invalid_tool_choice',
+    ]);
     const dup = refusal(() => planTools({ tools: [WEATHER, WEATHER], choice: 'auto', parallel: true }));
     expect(dup.param).toBe('tools[1].function.name');
     const bad = refusal(() =>
-      planTools({ tools: [NOARGS, { name: 'x', parameters: { type: 'object', required: 'city' } }], choice: 'auto', parallel: true }),
+      planTools({
+        tools: [NOARGS, { name: 'x', parameters: { type: 'object', required: 'city' } }],
+        choice: 'auto',
+        parallel: true,
+      }),
     );
     expect(bad.param).toBe('tools[1].function.parameters');
     expect(bad.message).toMatch(/^tools\[1\]\.function\.parameters\/required: must be array/);
@@ -112,7 +137,10 @@ describe('planTools', () => {
       (v: unknown) => JSON.stringify(v, null, 2),
     ];
     async function accepts(plan: ToolPlan, name: string): Promise<boolean> {
-      const compiled = await grammarEngine().compile(tokenizer, plan.constraint as never, { vocabSize, eosTokenIds: [0] });
+      const compiled = await grammarEngine().compile(tokenizer, plan.constraint as never, {
+        vocabSize,
+        eosTokenIds: [0],
+      });
       for (const layout of layouts) {
         const text =
           plan.shape === 'tagged'
@@ -144,12 +172,22 @@ describe('finishCalls and withToolCalls', () => {
   }
 
   it('is valid only when every call parses and validates', () => {
-    expect(finishCalls(plan, scanned('[{"name": "get_weather", "arguments": {"city": "Lima"}}, {"name": "ping", "arguments": {}}]'))).toMatchObject({
+    expect(
+      finishCalls(
+        plan,
+        scanned(
+          '[{"name": "get_weather", "arguments": {"city": "Lima"}}, {"name": "ping", "arguments": {}}]',
+        ),
+      ),
+    ).toMatchObject({
       valid: true,
       errors: [],
       content: null,
     });
-    const bad = finishCalls(plan, scanned('[{"name": "get_weather", "arguments": {"city": "Rome"}}, {"name": "pong", "arguments": {}}]'));
+    const bad = finishCalls(
+      plan,
+      scanned('[{"name": "get_weather", "arguments": {"city": "Rome"}}, {"name": "pong", "arguments": {}}]'),
+    );
     expect(bad.valid).toBe(false);
     expect(bad.errors).toEqual([
       'tool_calls[0].arguments/city: must be equal to one of the allowed values',
@@ -164,12 +202,26 @@ describe('finishCalls and withToolCalls', () => {
   });
 
   it('turns text events after the route into call deltas and a tool_calls finish', async () => {
-    const info = { route: 'edge', reason: '', unverified: false, stats: { draftTokens: 0, acceptedTokens: 0, verifyRounds: 0, acceptance: null, k: null }, redactions: 0 } as const;
+    const info = {
+      route: 'edge',
+      reason: '',
+      unverified: false,
+      stats: { draftTokens: 0, acceptedTokens: 0, verifyRounds: 0, acceptance: null, k: null },
+      redactions: 0,
+    } as const;
     async function* steps(): AsyncGenerator<EngineEvent, string, undefined> {
       yield { type: 'route', route: 'edge', reason: 'default', escalated: false };
       yield { type: 'text', text: '[{"name": "ping", "argu' };
       yield { type: 'text', text: 'ments": {}}]' };
-      yield { type: 'finish', reason: 'stop', route: 'edge', unverified: false, promptTokens: 1, completionTokens: 9, info };
+      yield {
+        type: 'finish',
+        reason: 'stop',
+        route: 'edge',
+        unverified: false,
+        promptTokens: 1,
+        completionTokens: 9,
+        info,
+      };
       return 'outcome';
     }
     const events: EngineEvent[] = [];
@@ -183,6 +235,8 @@ describe('finishCalls and withToolCalls', () => {
     expect(events.map((e) => e.type)).toEqual(['route', 'tool_call', 'finish']);
     const finish = events.at(-1) as Extract<EngineEvent, { type: 'finish' }>;
     expect(finish.reason).toBe('tool_calls');
-    expect(finish.tools?.calls).toEqual([{ id: expect.stringMatching(/^call_/), name: 'ping', arguments: '{}' }]);
+    expect(finish.tools?.calls).toEqual([
+      { id: expect.stringMatching(/^call_/), name: 'ping', arguments: '{}' },
+    ]);
   });
 });

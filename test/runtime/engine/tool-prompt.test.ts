@@ -28,7 +28,9 @@ const CHAT: ChatTurn[] = [
   {
     role: 'assistant',
     content: '',
-    tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } }],
+    tool_calls: [
+      { id: 'call_1', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } },
+    ],
   },
   { role: 'tool', content: '{"temp": 21}', tool_call_id: 'call_1' },
 ];
@@ -42,7 +44,9 @@ describe('tools in the prompt', () => {
     const text = template.render(t.turns, t.options);
     expect(text).toContain('<tools>\n{"type": "function", "function": {"name": "get_weather"');
     expect(text).toContain('{"name": "get_time", "parameters": {"type": "object", "properties": {}}}');
-    expect(text).toContain('<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>');
+    expect(text).toContain(
+      '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>',
+    );
     expect(text).toContain('<|im_start|>user\n<tool_response>\n{"temp": 21}\n</tool_response><|im_end|>');
     expect(text.endsWith('<|im_start|>assistant\n')).toBe(true);
     const start = TextTokenizer.load(dir).tokenId('<|im_start|>');
@@ -59,7 +63,9 @@ describe('tools in the prompt', () => {
     expect(lines).toHaveLength(5);
     expect(lines[0]).toMatch(/^System: Functions: \[\{"name":"get_weather",/);
     expect(lines[0]).toContain('answer <tool_call>{"name": <name>, "arguments": <object>}</tool_call>.');
-    expect(lines[2]).toBe('Assistant: <tool_call>{"name": "get_weather", "arguments": {"city":"Paris"}}</tool_call>');
+    expect(lines[2]).toBe(
+      'Assistant: <tool_call>{"name": "get_weather", "arguments": {"city":"Paris"}}</tool_call>',
+    );
     expect(lines[3]).toBe('Tool: {"temp": 21}');
     expect(lines[4]).toBe('Assistant:');
   });

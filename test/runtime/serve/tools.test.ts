@@ -132,7 +132,8 @@ describe('tool calls at the site (real verifier process)', () => {
       max_tokens: 150,
     });
     const calls = many.choices[0]?.message.tool_calls ?? [];
-    const info = (many as unknown as { edgectl: { tool_calls: { valid: boolean; errors: string[] } } }).edgectl;
+    const info = (many as unknown as { edgectl: { tool_calls: { valid: boolean; errors: string[] } } })
+      .edgectl;
     expect(calls.length).toBeGreaterThanOrEqual(1);
     expect(new Set(calls.map((c) => c.id)).size).toBe(calls.length);
     if (many.choices[0]?.finish_reason === 'tool_calls') {
@@ -174,7 +175,12 @@ describe('tool calls at the site (real verifier process)', () => {
   });
 
   it('answers in text under auto when the model does not call, and after a tool result', async () => {
-    const auto = await client.chat.completions.create({ model: 'draft', messages: ASK, tools: TOOLS, max_tokens: 16 });
+    const auto = await client.chat.completions.create({
+      model: 'draft',
+      messages: ASK,
+      tools: TOOLS,
+      max_tokens: 16,
+    });
     expect(auto.choices[0]?.finish_reason).toMatch(/^(stop|length)$/);
     expect(typeof auto.choices[0]?.message.content).toBe('string');
     expect(auto.choices[0]?.message.tool_calls).toBeUndefined();
@@ -189,7 +195,13 @@ describe('tool calls at the site (real verifier process)', () => {
         {
           role: 'assistant',
           content: null,
-          tool_calls: [{ id: 'call_a', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } }],
+          tool_calls: [
+            {
+              id: 'call_a',
+              type: 'function',
+              function: { name: 'get_weather', arguments: '{"city":"Paris"}' },
+            },
+          ],
         },
         { role: 'tool', tool_call_id: 'call_a', content: '{"temp": 21}' },
       ],
@@ -216,7 +228,9 @@ describe('tool calls at the site (real verifier process)', () => {
       maxTokens: 100,
       configuration: { baseURL: `${rt.server.url}/v1` },
     });
-    const named = await model.bindTools([weather, time], { tool_choice: 'get_weather' }).invoke('Weather in Lima?');
+    const named = await model
+      .bindTools([weather, time], { tool_choice: 'get_weather' })
+      .invoke('Weather in Lima?');
     expect(named.tool_calls).toHaveLength(1);
     expect(named.tool_calls?.[0]?.name).toBe('get_weather');
     expect(named.tool_calls?.[0]?.id).toMatch(/^call_/);
@@ -232,7 +246,12 @@ describe('tool calls at the site (real verifier process)', () => {
 
   it('refuses an unknown tool in tool_choice, naming tool_choice', async () => {
     const err = await client.chat.completions
-      .create({ model: 'draft', messages: ASK, tools: TOOLS, tool_choice: { type: 'function', function: { name: 'nope' } } })
+      .create({
+        model: 'draft',
+        messages: ASK,
+        tools: TOOLS,
+        tool_choice: { type: 'function', function: { name: 'nope' } },
+      })
       .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(OpenAI.BadRequestError);
     const e = err as InstanceType<typeof OpenAI.BadRequestError>;
@@ -247,7 +266,13 @@ describe('tool calls at the site (real verifier process)', () => {
   it('refuses an invalid parameters schema, naming the tool and the path', async () => {
     const bad = [
       TOOLS[0] as ChatCompletionTool,
-      { type: 'function' as const, function: { name: 'get_time', parameters: { type: 'object', properties: { zone: { type: 'integr' } } } } },
+      {
+        type: 'function' as const,
+        function: {
+          name: 'get_time',
+          parameters: { type: 'object', properties: { zone: { type: 'integr' } } },
+        },
+      },
     ];
     const err = (await client.chat.completions
       .create({ model: 'draft', messages: ASK, tools: bad })
@@ -256,7 +281,11 @@ describe('tool calls at the site (real verifier process)', () => {
     expect(err.param).toBe('tools[1].function.parameters');
     expect(err.message).toMatch(/tools\[1\]\.function\.parameters\/properties\/zone\/type: /);
     const dup = (await client.chat.completions
-      .create({ model: 'draft', messages: ASK, tools: [TOOLS[0] as ChatCompletionTool, TOOLS[0] as ChatCompletionTool] })
+      .create({
+        model: 'draft',
+        messages: ASK,
+        tools: [TOOLS[0] as ChatCompletionTool, TOOLS[0] as ChatCompletionTool],
+      })
       .catch((e: unknown) => e)) as { param?: string };
     expect(dup.param).toBe('tools[1].function.name');
   });
