@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ChatTemplate, type ChatTurn } from '../../../src/inference/chat-template.js';
 import { TextTokenizer } from '../../../src/inference/tokenizer.js';
-import { templateToolSupport, toolTurns } from '../../../src/runtime/engine/tool-prompt.js';
+import { redactToolCalls, templateToolSupport, toolTurns } from '../../../src/runtime/engine/tool-prompt.js';
 import type { ToolFunction } from '../../../src/runtime/engine/tool-calls.js';
 import { qwenToolsDir, ROOT } from './tool-fixtures.js';
 
@@ -77,5 +77,13 @@ describe('tools in the prompt', () => {
     expect(t.turns).toHaveLength(2);
     expect(t.turns[0]?.content).toMatch(/^Be brief\. Functions: /);
     expect(toolTurns(template, sys, undefined).turns).toEqual(sys);
+  });
+
+  it("passes earlier calls' arguments through redaction", () => {
+    const turn = redactToolCalls(CHAT[1] as ChatTurn, (t) => t.replace('Paris', '<CITY_1>'));
+    expect(turn.tool_calls).toEqual([
+      { id: 'call_1', type: 'function', function: { name: 'get_weather', arguments: '{"city":"<CITY_1>"}' } },
+    ]);
+    expect(redactToolCalls(CHAT[0] as ChatTurn, () => 'x')).toBe(CHAT[0]);
   });
 });
