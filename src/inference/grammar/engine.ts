@@ -26,10 +26,12 @@ type Compiled = Awaited<ReturnType<Compiler['compileBuiltinJSONGrammar']>>;
 /** Most compiled grammars kept per process (a compiled JSON schema is a few hundred kB of wasm memory). */
 const MAX_COMPILED = 64;
 /**
- * Whitespace between JSON tokens: none. Free whitespace lets a weak model pad forever (issue #18:
- * random fixture models never closed an object), and compact JSON is what clients parse anyway.
+ * JSON layout: one line, `json.dumps` separators, no free whitespace. Free whitespace lets a weak
+ * model pad forever (issue #18: random fixture models never closed an object), and xgrammar's
+ * default without it is indent 2, whose newlines a chat's turn stop (`\n` in the transcript
+ * format) would cut. A raw newline cannot occur inside one-line JSON (strings escape it).
  */
-const ANY_WHITESPACE = false;
+const LAYOUT = { anyWhitespace: false, indent: -1, separators: [', ', ': '] as [string, string] };
 
 interface Instance {
   x: XgrammarModule;
@@ -146,13 +148,19 @@ export class GrammarEngine {
     switch (constraint.kind) {
       case 'json_object':
         // strictMode off: any properties; the schema keeps it an object, as OpenAI's json_object does.
-        return compiler.compileJSONSchema('{"type":"object"}', ANY_WHITESPACE, undefined, undefined, false);
+        return compiler.compileJSONSchema(
+          '{"type":"object"}',
+          LAYOUT.anyWhitespace,
+          LAYOUT.indent,
+          LAYOUT.separators,
+          false,
+        );
       case 'json_schema':
         return compiler.compileJSONSchema(
           JSON.stringify(constraint.schema),
-          ANY_WHITESPACE,
-          undefined,
-          undefined,
+          LAYOUT.anyWhitespace,
+          LAYOUT.indent,
+          LAYOUT.separators,
           true,
         );
       case 'structural_tag': {

@@ -9,6 +9,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
+import type { CompiledConstraint } from '../../inference/grammar/index.js';
+import { applyMask } from '../../inference/grammar/mask.js';
 import type { KvCache } from '../../inference/kv-cache.js';
 import { createRng } from '../../inference/rng.js';
 import { penalizedRow, sampleToken, type SamplingParams } from '../../inference/sampling.js';
@@ -16,6 +18,7 @@ import { StopMatcher } from '../../inference/stop.js';
 import { HttpError, parseBody, toHttpError } from '../../http/http.js';
 import { clientGoneSignal, samplingFromWire, type VerifierContext } from './context.js';
 import { completionSchema, type CompletionResponse, type CompletionUsage } from '../protocol.js';
+import { completionConstraint } from './structured.js';
 
 interface GenerationEvent {
   /** The generated token, or undefined for text released at the end (held back until then). */
@@ -30,6 +33,8 @@ interface GenerationPlan {
   seed: number | undefined;
   stop: string[];
   ignoreEos: boolean;
+  /** `response_format`: every token drawn under the grammar's mask (structured.ts). */
+  constraint?: CompiledConstraint | undefined;
 }
 
 interface GenerationOutcome {
@@ -41,6 +46,7 @@ export function registerCompletionRoutes(app: FastifyInstance, ctx: VerifierCont
   app.post('/v1/completions', async (req, reply) => {
     const body = parseBody(completionSchema, req.body);
     const plan = planGeneration(ctx, body);
+    plan.constraint = await completionConstraint(ctx, body.response_format);
     const signal = clientGoneSignal(reply);
     const id = `cmpl-${randomUUID().replaceAll('-', '')}`;
     const created = Math.floor(Date.now() / 1000);
@@ -161,6 +167,9 @@ async function generate(
   // Prompt and output so far: the history the repetition penalty looks at.
   const history = [...plan.promptIds];
   let produced = 0;
+  const matcher = await plan.constraint?.matcher();
+  // A grammar ends with end-of-sequence, so a constrained request always honours it.
+  const ignoreEos = plan.ignoreEos && matcher === undefined;
   metrics.generationStarted();
   try {
     for (;;) {
@@ -168,10 +177,12 @@ async function generate(
       // The superseded cache is this loop's alone: free it now rather than at the next GC.
       cache?.release();
       cache = res.cache;
-      const row = penalizedRow(res.logits.last(), history, plan.sampling);
+      let row = penalizedRow(res.logits.last(), history, plan.sampling);
+      if (matcher) row = applyMask(row, await matcher.mask());
       const token = sampleToken(row, plan.sampling, rng);
       history.push(token);
-      if (model.eos.has(token) && !plan.ignoreEos) {
+      matcher?.accept(token);
+      if ((model.eos.has(token) && !ignoreEos) || matcher?.isTerminated() === true) {
         emitRest(detok.flush(), stops, emit);
         return { finishReason: 'stop', completionTokens: produced };
       }
@@ -192,6 +203,7 @@ async function generate(
   } finally {
     // The KV cache is local to this call: every exit (EOS, stop, length, error, client gone) frees it.
     cache?.release();
+    matcher?.dispose();
     metrics.generationEnded();
   }
 }
