@@ -22,7 +22,7 @@
 import type { ValidateFunction } from 'ajv';
 import { UserError } from '../../foundation/errors.js';
 import { compileSchema, type GrammarConstraint } from '../../inference/grammar/index.js';
-import { badRequest } from '../../http/http.js';
+import { badRequest, HttpError } from '../../http/http.js';
 import {
   TOOL_CALL_BEGIN,
   TOOL_CALL_END,
@@ -221,6 +221,25 @@ export function finishCalls(plan: ToolPlan, scanned: ReturnType<ToolCallStream['
 
 type Finish = Extract<EngineEvent, { type: 'finish' }>;
 
+/**
+ * The next event; a grammar the engine cannot compile is the tools' fault here, not
+ * `response_format`'s (structured.ts names that field for every constraint it compiles).
+ */
+async function nextStep<R>(
+  steps: AsyncGenerator<EngineEvent, R, undefined>,
+  plan: ToolPlan,
+): Promise<IteratorResult<EngineEvent, R>> {
+  try {
+    return await steps.next();
+  } catch (err) {
+    if (!(err instanceof HttpError) || err.param !== 'response_format' || plan.constraint === undefined) {
+      throw err;
+    }
+    const message = err.message.replace(/^response_format(\.json_schema\.schema)?/, 'tools');
+    throw new HttpError(err.status, message, err.code, err.type, err.headers, 'tools');
+  }
+}
+
 /** `tool_calls` when every call is valid; an invalid answer finishes `length`, as structured outputs do. */
 function finishReason(e: Finish, out: ToolCallsOutcome): Finish['reason'] {
   if (e.reason !== 'stop' && e.reason !== 'length') return e.reason;
@@ -245,7 +264,7 @@ export async function* withToolCalls<R>(
   let routed = false;
   try {
     for (;;) {
-      const n = await steps.next();
+      const n = await nextStep(steps, plan);
       if (n.done) return n.value;
       const e = n.value;
       if (e.type === 'route') routed = true;

@@ -288,6 +288,29 @@ describe('tool calls at the site (real verifier process)', () => {
       })
       .catch((e: unknown) => e)) as { param?: string };
     expect(dup.param).toBe('tools[1].function.name');
+    // Valid JSON Schema that xgrammar cannot compile (a lookbehind pattern): the tools are at fault.
+    const lookbehind = (await client.chat.completions
+      .create({
+        model: 'draft',
+        messages: ASK,
+        tool_choice: 'required',
+        tools: [
+          {
+            type: 'function',
+            function: {
+              name: 'f',
+              parameters: { type: 'object', properties: { s: { type: 'string', pattern: '(?<=a)b' } } },
+            },
+          },
+        ],
+      })
+      .catch((e: unknown) => e)) as InstanceType<typeof OpenAI.BadRequestError>;
+    expect([lookbehind.status, lookbehind.param, lookbehind.code]).toEqual([
+      400,
+      'tools',
+      'unsupported_schema',
+    ]);
+    expect(lookbehind.message).toMatch(/tools: the grammar engine cannot compile this schema: .*Lookbehind/);
   });
 
   it('refuses a tool message that answers no earlier call', async () => {
