@@ -8,6 +8,7 @@
  */
 import { symlinkSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { AIMessageChunk } from '@langchain/core/messages';
 import { tool } from '@langchain/core/tools';
 import { ChatOpenAI } from '@langchain/openai';
 import { Ajv } from 'ajv';
@@ -164,6 +165,7 @@ describe('tool calls at the site (real verifier process)', () => {
     expect(deltas.length).toBeGreaterThan(1);
     expect(deltas[0]).toMatchObject({ index: 0, type: 'function', function: { name: 'get_time' } });
     expect(deltas[0]?.id).toMatch(/^call_/);
+    expect(chunks[0]?.choices[0]?.delta).toMatchObject({ role: 'assistant', content: null });
     expect(deltas.slice(1).every((d) => d.id === undefined && d.function?.name === undefined)).toBe(true);
     expect(chunks.at(-1)?.choices[0]?.finish_reason).toBe('tool_calls');
     const call = final.choices[0]?.message.tool_calls?.[0] as never;
@@ -242,6 +244,16 @@ describe('tool calls at the site (real verifier process)', () => {
     expect(any.tool_calls).toHaveLength(1);
     expect(['get_weather', 'get_time']).toContain(any.tool_calls?.[0]?.name);
     expect(any.invalid_tool_calls ?? []).toHaveLength(0);
+
+    // Streamed: LangChain merges the tool-call chunks into the same call.
+    let merged: AIMessageChunk | undefined;
+    for await (const c of await model
+      .bindTools([weather, time], { tool_choice: 'get_time' })
+      .stream('Time?')) {
+      merged = merged ? merged.concat(c) : c;
+    }
+    expect(merged?.tool_calls?.[0]?.name).toBe('get_time');
+    expect(() => time.schema.parse(merged?.tool_calls?.[0]?.args)).not.toThrow();
   });
 
   it('refuses an unknown tool in tool_choice, naming tool_choice', async () => {
