@@ -58,6 +58,7 @@ export const E2E_FILES: readonly string[] = [
   'test/runtime/serve/server.test.ts',
   'test/runtime/serve/shadow.test.ts',
   'test/runtime/serve/structured.test.ts',
+  'test/runtime/serve/tools.test.ts',
   'test/site/bounded.test.ts',
   'test/site/cli.test.ts',
   'test/site/kill.test.ts',

@@ -13,6 +13,8 @@ import type { ChatPrompt, ChatTurn } from '../../inference/chat-template.js';
 import { RedactionMap, totalRedactions, type Redactor } from '../../policy/redact.js';
 import { badRequest, type HttpError } from '../../http/http.js';
 import type { ChatMessage } from '../serve/openai.js';
+import type { ToolFunction } from './tool-calls.js';
+import { redactToolCalls, toolTurns } from './tool-prompt.js';
 
 function turns(messages: readonly ChatMessage[]): ChatTurn[] {
   return messages.map((m) => {
@@ -33,9 +35,15 @@ function asHttp(err: unknown): HttpError | unknown {
 }
 
 /** The rendered prompt text (block rules see it); a 400 when the template refuses the chat. */
-export function renderChatPrompt(chat: ChatPrompt, messages: readonly ChatMessage[]): string {
+export function renderChatPrompt(
+  chat: ChatPrompt,
+  messages: readonly ChatMessage[],
+  tools?: readonly ToolFunction[],
+): string {
   try {
-    return chat.template.render(turns(messages));
+    // Tools through the template, or the fallback system message (tool-prompt.ts).
+    const t = toolTurns(chat.template, turns(messages), tools);
+    return chat.template.render(t.turns, t.options);
   } catch (err) {
     throw asHttp(err);
   }
@@ -55,21 +63,26 @@ export function encodeChatPrompt(
   chat: ChatPrompt,
   messages: readonly ChatMessage[],
   redactor: Redactor,
+  tools?: readonly ToolFunction[],
 ): EncodedChatPrompt {
   let map: RedactionMap | undefined;
   let redactions = 0;
   let list = turns(messages);
   if (redactor.enabled) {
     map = new RedactionMap();
-    list = list.map((m) => {
-      const r = redactor.redact(m.content, map);
+    const redact = (text: string): string => {
+      const r = redactor.redact(text, map);
       map = r.map;
       redactions += totalRedactions(r.counts);
-      return { ...m, content: r.text };
-    });
+      return r.text;
+    };
+    // Earlier tool calls' arguments too: a template may render them outside any content.
+    list = list.map((m) => redactToolCalls({ ...m, content: redact(m.content) }, redact));
   }
+  // Tools through the template, or the fallback system message (tool-prompt.ts).
+  const withTools = toolTurns(chat.template, list, tools);
   try {
-    const { text, ids } = chat.template.encode(list);
+    const { text, ids } = chat.template.encode(withTools.turns, withTools.options);
     return { modelText: text, promptIds: ids, map, redactions };
   } catch (err) {
     throw asHttp(err);

@@ -142,8 +142,9 @@ export class RequestRun {
     if (penalty !== undefined && penalty !== 1) sampling.repetitionPenalty = penalty;
     const stops = [...req.stops];
     if ('messages' in req.prompt) {
-      stops.push(...g.chat.stops);
-      const text = renderChatPrompt(g.chat, req.prompt.messages);
+      // Forced tool calls end where their grammar ends (tool-calls.ts `ownsEnd`).
+      if (!req.tools?.ownsEnd) stops.push(...g.chat.stops);
+      const text = renderChatPrompt(g.chat, req.prompt.messages, req.tools?.tools);
       return { adapter, text, messages: req.prompt.messages, stops, sampling, param: 'messages' };
     }
     return { adapter, text: req.prompt.text, messages: undefined, stops, sampling, param: 'prompt' };
@@ -191,7 +192,7 @@ export class RequestRun {
   private encode(v: Validated, prepared: Extract<PreparedPrompt, { kind: 'ready' }>): Encoded {
     const g = this.g;
     const encoded = v.messages
-      ? encodeChatPrompt(g.chat, v.messages, g.redactor)
+      ? encodeChatPrompt(g.chat, v.messages, g.redactor, this.req.tools?.tools)
       : {
           modelText: prepared.modelText,
           promptIds: prepared.ids,

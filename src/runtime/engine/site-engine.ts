@@ -21,6 +21,7 @@ import { PromptPool } from './prompt-pool.js';
 import { DEFAULT_SHADOW_SAMPLE, ShadowRunner, type ShadowJob } from './shadow.js';
 import { VerifierPool } from './verifier-pool.js';
 import { RequestRun } from './request-run.js';
+import { withToolCalls } from './tool-calls.js';
 import type { EngineEvent, EngineRequest } from './types.js';
 
 /** What the engine takes from the daemon (the server's options minus the HTTP ones). */
@@ -126,7 +127,9 @@ export class SiteEngine {
     }
     this.active++;
     try {
-      return yield* new RequestRun(this.parts, lease.generation, req, signal).steps();
+      const steps = new RequestRun(this.parts, lease.generation, req, signal).steps();
+      // With tools, the output is read as tool calls (tool-calls.ts).
+      return yield* req.tools ? withToolCalls(steps, req.tools) : steps;
     } finally {
       lease.release();
       if (--this.active === 0) this.idle?.();

@@ -9,6 +9,8 @@
 import type { GrammarConstraint } from '../../inference/grammar/types.js';
 import type { Route } from '../../policy/schema.js';
 import type { ChatMessage, EdgectlInfo } from '../serve/openai.js';
+import type { ToolCallDelta } from './tool-call-stream.js';
+import type { ToolCallsOutcome, ToolPlan } from './tool-calls.js';
 
 export interface EngineRequest {
   /** `<model>` or `<model>:<adapter>`, as GET /v1/models lists them. */
@@ -36,6 +38,8 @@ export interface EngineRequest {
   delivered?: Promise<boolean>;
   /** How the request is named in the debug log line (the server passes its path). */
   label?: string;
+  /** A chat's tools, choice and output plan (tool-calls.ts `planTools`). */
+  tools?: ToolPlan;
   /**
    * Grammar-constrained output (issue #18: `response_format`, tool calls), honoured on every route;
    * the output is checked against it at the end (`edgectl.structured`).
@@ -44,7 +48,7 @@ export interface EngineRequest {
 }
 
 /** Why an answer ended; `aborted` when the client went away (nothing more is sent). */
-export type EngineFinishReason = 'stop' | 'length' | 'content_filter' | 'aborted';
+export type EngineFinishReason = 'stop' | 'length' | 'content_filter' | 'tool_calls' | 'aborted';
 
 export type EngineEvent =
   /** The router's decision (route, why, whether the abstain rules escalated it). */
@@ -57,6 +61,8 @@ export type EngineEvent =
   | { type: 'text'; text: string }
   /** The verifier failed and the draft continues alone: the answer is unverified from here. */
   | { type: 'fallback'; route: Route; message: string }
+  /** A piece of a tool call (the first of a call carries its id and name): tool-calls.ts. */
+  | ({ type: 'tool_call' } & ToolCallDelta)
   | {
       type: 'finish';
       reason: EngineFinishReason;
@@ -66,4 +72,6 @@ export type EngineEvent =
       completionTokens: number;
       /** The `edgectl` field of the response. */
       info: EdgectlInfo;
+      /** With tools: the calls and whether each parsed and validated. */
+      tools?: ToolCallsOutcome;
     };

@@ -30,6 +30,7 @@ import {
 } from './openai.js';
 import { parseResponseFormat } from './response-format.js';
 import { SseStream } from './sse-stream.js';
+import { toolCallChunk, toolCallsInfo, toolMessage, toolPlanOf, withToolConstraint } from './tools-wire.js';
 
 export type Kind = 'chat' | 'completion';
 
@@ -71,11 +72,13 @@ function parseRequest(kind: Kind, req: FastifyRequest, delivered: Promise<boolea
     kind === 'chat' ? parseBody(chatRequestSchema, req.body) : parseBody(completionRequestSchema, req.body);
   const chat = kind === 'chat' ? (body as ChatRequest) : undefined;
   const p = chat ? undefined : (body as CompletionRequest).prompt;
-  const constraint = parseResponseFormat(req.body);
+  const tools = chat ? toolPlanOf(chat) : undefined;
+  const constraint = withToolConstraint(tools, parseResponseFormat(req.body));
   const request: EngineRequest = {
     model: body.model,
     prompt: chat ? { messages: chat.messages } : { text: typeof p === 'string' ? p : (p?.[0] as string) },
-    stops: stopList(body.stop),
+    stops: [...stopList(body.stop), ...(tools?.stops ?? [])],
+    ...(tools ? { tools } : {}),
     maxTokens: chat?.max_completion_tokens ?? body.max_tokens ?? undefined,
     temperature: body.temperature ?? undefined,
     topP: body.top_p ?? undefined,
@@ -127,6 +130,7 @@ class AnswerWriter {
   /** Handles one event; the handler's return value once the answer is complete. */
   event(e: EngineEvent): unknown {
     if (e.type === 'text') this.emit(e.text);
+    else if (e.type === 'tool_call') this.sendTool(e);
     else if (e.type === 'route') this.route = e.route;
     else if (e.type === 'blocked') {
       this.route = 'blocked';
@@ -146,6 +150,12 @@ class AnswerWriter {
     else sse.write(this.delta(piece));
   }
 
+  /** A piece of a tool call: streamed as OpenAI does; a JSON body takes the calls from the finish. */
+  private sendTool(e: Extract<EngineEvent, { type: 'tool_call' }>): void {
+    const sse = this.sse;
+    if (sse) sse.send(toolCallChunk(this.parsed.base, e, !sse.started));
+  }
+
   private finish(e: Extract<EngineEvent, { type: 'finish' }>): unknown {
     const { sse, kind, parsed, reply } = this;
     if (e.reason === 'aborted') {
@@ -154,18 +164,20 @@ class AnswerWriter {
     }
     const u = usage(e.promptTokens, e.completionTokens);
     const finish = e.reason;
+    const info = e.tools ? { ...e.info, tool_calls: toolCallsInfo(e.tools) } : e.info;
     if (sse) {
       if (!sse.started) sse.send(chunk(kind, parsed.base, { text: '', first: true }));
-      sse.send(chunk(kind, parsed.base, { text: '', finish, edgectl: e.info }));
+      sse.send(chunk(kind, parsed.base, { text: '', finish, edgectl: info }));
       if (parsed.includeUsage) sse.send(usageChunk(kind, parsed.base, u));
       sse.end();
       return reply;
     }
     void reply.header('x-edgectl-route', e.route);
     if (e.unverified) void reply.header('x-edgectl-unverified', 'true');
+    if (e.tools) return chatResponse(parsed.base, this.text, finish, u, info, toolMessage(e.tools));
     return kind === 'chat'
-      ? chatResponse(parsed.base, this.text, finish, u, e.info)
-      : completionResponse(parsed.base, this.text, finish, u, e.info);
+      ? chatResponse(parsed.base, this.text, finish, u, info)
+      : completionResponse(parsed.base, this.text, finish, u, info);
   }
 }
 

@@ -19,6 +19,7 @@
 import { z } from 'zod';
 import { REPETITION_PENALTY_RANGE } from '../../inference/sampling.js';
 import { ROUTES, type Route } from '../../policy/schema.js';
+import { toolMessageFields, toolRequestFields } from './tools-wire.js';
 
 const routeOverride = z.strictObject({ route: z.enum(ROUTES).optional() }).optional();
 
@@ -65,6 +66,7 @@ export const chatMessageSchema = z.looseObject({
     .string()
     .regex(/^[^\n:]{1,64}$/, 'a speaker name has 1-64 characters and no newline or colon')
     .optional(),
+  ...toolMessageFields,
 });
 export type ChatMessage = z.infer<typeof chatMessageSchema>;
 
@@ -73,6 +75,8 @@ export const chatRequestSchema = z.looseObject({
   messages: z.array(chatMessageSchema).min(1, 'give at least one message'),
   /** OpenAI's newer name for max_tokens. */
   max_completion_tokens: z.number().int().min(1).nullable().optional(),
+  /** tools, tool_choice, parallel_tool_calls (tools-wire.ts). */
+  ...toolRequestFields,
 });
 export type ChatRequest = z.infer<typeof chatRequestSchema>;
 
@@ -121,7 +125,7 @@ export function stopList(stop: string | string[] | null | undefined): string[] {
   return (Array.isArray(stop) ? stop : [stop]).filter((s) => s.length > 0);
 }
 
-export type OpenAiFinishReason = 'stop' | 'length' | 'content_filter';
+export type OpenAiFinishReason = 'stop' | 'length' | 'content_filter' | 'tool_calls';
 
 /** How an answer was produced: in every body, on the final stream chunk, and (route) as a header. */
 export interface EdgectlInfo {
@@ -140,6 +144,8 @@ export interface EdgectlInfo {
   };
   /** PII values replaced by placeholders before anything left the site. */
   redactions: number;
+  /** With tools: whether every call parsed and validated against its function, and what failed. */
+  tool_calls?: { valid: boolean; errors: string[] };
   /** Constrained requests (`response_format`): whether the output validates, and why not. */
   structured?: { valid: boolean; reason?: string };
 }
@@ -170,6 +176,8 @@ export function chatResponse(
   finish: OpenAiFinishReason,
   u: Usage,
   edgectl: EdgectlInfo,
+  /** The message with tool calls (tools-wire.ts `toolMessage`) instead of `text`. */
+  message?: Record<string, unknown>,
 ): Record<string, unknown> {
   return {
     ...base,
@@ -177,7 +185,7 @@ export function chatResponse(
     choices: [
       {
         index: 0,
-        message: { role: 'assistant', content: text, refusal: null },
+        message: message ?? { role: 'assistant', content: text, refusal: null },
         finish_reason: finish,
         logprobs: null,
       },

@@ -51,14 +51,19 @@ describe('chat templates at the site runtime', () => {
   it('is a 400 naming the template and the message index when the template refuses the chat', async () => {
     const bad = await chat([
       { role: 'user', content: 'hello' },
-      { role: 'tool', content: '42' },
+      {
+        role: 'assistant',
+        content: null,
+        tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'answer', arguments: '{}' } }],
+      },
+      { role: 'tool', content: '42', tool_call_id: 'call_1' },
     ]);
     expect(bad.status).toBe(400);
     const error = bad.json.error as { message: string; param: string; code: string };
     expect(error.param).toBe('messages');
     expect(error.code).toBe('chat_template_error');
     expect(error.message).toMatch(
-      /^messages\[1\]: .*tokenizer_config\.json chat_template cannot render the chat \(.*tool messages are not supported/,
+      /^messages\[2\]: .*tokenizer_config\.json chat_template cannot render the chat \(.*tool messages are not supported/,
     );
   });
 });
