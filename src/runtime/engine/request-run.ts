@@ -37,6 +37,8 @@ import {
 import type { EngineParts } from './site-engine.js';
 import type { EngineEvent, EngineRequest } from './types.js';
 import { poolAccess } from './verifier-access.js';
+import { cloudDeps, cloudMessages } from './cloud-route.js';
+import type { CloudMessage } from '../../verifier/client/cloud-client.js';
 
 /** Default `max_tokens` when a request gives none (capped by the context left). */
 export const DEFAULT_MAX_TOKENS = 128;
@@ -53,6 +55,8 @@ interface Validated {
 
 interface Encoded {
   modelText: string;
+  /** A chat's messages as the model saw them (redacted), for a cloud chat model. */
+  messages: CloudMessage[] | undefined;
   promptIds: number[];
   map: RedactionMap | undefined;
   maxTokens: number;
@@ -216,7 +220,8 @@ export class RequestRun {
     const maxTokens = asked ?? Math.min(g.requestDefaults.maxTokens ?? DEFAULT_MAX_TOKENS, room);
     const lora = v.adapter === undefined ? undefined : g.adapters.get(v.adapter)?.feeds;
     this.parts.metrics.promptTokens(promptIds.length);
-    return { modelText: encoded.modelText, promptIds, map: encoded.map, maxTokens, lora };
+    const messages = 'messages' in encoded ? cloudMessages(encoded.messages) : undefined;
+    return { modelText: encoded.modelText, messages, promptIds, map: encoded.map, maxTokens, lora };
   }
 
   /** The router's decision; the draft's entropy on the prompt costs one prefill the generation reuses. */
@@ -270,6 +275,7 @@ export class RequestRun {
           adaptive: { min: Math.min(spec.minDraftTokens, max), max },
           minDraftConfidence: spec.minDraftConfidence,
         },
+        cloudPrompt: { text: enc.modelText, ...(enc.messages ? { messages: enc.messages } : {}) },
         signal: this.signal,
       },
       {
@@ -278,6 +284,7 @@ export class RequestRun {
           parts.metrics.verifierError(kind),
         ),
         onRound: (drafted, accepted) => parts.metrics.round(drafted, accepted),
+        ...cloudDeps(parts.cloudAccess(g), g.tokenizer),
       },
       live,
     );
@@ -292,9 +299,10 @@ export class RequestRun {
         }
         const e = n.value;
         if (e.type === 'fallback') yield e;
-        if (e.type !== 'token') continue;
+        if (e.type === 'fallback') continue;
         this.ttftMs ??= performance.now() - this.t0;
-        const r = out.push(e.token);
+        // A cloud model's text (no ids in this tokenizer) is the answer itself: cloud-route.ts.
+        const r = e.type === 'token' ? out.push(e.token) : out.pushText(e.text);
         if (r.text !== '') yield { type: 'text', text: r.text };
         if (r.stopped) {
           finish = 'stop';
