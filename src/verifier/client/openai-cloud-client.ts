@@ -53,8 +53,10 @@ export class OpenAICloudClient implements CloudClient {
     const deadline = new Deadline(ac, this.opts.timeoutMs, this.endpoint);
     const onAbort = () => ac.abort(signal.reason);
     signal.addEventListener('abort', onAbort, { once: true });
+    let streaming = false;
     try {
       const res = await this.send(this.body(req), ac, deadline);
+      streaming = true;
       if (res.body === null) throw this.protocol('answered without a body');
       const source = { name: `cloud model ${this.endpoint.origin}`, protocolCode: 'E_CLOUD_PROTOCOL' };
       for await (const event of sseJson(deadline.watch(res.body), source)) {
@@ -62,7 +64,7 @@ export class OpenAICloudClient implements CloudClient {
         if (chunk) yield chunk;
       }
     } catch (err) {
-      throw deadline.expired ? deadline.error() : signal.aborted ? err : this.mapped(err);
+      throw deadline.expired ? deadline.error() : signal.aborted ? err : this.mapped(err, streaming);
     } finally {
       signal.removeEventListener('abort', onAbort);
       deadline.clear();
@@ -166,16 +168,26 @@ export class OpenAICloudClient implements CloudClient {
     return new UserError(what, { code: 'E_CLOUD_REJECTED', details });
   }
 
-  /** Network failures (refused, reset, a body cut mid-stream) as one typed error. */
-  private mapped(err: unknown): unknown {
+  /** Network failures as typed errors: before the answer (refused, reset), or a body cut mid-stream. */
+  private mapped(err: unknown, streaming: boolean): unknown {
     if (err instanceof OperationalError || err instanceof UserError || err instanceof TimeoutError)
       return err;
     const cause = (err as { cause?: { code?: unknown } }).cause;
     const why =
       typeof cause?.code === 'string' ? cause.code : err instanceof Error ? err.message : String(err);
-    return new OperationalError(`cloud model ${this.endpoint.origin} failed: ${why}`, {
+    if (streaming) {
+      return new OperationalError(
+        `cloud model ${this.endpoint.origin} closed the stream mid-answer (${why})`,
+        {
+          code: 'E_CLOUD_PROTOCOL',
+          cause: err,
+        },
+      );
+    }
+    return new OperationalError(`cloud model ${this.endpoint.origin} is unreachable (${why})`, {
       code: 'E_CLOUD_UNREACHABLE',
       cause: err,
+      suggestion: 'Check runtime.cloud.url and that the server is up.',
     });
   }
 }

@@ -150,6 +150,9 @@ describe('cloud route to an OpenAI-compatible server (runtime.cloud)', () => {
     expect(infoOf(r)).toMatchObject({ route: 'edge', unverified: true });
     expect(rt.outcomes.at(-1)).toMatchObject({ route: 'edge', fallback: true });
     expect(rt.logs.join('\n')).not.toContain(KEY);
+    expect(await rt.metrics.getSingleMetricAsString('edgectl_runtime_verifier_errors_total')).toMatch(
+      /kind="cloud"\} 1/,
+    );
     mini.mode = 'ok';
     expect((await complete()).text).toBe(MINI_ANSWER);
   });
@@ -163,6 +166,8 @@ describe('cloud route to an OpenAI-compatible server (runtime.cloud)', () => {
       expect(r.text).not.toBe(MINI_ANSWER);
       expect(r.info).toMatchObject({ route: 'cloud', unverified: true });
       expect(rt.outcomes.at(-1)).toMatchObject({ route: 'cloud', fallback: true });
+      const errors = await rt.metrics.getSingleMetricAsString('edgectl_runtime_verifier_errors_total');
+      expect(errors).toMatch(/kind="cloud_protocol"\} [1-9]/);
       mini.mode = 'ok';
       expect((await complete()).text).toBe(MINI_ANSWER);
     });
@@ -200,6 +205,24 @@ describe('cloud route to an OpenAI-compatible server (runtime.cloud)', () => {
       process.env[KEY_ENV] = KEY;
     }
     expect((await complete()).text).toBe(MINI_ANSWER);
+  });
+
+  it('an unreachable server falls back to the draft', async () => {
+    const saved = cloud;
+    cloud = { ...cloud, url: 'http://127.0.0.1:1/v1' };
+    try {
+      const r = await client.completions.create({
+        model: 'draft',
+        prompt: 'Customer: hello\nAgent:',
+        max_tokens: 8,
+      });
+      expect(infoOf(r)).toMatchObject({ route: 'edge', unverified: true });
+      expect(await rt.metrics.getSingleMetricAsString('edgectl_runtime_verifier_errors_total')).toMatch(
+        /kind="cloud_unreachable"\} 1/,
+      );
+    } finally {
+      cloud = saved;
+    }
   });
 
   it('with fallback "error": a 503 per failure, and the breaker opens after its threshold without calling the server', async () => {
