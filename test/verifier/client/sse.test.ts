@@ -8,6 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HttpVerifier } from '../../../src/verifier/client/http-verifier.js';
 import { VerifierCloudClient } from '../../../src/verifier/client/cloud-client.js';
 import { sseEvents, sseJson } from '../../../src/verifier/client/sse.js';
+import { drainRoute, executeRoute } from '../../../src/runtime/engine/route-executor.js';
+import { clientAccess } from '../../../src/runtime/engine/verifier-access.js';
 
 const enc = (s: string) => Buffer.from(s, 'utf8');
 async function* chunks(...parts: (Buffer | string)[]): AsyncGenerator<Uint8Array> {
@@ -67,6 +69,7 @@ describe('HttpVerifier.complete on the old failure cases (plain node:http server
   let server: Server;
   let url = '';
   let withTokenIds = true;
+  let eol = '\r\n';
   beforeAll(async () => {
     server = createServer((req, res) => {
       if (req.url === '/v1/identity') {
@@ -84,14 +87,14 @@ describe('HttpVerifier.complete on the old failure cases (plain node:http server
       req.on('end', () => {
         res.writeHead(200, { 'content-type': 'text/event-stream' });
         const chunk = (text: string, ids: number[], finish: string | null) =>
-          `data: ${JSON.stringify({ id: 'c', object: 'text_completion', created: 0, model: 'x', choices: [{ index: 0, text, finish_reason: finish, logprobs: null, ...(withTokenIds ? { token_ids: ids } : {}) }] })}\r\n\r\n`;
+          `data: ${JSON.stringify({ id: 'c', object: 'text_completion', created: 0, model: 'x', choices: [{ index: 0, text, finish_reason: finish, logprobs: null, ...(withTokenIds ? { token_ids: ids } : {}) }] })}${eol}${eol}`;
         const first = enc(chunk('caf☕', [1, 2], null));
         const cut = first.indexOf(enc('☕')) + 2;
         res.write(first.subarray(0, cut));
         setTimeout(() => {
           res.write(first.subarray(cut));
           res.write(chunk(' ok', [3], 'stop'));
-          res.end('data: [DONE]\r\n\r\n');
+          res.end(`data: [DONE]${eol}${eol}`);
         }, 20);
       });
     });
@@ -112,6 +115,52 @@ describe('HttpVerifier.complete on the old failure cases (plain node:http server
       expect(got.flatMap((c) => c.choices[0]?.token_ids ?? [])).toEqual([1, 2, 3]);
     } finally {
       v.close();
+    }
+  });
+
+  it('LF framing with a split character: the character arrives whole (the old reader made it U+FFFD)', async () => {
+    withTokenIds = true;
+    eol = '\n';
+    const v = await HttpVerifier.connect(url, { timeoutMs: 2000 });
+    try {
+      const got = await collect(v.complete({ prompt: 'hi', max_tokens: 4 }));
+      expect(got.map((c) => c.choices[0]?.text).join('')).toBe('caf☕ ok');
+    } finally {
+      v.close();
+      eol = '\r\n';
+    }
+  });
+
+  it('the cloud route on a verifier without token_ids: its text is the answer (the old executor crashed)', async () => {
+    withTokenIds = false;
+    eol = '\n';
+    const v = await HttpVerifier.connect(url, { timeoutMs: 2000 });
+    try {
+      const run = executeRoute(
+        {
+          route: 'cloud',
+          prompt: { ids: [1, 2, 3] },
+          maxTokens: 4,
+          sampling: { temperature: 0 },
+          seed: undefined,
+          ignoreEos: false,
+          lora: undefined,
+          cache: undefined,
+          drafting: { k: 'auto' },
+          signal: new AbortController().signal,
+        },
+        {
+          model: undefined,
+          verifier: clientAccess(v),
+          retokenize: (t) => [...t].map((c) => c.charCodeAt(0)),
+        },
+      );
+      let text = '';
+      expect(await drainRoute(run, { text: (t) => (text += t) })).toBe('eos');
+      expect(text).toBe('caf☕ ok');
+    } finally {
+      v.close();
+      eol = '\r\n';
     }
   });
 
