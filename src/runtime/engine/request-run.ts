@@ -298,8 +298,10 @@ export class RequestRun {
           break;
         }
         const e = n.value;
-        if (e.type === 'fallback') yield e;
-        if (e.type === 'fallback') continue;
+        if (e.type === 'fallback') {
+          yield e;
+          continue;
+        }
         this.ttftMs ??= performance.now() - this.t0;
         // A cloud model's text (no ids in this tokenizer) is the answer itself: cloud-route.ts.
         const r = e.type === 'token' ? out.push(e.token) : out.pushText(e.text);

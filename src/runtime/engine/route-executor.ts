@@ -2,8 +2,9 @@
  * The one route executor (issue #16 item 2): runs a generation on its route and yields each token as
  * it is produced — edge (the draft alone), speculative (the draft proposes, the HTTP verifier
  * decides) or cloud (a `CloudClient`: the verifier's `/v1/completions`, or the site's own
- * OpenAI-compatible `runtime.cloud` model; cloud-route.ts, cloud-access.ts). The site engine, `edgectl generate` and
- * `edgectl bench speculative` all dispatch through it, so the benchmark measures the product path.
+ * OpenAI-compatible `runtime.cloud` model; cloud-route.ts, cloud-access.ts). The site engine,
+ * `edgectl generate` and `edgectl bench speculative` all dispatch through it, so the benchmark
+ * measures the product path.
  *
  * It owns what happens when the verifier cannot help: the circuit breaker is asked before any call,
  * every failure is recorded in it, and the fallback decides — continue on the draft alone from the
