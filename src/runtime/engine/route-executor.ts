@@ -86,7 +86,7 @@ export interface RouteRequest {
 export type RouteEvent =
   | { type: 'token'; token: number }
   | { type: 'text'; text: string }
-  | { type: 'fallback'; route: Route; message: string };
+  | { type: 'fallback'; route: Route; message: string; unverified?: boolean };
 
 export interface RouteDeps {
   /** The draft model; only the cloud route runs without one. */
@@ -220,6 +220,20 @@ class RouteRun {
         fb.retryAfterSeconds,
         state.emitted.length > 0,
       );
+    }
+    if (fb.kind === 'cloud') {
+      const cloud = this.deps.cloud;
+      // The site's hosted model answers instead, if nothing was produced yet (it cannot continue
+      // the draft's tokens) and it is not the one that just failed; otherwise as edge-unverified.
+      // (`access` is generic over its lease type, so the identity check goes through unknown.)
+      if (cloud !== undefined && (access as unknown) !== cloud && state.emitted.length === 0) {
+        state.fallback = true;
+        state.route = 'cloud';
+        yield { type: 'fallback', route: 'cloud', message, unverified: false };
+        return yield* this.remote(cloud, 'the cloud model', (lease) =>
+          runCloud(this.req, state, lease.client, this.deps.retokenize),
+        );
+      }
     }
     state.fallback = true;
     state.unverified = true;

@@ -225,6 +225,44 @@ describe('cloud route to an OpenAI-compatible server (runtime.cloud)', () => {
     }
   });
 
+  it('policy fallback "cloud": a dead verifier sends a speculative request to the cloud model; if that fails too, the draft', async () => {
+    const viaCloud = await loadTestGeneration(
+      makeGenerationDir({ policy: TEST_POLICY.replace('fallback: edge-unverified', 'fallback: cloud') }),
+      gen,
+    );
+    const own = await startTestRuntime(viaCloud, 'http://127.0.0.1:1', { cloud: () => cloud });
+    const ask = async () => {
+      const r = await fetch(`${own.server.url}/v1/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-edgectl-route': 'speculative' },
+        body: JSON.stringify({ model: 'draft', prompt: 'Customer: hello\nAgent:', max_tokens: 24 }),
+      });
+      expect(r.status).toBe(200);
+      const body = (await r.json()) as { choices: { text: string }[]; edgectl: Info };
+      return {
+        text: body.choices[0]?.text,
+        info: body.edgectl,
+        unverifiedHeader: r.headers.get('x-edgectl-unverified'),
+      };
+    };
+    try {
+      mini.mode = 'ok';
+      const r = await ask();
+      expect(r.text).toBe(MINI_ANSWER);
+      expect(r.info).toMatchObject({ route: 'cloud', unverified: false });
+      expect(r.unverifiedHeader).toBeNull();
+      expect(own.outcomes.at(-1)).toMatchObject({ route: 'cloud', fallback: true });
+      mini.mode = 'error500';
+      const r2 = await ask();
+      expect(r2.info).toMatchObject({ route: 'edge', unverified: true });
+      expect(r2.unverifiedHeader).toBe('true');
+    } finally {
+      mini.mode = 'ok';
+      await own.server.close(0);
+      await viaCloud.dispose();
+    }
+  });
+
   it('with fallback "error": a 503 per failure, and the breaker opens after its threshold without calling the server', async () => {
     const strict = await loadTestGeneration(
       makeGenerationDir({
