@@ -50,6 +50,7 @@ export const E2E_FILES: readonly string[] = [
   'test/rollout/feedback-cost.test.ts',
   'test/rollout/shadow-e2e.test.ts',
   'test/rollout/spec.test.ts',
+  'test/runtime/daemon/cloud-route.test.ts',
   'test/runtime/daemon/feedback-restart.test.ts',
   'test/runtime/daemon/site-up.test.ts',
   'test/runtime/serve/pii.test.ts',

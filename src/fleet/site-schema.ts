@@ -72,8 +72,35 @@ function isDuration(text: string): boolean {
 
 const interval = z.string().refine(isDuration, { message: 'must be a duration like 30s, 5m or 1h' });
 
+const ENV_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/**
+ * `runtime.cloud`: an OpenAI-compatible server the site's cloud route uses instead of the verifier
+ * (issue #18 item 5; docs/running-sites.md). The API key is named, never written: only the variable.
+ */
+const cloud = z
+  .object({
+    url: z.url({
+      protocol: /^https?$/,
+      error: 'must be an http(s) base URL, e.g. https://api.example.com/v1',
+    }),
+    model: z.string({ error: 'must be the model name the server knows' }).min(1, 'must not be empty'),
+    apiKeyEnv: z
+      .string({ error: 'must name the environment variable that holds the API key, e.g. CLOUD_API_KEY' })
+      .regex(ENV_NAME_RE, 'must be an environment variable name (letters, digits, _), not the key itself')
+      .optional(),
+    api: z.enum(['completions', 'chat'], { error: 'must be completions or chat' }).optional(),
+  })
+  .strict();
+export type SiteCloud = z.infer<typeof cloud>;
+
 const runtime = z
-  .object({ listen: listen.optional(), verifier: verifier.optional(), interval: interval.optional() })
+  .object({
+    listen: listen.optional(),
+    verifier: verifier.optional(),
+    interval: interval.optional(),
+    cloud: cloud.optional(),
+  })
   .strict();
 
 const publicKeyObject = z.object({ keyid: z.string(), key: z.string() }).strict();
@@ -174,6 +201,15 @@ export const siteDeclarationShape = z
         listen: z.string().optional(),
         verifier: z.string().optional(),
         interval: z.string().optional(),
+        cloud: z
+          .object({
+            url: z.string(),
+            model: z.string(),
+            apiKeyEnv: z.string().optional(),
+            api: z.enum(['completions', 'chat']).optional(),
+          })
+          .strict()
+          .optional(),
       })
       .strict(),
   })
@@ -211,6 +247,15 @@ export function toDeclaration(file: SiteFile): {
   if (file.runtime.listen !== undefined) rt.listen = file.runtime.listen;
   if (file.runtime.verifier !== undefined) rt.verifier = file.runtime.verifier;
   if (file.runtime.interval !== undefined) rt.interval = file.runtime.interval;
+  const c = file.runtime.cloud;
+  if (c !== undefined) {
+    rt.cloud = {
+      url: c.url,
+      model: c.model,
+      ...(c.apiKeyEnv === undefined ? {} : { apiKeyEnv: c.apiKeyEnv }),
+      ...(c.api === undefined ? {} : { api: c.api }),
+    };
+  }
   const desired: DesiredAssignments = { adapters: [...file.assignments.adapters] };
   if (file.assignments.model !== undefined) desired.model = file.assignments.model;
   if (file.assignments.policy !== undefined) desired.policy = file.assignments.policy;
@@ -221,16 +266,20 @@ export function toDeclaration(file: SiteFile): {
 }
 
 /** Runtime settings with defaults applied: what a site daemon actually uses. */
-export function effectiveRuntime(decl: SiteDeclaration): {
-  listen: string;
-  verifier?: string;
-  interval: string;
-} {
+export function effectiveRuntime(decl: SiteDeclaration): EffectiveRuntime {
   return {
     listen: decl.runtime.listen ?? RUNTIME_DEFAULTS.listen,
     interval: decl.runtime.interval ?? RUNTIME_DEFAULTS.interval,
     ...(decl.runtime.verifier !== undefined ? { verifier: decl.runtime.verifier } : {}),
+    ...(decl.runtime.cloud !== undefined ? { cloud: decl.runtime.cloud } : {}),
   };
+}
+
+export interface EffectiveRuntime {
+  listen: string;
+  verifier?: string;
+  interval: string;
+  cloud?: SiteCloud;
 }
 
 export interface SiteDirResult {

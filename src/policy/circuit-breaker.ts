@@ -127,6 +127,11 @@ export function breakerForPolicy(
 export type VerifierFallback =
   /** Answer from the draft model alone and mark the response unverified. */
   | { kind: 'edge-unverified' }
+  /**
+   * The site's cloud model (`runtime.cloud`) answers a request that has no output yet; otherwise
+   * (output already streamed, no cloud model, or the cloud model is what failed) as edge-unverified.
+   */
+  | { kind: 'cloud' }
   /** Refuse with HTTP 503 and a Retry-After header. */
   | { kind: 'unavailable'; status: 503; retryAfterSeconds: number; message: string };
 
@@ -135,7 +140,9 @@ export function verifierFallback(
   policy: Pick<Policy, 'verifier'>,
   breaker: CircuitBreaker,
 ): VerifierFallback {
-  if ((policy.verifier?.fallback ?? 'error') === 'edge-unverified') return { kind: 'edge-unverified' };
+  const fallback = policy.verifier?.fallback ?? 'error';
+  if (fallback === 'edge-unverified') return { kind: 'edge-unverified' };
+  if (fallback === 'cloud') return { kind: 'cloud' };
   const retryAfterSeconds = Math.max(1, Math.ceil(breaker.retryAfterMs() / 1000));
   return {
     kind: 'unavailable',

@@ -155,8 +155,11 @@ export const policySchema = z
       .optional(),
     verifier: z
       .strictObject({
-        /** What to do when the verifier is unreachable: answer from the draft alone, or fail. */
-        fallback: z.enum(['edge-unverified', 'error']).default('error'),
+        /**
+         * What to do when the verifier is unreachable: answer from the draft alone, fail, or have the
+         * site's cloud model (`runtime.cloud`) answer (else as edge-unverified).
+         */
+        fallback: z.enum(['edge-unverified', 'error', 'cloud']).default('error'),
         timeoutMs: z.number().int().positive().default(5000),
       })
       .optional(),

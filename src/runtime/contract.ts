@@ -12,6 +12,7 @@
  */
 import type { Registry } from 'prom-client';
 import type { FeedbackContext, RequestOutcome, ShadowOutcome } from '../feedback/accumulator.js';
+import type { SiteCloud } from '../fleet/site-schema.js';
 import type { BreakerState } from '../policy/circuit-breaker.js';
 import type { Route } from '../policy/schema.js';
 
@@ -95,6 +96,8 @@ export interface RuntimeServerOptions<G extends ServedGeneration = ServedGenerat
   verifierUrl: () => string | undefined;
   /** Bearer token the verifier requires, sent with every verifier request and stream. */
   verifierToken?: string;
+  /** The declaration's `runtime.cloud`: an OpenAI-compatible server for the cloud route (else the verifier). */
+  cloud?: () => SiteCloud | undefined;
   /** Slow-client deadlines (src/http/http.ts): a whole request, and its headers. */
   requestTimeoutMs?: number;
   headersTimeoutMs?: number;

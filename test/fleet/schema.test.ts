@@ -69,6 +69,34 @@ describe('site declarations', () => {
     ]);
   });
 
+  it('runtime.cloud: kept as written (the key only by its variable), each bad field named', () => {
+    const key = Buffer.from(generateKeyPair().publicKey).toString('base64');
+    const cloud = 'runtime:\n  cloud:\n    url: https://api.example.com/v1\n    model: hosted-7b\n';
+    write('f.yaml', `name: f\npublicKey: ${key}\n${cloud}    apiKeyEnv: CLOUD_API_KEY\n    api: chat\n`);
+    const [site] = loadSiteDeclarations(dir);
+    const expected = {
+      url: 'https://api.example.com/v1',
+      model: 'hosted-7b',
+      apiKeyEnv: 'CLOUD_API_KEY',
+      api: 'chat',
+    };
+    expect(site?.declaration.runtime).toEqual({ cloud: expected });
+    expect(effectiveRuntime(site!.declaration).cloud).toEqual(expected);
+    write(
+      'g.yaml',
+      `name: g\npublicKey: ${key}\nruntime:\n  cloud:\n    url: ftp://x\n    model: ""\n    apiKeyEnv: sk-live-123\n    api: responses\n    key: x\n`,
+    );
+    write('h.yaml', `name: h\npublicKey: ${key}\nruntime:\n  cloud:\n    url: https://api.example.com/v1\n`);
+    expect(problems()).toEqual([
+      'g.yaml:5: runtime.cloud.url: must be an http(s) base URL, e.g. https://api.example.com/v1',
+      'g.yaml:6: runtime.cloud.model: must not be empty',
+      'g.yaml:7: runtime.cloud.apiKeyEnv: must be an environment variable name (letters, digits, _), not the key itself',
+      'g.yaml:8: runtime.cloud.api: must be completions or chat',
+      'g.yaml:9: runtime.cloud.key: unknown field "key"',
+      'h.yaml:5: runtime.cloud.model: must be the model name the server knows',
+    ]);
+  });
+
   it('loadSiteDeclarations throws one UserError (exit 2) listing every problem', () => {
     write('x.yaml', siteYaml('y'));
     let err: unknown;

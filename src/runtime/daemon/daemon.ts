@@ -238,6 +238,7 @@ function startServer(p: DaemonParts, metrics: Registry): Promise<RuntimeServer> 
     ...(opts.bearerToken ? { bearerToken: opts.bearerToken } : {}),
     generations: p.served.generations,
     verifierUrl: () => opts.verifierUrl ?? syncer.applied.effective?.verifier,
+    cloud: () => syncer.applied.effective?.cloud,
     ...(opts.verifierToken ? { verifierToken: opts.verifierToken } : {}),
     ...(opts.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: opts.requestTimeoutMs }),
     maxConcurrent: opts.maxConcurrent ?? 4,

@@ -7,7 +7,7 @@
  */
 import { canonicalJson } from '../../foundation/canonical-json.js';
 import type { RolloutState } from '../../fleet/rollout-ops.js';
-import { effectiveRuntime, type SiteRuntime } from '../../fleet/site-schema.js';
+import { effectiveRuntime, type EffectiveRuntime, type SiteRuntime } from '../../fleet/site-schema.js';
 import type { FeedbackContext, FeedbackRefs } from '../../feedback/index.js';
 import { siteDataPaths } from '../../site/data-dir.js';
 import type { GenerationInfo } from '../../site/generation.js';
@@ -17,7 +17,7 @@ export interface AppliedSiteConfig {
   appliedSeq: number;
   /** The declaration's runtime settings as written (no defaults), or undefined before a sync. */
   runtime: SiteRuntime | undefined;
-  effective: { listen: string; verifier?: string; interval: string } | undefined;
+  effective: EffectiveRuntime | undefined;
   /** The site's declared labels (empty before a sync), exported as `edgectl_site_info`. */
   labels: Readonly<Record<string, string>>;
   /** The rollouts of the applied fleet state (for `edgectl_site_rollout_info`). */

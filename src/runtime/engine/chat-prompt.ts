@@ -56,6 +56,8 @@ export interface EncodedChatPrompt {
   promptIds: number[];
   map: RedactionMap | undefined;
   redactions: number;
+  /** The messages as the model saw them (content redacted), for a cloud chat model. */
+  messages: ChatTurn[];
 }
 
 /** Redacts each message's content, then renders and encodes with the template. */
@@ -83,7 +85,7 @@ export function encodeChatPrompt(
   const withTools = toolTurns(chat.template, list, tools);
   try {
     const { text, ids } = chat.template.encode(withTools.turns, withTools.options);
-    return { modelText: text, promptIds: ids, map, redactions };
+    return { modelText: text, promptIds: ids, map, redactions, messages: list };
   } catch (err) {
     throw asHttp(err);
   }

@@ -44,6 +44,20 @@ export class OutputText {
     return { text: this.restore(r.text), stopped: false };
   }
 
+  /**
+   * Adds text a cloud model generated (it has no ids in this tokenizer): the same stops and
+   * restoration as tokens get, without the detokenizer. `tokens` is not counted here.
+   */
+  pushText(text: string): { text: string; stopped: boolean } {
+    if (this.ended) return { text: '', stopped: true };
+    const r = this.stops.push(text);
+    if (r.stopped) {
+      this.ended = true;
+      return { text: this.restore(r.text) + this.restoreEnd(), stopped: true };
+    }
+    return { text: this.restore(r.text), stopped: false };
+  }
+
   /** Everything held back, when generation ended for another reason than a stop string. */
   end(): string {
     if (this.ended) return '';

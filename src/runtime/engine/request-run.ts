@@ -39,6 +39,8 @@ import type { EngineEvent, EngineRequest } from './types.js';
 import { poolAccess } from './verifier-access.js';
 import { checkStructured, compileConstraint, type StructuredInfo } from './structured.js';
 import type { CompiledConstraint } from '../../inference/grammar/index.js';
+import { cloudDeps, cloudMessages } from './cloud-route.js';
+import type { CloudMessage } from '../../verifier/client/cloud-client.js';
 
 /** Default `max_tokens` when a request gives none (capped by the context left). */
 export const DEFAULT_MAX_TOKENS = 128;
@@ -55,6 +57,8 @@ interface Validated {
 
 interface Encoded {
   modelText: string;
+  /** A chat's messages as the model saw them (redacted), for a cloud chat model. */
+  messages: CloudMessage[] | undefined;
   promptIds: number[];
   map: RedactionMap | undefined;
   maxTokens: number;
@@ -222,7 +226,8 @@ export class RequestRun {
     const maxTokens = asked ?? Math.min(g.requestDefaults.maxTokens ?? DEFAULT_MAX_TOKENS, room);
     const lora = v.adapter === undefined ? undefined : g.adapters.get(v.adapter)?.feeds;
     this.parts.metrics.promptTokens(promptIds.length);
-    return { modelText: encoded.modelText, promptIds, map: encoded.map, maxTokens, lora };
+    const messages = 'messages' in encoded ? cloudMessages(encoded.messages) : undefined;
+    return { modelText: encoded.modelText, messages, promptIds, map: encoded.map, maxTokens, lora };
   }
 
   /** The router's decision; the draft's entropy on the prompt costs one prefill the generation reuses. */
@@ -276,6 +281,7 @@ export class RequestRun {
           adaptive: { min: Math.min(spec.minDraftTokens, max), max },
           minDraftConfidence: spec.minDraftConfidence,
         },
+        cloudPrompt: { text: enc.modelText, ...(enc.messages ? { messages: enc.messages } : {}) },
         signal: this.signal,
         ...(this.constraint ? { constraint: this.constraint } : {}),
       },
@@ -285,6 +291,7 @@ export class RequestRun {
           parts.metrics.verifierError(kind),
         ),
         onRound: (drafted, accepted) => parts.metrics.round(drafted, accepted),
+        ...cloudDeps(parts.cloudAccess(g), g.tokenizer),
       },
       live,
     );
@@ -299,10 +306,13 @@ export class RequestRun {
           break;
         }
         const e = n.value;
-        if (e.type === 'fallback') yield e;
-        if (e.type !== 'token') continue;
+        if (e.type === 'fallback') {
+          yield e;
+          continue;
+        }
         this.ttftMs ??= performance.now() - this.t0;
-        const r = out.push(e.token);
+        // A cloud model's text (no ids in this tokenizer) is the answer itself: cloud-route.ts.
+        const r = e.type === 'token' ? out.push(e.token) : out.pushText(e.text);
         all += r.text;
         if (r.text !== '') yield { type: 'text', text: r.text };
         if (r.stopped) {

@@ -1,8 +1,10 @@
 /**
  * The one route executor (issue #16 item 2): runs a generation on its route and yields each token as
  * it is produced — edge (the draft alone), speculative (the draft proposes, the HTTP verifier
- * decides) or cloud (the verifier's `/v1/completions`). The site engine, `edgectl generate` and
- * `edgectl bench speculative` all dispatch through it, so the benchmark measures the product path.
+ * decides) or cloud (a `CloudClient`: the verifier's `/v1/completions`, or the site's own
+ * OpenAI-compatible `runtime.cloud` model; cloud-route.ts, cloud-access.ts). The site engine,
+ * `edgectl generate` and `edgectl bench speculative` all dispatch through it, so the benchmark
+ * measures the product path.
  *
  * It owns what happens when the verifier cannot help: the circuit breaker is asked before any call,
  * every failure is recorded in it, and the fallback decides — continue on the draft alone from the
@@ -25,11 +27,13 @@ import type { HttpVerifier } from '../../verifier/client/http-verifier.js';
 import type { KvCache } from '../../inference/kv-cache.js';
 import type { LoraFeeds } from '../../inference/lora-slots.js';
 import type { CausalLm } from '../../inference/model-session.js';
-import { hasRepetitionPenalty, type SamplingParams } from '../../inference/sampling.js';
+import type { SamplingParams } from '../../inference/sampling.js';
 import type { Route } from '../../policy/schema.js';
 import { CountingVerifier, VerifierCallError, verifierCall } from './counting-verifier.js';
-import { responseFormatWire } from './structured.js';
-import type { VerifierAccess } from './verifier-access.js';
+import type { CloudMessage } from '../../verifier/client/cloud-client.js';
+import { verifierAsCloud, type CloudAccess } from './cloud-access.js';
+import { runCloud } from './cloud-route.js';
+import type { RemoteAccess, VerifierAccess } from './verifier-access.js';
 
 export { VerifierCallError } from './counting-verifier.js';
 
@@ -71,6 +75,8 @@ export interface RouteRequest {
   cache: KvCache | undefined;
   /** Speculative drafting: fixed or adaptive k, its bounds, the confidence floor. */
   drafting: { k: number | 'auto'; adaptive?: AdaptiveKOptions; minDraftConfidence?: number };
+  /** The prompt as text (and a chat's messages) for a cloud model that does not share the tokenizer. */
+  cloudPrompt?: { text: string; messages?: readonly CloudMessage[] };
   signal: AbortSignal;
   /**
    * Grammar-constrained decoding (issue #18), compiled for the draft's tokenizer: edge samples
@@ -80,16 +86,23 @@ export interface RouteRequest {
   constraint?: CompiledConstraint;
 }
 
-/** A token; text the verifier decoded (cloud route on a text prompt only); a fallback to the draft. */
+/**
+ * A token; text the cloud decoded (a text prompt, or a cloud model without the site's token ids:
+ * then this text is the answer and no token events come); a fallback to the draft.
+ */
 export type RouteEvent =
   | { type: 'token'; token: number }
   | { type: 'text'; text: string }
-  | { type: 'fallback'; route: Route; message: string };
+  | { type: 'fallback'; route: Route; message: string; unverified?: boolean };
 
 export interface RouteDeps {
   /** The draft model; only the cloud route runs without one. */
   model: CausalLm | undefined;
   verifier: VerifierAccess;
+  /** The site's own cloud model (`runtime.cloud`) for the cloud route; undefined: the verifier's. */
+  cloud?: CloudAccess;
+  /** The site's tokenizer, for a cloud answer that comes as text only (counts, a fallback's context). */
+  retokenize?: (text: string) => number[];
   /** Each speculative round (site metrics). */
   onRound?: (drafted: number, accepted: number) => void;
 }
@@ -142,27 +155,41 @@ class RouteRun {
   async *run(): AsyncGenerator<RouteEvent, ExecFinish, undefined> {
     const { req, deps } = this;
     if (req.route === 'edge') return yield* this.edge();
-    const access = deps.verifier;
+    if (req.route === 'cloud') {
+      // The site's own cloud model (runtime.cloud) where declared, else the verifier's completions.
+      const access = deps.cloud ?? verifierAsCloud(deps.verifier);
+      const who = deps.cloud ? 'the cloud model' : 'the verifier';
+      return yield* this.remote(access, who, (lease) =>
+        runCloud(req, this.state, lease.client, deps.retokenize),
+      );
+    }
+    return yield* this.remote(deps.verifier, 'the verifier', (lease) => this.speculative(lease.verifier));
+  }
+
+  /** A remote route under the breaker; a failure goes to the fallback. */
+  private async *remote<L extends { fail(): void; release(): void }>(
+    access: RemoteAccess<L>,
+    who: string,
+    body: (lease: L) => AsyncGenerator<RouteEvent, ExecFinish | undefined>,
+  ): AsyncGenerator<RouteEvent, ExecFinish, undefined> {
+    const { req } = this;
     if (access.url === undefined) {
-      return yield* this.failover('no verifier URL is configured for this site', 'unconfigured');
+      return yield* this.failover(access, 'no verifier URL is configured for this site', 'unconfigured');
     }
     const breaker = access.breaker;
     if (!breaker.tryAcquire()) {
       return yield* this.failover(
-        `circuit breaker ${breaker.state}: the verifier failed recently`,
+        access,
+        `circuit breaker ${breaker.state}: ${who} failed recently`,
         'breaker_open',
       );
     }
-    let lease: Awaited<ReturnType<VerifierAccess['acquire']>> | undefined;
-    // 'ok' also covers a consumer that ended early (a stop string): the verifier did its part.
+    let lease: L | undefined;
+    // 'ok' also covers a consumer that ended early (a stop string): the server did its part.
     let verdict: 'ok' | 'failed' | 'other' = 'ok';
     try {
       lease = await verifierCall(() => access.acquire());
-      const finish =
-        req.route === 'speculative'
-          ? yield* this.speculative(lease.verifier)
-          : yield* this.cloud(lease.verifier);
-      return finish ?? 'length';
+      return (yield* body(lease)) ?? 'length';
     } catch (err) {
       if (!(err instanceof VerifierCallError)) {
         verdict = 'other';
@@ -175,7 +202,7 @@ class RouteRun {
       verdict = 'failed';
       breaker.recordFailure();
       lease?.fail();
-      return yield* this.failover(err.message, err.kind, err.cause);
+      return yield* this.failover(access, err.message, err.kind, err.cause);
     } finally {
       if (verdict === 'ok') breaker.recordSuccess();
       lease?.release();
@@ -183,15 +210,16 @@ class RouteRun {
   }
 
   /** The fallback after a verifier failure: the draft alone, or VerifierUnavailableError. */
-  private async *failover(
+  private async *failover<L extends { fail(): void; release(): void }>(
+    access: RemoteAccess<L>,
     message: string,
     kind: string,
     cause?: unknown,
   ): AsyncGenerator<RouteEvent, ExecFinish, undefined> {
     const { state } = this;
     state.verifierError = message;
-    this.deps.verifier.onError?.(message, kind);
-    const fb = this.deps.verifier.fallback();
+    access.onError?.(message, kind);
+    const fb = access.fallback();
     if (fb.kind === 'raise') throw cause ?? new OperationalError(message);
     if (fb.kind === 'unavailable') {
       throw new VerifierUnavailableError(
@@ -199,6 +227,20 @@ class RouteRun {
         fb.retryAfterSeconds,
         state.emitted.length > 0,
       );
+    }
+    if (fb.kind === 'cloud') {
+      const cloud = this.deps.cloud;
+      // The site's hosted model answers instead, if nothing was produced yet (it cannot continue
+      // the draft's tokens) and it is not the one that just failed; otherwise as edge-unverified.
+      // (`access` is generic over its lease type, so the identity check goes through unknown.)
+      if (cloud !== undefined && (access as unknown) !== cloud && state.emitted.length === 0) {
+        state.fallback = true;
+        state.route = 'cloud';
+        yield { type: 'fallback', route: 'cloud', message, unverified: false };
+        return yield* this.remote(cloud, 'the cloud model', (lease) =>
+          runCloud(this.req, state, lease.client, this.deps.retokenize),
+        );
+      }
     }
     state.fallback = true;
     state.unverified = true;
@@ -319,66 +361,6 @@ class RouteRun {
       constraint?.dispose();
     }
   }
-
-  /** Cloud-only: the verifier generates; a token-id prompt's tokens are decoded by the consumer. */
-  private async *cloud(verifier: HttpVerifier): AsyncGenerator<RouteEvent, ExecFinish, undefined> {
-    const { req, state } = this;
-    const ac = new AbortController();
-    const onAbort = () => ac.abort();
-    req.signal.addEventListener('abort', onAbort, { once: true });
-    const p = req.prompt;
-    const text = !('ids' in p);
-    let finish: ExecFinish | undefined;
-    if (req.constraint) verifier.requireMaskSupport();
-    try {
-      const chunks = verifier.complete(
-        {
-          prompt: 'ids' in p ? [...p.ids] : p.text,
-          max_tokens: req.maxTokens,
-          temperature: req.sampling.temperature,
-          ...(req.sampling.topP === undefined ? {} : { top_p: req.sampling.topP }),
-          ...(hasRepetitionPenalty(req.sampling)
-            ? { repetition_penalty: req.sampling.repetitionPenalty as number }
-            : {}),
-          ...(req.seed === undefined ? {} : { seed: req.seed }),
-          ...(req.ignoreEos && !req.constraint ? { ignore_eos: true } : {}),
-          ...(req.constraint ? { response_format: responseFormatWire(req.constraint.constraint) } : {}),
-          ...(!('ids' in p) && p.stop.length > 0 ? { stop: [...p.stop] } : {}),
-          ...(text ? { stream_options: { include_usage: true } } : {}),
-        },
-        ac.signal,
-      );
-      for await (const c of chunks) {
-        if (c.usage) state.promptTokens = c.usage.prompt_tokens;
-        const choice = c.choices[0];
-        if (!choice) continue;
-        for (const token of choice.token_ids) {
-          state.emitted.push(token);
-          // One verifier pass per cloud token (what `edgectl generate` reports too).
-          state.verifyRounds++;
-          yield { type: 'token', token };
-        }
-        if (text && choice.text !== '') yield { type: 'text', text: choice.text };
-        if (choice.finish_reason) finish = cloudFinish(choice.finish_reason, text);
-      }
-      return finish ?? 'length';
-    } catch (err) {
-      if (req.signal.aborted) return 'aborted';
-      throw err instanceof VerifierCallError ? err : VerifierCallError.from(err);
-    } finally {
-      req.signal.removeEventListener('abort', onAbort);
-      ac.abort();
-    }
-  }
-}
-
-/**
- * The verifier's finish reason: on token ids the runtime matches stops itself, so the verifier's
- * `stop` is end-of-sequence; on text (the verifier matched the stops) it is the stop it says.
- */
-function cloudFinish(reason: 'stop' | 'length', text: boolean): ExecFinish {
-  if (reason === 'length') return 'length';
-  return text ? 'stop' : 'eos';
 }
 
 /** What a caller that does not yield events does with a run's tokens (generate, benchmarks). */

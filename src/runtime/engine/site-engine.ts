@@ -20,6 +20,7 @@ import { RuntimeMetrics } from './metrics.js';
 import { PromptPool } from './prompt-pool.js';
 import { DEFAULT_SHADOW_SAMPLE, ShadowRunner, type ShadowJob } from './shadow.js';
 import { VerifierPool } from './verifier-pool.js';
+import { CloudPool, type CloudAccess } from './cloud-access.js';
 import { RequestRun } from './request-run.js';
 import { withToolCalls } from './tool-calls.js';
 import type { EngineEvent, EngineRequest } from './types.js';
@@ -30,6 +31,7 @@ export type SiteEngineOptions = Pick<
   | 'generations'
   | 'verifierUrl'
   | 'verifierToken'
+  | 'cloud'
   | 'maxConcurrent'
   | 'maxQueue'
   | 'onOutcome'
@@ -46,6 +48,8 @@ export interface EngineParts {
   pool: VerifierPool;
   metrics: RuntimeMetrics;
   verifierUrl: () => string | undefined;
+  /** The cloud route's access to the site's `runtime.cloud` model; undefined: the verifier serves it. */
+  cloudAccess: (g: LoadedGeneration) => CloudAccess | undefined;
   /** Longest draft the verifier protocol takes (the policy's maxDraftTokens is capped by it). */
   maxDraftTokens: number;
   report(outcome: RequestOutcome, g: LoadedGeneration, label: string | undefined): void;
@@ -62,6 +66,7 @@ export class SiteEngine {
   private readonly admission: GenerationAdmission;
   private readonly prompts = new PromptPool();
   private readonly pool: VerifierPool;
+  private readonly cloudPool: CloudPool;
   private readonly shadow: ShadowRunner | undefined;
   private readonly parts: EngineParts;
   private active = 0;
@@ -82,6 +87,11 @@ export class SiteEngine {
         }),
       opts.verifierToken,
     );
+    this.cloudPool = new CloudPool(process.env, Date.now, (from, to) =>
+      opts.log(to === 'open' ? 'warn' : 'info', `cloud model circuit breaker ${from} -> ${to}`, {
+        cloud: opts.cloud?.()?.url ?? null,
+      }),
+    );
     const onShadow = opts.onShadow;
     this.shadow = onShadow
       ? new ShadowRunner({
@@ -99,6 +109,7 @@ export class SiteEngine {
       pool: this.pool,
       metrics: this.metrics,
       verifierUrl: opts.verifierUrl,
+      cloudAccess: (g) => this.cloudAccess(g),
       maxDraftTokens: MAX_DRAFT_TOKENS,
       report: (o, g, label) => this.report(o, g, label),
       scheduleShadow: (g, adapter, job, delivered) => this.scheduleShadow(g, adapter, job, delivered),
@@ -173,6 +184,12 @@ export class SiteEngine {
     await this.shadow?.close();
     this.pool.close();
     this.prompts.close();
+  }
+
+  private cloudAccess(g: LoadedGeneration): CloudAccess | undefined {
+    const cloud = this.opts.cloud?.();
+    if (cloud === undefined) return undefined;
+    return this.cloudPool.access(cloud, g.policy, (_m, kind) => this.metrics.verifierError(kind));
   }
 
   private report(o: RequestOutcome, g: LoadedGeneration, label: string | undefined): void {

@@ -59,8 +59,11 @@ export type EngineEvent =
   | { type: 'blocked'; rule: string; message: string; reason: string }
   /** Text for the user (placeholders restored, stop strings cut). */
   | { type: 'text'; text: string }
-  /** The verifier failed and the draft continues alone: the answer is unverified from here. */
-  | { type: 'fallback'; route: Route; message: string }
+  /**
+   * The verifier failed and the draft continues alone: the answer is unverified from here. With
+   * `unverified: false` the site's cloud model answers instead (policy `verifier.fallback: cloud`).
+   */
+  | { type: 'fallback'; route: Route; message: string; unverified?: boolean }
   /** A piece of a tool call (the first of a call carries its id and name): tool-calls.ts. */
   | ({ type: 'tool_call' } & ToolCallDelta)
   | {

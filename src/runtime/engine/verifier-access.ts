@@ -16,17 +16,20 @@ import {
 import type { EffectivePolicy } from '../../policy/load.js';
 import type { VerifierLease, VerifierPool } from './verifier-pool.js';
 
-export interface VerifierAccess {
-  /** The verifier's base URL; undefined when none is configured. */
+/** How the route executor reaches a remote service: the verifier, or a site's cloud model (cloud-access.ts). */
+export interface RemoteAccess<L extends { fail(): void; release(): void }> {
+  /** The service's base URL; undefined when none is configured. */
   readonly url: string | undefined;
   readonly breaker: CircuitBreaker;
   /** A connected client; throws what connecting throws (unreachable, timeout, tokenizer mismatch). */
-  acquire(): Promise<VerifierLease>;
+  acquire(): Promise<L>;
   /** What to do now that the verifier cannot help (`raise`: throw the verifier's own error). */
   fallback(): VerifierFallback | { kind: 'raise' };
   /** A verifier failure (message, metrics kind), before the fallback runs. */
   onError?: (message: string, kind: string) => void;
 }
+
+export type VerifierAccess = RemoteAccess<VerifierLease>;
 
 /** The site's access: the pool's client and breaker for this URL and policy. */
 export function poolAccess(

@@ -137,7 +137,7 @@ class AnswerWriter {
       void this.reply.header('x-edgectl-route', 'blocked');
     } else if (e.type === 'fallback') {
       this.route = e.route;
-      this.unverified = true;
+      this.unverified = e.unverified !== false;
     } else if (e.type === 'finish') return this.finish(e);
     return undefined;
   }

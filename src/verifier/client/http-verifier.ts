@@ -18,6 +18,7 @@ import {
 } from '../protocol.js';
 import { hasRepetitionPenalty, type SamplingParams } from '../../inference/sampling.js';
 import { encodeMask } from '../../inference/grammar/mask.js';
+import { sseJson } from './sse.js';
 import { VerifierHttp } from './verifier-transport.js';
 import { StreamUnavailableError, VerifyStreamPool } from './verify-stream-client.js';
 import {
@@ -204,26 +205,9 @@ export class HttpVerifier implements Verifier {
         ? new OperationalError(message)
         : new UserError(message);
     }
-    let buffer = '';
-    for await (const chunk of res) {
-      buffer += (chunk as Buffer).toString('utf8');
-      for (let end = buffer.indexOf('\n\n'); end >= 0; end = buffer.indexOf('\n\n')) {
-        const block = buffer.slice(0, end);
-        buffer = buffer.slice(end + 2);
-        const data = block
-          .split('\n')
-          .filter((l) => l.startsWith('data:'))
-          .map((l) => l.slice(5).trimStart())
-          .join('\n');
-        if (data === '') continue;
-        if (data === '[DONE]') return;
-        const parsed = JSON.parse(data) as CompletionResponse & { error?: { message?: string } };
-        if (parsed.error)
-          throw new OperationalError(`verifier stream failed: ${parsed.error.message ?? 'error'}`);
-        yield parsed;
-      }
-    }
-    throw new OperationalError('verifier closed the completion stream before [DONE]');
+    // eventsource-parser and a streaming decoder (sse.ts): CRLF framing and split UTF-8 are legal.
+    const source = { name: 'verifier', protocolCode: 'E_VERIFIER_PROTOCOL' };
+    for await (const event of sseJson(res, source)) yield event as unknown as CompletionResponse;
   }
 
   /** Closes the kept-alive sockets. */

@@ -46,6 +46,8 @@ export interface DaemonWorld extends SiteWorld {
   declare(a: {
     adapters: string[];
     verifier?: string;
+    /** `runtime.cloud` lines (YAML under `cloud:`, indented four spaces). */
+    cloud?: string;
     policy?: boolean;
     labels?: Record<string, string>;
   }): Promise<ApplyFleetResult>;
@@ -76,7 +78,15 @@ export async function daemonWorld(store: Store, opts: { publishExtra?: boolean }
         adapters: a.adapters,
         policy: REFS.policy,
         ...(a.labels ? { labels: a.labels } : {}),
-        ...(a.verifier ? { extra: `runtime:\n  verifier: ${a.verifier}` } : {}),
+        ...(a.verifier || a.cloud
+          ? {
+              extra: [
+                'runtime:',
+                ...(a.verifier ? [`  verifier: ${a.verifier}`] : []),
+                ...(a.cloud ? ['  cloud:', a.cloud.replace(/\n$/, '')] : []),
+              ].join('\n'),
+            }
+          : {}),
       });
       const lines =
         a.policy === false ? yaml.split('\n').filter((l) => !l.startsWith('  policy:')) : yaml.split('\n');
