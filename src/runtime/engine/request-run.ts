@@ -18,7 +18,7 @@ import { decideRoute, policyNeedsEntropy, type RouteDecision } from '../../polic
 import { ROUTES } from '../../policy/schema.js';
 import type { RedactionMap } from '../../policy/redact.js';
 import type { RequestOutcome } from '../../feedback/accumulator.js';
-import { badRequest, HttpError, toHttpError } from '../../http/http.js';
+import { badRequest, contextLengthExceeded, HttpError, toHttpError } from '../../http/http.js';
 import type { LoadedGeneration } from './generation.js';
 import { MIN_ACCEPTANCE_SAMPLES } from './metrics.js';
 import { encodeChatPrompt, renderChatPrompt } from './chat-prompt.js';
@@ -199,17 +199,15 @@ export class RequestRun {
     if (promptIds.length === 0) throw badRequest(`${param}: encodes to no tokens`, 'empty_prompt', param);
     const room = g.maxPositions - promptIds.length;
     if (room < 1) {
-      throw badRequest(
+      throw contextLengthExceeded(
         `${param}: ${promptIds.length} tokens leave no room in the model's context of ${g.maxPositions} tokens; shorten it`,
-        'context_length_exceeded',
         param,
       );
     }
     const asked = this.req.maxTokens;
     if (asked !== undefined && asked > room) {
-      throw badRequest(
+      throw contextLengthExceeded(
         `max_tokens: ${asked} exceeds the ${room} tokens left in the model's context of ${g.maxPositions} after the ${promptIds.length}-token prompt`,
-        'context_length_exceeded',
         'max_tokens',
       );
     }

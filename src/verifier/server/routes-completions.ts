@@ -123,7 +123,7 @@ function planGeneration(
   const promptIds = typeof prompt === 'string' ? model.encode(prompt) : (prompt as number[]);
   if (promptIds.length === 0) throw new HttpError(400, 'prompt: encodes to no tokens', 'empty_prompt');
   model.checkIds(promptIds, 'prompt');
-  model.checkContext(promptIds.length + 1, 'prompt');
+  model.checkContext(promptIds.length + 1, 'prompt', 'prompt');
   const sampling = samplingFromWire(
     {
       temperature: body.temperature,

@@ -33,7 +33,7 @@ export function verifyRound(ctx: VerifierContext): VerifyRound {
   const { model, metrics, admission } = ctx;
   return async (session, draft, rows, signal) => {
     model.checkIds(draft, 'draft_ids');
-    model.checkContext(session.length + draft.length, 'session context plus draft');
+    model.checkContext(session.length + draft.length, 'session context plus draft', 'draft_ids');
     return admission.run(async () => {
       // Fed in this round's pass: tokens the cache lacks (last round's verifier token) plus the draft.
       const positions = session.length - session.cachedLength + draft.length;
@@ -71,7 +71,7 @@ async function createSession(
   const ids = body.prompt_ids ?? model.encode(body.prompt ?? '');
   if (ids.length === 0) throw badRequest('prompt: encodes to no tokens', 'empty_prompt', 'prompt');
   model.checkIds(ids, 'prompt_ids');
-  model.checkContext(ids.length + 1, 'prompt');
+  model.checkContext(ids.length + 1, 'prompt', body.prompt_ids === undefined ? 'prompt' : 'prompt_ids');
   const sampling = samplingFromWire(body.sampling, 'sampling');
   // The slot is taken before the awaited prefill, so a burst cannot overshoot maxSessions.
   const slot = sessions.reserve();
