@@ -30,6 +30,7 @@ import {
   validateSamplingParams,
   type SamplingParams,
 } from './sampling.js';
+import { tokenLogprob, type TokenLogprob } from './logprobs.js';
 import { Drafter, speculativeRound } from './speculative.js';
 import { StopMatcher } from './stop.js';
 import type { StreamDetokenizer, TextTokenizer } from './tokenizer.js';
@@ -40,6 +41,8 @@ export type FinishReason = 'eos' | 'stop' | 'length' | 'aborted';
 export interface TokenEvent {
   type: 'token';
   token: number;
+  /** With `logprobs` asked: the token's logprob in the distribution that produced it (logprobs.ts). */
+  logprob?: TokenLogprob;
   /** Newly complete text (may be empty while a character or a possible stop string is pending). */
   text: string;
 }
@@ -75,6 +78,11 @@ export interface GenerateOptions {
   cache?: KvCache;
   signal?: AbortSignal;
   now?: () => number;
+  /**
+   * Report each token's logprob and this many top alternatives (0..20) on its event: the model's
+   * own for single-model generation, the verifier's for speculative (it must support them).
+   */
+  logprobs?: number;
 }
 
 export interface SpeculativeOptions extends GenerateOptions {
@@ -111,12 +119,12 @@ class OutputTracker {
     this.eos = new Set(opts.eosTokenIds ?? defaultEos);
   }
 
-  push(token: number): { event?: TokenEvent; finish?: FinishReason } {
+  push(token: number, logprob?: TokenLogprob): { event?: TokenEvent; finish?: FinishReason } {
     if (this.eos.has(token)) return { finish: 'eos' };
     this.count++;
     this.stats.token();
     const { text, stopped } = this.stop.push(this.detok?.push(token) ?? '');
-    const event: TokenEvent = { type: 'token', token, text };
+    const event: TokenEvent = logprob ? { type: 'token', token, text, logprob } : { type: 'token', token, text };
     if (stopped) return { event, finish: 'stop' };
     if (this.count >= this.opts.maxTokens) return { event, finish: 'length' };
     return { event };
@@ -169,7 +177,7 @@ export async function* generate(
     const row = penalizedRow(await state.nextLogits(opts.lora), state.tokens, sampling);
     const token = sampleToken(row, sampling, rng);
     state.append(token);
-    const r = out.push(token);
+    const r = out.push(token, opts.logprobs === undefined ? undefined : tokenLogprob(row, token, sampling, opts.logprobs));
     if (r.event) yield r.event;
     finish = r.finish;
   }
@@ -207,8 +215,9 @@ function draftLengthPolicy(opts: SpeculativeOptions, sampling: SamplingParams): 
 interface SpeculationStart {
   drafter: Drafter;
   session: VerifierSession;
-  /** The verifier's first token, when it came with the session. */
+  /** The verifier's first token, when it came with the session (and its logprob, when asked). */
   first: number | undefined;
+  firstLogprob: TokenLogprob | undefined;
   /** The draft's prefill: awaited by the caller (its rejection is already handled). */
   prefill: Promise<unknown>;
   maxPositions: number;
@@ -237,6 +246,7 @@ async function startSpeculation(
   });
   const maxPositions = Math.min(draft.config.maxPositions ?? Infinity, opts.verifierMaxPositions ?? Infinity);
   let first: number | undefined;
+  let firstLogprob: TokenLogprob | undefined;
   const wantFirst = opts.maxTokens > 0 && promptIds.length < maxPositions;
   const prefill = drafter.prefill();
   // Awaited by the caller; this only keeps an early rejection from being reported as unhandled.
@@ -246,13 +256,28 @@ async function startSpeculation(
     session = await verifier.start(promptIds, {
       sampling,
       seed: opts.verifierSeed ?? (seed ^ 0x5bd1e995) >>> 0,
-      ...(wantFirst ? { onFirstToken: (t: number) => (first = t) } : {}),
+      ...(wantFirst
+        ? {
+            onFirstToken: (t: number, lp?: TokenLogprob) => {
+              first = t;
+              firstLogprob = lp;
+            },
+          }
+        : {}),
+      ...(opts.logprobs === undefined ? {} : { logprobs: opts.logprobs }),
     });
   } catch (err) {
     await prefill.catch(() => undefined);
     throw err;
   }
-  return { drafter, session, first: first as number | undefined, prefill, maxPositions };
+  return {
+    drafter,
+    session,
+    first: first as number | undefined,
+    firstLogprob: firstLogprob as TokenLogprob | undefined,
+    prefill,
+    maxPositions,
+  };
 }
 
 /** The rounds of a speculative request, after the first token: yields token events, returns why it ended. */
@@ -280,8 +305,8 @@ async function* speculativeRounds(
       draftMs: round.draftMs,
       roundMs: round.roundMs,
     });
-    for (const token of round.emitted) {
-      const r = out.push(token);
+    for (const [i, token] of round.emitted.entries()) {
+      const r = out.push(token, round.logprobs?.[i]);
       if (r.event) yield r.event;
       // Whatever the round returned after the end is discarded.
       if (r.finish !== undefined) return r.finish;
@@ -308,7 +333,7 @@ export async function* generateSpeculative(
     if (first !== undefined && finish === undefined) {
       if (opts.signal?.aborted) finish = 'aborted';
       else {
-        const r = out.push(first);
+        const r = out.push(first, start.firstLogprob);
         if (r.event) yield r.event;
         finish = r.finish;
       }

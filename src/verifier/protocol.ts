@@ -14,6 +14,7 @@
 import { z } from 'zod';
 
 import { MAX_DRAFT_TOKENS } from '../inference/in-process-verifier.js';
+import { MAX_TOP_LOGPROBS } from '../inference/logprobs.js';
 import { REPETITION_PENALTY_RANGE } from '../inference/sampling.js';
 
 /**
@@ -69,6 +70,12 @@ export const createSessionSchema = z
      * first token. Servers that list `first_token` in /v1/identity `features` accept it.
      */
     first_token: z.boolean().optional(),
+    /**
+     * Return each emitted token's logprob in the verifier's distribution with this many top
+     * alternatives (src/inference/logprobs.ts): `first_token_logprob`, and `logprobs` on every
+     * verify answer. Servers that list `logprobs` in /v1/identity `features` accept it.
+     */
+    logprobs: z.number().int().min(0).max(MAX_TOP_LOGPROBS).optional(),
   })
   .strict()
   .refine((b) => (b.prompt_ids === undefined) !== (b.prompt === undefined), {
@@ -91,6 +98,15 @@ export interface CreateSessionResponse {
   eos?: boolean;
   /** With `first_token: true`: tokens the session holds (prompt + first_token). */
   context_tokens?: number;
+  /** With `first_token: true` and `logprobs`: first_token's logprob and top alternatives. */
+  first_token_logprob?: WireLogprob;
+}
+
+/** A token's logprob with its top alternatives (ids), as sessions with `logprobs` return them. */
+export interface WireLogprob {
+  token: number;
+  logprob: number;
+  top: { token: number; logprob: number }[];
 }
 
 /**
@@ -98,9 +114,10 @@ export interface CreateSessionResponse {
  * `first_token` (POST /v1/sessions returns the verifier's first token), `verify_stream` (verify
  * rounds over kept-alive WebSockets at /v1/stream, verify-stream.ts), `repetition_penalty`
  * (`sampling.repetition_penalty` on sessions and stateless verify, `repetition_penalty` on
- * /v1/completions; a client needing a penalty refuses a server that does not list it).
+ * /v1/completions; a client needing a penalty refuses a server that does not list it), `logprobs`
+ * (`logprobs` on POST /v1/sessions: verify answers carry each emitted token's logprob).
  */
-export const VERIFIER_FEATURES = ['first_token', 'verify_stream', 'repetition_penalty'] as const;
+export const VERIFIER_FEATURES = ['first_token', 'verify_stream', 'repetition_penalty', 'logprobs'] as const;
 export type VerifierFeature = (typeof VERIFIER_FEATURES)[number];
 
 const verifyFields = {
@@ -134,6 +151,8 @@ export interface VerifyResponse {
   positions: number;
   /** Server time for the round (forward pass and acceptance), queueing excluded. */
   verifier_ms: number;
+  /** Sessions created with `logprobs`: one per emitted token (accepted drafts, then next_token). */
+  logprobs?: WireLogprob[];
 }
 
 export const statelessVerifySchema = z

@@ -18,6 +18,7 @@ import {
   type DraftProbsRow,
   type StatelessVerifyResponse,
   type VerifyResponse,
+  type WireLogprob,
 } from '../protocol.js';
 
 /** A verify request with its session, answered by one admitted, counted round. */
@@ -48,6 +49,7 @@ export function verifyRound(ctx: VerifierContext): VerifyRound {
         length: r.length,
         positions,
         verifier_ms: r.verifierMs,
+        ...(r.logprobs === undefined ? {} : { logprobs: r.logprobs }),
       };
     }, signal);
   };
@@ -77,6 +79,7 @@ async function createSession(
   const slot = sessions.reserve();
   const seed = body.sampling?.seed;
   let first: number | undefined;
+  let firstLogprob: WireLogprob | undefined;
   let session: InProcessVerifierSession;
   try {
     session = await admission.run(async () => {
@@ -84,7 +87,15 @@ async function createSession(
       const s = await verifier.start(ids, {
         sampling,
         ...(seed === undefined ? {} : { seed }),
-        ...(body.first_token === true ? { onFirstToken: (t: number) => (first = t) } : {}),
+        ...(body.first_token === true
+          ? {
+              onFirstToken: (t: number, lp?: WireLogprob) => {
+                first = t;
+                firstLogprob = lp;
+              },
+            }
+          : {}),
+        ...(body.logprobs === undefined ? {} : { logprobs: body.logprobs }),
       });
       metrics.forward('prefill', ids.length, (performance.now() - t0) / 1000);
       return s;
@@ -104,7 +115,12 @@ async function createSession(
     expires_in_s: sessions.ttlMs / 1000,
     ...(first === undefined
       ? {}
-      : { first_token: first, eos: model.eos.has(first), context_tokens: session.length }),
+      : {
+          first_token: first,
+          eos: model.eos.has(first),
+          context_tokens: session.length,
+          ...(firstLogprob === undefined ? {} : { first_token_logprob: firstLogprob }),
+        }),
   };
 }
 
