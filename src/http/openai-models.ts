@@ -50,7 +50,9 @@ export function modelObject(
   ownedBy: string,
 ): OpenAiModel {
   if (!ids.includes(id)) {
-    throw modelNotFound(`The model "${id}" does not exist here; available: ${ids.join(', ')} (GET /v1/models)`);
+    throw modelNotFound(
+      `The model "${id}" does not exist here; available: ${ids.join(', ')} (GET /v1/models)`,
+    );
   }
   return { id, object: 'model', created, owned_by: ownedBy };
 }

@@ -124,7 +124,9 @@ class OutputTracker {
     this.count++;
     this.stats.token();
     const { text, stopped } = this.stop.push(this.detok?.push(token) ?? '');
-    const event: TokenEvent = logprob ? { type: 'token', token, text, logprob } : { type: 'token', token, text };
+    const event: TokenEvent = logprob
+      ? { type: 'token', token, text, logprob }
+      : { type: 'token', token, text };
     if (stopped) return { event, finish: 'stop' };
     if (this.count >= this.opts.maxTokens) return { event, finish: 'length' };
     return { event };
@@ -177,7 +179,10 @@ export async function* generate(
     const row = penalizedRow(await state.nextLogits(opts.lora), state.tokens, sampling);
     const token = sampleToken(row, sampling, rng);
     state.append(token);
-    const r = out.push(token, opts.logprobs === undefined ? undefined : tokenLogprob(row, token, sampling, opts.logprobs));
+    const r = out.push(
+      token,
+      opts.logprobs === undefined ? undefined : tokenLogprob(row, token, sampling, opts.logprobs),
+    );
     if (r.event) yield r.event;
     finish = r.finish;
   }

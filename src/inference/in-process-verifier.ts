@@ -125,7 +125,8 @@ export class InProcessVerifierSession implements VerifierSession {
       : sampleFrom(samplingDistribution(row, this.sampling), this.rng);
     this.state.append(token);
     this.firstToken = token;
-    if (this.logprobs !== undefined) this.firstLogprob = tokenLogprob(row, token, this.sampling, this.logprobs);
+    if (this.logprobs !== undefined)
+      this.firstLogprob = tokenLogprob(row, token, this.sampling, this.logprobs);
     return token;
   }
 

@@ -24,6 +24,7 @@ import { MIN_ACCEPTANCE_SAMPLES } from './metrics.js';
 import { encodeChatPrompt, renderChatPrompt } from './chat-prompt.js';
 import { parseModelName, type ChatMessage } from '../serve/openai.js';
 import { OutputText } from './output.js';
+import { logprobToken } from './logprob-tokens.js';
 import type { PreparedPrompt } from './prompt-pool.js';
 import { cannotFit, tooLongError } from './prompt-prep.js';
 import { edgectlInfo, outcomeOf, servedCosts } from './outcome.js';
@@ -269,6 +270,7 @@ export class RequestRun {
           minDraftConfidence: spec.minDraftConfidence,
         },
         signal: this.signal,
+        logprobs: this.req.logprobs,
       },
       {
         model: g.model,
@@ -292,6 +294,8 @@ export class RequestRun {
         if (e.type === 'fallback') yield e;
         if (e.type !== 'token') continue;
         this.ttftMs ??= performance.now() - this.t0;
+        if (e.logprob)
+          yield { type: 'logprob', token: logprobToken(g.tokenizer, e.logprob, e.source ?? 'draft') };
         const r = out.push(e.token);
         if (r.text !== '') yield { type: 'text', text: r.text };
         if (r.stopped) {

@@ -18,6 +18,9 @@
  * without one. See docs/architecture.md (runtime) for where this sits in the request path.
  */
 import { OperationalError } from '../../foundation/errors.js';
+import { unsupportedValue } from '../../http/http.js';
+import type { TokenLogprob } from '../../inference/logprobs.js';
+import type { LogprobSource } from './logprob-tokens.js';
 import type { AdaptiveKOptions } from '../../inference/adaptive-k.js';
 import { generate, generateSpeculative, type GenerateEvent } from '../../inference/generate.js';
 import type { HttpVerifier } from '../../verifier/client/http-verifier.js';
@@ -70,11 +73,13 @@ export interface RouteRequest {
   /** Speculative drafting: fixed or adaptive k, its bounds, the confidence floor. */
   drafting: { k: number | 'auto'; adaptive?: AdaptiveKOptions; minDraftConfidence?: number };
   signal: AbortSignal;
+  /** Logprobs with this many top alternatives on every token event (edge and speculative routes). */
+  logprobs?: number | undefined;
 }
 
 /** A token; text the verifier decoded (cloud route on a text prompt only); a fallback to the draft. */
 export type RouteEvent =
-  | { type: 'token'; token: number }
+  | { type: 'token'; token: number; logprob?: TokenLogprob; source?: LogprobSource }
   | { type: 'text'; text: string }
   | { type: 'fallback'; route: Route; message: string };
 
@@ -134,6 +139,13 @@ class RouteRun {
   async *run(): AsyncGenerator<RouteEvent, ExecFinish, undefined> {
     const { req, deps } = this;
     if (req.route === 'edge') return yield* this.edge();
+    if (req.route === 'cloud' && req.logprobs !== undefined) {
+      // The verifier's /v1/completions does not return logprobs yet: refused, not left out.
+      throw unsupportedValue(
+        'logprobs',
+        'this request was routed to the cloud, which does not return logprobs yet',
+      );
+    }
     const access = deps.verifier;
     if (access.url === undefined) {
       return yield* this.failover('no verifier URL is configured for this site', 'unconfigured');
@@ -214,6 +226,7 @@ class RouteRun {
   /** The draft's own events as tokens; the inference engine's finish reason, if it gave one. */
   private async *consume(
     events: AsyncIterable<GenerateEvent>,
+    source: LogprobSource,
   ): AsyncGenerator<RouteEvent, ExecFinish | undefined> {
     let finish: ExecFinish | undefined;
     for await (const e of events) {
@@ -222,7 +235,9 @@ class RouteRun {
         continue;
       }
       this.state.emitted.push(e.token);
-      yield { type: 'token', token: e.token };
+      yield e.logprob
+        ? { type: 'token', token: e.token, logprob: e.logprob, source }
+        : { type: 'token', token: e.token };
     }
     return finish;
   }
@@ -233,9 +248,11 @@ class RouteRun {
     eosTokenIds?: number[];
     lora?: LoraFeeds;
     signal: AbortSignal;
+    logprobs?: number;
   } {
     const r = this.req;
     return {
+      ...(r.logprobs === undefined ? {} : { logprobs: r.logprobs }),
       sampling: r.sampling,
       ...(r.seed === undefined ? {} : { seed: r.seed }),
       ...(r.ignoreEos ? { eosTokenIds: [] } : {}),
@@ -255,7 +272,7 @@ class RouteRun {
       maxTokens: remaining,
       ...(fresh && req.cache ? { cache: req.cache } : {}),
     });
-    return (yield* this.consume(events)) ?? 'length';
+    return (yield* this.consume(events, 'draft')) ?? 'length';
   }
 
   private async *speculative(verifier: HttpVerifier): AsyncGenerator<RouteEvent, ExecFinish | undefined> {
@@ -278,7 +295,7 @@ class RouteRun {
       ...(d.minDraftConfidence === undefined ? {} : { minDraftConfidence: d.minDraftConfidence }),
       verifierMaxPositions: verifier.maxContext,
     });
-    return yield* this.consume(events);
+    return yield* this.consume(events, 'verifier');
   }
 
   /** Cloud-only: the verifier generates; a token-id prompt's tokens are decoded by the consumer. */

@@ -8,6 +8,7 @@
  */
 import type { Route } from '../../policy/schema.js';
 import type { ChatMessage, EdgectlInfo } from '../serve/openai.js';
+import type { LogprobToken } from './logprob-tokens.js';
 
 export interface EngineRequest {
   /** `<model>` or `<model>:<adapter>`, as GET /v1/models lists them. */
@@ -35,6 +36,8 @@ export interface EngineRequest {
   delivered?: Promise<boolean>;
   /** How the request is named in the debug log line (the server passes its path). */
   label?: string;
+  /** Report each output token's logprob with this many top alternatives (0..20); undefined: none. */
+  logprobs?: number | undefined;
 }
 
 /** Why an answer ended; `aborted` when the client went away (nothing more is sent). */
@@ -49,6 +52,8 @@ export type EngineEvent =
   | { type: 'blocked'; rule: string; message: string; reason: string }
   /** Text for the user (placeholders restored, stop strings cut). */
   | { type: 'text'; text: string }
+  /** With `logprobs` asked: the next output token's logprob, before the text it adds. */
+  | { type: 'logprob'; token: LogprobToken }
   /** The verifier failed and the draft continues alone: the answer is unverified from here. */
   | { type: 'fallback'; route: Route; message: string }
   | {

@@ -29,6 +29,8 @@ import {
   type ResponseBase,
 } from './openai.js';
 import { SseStream } from './sse-stream.js';
+import { LogprobsRenderer, withLogprobs } from './logprobs-render.js';
+import { checkNeutralFields } from './request-fields.js';
 
 export type Kind = 'chat' | 'completion';
 
@@ -36,6 +38,8 @@ export const PATHS: Record<Kind, string> = { chat: '/v1/chat/completions', compl
 
 interface Parsed {
   request: EngineRequest;
+  /** Set when the request asked for logprobs. */
+  logprobs: LogprobsRenderer | undefined;
   stream: boolean;
   includeUsage: boolean;
   base: ResponseBase;
@@ -68,8 +72,10 @@ function delivery(raw: ServerResponse): Promise<boolean> {
 function parseRequest(kind: Kind, req: FastifyRequest, delivered: Promise<boolean>): Parsed {
   const body =
     kind === 'chat' ? parseBody(chatRequestSchema, req.body) : parseBody(completionRequestSchema, req.body);
+  checkNeutralFields(kind, body);
   const chat = kind === 'chat' ? (body as ChatRequest) : undefined;
   const p = chat ? undefined : (body as CompletionRequest).prompt;
+  const logprobs = requestedLogprobs(chat, chat ? undefined : (body as CompletionRequest));
   const request: EngineRequest = {
     model: body.model,
     prompt: chat ? { messages: chat.messages } : { text: typeof p === 'string' ? p : (p?.[0] as string) },
@@ -83,9 +89,11 @@ function parseRequest(kind: Kind, req: FastifyRequest, delivered: Promise<boolea
     override: routeOverride(body, req),
     delivered,
     label: PATHS[kind],
+    logprobs,
   };
   return {
     request,
+    logprobs: logprobs === undefined ? undefined : new LogprobsRenderer(kind),
     stream: body.stream === true,
     includeUsage: body.stream_options?.include_usage === true,
     base: {
@@ -94,6 +102,21 @@ function parseRequest(kind: Kind, req: FastifyRequest, delivered: Promise<boolea
       model: body.model,
     },
   };
+}
+
+/** Top alternatives asked for (chat `logprobs` + `top_logprobs`, completions `logprobs`); undefined: none. */
+function requestedLogprobs(
+  chat: ChatRequest | undefined,
+  completion: CompletionRequest | undefined,
+): number | undefined {
+  if (completion) return completion.logprobs ?? undefined;
+  const top = chat?.top_logprobs ?? undefined;
+  if (chat?.logprobs !== true) {
+    if (top !== undefined)
+      throw badRequest('top_logprobs: requires logprobs: true', 'invalid_body', 'top_logprobs');
+    return undefined;
+  }
+  return top ?? 0;
 }
 
 /** Turns engine events into the response: text collected (JSON) or streamed (SSE). */
@@ -131,15 +154,19 @@ class AnswerWriter {
     } else if (e.type === 'fallback') {
       this.route = e.route;
       this.unverified = true;
-    } else if (e.type === 'finish') return this.finish(e);
+    } else if (e.type === 'logprob') this.parsed.logprobs?.add(e.token);
+    else if (e.type === 'finish') return this.finish(e);
     return undefined;
   }
 
   private emit(piece: string): void {
     const { sse, kind, parsed } = this;
     if (piece === '') return;
+    const lp = parsed.logprobs;
     if (!sse) this.text += piece;
-    else if (!sse.started) sse.send(chunk(kind, parsed.base, { text: piece, first: true }));
+    else if (lp?.hasPending) {
+      sse.send(withLogprobs(chunk(kind, parsed.base, { text: piece, first: !sse.started }), lp.take()));
+    } else if (!sse.started) sse.send(chunk(kind, parsed.base, { text: piece, first: true }));
     else sse.write(this.delta(piece));
   }
 
@@ -151,18 +178,26 @@ class AnswerWriter {
     }
     const u = usage(e.promptTokens, e.completionTokens);
     const finish = e.reason;
+    const lp = parsed.logprobs;
+    const info = lp ? { ...e.info, ...lp.info() } : e.info;
     if (sse) {
+      if (lp?.hasPending) {
+        // Tokens whose text was held back (a stop string, a split character) or cut.
+        sse.send(withLogprobs(chunk(kind, parsed.base, { text: '', first: !sse.started }), lp.take()));
+      }
       if (!sse.started) sse.send(chunk(kind, parsed.base, { text: '', first: true }));
-      sse.send(chunk(kind, parsed.base, { text: '', finish, edgectl: e.info }));
+      sse.send(chunk(kind, parsed.base, { text: '', finish, edgectl: info }));
       if (parsed.includeUsage) sse.send(usageChunk(kind, parsed.base, u));
       sse.end();
       return reply;
     }
     void reply.header('x-edgectl-route', e.route);
     if (e.unverified) void reply.header('x-edgectl-unverified', 'true');
-    return kind === 'chat'
-      ? chatResponse(parsed.base, this.text, finish, u, e.info)
-      : completionResponse(parsed.base, this.text, finish, u, e.info);
+    const body =
+      kind === 'chat'
+        ? chatResponse(parsed.base, this.text, finish, u, info)
+        : completionResponse(parsed.base, this.text, finish, u, info);
+    return lp ? withLogprobs(body, lp.take()) : body;
   }
 }
 

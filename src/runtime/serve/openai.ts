@@ -175,6 +175,10 @@ export interface EdgectlInfo {
   };
   /** PII values replaced by placeholders before anything left the site. */
   redactions: number;
+  /** With logprobs asked: which model's distribution they come from (logprobs-render.ts). */
+  logprobs_source?: 'verifier' | 'draft' | 'mixed';
+  /** When mixed: the source of each token, in order. */
+  logprobs_sources?: ('verifier' | 'draft')[];
 }
 
 export interface Usage {

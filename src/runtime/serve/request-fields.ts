@@ -53,7 +53,11 @@ export const NEUTRAL_FIELDS: Readonly<Record<string, NeutralField>> = {
     neutral: (v) => v === '',
     why: 'insertion (text after the completion) is not supported; leave suffix out',
   },
-  echo: { kinds: ['completion'], neutral: (v) => v === false, why: 'the prompt is not echoed; leave echo out' },
+  echo: {
+    kinds: ['completion'],
+    neutral: (v) => v === false,
+    why: 'the prompt is not echoed; leave echo out',
+  },
   store: { kinds: ['chat'], neutral: (v) => v === false, why: 'completions are not stored here' },
   service_tier: {
     kinds: ['chat'],
@@ -71,7 +75,11 @@ export const NEUTRAL_FIELDS: Readonly<Record<string, NeutralField>> = {
   verbosity: { kinds: ['chat'], neutral: onlyAbsent, why: 'verbosity is not supported' },
   web_search_options: { kinds: ['chat'], neutral: onlyAbsent, why: 'web search is not supported' },
   prompt_cache_retention: { kinds: ['chat'], neutral: onlyAbsent, why: 'prompt caches are not retained' },
-  functions: { kinds: ['chat'], neutral: onlyAbsent, why: 'the deprecated `functions` API is not supported; use tools' },
+  functions: {
+    kinds: ['chat'],
+    neutral: onlyAbsent,
+    why: 'the deprecated `functions` API is not supported; use tools',
+  },
   function_call: {
     kinds: ['chat'],
     neutral: onlyAbsent,

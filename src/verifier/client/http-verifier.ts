@@ -151,10 +151,13 @@ export class HttpVerifier implements Verifier {
   async start(promptIds: readonly number[], opts: VerifierStartOptions = {}): Promise<HttpVerifierSession> {
     this.requirePenaltySupport(opts.sampling);
     if (opts.logprobs !== undefined && !this.supports('logprobs')) {
-      throw new UserError(`logprobs: the verifier does not return them (its /v1/identity features lack "logprobs")`, {
-        code: 'E_LOGPROBS_UNSUPPORTED',
-        suggestion: 'Upgrade the verifier to this edgectl version, or ask without logprobs.',
-      });
+      throw new UserError(
+        `logprobs: the verifier does not return them (its /v1/identity features lack "logprobs")`,
+        {
+          code: 'E_LOGPROBS_UNSUPPORTED',
+          suggestion: 'Upgrade the verifier to this edgectl version, or ask without logprobs.',
+        },
+      );
     }
     // Older servers refuse unknown fields, so the first token is asked for only where announced.
     const first = opts.onFirstToken !== undefined && this.supports('first_token');

@@ -140,7 +140,8 @@ export class VerifierModel {
    */
   encode(prompt: string): number[] {
     const maxTokenBytes = this.tokenizer.maxTokenBytes;
-    if (maxTokenBytes !== undefined) this.checkContext(minTokens(prompt, maxTokenBytes), 'prompt (at least)', 'prompt');
+    if (maxTokenBytes !== undefined)
+      this.checkContext(minTokens(prompt, maxTokenBytes), 'prompt (at least)', 'prompt');
     return this.tokenizer.encode(prompt);
   }
 
