@@ -15,6 +15,7 @@ import { z } from 'zod';
 
 import { MAX_DRAFT_TOKENS } from '../inference/in-process-verifier.js';
 import { MAX_TOP_LOGPROBS } from '../inference/logprobs.js';
+import { neutralFieldNames } from '../http/openai-fields.js';
 import { REPETITION_PENALTY_RANGE } from '../inference/sampling.js';
 
 /**
@@ -173,11 +174,16 @@ export type StatelessVerifyRequest = z.input<typeof statelessVerifySchema>;
 export type StatelessVerifyResponse = Omit<VerifyResponse, 'context_tokens'>;
 
 /**
- * OpenAI `POST /v1/completions` plus `top_k` and `repetition_penalty` (as vLLM takes them);
- * other unknown fields (OpenAI's presence/frequency penalties, user, ...) are accepted and ignored.
+ * OpenAI `POST /v1/completions` plus `top_k` and `repetition_penalty` (as vLLM takes them).
+ * Strict like the site's: an unknown field is a 400 `unknown_parameter`, OpenAI fields this server
+ * does not act on (penalties, `n`, `best_of`, `logit_bias`, `suffix`, `echo`) are accepted only at
+ * their neutral value (src/http/openai-fields.ts). `logprobs` goes up to 20 here (OpenAI: 5), so a
+ * site can serve a chat's `top_logprobs` from it.
  */
-export const completionSchema = z.looseObject({
+export const completionSchema = z.strictObject({
+  ...Object.fromEntries(neutralFieldNames('completion').map((name) => [name, z.unknown().optional()])),
   model: z.string().optional(),
+  user: z.string().nullable().optional(),
   prompt: z.union([z.string(), tokenIdsSchema.min(1), z.array(z.string()).length(1)]),
   max_tokens: z.number().int().min(1).default(16),
   temperature: z.number().min(0).max(2).default(1),
@@ -188,11 +194,9 @@ export const completionSchema = z.looseObject({
   stream: z.boolean().default(false),
   stream_options: z.object({ include_usage: z.boolean().optional() }).nullable().optional(),
   seed: z.number().int().nullable().optional(),
-  n: z.literal(1).optional(),
   /** vLLM extension: keep generating past EOS (fixed-length outputs for benchmarks). */
   ignore_eos: z.boolean().default(false),
-  echo: z.literal(false).optional(),
-  logprobs: z.null().optional(),
+  logprobs: z.number().int().min(0).max(MAX_TOP_LOGPROBS).nullable().optional(),
 });
 export type CompletionRequest = z.input<typeof completionSchema>;
 
@@ -202,11 +206,20 @@ export interface CompletionUsage {
   total_tokens: number;
 }
 
+/** OpenAI's completions logprobs (per response, or per chunk for the tokens it carries). */
+export interface CompletionLogprobs {
+  tokens: string[];
+  token_logprobs: number[];
+  top_logprobs: Record<string, number>[];
+  /** Characters of the token texts before each token, from the start of the completion. */
+  text_offset: number[];
+}
+
 export interface CompletionChoice {
   index: 0;
   text: string;
   finish_reason: 'stop' | 'length' | null;
-  logprobs: null;
+  logprobs: CompletionLogprobs | null;
   /** Extension: the generated token ids of this response or chunk. */
   token_ids: number[];
 }

@@ -30,7 +30,7 @@ import {
 } from './openai.js';
 import { SseStream } from './sse-stream.js';
 import { LogprobsRenderer, withLogprobs } from './logprobs-render.js';
-import { checkNeutralFields } from './request-fields.js';
+import { checkNeutralFields } from '../../http/openai-fields.js';
 
 export type Kind = 'chat' | 'completion';
 

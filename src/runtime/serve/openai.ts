@@ -20,7 +20,7 @@
 import { z } from 'zod';
 import { REPETITION_PENALTY_RANGE } from '../../inference/sampling.js';
 import { ROUTES, type Route } from '../../policy/schema.js';
-import { neutralFieldNames, type RequestKind } from './request-fields.js';
+import { neutralFieldNames, type RequestKind } from '../../http/openai-fields.js';
 
 /** OpenAI's bounds: chat `top_logprobs` 0..20, completions `logprobs` 0..5. */
 export const MAX_TOP_LOGPROBS = 20;

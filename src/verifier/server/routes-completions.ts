@@ -15,6 +15,8 @@ import { penalizedRow, sampleToken, type SamplingParams } from '../../inference/
 import { StopMatcher } from '../../inference/stop.js';
 import { HttpError, parseBody, toHttpError } from '../../http/http.js';
 import { clientGoneSignal, samplingFromWire, type VerifierContext } from './context.js';
+import { checkNeutralFields } from '../../http/openai-fields.js';
+import { CompletionLogprobsBuilder } from './completion-logprobs.js';
 import { completionSchema, type CompletionResponse, type CompletionUsage } from '../protocol.js';
 
 interface GenerationEvent {
@@ -30,6 +32,8 @@ interface GenerationPlan {
   seed: number | undefined;
   stop: string[];
   ignoreEos: boolean;
+  /** Set when the request asked for logprobs. */
+  logprobs: CompletionLogprobsBuilder | undefined;
 }
 
 interface GenerationOutcome {
@@ -40,6 +44,7 @@ interface GenerationOutcome {
 export function registerCompletionRoutes(app: FastifyInstance, ctx: VerifierContext): void {
   app.post('/v1/completions', async (req, reply) => {
     const body = parseBody(completionSchema, req.body);
+    checkNeutralFields('completion', body);
     const plan = planGeneration(ctx, body);
     const signal = clientGoneSignal(reply);
     const id = `cmpl-${randomUUID().replaceAll('-', '')}`;
@@ -61,7 +66,13 @@ export function registerCompletionRoutes(app: FastifyInstance, ctx: VerifierCont
       const res: CompletionResponse = {
         ...base,
         choices: [
-          { index: 0, text, finish_reason: outcome.finishReason, logprobs: null, token_ids: tokenIds },
+          {
+            index: 0,
+            text,
+            finish_reason: outcome.finishReason,
+            logprobs: plan.logprobs?.take() ?? null,
+            token_ids: tokenIds,
+          },
         ],
         usage: usage(outcome.completionTokens),
       };
@@ -92,7 +103,7 @@ export function registerCompletionRoutes(app: FastifyInstance, ctx: VerifierCont
               index: 0,
               text: e.text,
               finish_reason: null,
-              logprobs: null,
+              logprobs: plan.logprobs?.take() ?? null,
               token_ids: e.token === undefined ? [] : [e.token],
             },
           ],
@@ -142,6 +153,10 @@ function planGeneration(
     seed: body.seed ?? undefined,
     stop,
     ignoreEos: body.ignore_eos,
+    logprobs:
+      body.logprobs === undefined || body.logprobs === null
+        ? undefined
+        : new CompletionLogprobsBuilder(model.tokenizer, sampling, body.logprobs),
   };
 }
 
@@ -177,6 +192,7 @@ async function generate(
       }
       produced++;
       metrics.completionTokens(1);
+      plan.logprobs?.add(row, token);
       const out = stops.push(detok.push(token));
       emit({ token, text: out.text });
       if (out.stopped) return { finishReason: 'stop', completionTokens: produced };

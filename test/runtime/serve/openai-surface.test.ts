@@ -244,6 +244,38 @@ describe('OpenAI surface: logprobs, strict fields, models (site + verifier)', ()
     expect(ready.status).toBe(200);
   });
 
+  it("verifier /v1/completions: logprobs are the verifier's log-softmax, strict fields", async () => {
+    const v = new OpenAI({ baseURL: `${verifier.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+    const steps = 6;
+    const res = await v.completions.create({
+      model: 'any',
+      prompt: PROMPT,
+      max_tokens: steps,
+      temperature: 0,
+      logprobs: 2,
+      // @ts-expect-error edgectl (vLLM) extension
+      ignore_eos: true,
+    });
+    const expected = await directGreedy(VERIFIER_DIR, gen.tokenizer.encode(PROMPT), steps);
+    const lp = res.choices[0]?.logprobs;
+    expected.forEach((e, i) => expect(lp?.token_logprobs?.[i]).toBeCloseTo(e.logprob, 4));
+    expect(lp?.tokens?.join('')).toBe(res.choices[0]?.text);
+    let streamed = 0;
+    for await (const c of await v.completions.create({
+      prompt: PROMPT,
+      max_tokens: 4,
+      logprobs: 0,
+      stream: true,
+      model: 'any',
+    }))
+      streamed += c.choices[0]?.logprobs?.token_logprobs?.length ?? 0;
+    expect(streamed).toBe(4);
+    const unknown = await refusal(
+      v.completions.create({ model: 'any', prompt: 'x', max_tokens: 2, suffix: 'y' }),
+    );
+    expect([unknown.status, unknown.param, unknown.code]).toEqual([400, 'suffix', 'unsupported_value']);
+  });
+
   it('the same over-long prompt gives the same code and param on the site and the verifier', async () => {
     const prompt = 'word '.repeat(4000);
     const site = await fetch(`${rt.server.url}/v1/completions`, {

@@ -1,7 +1,9 @@
 /**
- * Which OpenAI request fields the site accepts although it does not act on them (issue #18 item 4,
- * "every field honoured or refused"). The request schemas in openai.ts are strict: a field they do
- * not declare is a 400 `unknown_parameter` naming it. The fields here are declared because clients
+ * Which OpenAI request fields edgectl's OpenAI-compatible endpoints (the site's chat and
+ * completions, the verifier's completions) accept although they do not act on them (issue #18
+ * item 4, "every field honoured or refused"). The request schemas (src/runtime/serve/openai.ts,
+ * src/verifier/protocol.ts) are strict: a field they do not declare is a 400 `unknown_parameter`
+ * naming it. The fields here are declared because clients
  * send them with neutral values by default (LangChain's ChatOpenAI puts `n`, penalties, `logit_bias`
  * and `user` into every call when they are set, the official `openai` client passes whatever the
  * caller gives): a neutral value (the one that changes nothing, e.g. `presence_penalty: 0`,
@@ -10,7 +12,7 @@
  *
  * The table is also what docs/running-sites.md ("Request fields") lists; keep the two in step.
  */
-import { unsupportedValue } from '../../http/http.js';
+import { unsupportedValue } from './http.js';
 
 export type RequestKind = 'chat' | 'completion';
 
@@ -87,7 +89,7 @@ export const NEUTRAL_FIELDS: Readonly<Record<string, NeutralField>> = {
   },
 };
 
-/** Field names of `kind` checked here (openai.ts declares them as `z.unknown()`). */
+/** Field names of `kind` checked here (the schemas declare them as `z.unknown()`). */
 export function neutralFieldNames(kind: RequestKind): string[] {
   return Object.entries(NEUTRAL_FIELDS)
     .filter(([, f]) => f.kinds.includes(kind))
