@@ -53,6 +53,7 @@ export const E2E_FILES: readonly string[] = [
   'test/runtime/daemon/cloud-route.test.ts',
   'test/runtime/daemon/feedback-restart.test.ts',
   'test/runtime/daemon/site-up.test.ts',
+  'test/runtime/serve/openai-surface.test.ts',
   'test/runtime/serve/pii.test.ts',
   'test/runtime/serve/repetition-penalty.test.ts',
   'test/runtime/serve/resilience.test.ts',

@@ -15,6 +15,7 @@ import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { z } from 'zod';
 import { ExitCode, isEdgectlError } from '../foundation/errors.js';
+import { API_ERROR_CODES } from './api-errors.js';
 
 /** OpenAI's error `type` vocabulary, plus the overload types OpenAI-compatible servers use. */
 export type HttpErrorType =
@@ -54,6 +55,18 @@ export const badRequest = (message: string, code: string, param?: string): HttpE
   new HttpError(400, message, code, 'invalid_request_error', {}, param);
 export const notFound = (message: string, code: string): HttpError =>
   new HttpError(404, message, code, 'not_found_error');
+
+/** 400 `context_length_exceeded` naming the field that made the context overflow. */
+export const contextLengthExceeded = (message: string, param: string): HttpError =>
+  badRequest(message, API_ERROR_CODES.contextLengthExceeded, param);
+
+/** 400 `unsupported_value`: the field is known but this value is not honoured here. */
+export const unsupportedValue = (param: string, why: string): HttpError =>
+  badRequest(`${param}: ${why}`, API_ERROR_CODES.unsupportedValue, param);
+
+/** 404 `model_not_found` in OpenAI's shape (`param: "model"`). */
+export const modelNotFound = (message: string): HttpError =>
+  new HttpError(404, message, API_ERROR_CODES.modelNotFound, 'not_found_error', {}, 'model');
 
 /** Framework error codes that are the client's fault, and what we call them. */
 const frameworkErrors: Record<string, { status: number; code: string; hint: string }> = {
@@ -166,14 +179,26 @@ export function createHttpApp(opts: HttpAppOptions = {}): FastifyInstance {
   return app;
 }
 
-/** Validates a parsed JSON body; the 400 names the first offending field. */
+/**
+ * Validates a parsed JSON body; the 400 names the first offending field. A field a strict schema
+ * does not know is `unknown_parameter` with `param` the field's path (zod reports it on the parent).
+ */
 export function parseBody<S extends z.ZodType>(schema: S, body: unknown): z.infer<S> {
   const result = schema.safeParse(body ?? {});
   if (result.success) return result.data;
   const issue = result.error.issues[0];
-  const field = issue ? issue.path.map(String).join('.') : '';
+  const at = issue ? issue.path.map(String) : [];
+  if (issue?.code === 'unrecognized_keys' && issue.keys[0] !== undefined) {
+    const field = [...at, issue.keys[0]].join('.');
+    throw badRequest(
+      `${field}: unrecognized or unsupported request field (this server refuses fields it would not honour; see docs/running-sites.md)`,
+      API_ERROR_CODES.unknownParameter,
+      field,
+    );
+  }
+  const field = at.join('.');
   const message = issue ? issue.message : 'invalid body';
-  throw badRequest(field ? `${field}: ${message}` : message, 'invalid_body', field || undefined);
+  throw badRequest(field ? `${field}: ${message}` : message, API_ERROR_CODES.invalidBody, field || undefined);
 }
 
 export interface BoundAddress {

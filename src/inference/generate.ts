@@ -32,6 +32,7 @@ import {
   validateSamplingParams,
   type SamplingParams,
 } from './sampling.js';
+import { tokenLogprob, type TokenLogprob } from './logprobs.js';
 import { Drafter, speculativeRound } from './speculative.js';
 import { StopMatcher } from './stop.js';
 import type { StreamDetokenizer, TextTokenizer } from './tokenizer.js';
@@ -42,6 +43,8 @@ export type FinishReason = 'eos' | 'stop' | 'length' | 'aborted';
 export interface TokenEvent {
   type: 'token';
   token: number;
+  /** With `logprobs` asked: the token's logprob in the distribution that produced it (logprobs.ts). */
+  logprob?: TokenLogprob;
   /** Newly complete text (may be empty while a character or a possible stop string is pending). */
   text: string;
 }
@@ -83,6 +86,11 @@ export interface GenerateOptions {
    * decoding drafts under the mask and sends the verifier the mask of every drafted position.
    */
   constraint?: TokenConstraint;
+  /**
+   * Report each token's logprob and this many top alternatives (0..20) on its event: the model's
+   * own for single-model generation, the verifier's for speculative (it must support them).
+   */
+  logprobs?: number;
 }
 
 export interface SpeculativeOptions extends GenerateOptions {
@@ -119,12 +127,14 @@ class OutputTracker {
     this.eos = new Set(opts.eosTokenIds ?? defaultEos);
   }
 
-  push(token: number): { event?: TokenEvent; finish?: FinishReason } {
+  push(token: number, logprob?: TokenLogprob): { event?: TokenEvent; finish?: FinishReason } {
     if (this.eos.has(token)) return { finish: 'eos' };
     this.count++;
     this.stats.token();
     const { text, stopped } = this.stop.push(this.detok?.push(token) ?? '');
-    const event: TokenEvent = { type: 'token', token, text };
+    const event: TokenEvent = logprob
+      ? { type: 'token', token, text, logprob }
+      : { type: 'token', token, text };
     if (stopped) return { event, finish: 'stop' };
     if (this.count >= this.opts.maxTokens) return { event, finish: 'length' };
     return { event };
@@ -183,7 +193,10 @@ export async function* generate(
       finish = 'eos';
       break;
     }
-    const r = out.push(token);
+    const r = out.push(
+      token,
+      opts.logprobs === undefined ? undefined : tokenLogprob(row, token, sampling, opts.logprobs),
+    );
     if (r.event) yield r.event;
     finish = r.finish;
   }
@@ -232,8 +245,9 @@ function draftLengthPolicy(opts: SpeculativeOptions, sampling: SamplingParams): 
 interface SpeculationStart {
   drafter: Drafter;
   session: VerifierSession;
-  /** The verifier's first token, when it came with the session. */
+  /** The verifier's first token, when it came with the session (and its logprob, when asked). */
   first: number | undefined;
+  firstLogprob: TokenLogprob | undefined;
   /** The draft's prefill: awaited by the caller (its rejection is already handled). */
   prefill: Promise<unknown>;
   maxPositions: number;
@@ -263,6 +277,7 @@ async function startSpeculation(
   });
   const maxPositions = Math.min(draft.config.maxPositions ?? Infinity, opts.verifierMaxPositions ?? Infinity);
   let first: number | undefined;
+  let firstLogprob: TokenLogprob | undefined;
   // The first token from the prefill would be drawn without the grammar's mask: a constrained
   // request starts with a verify round instead (one more round trip).
   const wantFirst = opts.maxTokens > 0 && promptIds.length < maxPositions && opts.constraint === undefined;
@@ -274,13 +289,28 @@ async function startSpeculation(
     session = await verifier.start(promptIds, {
       sampling,
       seed: opts.verifierSeed ?? (seed ^ 0x5bd1e995) >>> 0,
-      ...(wantFirst ? { onFirstToken: (t: number) => (first = t) } : {}),
+      ...(wantFirst
+        ? {
+            onFirstToken: (t: number, lp?: TokenLogprob) => {
+              first = t;
+              firstLogprob = lp;
+            },
+          }
+        : {}),
+      ...(opts.logprobs === undefined ? {} : { logprobs: opts.logprobs }),
     });
   } catch (err) {
     await prefill.catch(() => undefined);
     throw err;
   }
-  return { drafter, session, first: first as number | undefined, prefill, maxPositions };
+  return {
+    drafter,
+    session,
+    first: first as number | undefined,
+    firstLogprob: firstLogprob as TokenLogprob | undefined,
+    prefill,
+    maxPositions,
+  };
 }
 
 /** The rounds of a speculative request, after the first token: yields token events, returns why it ended. */
@@ -308,8 +338,8 @@ async function* speculativeRounds(
       draftMs: round.draftMs,
       roundMs: round.roundMs,
     });
-    for (const token of round.emitted) {
-      const r = out.push(token);
+    for (const [i, token] of round.emitted.entries()) {
+      const r = out.push(token, round.logprobs?.[i]);
       if (r.event) yield r.event;
       // Whatever the round returned after the end is discarded.
       if (r.finish !== undefined) return r.finish;
@@ -336,7 +366,7 @@ export async function* generateSpeculative(
     if (first !== undefined && finish === undefined) {
       if (opts.signal?.aborted) finish = 'aborted';
       else {
-        const r = out.push(first);
+        const r = out.push(first, start.firstLogprob);
         if (r.event) yield r.event;
         finish = r.finish;
       }

@@ -15,6 +15,7 @@ import { DecodeState } from './decode-state.js';
 import { applyMask } from './grammar/mask.js';
 import type { KvCache } from './kv-cache.js';
 import type { CausalLm } from './model-session.js';
+import { tokenLogprob, type TokenLogprob } from './logprobs.js';
 import { createRng, type Rng } from './rng.js';
 import {
   argmax,
@@ -56,7 +57,10 @@ export class InProcessVerifier implements Verifier {
   ): Promise<InProcessVerifierSession> {
     const session = this.resume(promptIds, undefined, opts);
     await session.prefill();
-    if (opts.onFirstToken) opts.onFirstToken(await session.takeFirstToken());
+    if (opts.onFirstToken) {
+      const token = await session.takeFirstToken();
+      opts.onFirstToken(token, session.firstLogprob);
+    }
     return session;
   }
 
@@ -80,7 +84,9 @@ export class InProcessVerifier implements Verifier {
     const sampling = opts.sampling ?? GREEDY;
     validateSamplingParams(sampling);
     const state = new DecodeState(this.model, tokens, cache);
-    return new InProcessVerifierSession(state, sampling, createRng(opts.seed), this.now);
+    const session = new InProcessVerifierSession(state, sampling, createRng(opts.seed), this.now);
+    if (opts.logprobs !== undefined) session.logprobs = opts.logprobs;
+    return session;
   }
 }
 
@@ -88,6 +94,10 @@ export class InProcessVerifierSession implements VerifierSession {
   readonly id = randomUUID();
   /** Set by `takeFirstToken`. */
   firstToken: number | undefined;
+  /** Set by `takeFirstToken` when the session reports logprobs. */
+  firstLogprob: TokenLogprob | undefined;
+  /** Top alternatives per emitted token's logprob (logprobs.ts); undefined: no logprobs. */
+  logprobs: number | undefined;
   private busy = false;
   private closed = false;
 
@@ -116,6 +126,8 @@ export class InProcessVerifierSession implements VerifierSession {
       : sampleFrom(samplingDistribution(row, this.sampling), this.rng);
     this.state.append(token);
     this.firstToken = token;
+    if (this.logprobs !== undefined)
+      this.firstLogprob = tokenLogprob(row, token, this.sampling, this.logprobs);
     return token;
   }
 
@@ -199,11 +211,20 @@ export class InProcessVerifierSession implements VerifierSession {
     }
     this.state.truncate(base + result.accepted);
     this.state.append(result.nextToken);
+    const n = this.logprobs;
     return {
       accepted: result.accepted,
       nextToken: result.nextToken,
       length: this.state.length,
       verifierMs: this.now() - t0,
+      // Row i produced draft[i] (accepted) and row `accepted` the next token: the verifier's p.
+      ...(n === undefined
+        ? {}
+        : {
+            logprobs: [...draft.slice(0, result.accepted), result.nextToken].map((t, i) =>
+              tokenLogprob(rows[i] as Float32Array, t, this.sampling, n),
+            ),
+          }),
     };
   }
 

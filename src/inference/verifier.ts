@@ -8,6 +8,7 @@
  * crossing this boundary is plain data (token ids, numbers, arrays) so it maps directly to JSON.
  */
 import { UserError } from '../foundation/errors.js';
+import type { TokenLogprob } from './logprobs.js';
 import type { SamplingParams } from './sampling.js';
 
 /**
@@ -34,7 +35,12 @@ export interface VerifierStartOptions {
    * holds the prompt only. A callback rather than a flag plus a session field, so that a wrapper
    * passing the options through stays consistent whatever session object it returns.
    */
-  onFirstToken?: (token: number) => void;
+  onFirstToken?: (token: number, logprob?: TokenLogprob) => void;
+  /**
+   * Return each emitted token's logprob in the verifier's distribution with this many top
+   * alternatives (0..20): on `VerifyResult.logprobs` and with the first token. Absent: none.
+   */
+  logprobs?: number;
 }
 
 export interface VerifyRequest {
@@ -63,6 +69,8 @@ export interface VerifyResult {
   length: number;
   /** Milliseconds the verifier spent on the round (forward pass and acceptance). */
   verifierMs: number;
+  /** Sessions started with `logprobs`: one per emitted token (the accepted drafts, then nextToken). */
+  logprobs?: TokenLogprob[];
 }
 
 export interface VerifierSession {

@@ -14,6 +14,8 @@
 import { z } from 'zod';
 
 import { MAX_DRAFT_TOKENS } from '../inference/in-process-verifier.js';
+import { MAX_TOP_LOGPROBS } from '../inference/logprobs.js';
+import { neutralFieldNames } from '../http/openai-fields.js';
 import { REPETITION_PENALTY_RANGE } from '../inference/sampling.js';
 
 /**
@@ -69,6 +71,12 @@ export const createSessionSchema = z
      * first token. Servers that list `first_token` in /v1/identity `features` accept it.
      */
     first_token: z.boolean().optional(),
+    /**
+     * Return each emitted token's logprob in the verifier's distribution with this many top
+     * alternatives (src/inference/logprobs.ts): `first_token_logprob`, and `logprobs` on every
+     * verify answer. Servers that list `logprobs` in /v1/identity `features` accept it.
+     */
+    logprobs: z.number().int().min(0).max(MAX_TOP_LOGPROBS).optional(),
   })
   .strict()
   .refine((b) => (b.prompt_ids === undefined) !== (b.prompt === undefined), {
@@ -91,6 +99,15 @@ export interface CreateSessionResponse {
   eos?: boolean;
   /** With `first_token: true`: tokens the session holds (prompt + first_token). */
   context_tokens?: number;
+  /** With `first_token: true` and `logprobs`: first_token's logprob and top alternatives. */
+  first_token_logprob?: WireLogprob;
+}
+
+/** A token's logprob with its top alternatives (ids), as sessions with `logprobs` return them. */
+export interface WireLogprob {
+  token: number;
+  logprob: number;
+  top: { token: number; logprob: number }[];
 }
 
 /**
@@ -101,13 +118,15 @@ export interface CreateSessionResponse {
  * /v1/completions; a client needing a penalty refuses a server that does not list it),
  * `token_masks` (grammar-constrained decoding, issue #18: `token_masks` on verify rounds, stateless
  * verify and stream frames, `response_format` on /v1/completions; a site refuses constrained
- * speculative or cloud requests against a server that does not list it).
+ * speculative or cloud requests against a server that does not list it), `logprobs` (`logprobs` on
+ * POST /v1/sessions: verify answers carry each emitted token's logprob).
  */
 export const VERIFIER_FEATURES = [
   'first_token',
   'verify_stream',
   'repetition_penalty',
   'token_masks',
+  'logprobs',
 ] as const;
 export type VerifierFeature = (typeof VERIFIER_FEATURES)[number];
 
@@ -157,6 +176,8 @@ export interface VerifyResponse {
   positions: number;
   /** Server time for the round (forward pass and acceptance), queueing excluded. */
   verifier_ms: number;
+  /** Sessions created with `logprobs`: one per emitted token (accepted drafts, then next_token). */
+  logprobs?: WireLogprob[];
 }
 
 export const statelessVerifySchema = z
@@ -178,11 +199,16 @@ export type StatelessVerifyRequest = z.input<typeof statelessVerifySchema>;
 export type StatelessVerifyResponse = Omit<VerifyResponse, 'context_tokens'>;
 
 /**
- * OpenAI `POST /v1/completions` plus `top_k` and `repetition_penalty` (as vLLM takes them);
- * other unknown fields (OpenAI's presence/frequency penalties, user, ...) are accepted and ignored.
+ * OpenAI `POST /v1/completions` plus `top_k` and `repetition_penalty` (as vLLM takes them).
+ * Strict like the site's: an unknown field is a 400 `unknown_parameter`, OpenAI fields this server
+ * does not act on (penalties, `n`, `best_of`, `logit_bias`, `suffix`, `echo`) are accepted only at
+ * their neutral value (src/http/openai-fields.ts). `logprobs` goes up to 20 here (OpenAI: 5), so a
+ * site can serve a chat's `top_logprobs` from it.
  */
-export const completionSchema = z.looseObject({
+export const completionSchema = z.strictObject({
+  ...Object.fromEntries(neutralFieldNames('completion').map((name) => [name, z.unknown().optional()])),
   model: z.string().optional(),
+  user: z.string().nullable().optional(),
   prompt: z.union([z.string(), tokenIdsSchema.min(1), z.array(z.string()).length(1)]),
   max_tokens: z.number().int().min(1).default(16),
   temperature: z.number().min(0).max(2).default(1),
@@ -193,11 +219,9 @@ export const completionSchema = z.looseObject({
   stream: z.boolean().default(false),
   stream_options: z.object({ include_usage: z.boolean().optional() }).nullable().optional(),
   seed: z.number().int().nullable().optional(),
-  n: z.literal(1).optional(),
   /** vLLM extension: keep generating past EOS (fixed-length outputs for benchmarks). */
   ignore_eos: z.boolean().default(false),
-  echo: z.literal(false).optional(),
-  logprobs: z.null().optional(),
+  logprobs: z.number().int().min(0).max(MAX_TOP_LOGPROBS).nullable().optional(),
   /** OpenAI structured outputs (servers listing `token_masks`): `text`, `json_object`, `json_schema`. */
   response_format: z.unknown().optional(),
 });
@@ -209,11 +233,20 @@ export interface CompletionUsage {
   total_tokens: number;
 }
 
+/** OpenAI's completions logprobs (per response, or per chunk for the tokens it carries). */
+export interface CompletionLogprobs {
+  tokens: string[];
+  token_logprobs: number[];
+  top_logprobs: Record<string, number>[];
+  /** Characters of the token texts before each token, from the start of the completion. */
+  text_offset: number[];
+}
+
 export interface CompletionChoice {
   index: 0;
   text: string;
   finish_reason: 'stop' | 'length' | null;
-  logprobs: null;
+  logprobs: CompletionLogprobs | null;
   /** Extension: the generated token ids of this response or chunk. */
   token_ids: number[];
 }

@@ -175,7 +175,7 @@ describe('verifier API over real HTTP', () => {
       prompt_ids: new Array(v.model.maxContext + 1).fill(1),
     });
     expect(tooLong.status).toBe(400);
-    expect(tooLong.body).toMatchObject({ error: { code: 'context_too_long' } });
+    expect(tooLong.body).toMatchObject({ error: { code: 'context_length_exceeded' } });
 
     const malformed = await fetch(`${v.url}/v1/sessions`, {
       method: 'POST',

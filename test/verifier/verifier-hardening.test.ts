@@ -66,7 +66,7 @@ describe('verifier: control-token text in prompts', () => {
     });
     const ms = performance.now() - t0;
     expect(r.status).toBe(400);
-    expect(r.body.error.code).toBe('context_too_long');
+    expect(r.body.error.code).toBe('context_length_exceeded');
     expect(r.body.error.message).toMatch(
       /^prompt \(at least\): \d+ tokens exceed the model's context of 512/,
     );

@@ -118,7 +118,7 @@ describe('verify rounds over the verify stream (kept-alive WebSockets)', () => {
       expect(await ask(`{"session_id":${sid},"draft_ids":[1,2],"extra":1}`)).toMatchObject({
         status: 400,
         session_id: session.id,
-        error: { code: 'invalid_body' },
+        error: { code: 'unknown_parameter', param: 'extra' },
       });
       expect(await ask(`{"session_id":${sid},"draft_ids":[1, 99999]}`)).toMatchObject({ status: 400 });
       expect(await ask('{"session_id":"nope","draft_ids":[1]}')).toMatchObject({

@@ -9,6 +9,8 @@
 import { currentGeneration } from '../../site/agent.js';
 import { siteDataPaths } from '../../site/data-dir.js';
 import { pointerTarget } from '../../site/generation.js';
+import { LocalManifests } from '../../site/manifests.js';
+import { isoToUnixSeconds } from '../../http/openai-models.js';
 import type { FeedbackContext } from '../../feedback/index.js';
 import { loadGeneration, type LoadedGeneration } from '../engine/generation.js';
 import type { DaemonFeedback } from './feedback.js';
@@ -33,13 +35,16 @@ export class Serving {
   ) {
     this.context = initial;
     this.generations = new GenerationManager<LoadedGeneration>({
-      load: (target, previous) =>
-        loadGeneration(target.dir, {
+      load: async (target, previous) => {
+        const modelCreated = await this.modelCreated(target.context);
+        return loadGeneration(target.dir, {
           id: target.id,
           context: target.context,
           ...(previous ? { previous } : {}),
           ...(threads !== undefined ? { threads } : {}),
-        }),
+          ...(modelCreated === undefined ? {} : { modelCreated }),
+        });
+      },
       onEvent: (e) => {
         if (e.kind === 'installed') {
           const gen = this.generations.current;
@@ -60,6 +65,17 @@ export class Serving {
         else log('error', 'generation release failed', { generation: e.id, error: e.error });
       },
     });
+  }
+
+  /**
+   * The model artifact's publish time from its verified manifest in the data directory (OpenAI
+   * `created`, stable across restarts); undefined when the manifest is not there.
+   */
+  private async modelCreated(context: FeedbackContext): Promise<number | undefined> {
+    const digest = context.refs.model?.manifestDigest;
+    if (digest === undefined) return undefined;
+    const manifest = await new LocalManifests(siteDataPaths(this.dataDir).manifests).get(digest);
+    return isoToUnixSeconds(manifest?.created);
   }
 
   private setContext(context: FeedbackContext): void {

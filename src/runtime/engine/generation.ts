@@ -21,6 +21,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from '../../foundation/errors.js';
+import { modelDirCreated } from '../../http/openai-models.js';
 import { loadLoraAdapter, type LoraAdapter } from '../../inference/lora.js';
 import { LmSession } from '../../inference/model-session.js';
 import { TextTokenizer, TOKENIZER_FILE } from '../../inference/tokenizer.js';
@@ -46,6 +47,11 @@ export interface LoadGenerationOptions {
   previous?: LoadedGeneration;
   /** ONNX Runtime intra-op threads of the draft session (default 1). */
   threads?: number;
+  /**
+   * The model artifact's publish time (its manifest's `created`, unix seconds): the OpenAI
+   * `created` of /v1/models. Default: the model's config.json mtime (src/http/openai-models.ts).
+   */
+  modelCreated?: number;
 }
 
 /** A shadow adapter and the ref (pinned) its runs are reported under. */
@@ -134,7 +140,9 @@ export class LoadedGeneration implements ServedGeneration {
     /** True when the generation has no policy directory and serves with DEFAULT_POLICY. */
     readonly defaultPolicy: boolean,
     /** Shadow adapters by name, with the ref each came from (empty outside a shadow step). */
-    readonly shadowAdapters: ReadonlyMap<string, ShadowAdapter> = new Map(),
+    readonly shadowAdapters: ReadonlyMap<string, ShadowAdapter>,
+    /** OpenAI `created` of the served model ids (LoadGenerationOptions.modelCreated). */
+    readonly created: number,
   ) {
     this.adapterNames = [...adapters.keys()].sort();
     this.blockRules = new BlockRules(policy);
@@ -199,6 +207,7 @@ export class LoadedGeneration implements ServedGeneration {
         policy,
         !hasPolicy,
         shadowAdapters,
+        opts.modelCreated ?? modelDirCreated(modelDir),
       );
     } catch (err) {
       await shared.release();
@@ -236,6 +245,11 @@ export class LoadedGeneration implements ServedGeneration {
   /** Positions the draft model accepts (prompt + output). */
   get maxPositions(): number {
     return this.shared.session.config.maxPositions ?? Number.MAX_SAFE_INTEGER;
+  }
+
+  /** The ids clients address: `<model>` and `<model>:<adapter>` for each adapter. */
+  get modelIds(): string[] {
+    return [this.modelName, ...this.adapterNames.map((a) => `${this.modelName}:${a}`)];
   }
 
   /** Whether this generation shares its model session with `other` (no reload happened). */

@@ -16,7 +16,7 @@ import type { TextTokenizer } from '../../inference/tokenizer.js';
 import { minTokens } from '../../inference/token-bounds.js';
 import type { BlockRules } from '../../policy/block.js';
 import { totalRedactions, type RedactionEntry, type Redactor } from '../../policy/redact.js';
-import { badRequest, type HttpError } from '../../http/http.js';
+import { contextLengthExceeded, type HttpError } from '../../http/http.js';
 
 /** The compiled pieces of a generation the preparation uses. */
 export interface PrepTools {
@@ -67,9 +67,8 @@ export function tooLongError(
   maxPositions: number,
   param: string,
 ): HttpError {
-  return badRequest(
+  return contextLengthExceeded(
     `${param}: at least ${r.minTokens} tokens (${r.bytes} bytes, at most ${r.maxTokenBytes} bytes per token) cannot fit the model's context of ${maxPositions} tokens; shorten it`,
-    'context_length_exceeded',
     param,
   );
 }

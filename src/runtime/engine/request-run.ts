@@ -18,12 +18,13 @@ import { decideRoute, policyNeedsEntropy, type RouteDecision } from '../../polic
 import { ROUTES } from '../../policy/schema.js';
 import type { RedactionMap } from '../../policy/redact.js';
 import type { RequestOutcome } from '../../feedback/accumulator.js';
-import { badRequest, HttpError, toHttpError } from '../../http/http.js';
+import { badRequest, contextLengthExceeded, HttpError, toHttpError } from '../../http/http.js';
 import type { LoadedGeneration } from './generation.js';
 import { MIN_ACCEPTANCE_SAMPLES } from './metrics.js';
 import { encodeChatPrompt, renderChatPrompt } from './chat-prompt.js';
 import { parseModelName, type ChatMessage } from '../serve/openai.js';
 import { OutputText } from './output.js';
+import { logprobToken } from './logprob-tokens.js';
 import type { PreparedPrompt } from './prompt-pool.js';
 import { cannotFit, tooLongError } from './prompt-prep.js';
 import { edgectlInfo, outcomeOf, servedCosts } from './outcome.js';
@@ -209,17 +210,15 @@ export class RequestRun {
     if (promptIds.length === 0) throw badRequest(`${param}: encodes to no tokens`, 'empty_prompt', param);
     const room = g.maxPositions - promptIds.length;
     if (room < 1) {
-      throw badRequest(
+      throw contextLengthExceeded(
         `${param}: ${promptIds.length} tokens leave no room in the model's context of ${g.maxPositions} tokens; shorten it`,
-        'context_length_exceeded',
         param,
       );
     }
     const asked = this.req.maxTokens;
     if (asked !== undefined && asked > room) {
-      throw badRequest(
+      throw contextLengthExceeded(
         `max_tokens: ${asked} exceeds the ${room} tokens left in the model's context of ${g.maxPositions} after the ${promptIds.length}-token prompt`,
-        'context_length_exceeded',
         'max_tokens',
       );
     }
@@ -284,6 +283,7 @@ export class RequestRun {
         cloudPrompt: { text: enc.modelText, ...(enc.messages ? { messages: enc.messages } : {}) },
         signal: this.signal,
         ...(this.constraint ? { constraint: this.constraint } : {}),
+        logprobs: this.req.logprobs,
       },
       {
         model: g.model,
@@ -311,6 +311,8 @@ export class RequestRun {
           continue;
         }
         this.ttftMs ??= performance.now() - this.t0;
+        if (e.type === 'token' && e.logprob)
+          yield { type: 'logprob', token: logprobToken(g.tokenizer, e.logprob, e.source ?? 'draft') };
         // A cloud model's text (no ids in this tokenizer) is the answer itself: cloud-route.ts.
         const r = e.type === 'token' ? out.push(e.token) : out.pushText(e.text);
         all += r.text;

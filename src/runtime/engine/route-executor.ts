@@ -20,6 +20,9 @@
  * without one. See docs/architecture.md (runtime) for where this sits in the request path.
  */
 import { OperationalError } from '../../foundation/errors.js';
+import { unsupportedValue } from '../../http/http.js';
+import type { TokenLogprob } from '../../inference/logprobs.js';
+import type { LogprobSource } from './logprob-tokens.js';
 import type { AdaptiveKOptions } from '../../inference/adaptive-k.js';
 import { generate, generateSpeculative, type GenerateEvent } from '../../inference/generate.js';
 import type { CompiledConstraint, ConstraintMatcher } from '../../inference/grammar/index.js';
@@ -84,6 +87,8 @@ export interface RouteRequest {
    * asks the verifier for the same `response_format`.
    */
   constraint?: CompiledConstraint;
+  /** Logprobs with this many top alternatives on every token event (edge and speculative routes). */
+  logprobs?: number | undefined;
 }
 
 /**
@@ -91,7 +96,7 @@ export interface RouteRequest {
  * then this text is the answer and no token events come); a fallback to the draft.
  */
 export type RouteEvent =
-  | { type: 'token'; token: number }
+  | { type: 'token'; token: number; logprob?: TokenLogprob; source?: LogprobSource }
   | { type: 'text'; text: string }
   | { type: 'fallback'; route: Route; message: string; unverified?: boolean };
 
@@ -155,6 +160,13 @@ class RouteRun {
   async *run(): AsyncGenerator<RouteEvent, ExecFinish, undefined> {
     const { req, deps } = this;
     if (req.route === 'edge') return yield* this.edge();
+    if (req.route === 'cloud' && req.logprobs !== undefined) {
+      // The cloud route's completions do not return logprobs yet: refused, not left out.
+      throw unsupportedValue(
+        'logprobs',
+        'this request was routed to the cloud, which does not return logprobs yet',
+      );
+    }
     if (req.route === 'cloud') {
       // The site's own cloud model (runtime.cloud) where declared, else the verifier's completions.
       const access = deps.cloud ?? verifierAsCloud(deps.verifier);
@@ -281,6 +293,7 @@ class RouteRun {
   /** The draft's own events as tokens; the inference engine's finish reason, if it gave one. */
   private async *consume(
     events: AsyncIterable<GenerateEvent>,
+    source: LogprobSource,
   ): AsyncGenerator<RouteEvent, ExecFinish | undefined> {
     let finish: ExecFinish | undefined;
     for await (const e of events) {
@@ -289,7 +302,9 @@ class RouteRun {
         continue;
       }
       this.state.emitted.push(e.token);
-      yield { type: 'token', token: e.token };
+      yield e.logprob
+        ? { type: 'token', token: e.token, logprob: e.logprob, source }
+        : { type: 'token', token: e.token };
     }
     return finish;
   }
@@ -300,9 +315,11 @@ class RouteRun {
     eosTokenIds?: number[];
     lora?: LoraFeeds;
     signal: AbortSignal;
+    logprobs?: number;
   } {
     const r = this.req;
     return {
+      ...(r.logprobs === undefined ? {} : { logprobs: r.logprobs }),
       sampling: r.sampling,
       ...(r.seed === undefined ? {} : { seed: r.seed }),
       // A grammar ends with end-of-sequence, so a constrained request always honours it.
@@ -326,7 +343,7 @@ class RouteRun {
         ...(fresh && req.cache ? { cache: req.cache } : {}),
         ...(constraint ? { constraint } : {}),
       });
-      return (yield* this.consume(events)) ?? 'length';
+      return (yield* this.consume(events, 'draft')) ?? 'length';
     } finally {
       constraint?.dispose();
     }
@@ -356,7 +373,7 @@ class RouteRun {
         verifierMaxPositions: verifier.maxContext,
         ...(constraint ? { constraint } : {}),
       });
-      return yield* this.consume(events);
+      return yield* this.consume(events, 'verifier');
     } finally {
       constraint?.dispose();
     }

@@ -11,6 +11,7 @@ import type { Route } from '../../policy/schema.js';
 import type { ChatMessage, EdgectlInfo } from '../serve/openai.js';
 import type { ToolCallDelta } from './tool-call-stream.js';
 import type { ToolCallsOutcome, ToolPlan } from './tool-calls.js';
+import type { LogprobToken } from './logprob-tokens.js';
 
 export interface EngineRequest {
   /** `<model>` or `<model>:<adapter>`, as GET /v1/models lists them. */
@@ -45,6 +46,8 @@ export interface EngineRequest {
    * the output is checked against it at the end (`edgectl.structured`).
    */
   constraint?: GrammarConstraint;
+  /** Report each output token's logprob with this many top alternatives (0..20); undefined: none. */
+  logprobs?: number | undefined;
 }
 
 /** Why an answer ended; `aborted` when the client went away (nothing more is sent). */
@@ -59,6 +62,8 @@ export type EngineEvent =
   | { type: 'blocked'; rule: string; message: string; reason: string }
   /** Text for the user (placeholders restored, stop strings cut). */
   | { type: 'text'; text: string }
+  /** With `logprobs` asked: the next output token's logprob, before the text it adds. */
+  | { type: 'logprob'; token: LogprobToken }
   /**
    * The verifier failed and the draft continues alone: the answer is unverified from here. With
    * `unverified: false` the site's cloud model answers instead (policy `verifier.fallback: cloud`).

@@ -31,6 +31,8 @@ import {
 import { parseResponseFormat } from './response-format.js';
 import { SseStream } from './sse-stream.js';
 import { toolCallChunk, toolCallsInfo, toolMessage, toolPlanOf, withToolConstraint } from './tools-wire.js';
+import { LogprobsRenderer, withLogprobs } from './logprobs-render.js';
+import { checkNeutralFields } from '../../http/openai-fields.js';
 
 export type Kind = 'chat' | 'completion';
 
@@ -38,6 +40,8 @@ export const PATHS: Record<Kind, string> = { chat: '/v1/chat/completions', compl
 
 interface Parsed {
   request: EngineRequest;
+  /** Set when the request asked for logprobs. */
+  logprobs: LogprobsRenderer | undefined;
   stream: boolean;
   includeUsage: boolean;
   base: ResponseBase;
@@ -70,10 +74,12 @@ function delivery(raw: ServerResponse): Promise<boolean> {
 function parseRequest(kind: Kind, req: FastifyRequest, delivered: Promise<boolean>): Parsed {
   const body =
     kind === 'chat' ? parseBody(chatRequestSchema, req.body) : parseBody(completionRequestSchema, req.body);
+  checkNeutralFields(kind, body);
   const chat = kind === 'chat' ? (body as ChatRequest) : undefined;
   const p = chat ? undefined : (body as CompletionRequest).prompt;
   const tools = chat ? toolPlanOf(chat) : undefined;
   const constraint = withToolConstraint(tools, parseResponseFormat(req.body));
+  const logprobs = requestedLogprobs(chat, chat ? undefined : (body as CompletionRequest));
   const request: EngineRequest = {
     model: body.model,
     prompt: chat ? { messages: chat.messages } : { text: typeof p === 'string' ? p : (p?.[0] as string) },
@@ -89,9 +95,11 @@ function parseRequest(kind: Kind, req: FastifyRequest, delivered: Promise<boolea
     delivered,
     label: PATHS[kind],
     ...(constraint ? { constraint } : {}),
+    logprobs,
   };
   return {
     request,
+    logprobs: logprobs === undefined ? undefined : new LogprobsRenderer(kind),
     stream: body.stream === true,
     includeUsage: body.stream_options?.include_usage === true,
     base: {
@@ -100,6 +108,21 @@ function parseRequest(kind: Kind, req: FastifyRequest, delivered: Promise<boolea
       model: body.model,
     },
   };
+}
+
+/** Top alternatives asked for (chat `logprobs` + `top_logprobs`, completions `logprobs`); undefined: none. */
+function requestedLogprobs(
+  chat: ChatRequest | undefined,
+  completion: CompletionRequest | undefined,
+): number | undefined {
+  if (completion) return completion.logprobs ?? undefined;
+  const top = chat?.top_logprobs ?? undefined;
+  if (chat?.logprobs !== true) {
+    if (top !== undefined)
+      throw badRequest('top_logprobs: requires logprobs: true', 'invalid_body', 'top_logprobs');
+    return undefined;
+  }
+  return top ?? 0;
 }
 
 /** Turns engine events into the response: text collected (JSON) or streamed (SSE). */
@@ -138,15 +161,19 @@ class AnswerWriter {
     } else if (e.type === 'fallback') {
       this.route = e.route;
       this.unverified = e.unverified !== false;
-    } else if (e.type === 'finish') return this.finish(e);
+    } else if (e.type === 'logprob') this.parsed.logprobs?.add(e.token);
+    else if (e.type === 'finish') return this.finish(e);
     return undefined;
   }
 
   private emit(piece: string): void {
     const { sse, kind, parsed } = this;
     if (piece === '') return;
+    const lp = parsed.logprobs;
     if (!sse) this.text += piece;
-    else if (!sse.started) sse.send(chunk(kind, parsed.base, { text: piece, first: true }));
+    else if (lp?.hasPending) {
+      sse.send(withLogprobs(chunk(kind, parsed.base, { text: piece, first: !sse.started }), lp.take()));
+    } else if (!sse.started) sse.send(chunk(kind, parsed.base, { text: piece, first: true }));
     else sse.write(this.delta(piece));
   }
 
@@ -164,8 +191,14 @@ class AnswerWriter {
     }
     const u = usage(e.promptTokens, e.completionTokens);
     const finish = e.reason;
-    const info = e.tools ? { ...e.info, tool_calls: toolCallsInfo(e.tools) } : e.info;
+    const lp = parsed.logprobs;
+    const withTools = e.tools ? { ...e.info, tool_calls: toolCallsInfo(e.tools) } : e.info;
+    const info = lp ? { ...withTools, ...lp.info() } : withTools;
     if (sse) {
+      if (lp?.hasPending) {
+        // Tokens whose text was held back (a stop string, a split character) or cut.
+        sse.send(withLogprobs(chunk(kind, parsed.base, { text: '', first: !sse.started }), lp.take()));
+      }
       if (!sse.started) sse.send(chunk(kind, parsed.base, { text: '', first: true }));
       sse.send(chunk(kind, parsed.base, { text: '', finish, edgectl: info }));
       if (parsed.includeUsage) sse.send(usageChunk(kind, parsed.base, u));
@@ -174,10 +207,12 @@ class AnswerWriter {
     }
     void reply.header('x-edgectl-route', e.route);
     if (e.unverified) void reply.header('x-edgectl-unverified', 'true');
-    if (e.tools) return chatResponse(parsed.base, this.text, finish, u, info, toolMessage(e.tools));
-    return kind === 'chat'
-      ? chatResponse(parsed.base, this.text, finish, u, info)
-      : completionResponse(parsed.base, this.text, finish, u, info);
+    const body = e.tools
+      ? chatResponse(parsed.base, this.text, finish, u, info, toolMessage(e.tools))
+      : kind === 'chat'
+        ? chatResponse(parsed.base, this.text, finish, u, info)
+        : completionResponse(parsed.base, this.text, finish, u, info);
+    return lp ? withLogprobs(body, lp.take()) : body;
   }
 }
 

@@ -1,7 +1,8 @@
 /**
  * The site runtime's OpenAI-compatible wire format (docs/running-sites.md): request schemas
- * for `POST /v1/chat/completions` and `POST /v1/completions` (zod, so a bad field is a 400 naming
- * it; unknown OpenAI fields such as `user` or presence/frequency penalties are accepted and ignored;
+ * for `POST /v1/chat/completions` and `POST /v1/completions` (strict zod objects, so a bad field
+ * is a 400 naming it and a field the site would not honour is refused, never silently ignored:
+ * unknown ones here, OpenAI fields accepted only at their neutral value in request-fields.ts;
  * `repetition_penalty` is applied), the chat
  * template, `model` name parsing and the response/chunk shapes with the `edgectl` extension field
  * that says how the answer was produced.
@@ -20,6 +21,11 @@ import { z } from 'zod';
 import { REPETITION_PENALTY_RANGE } from '../../inference/sampling.js';
 import { ROUTES, type Route } from '../../policy/schema.js';
 import { toolMessageFields, toolRequestFields } from './tools-wire.js';
+import { neutralFieldNames, type RequestKind } from '../../http/openai-fields.js';
+
+/** OpenAI's bounds: chat `top_logprobs` 0..20, completions `logprobs` 0..5. */
+export const MAX_TOP_LOGPROBS = 20;
+export const MAX_COMPLETION_LOGPROBS = 5;
 
 const routeOverride = z.strictObject({ route: z.enum(ROUTES).optional() }).optional();
 
@@ -28,8 +34,25 @@ const stopSchema = z
   .nullable()
   .optional();
 
+/** Fields accepted at their neutral value only (request-fields.ts checks the value). */
+const neutralFields = (kind: RequestKind) =>
+  Object.fromEntries(neutralFieldNames(kind).map((name) => [name, z.unknown().optional()]));
+
+/**
+ * `response_format` is validated by response-format.ts (it needs ajv and the grammar engine):
+ * declared here, permissively, so the strict schema lets it through to those checks.
+ */
+const delegatedFields = {
+  response_format: z.unknown().optional(),
+};
+
 const commonFields = {
   model: z.string().min(1),
+  /** End-user id for abuse tracking at OpenAI; accepted, carries no meaning here. */
+  user: z.string().nullable().optional(),
+  /** Caching hints and ids with no effect on the answer; accepted. */
+  prompt_cache_key: z.string().nullable().optional(),
+  safety_identifier: z.string().nullable().optional(),
   max_tokens: z.number().int().min(1).nullable().optional(),
   temperature: z.number().min(0).max(2).nullable().optional(),
   top_p: z.number().gt(0).max(1).nullable().optional(),
@@ -46,8 +69,7 @@ const commonFields = {
     .optional(),
   stop: stopSchema,
   stream: z.boolean().nullable().optional(),
-  stream_options: z.object({ include_usage: z.boolean().optional() }).nullable().optional(),
-  n: z.literal(1).nullable().optional(),
+  stream_options: z.strictObject({ include_usage: z.boolean().nullable().optional() }).nullable().optional(),
   /** vLLM extension: keep generating past end-of-sequence (fixed-length outputs for benchmarks). */
   ignore_eos: z.boolean().optional(),
   /** edgectl extension: `{ route: "edge" | "speculative" | "cloud" }` asks for a route (policy permitting). */
@@ -70,22 +92,31 @@ export const chatMessageSchema = z.looseObject({
 });
 export type ChatMessage = z.infer<typeof chatMessageSchema>;
 
-export const chatRequestSchema = z.looseObject({
+export const chatRequestSchema = z.strictObject({
+  ...neutralFields('chat'),
+  ...delegatedFields,
   ...commonFields,
   messages: z.array(chatMessageSchema).min(1, 'give at least one message'),
   /** OpenAI's newer name for max_tokens. */
   max_completion_tokens: z.number().int().min(1).nullable().optional(),
   /** tools, tool_choice, parallel_tool_calls (tools-wire.ts). */
   ...toolRequestFields,
+  /** Per-token log probabilities of the output (logprobs.ts), with `top_logprobs` alternatives. */
+  logprobs: z.boolean().nullable().optional(),
+  top_logprobs: z.number().int().min(0).max(MAX_TOP_LOGPROBS).nullable().optional(),
+  /** Stored-completion tags (only meaningful with `store`, which is refused): accepted. */
+  metadata: z.record(z.string(), z.string()).nullable().optional(),
 });
 export type ChatRequest = z.infer<typeof chatRequestSchema>;
 
-export const completionRequestSchema = z.looseObject({
+export const completionRequestSchema = z.strictObject({
+  ...neutralFields('completion'),
+  ...delegatedFields,
   ...commonFields,
   /** Text only: token-id prompts cannot be checked against block rules or redacted. */
   prompt: z.union([z.string(), z.array(z.string()).length(1, 'give exactly one prompt')]),
-  echo: z.literal(false).nullable().optional(),
-  logprobs: z.null().optional(),
+  /** Log probabilities of each token and of the `logprobs` most likely alternatives (0..5, as OpenAI). */
+  logprobs: z.number().int().min(0).max(MAX_COMPLETION_LOGPROBS).nullable().optional(),
 });
 export type CompletionRequest = z.infer<typeof completionRequestSchema>;
 
@@ -148,6 +179,10 @@ export interface EdgectlInfo {
   tool_calls?: { valid: boolean; errors: string[] };
   /** Constrained requests (`response_format`): whether the output validates, and why not. */
   structured?: { valid: boolean; reason?: string };
+  /** With logprobs asked: which model's distribution they come from (logprobs-render.ts). */
+  logprobs_source?: 'verifier' | 'draft' | 'mixed';
+  /** When mixed: the source of each token, in order. */
+  logprobs_sources?: ('verifier' | 'draft')[];
 }
 
 export interface Usage {

@@ -1,7 +1,7 @@
 /**
  * The site runtime's HTTP server (docs/running-sites.md; issue #5 items 2, 3, 6; issue #16):
  * the OpenAI-compatible `POST /v1/chat/completions` and `POST /v1/completions` (JSON or SSE
- * streaming: completions.ts), `GET /v1/models`, `/healthz`, `/readyz`, `/metrics` and `/v1/status`,
+ * streaming: completions.ts), `GET /v1/models` and `/v1/models/{id}`, `/healthz`, `/readyz`, `/metrics` and `/v1/status`,
  * on fastify with edgectl's OpenAI-style error bodies (src/http/http.ts). It is a thin transport:
  * every generation request goes through the site engine (src/runtime/engine/site-engine.ts), which
  * owns the request path from the generation lease to the outcome report (docs/architecture.md,
@@ -17,8 +17,11 @@ import { SiteEngine } from '../engine/site-engine.js';
 import { handleGeneration } from './completions.js';
 import type { LoadedGeneration } from '../engine/generation.js';
 import { installJsonBodyParser } from './json-body.js';
+import { modelList, modelObject } from '../../http/openai-models.js';
 
 export { DEFAULT_MAX_TOKENS } from '../engine/request-run.js';
+
+const OWNED_BY = 'edgectl-site';
 
 /** Paths answered without a bearer token (liveness and readiness probes). */
 const OPEN_PATHS = new Set(['/healthz', '/readyz']);
@@ -127,19 +130,23 @@ function buildApp(
     const text = await opts.metrics.metrics();
     return reply.header('content-type', opts.metrics.contentType).send(text);
   });
+  // `created` is the model artifact's publish time, the same on every call and restart.
   app.get('/v1/models', async () => {
     const lease = opts.generations.acquire();
-    if (!lease) return { object: 'list', data: [] };
+    if (!lease) return modelList([], 0, OWNED_BY);
     try {
-      const g = lease.generation;
-      const created = Math.floor(Date.now() / 1000);
-      const ids = [g.modelName, ...g.adapterNames.map((a) => `${g.modelName}:${a}`)];
-      return {
-        object: 'list',
-        data: ids.map((id) => ({ id, object: 'model', created, owned_by: 'edgectl-site' })),
-      };
+      return modelList(lease.generation.modelIds, lease.generation.created, OWNED_BY);
     } finally {
       lease.release();
+    }
+  });
+  app.get<{ Params: { id: string } }>('/v1/models/:id', async (req) => {
+    const lease = opts.generations.acquire();
+    try {
+      const g = lease?.generation;
+      return modelObject(req.params.id, g?.modelIds ?? [], g?.created ?? 0, OWNED_BY);
+    } finally {
+      lease?.release();
     }
   });
   app.post('/v1/chat/completions', (req, reply) => handleGeneration(engine, 'chat', req, reply));

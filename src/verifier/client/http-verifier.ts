@@ -167,17 +167,27 @@ export class HttpVerifier implements Verifier {
 
   async start(promptIds: readonly number[], opts: VerifierStartOptions = {}): Promise<HttpVerifierSession> {
     this.requirePenaltySupport(opts.sampling);
+    if (opts.logprobs !== undefined && !this.supports('logprobs')) {
+      throw new UserError(
+        `logprobs: the verifier does not return them (its /v1/identity features lack "logprobs")`,
+        {
+          code: 'E_LOGPROBS_UNSUPPORTED',
+          suggestion: 'Upgrade the verifier to this edgectl version, or ask without logprobs.',
+        },
+      );
+    }
     // Older servers refuse unknown fields, so the first token is asked for only where announced.
     const first = opts.onFirstToken !== undefined && this.supports('first_token');
     const res = await this.http.json<CreateSessionResponse>('POST', '/v1/sessions', {
       prompt_ids: promptIds,
       sampling: samplingWire(opts.sampling, opts.seed),
       ...(first ? { first_token: true } : {}),
+      ...(opts.logprobs === undefined ? {} : { logprobs: opts.logprobs }),
     });
     const session = new HttpVerifierSession(this.http, res.session_id, res.prompt_tokens, this.streams());
     if (first && typeof res.first_token === 'number') {
       session.firstToken = res.first_token;
-      opts.onFirstToken?.(res.first_token);
+      opts.onFirstToken?.(res.first_token, res.first_token_logprob);
     }
     return session;
   }
@@ -242,6 +252,7 @@ export class HttpVerifierSession implements VerifierSession {
       nextToken: res.next_token,
       length: res.context_tokens,
       verifierMs: res.verifier_ms,
+      ...(res.logprobs === undefined ? {} : { logprobs: res.logprobs }),
     };
   }
 

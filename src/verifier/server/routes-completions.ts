@@ -17,6 +17,8 @@ import { penalizedRow, sampleToken, type SamplingParams } from '../../inference/
 import { StopMatcher } from '../../inference/stop.js';
 import { HttpError, parseBody, toHttpError } from '../../http/http.js';
 import { clientGoneSignal, samplingFromWire, type VerifierContext } from './context.js';
+import { checkNeutralFields } from '../../http/openai-fields.js';
+import { CompletionLogprobsBuilder } from './completion-logprobs.js';
 import { completionSchema, type CompletionResponse, type CompletionUsage } from '../protocol.js';
 import { completionConstraint } from './structured.js';
 
@@ -35,6 +37,8 @@ interface GenerationPlan {
   ignoreEos: boolean;
   /** `response_format`: every token drawn under the grammar's mask (structured.ts). */
   constraint?: CompiledConstraint | undefined;
+  /** Set when the request asked for logprobs. */
+  logprobs: CompletionLogprobsBuilder | undefined;
 }
 
 interface GenerationOutcome {
@@ -45,6 +49,7 @@ interface GenerationOutcome {
 export function registerCompletionRoutes(app: FastifyInstance, ctx: VerifierContext): void {
   app.post('/v1/completions', async (req, reply) => {
     const body = parseBody(completionSchema, req.body);
+    checkNeutralFields('completion', body);
     const plan = planGeneration(ctx, body);
     plan.constraint = await completionConstraint(ctx, body.response_format);
     const signal = clientGoneSignal(reply);
@@ -67,7 +72,13 @@ export function registerCompletionRoutes(app: FastifyInstance, ctx: VerifierCont
       const res: CompletionResponse = {
         ...base,
         choices: [
-          { index: 0, text, finish_reason: outcome.finishReason, logprobs: null, token_ids: tokenIds },
+          {
+            index: 0,
+            text,
+            finish_reason: outcome.finishReason,
+            logprobs: plan.logprobs?.take() ?? null,
+            token_ids: tokenIds,
+          },
         ],
         usage: usage(outcome.completionTokens),
       };
@@ -98,7 +109,7 @@ export function registerCompletionRoutes(app: FastifyInstance, ctx: VerifierCont
               index: 0,
               text: e.text,
               finish_reason: null,
-              logprobs: null,
+              logprobs: plan.logprobs?.take() ?? null,
               token_ids: e.token === undefined ? [] : [e.token],
             },
           ],
@@ -129,7 +140,7 @@ function planGeneration(
   const promptIds = typeof prompt === 'string' ? model.encode(prompt) : (prompt as number[]);
   if (promptIds.length === 0) throw new HttpError(400, 'prompt: encodes to no tokens', 'empty_prompt');
   model.checkIds(promptIds, 'prompt');
-  model.checkContext(promptIds.length + 1, 'prompt');
+  model.checkContext(promptIds.length + 1, 'prompt', 'prompt');
   const sampling = samplingFromWire(
     {
       temperature: body.temperature,
@@ -148,6 +159,10 @@ function planGeneration(
     seed: body.seed ?? undefined,
     stop,
     ignoreEos: body.ignore_eos,
+    logprobs:
+      body.logprobs === undefined || body.logprobs === null
+        ? undefined
+        : new CompletionLogprobsBuilder(model.tokenizer, sampling, body.logprobs),
   };
 }
 
@@ -188,6 +203,7 @@ async function generate(
       }
       produced++;
       metrics.completionTokens(1);
+      plan.logprobs?.add(row, token);
       const out = stops.push(detok.push(token));
       emit({ token, text: out.text });
       if (out.stopped) return { finishReason: 'stop', completionTokens: produced };

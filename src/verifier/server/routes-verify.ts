@@ -19,6 +19,7 @@ import {
   type DraftProbsRow,
   type StatelessVerifyResponse,
   type VerifyResponse,
+  type WireLogprob,
 } from '../protocol.js';
 
 /** A verify request with its session, answered by one admitted, counted round. */
@@ -38,7 +39,7 @@ export function verifyRound(ctx: VerifierContext): VerifyRound {
     model.checkIds(draft, 'draft_ids');
     const vocab = ctx.verifier.vocabSize;
     const bits = masks?.map((m, i) => decodeMask(m, vocab, `token_masks[${i}]`));
-    model.checkContext(session.length + draft.length, 'session context plus draft');
+    model.checkContext(session.length + draft.length, 'session context plus draft', 'draft_ids');
     return admission.run(async () => {
       // Fed in this round's pass: tokens the cache lacks (last round's verifier token) plus the draft.
       const positions = session.length - session.cachedLength + draft.length;
@@ -57,6 +58,7 @@ export function verifyRound(ctx: VerifierContext): VerifyRound {
         length: r.length,
         positions,
         verifier_ms: r.verifierMs,
+        ...(r.logprobs === undefined ? {} : { logprobs: r.logprobs }),
       };
     }, signal);
   };
@@ -80,12 +82,13 @@ async function createSession(
   const ids = body.prompt_ids ?? model.encode(body.prompt ?? '');
   if (ids.length === 0) throw badRequest('prompt: encodes to no tokens', 'empty_prompt', 'prompt');
   model.checkIds(ids, 'prompt_ids');
-  model.checkContext(ids.length + 1, 'prompt');
+  model.checkContext(ids.length + 1, 'prompt', body.prompt_ids === undefined ? 'prompt' : 'prompt_ids');
   const sampling = samplingFromWire(body.sampling, 'sampling');
   // The slot is taken before the awaited prefill, so a burst cannot overshoot maxSessions.
   const slot = sessions.reserve();
   const seed = body.sampling?.seed;
   let first: number | undefined;
+  let firstLogprob: WireLogprob | undefined;
   let session: InProcessVerifierSession;
   try {
     session = await admission.run(async () => {
@@ -93,7 +96,15 @@ async function createSession(
       const s = await verifier.start(ids, {
         sampling,
         ...(seed === undefined ? {} : { seed }),
-        ...(body.first_token === true ? { onFirstToken: (t: number) => (first = t) } : {}),
+        ...(body.first_token === true
+          ? {
+              onFirstToken: (t: number, lp?: WireLogprob) => {
+                first = t;
+                firstLogprob = lp;
+              },
+            }
+          : {}),
+        ...(body.logprobs === undefined ? {} : { logprobs: body.logprobs }),
       });
       metrics.forward('prefill', ids.length, (performance.now() - t0) / 1000);
       return s;
@@ -113,7 +124,12 @@ async function createSession(
     expires_in_s: sessions.ttlMs / 1000,
     ...(first === undefined
       ? {}
-      : { first_token: first, eos: model.eos.has(first), context_tokens: session.length }),
+      : {
+          first_token: first,
+          eos: model.eos.has(first),
+          context_tokens: session.length,
+          ...(firstLogprob === undefined ? {} : { first_token_logprob: firstLogprob }),
+        }),
   };
 }
 

@@ -83,8 +83,8 @@ export interface RunningVerifier {
   close(): Promise<void>;
 }
 
-/** Paths answered without a bearer token: liveness for the daemon's readiness wait and load balancers. */
-const OPEN_PATHS = new Set(['/healthz']);
+/** Paths answered without a bearer token: liveness and readiness for the daemon and load balancers. */
+const OPEN_PATHS = new Set(['/healthz', '/readyz']);
 
 /** A non-loopback host needs a bearer token (`verifier up` checks before starting a child too). */
 export function checkVerifierToken(opts: { host: string; bearerToken?: string | undefined }): void {
@@ -173,7 +173,8 @@ export async function startVerifierServer(opts: VerifierServerOptions): Promise<
       reply.elapsedTime / 1000,
     );
   });
-  registerMetaRoutes(app, context);
+  const state = { closing: false };
+  registerMetaRoutes(app, context, () => !state.closing);
   registerVerifyRoutes(app, context);
   const streams = attachVerifyStream(
     app.server,
@@ -207,6 +208,7 @@ export async function startVerifierServer(opts: VerifierServerOptions): Promise<
     app,
     settings,
     close: async () => {
+      state.closing = true;
       streams.close();
       await app.close();
       sessions.close();

@@ -13,7 +13,8 @@ import { TextTokenizer, TOKENIZER_FILE } from '../../inference/tokenizer.js';
 import { signEnvelope } from '../../registry/envelope.js';
 import type { KeyPair } from '../../registry/keys.js';
 import { minTokens } from '../../inference/token-bounds.js';
-import { badRequest, HttpError } from '../../http/http.js';
+import { modelDirCreated } from '../../http/openai-models.js';
+import { badRequest, contextLengthExceeded } from '../../http/http.js';
 import { VERIFIER_FEATURES, type IdentityPayload, type IdentityResponse } from '../protocol.js';
 
 export const IDENTITY_PAYLOAD_TYPE = 'application/vnd.edgectl.verifier-identity.v1+json';
@@ -35,6 +36,9 @@ export interface VerifierModelOptions {
 export class VerifierModel {
   readonly eos: ReadonlySet<number>;
   readonly identity: IdentityResponse;
+  /** OpenAI `created` of the model (stable: src/http/openai-models.ts). */
+  readonly created: number;
+  private closed = false;
 
   private constructor(
     readonly dir: string,
@@ -46,6 +50,7 @@ export class VerifierModel {
     identityKey: KeyPair | undefined,
   ) {
     this.eos = new Set(lm.config.eosTokenIds);
+    this.created = modelDirCreated(dir);
     // Features sit beside the signed payload: they describe this server's protocol, not the model.
     this.identity = identityKey
       ? {
@@ -115,13 +120,15 @@ export class VerifierModel {
     }
   }
 
-  /** 400 when a context of `tokens` would not fit the model's positions. */
-  checkContext(tokens: number, what: string): void {
+  /**
+   * 400 `context_length_exceeded` naming `param` (the site's code and shape for the same fault,
+   * src/http/api-errors.ts) when a context of `tokens` would not fit the model's positions.
+   */
+  checkContext(tokens: number, what: string, param: string): void {
     if (tokens > this.maxContext) {
-      throw new HttpError(
-        400,
+      throw contextLengthExceeded(
         `${what}: ${tokens} tokens exceed the model's context of ${this.maxContext}; shorten the prompt or generate fewer tokens`,
-        'context_too_long',
+        param,
       );
     }
   }
@@ -133,11 +140,18 @@ export class VerifierModel {
    */
   encode(prompt: string): number[] {
     const maxTokenBytes = this.tokenizer.maxTokenBytes;
-    if (maxTokenBytes !== undefined) this.checkContext(minTokens(prompt, maxTokenBytes), 'prompt (at least)');
+    if (maxTokenBytes !== undefined)
+      this.checkContext(minTokens(prompt, maxTokenBytes), 'prompt (at least)', 'prompt');
     return this.tokenizer.encode(prompt);
   }
 
+  /** True from load until close (`/readyz`). */
+  get loaded(): boolean {
+    return !this.closed;
+  }
+
   async close(): Promise<void> {
+    this.closed = true;
     await this.lm.release();
   }
 }

@@ -17,6 +17,8 @@ import type { SiteRuntimeStatus } from '../../../src/runtime/contract.js';
 import { runSiteDaemon, type SiteDaemon } from '../../../src/runtime/daemon/daemon.js';
 import { daemonLog } from '../../../src/runtime/daemon/log.js';
 import { rollbackSite } from '../../../src/site/rollback.js';
+import { siteDataPaths } from '../../../src/site/data-dir.js';
+import { LocalManifests } from '../../../src/site/manifests.js';
 import { adapterDir, tempDir } from '../../site/fixtures.js';
 import { daemonWorld, REFS } from './world.js';
 
@@ -67,6 +69,11 @@ it('swaps generations under streaming load with zero failed requests', async () 
   const s0 = await status(daemon.url);
   expect(s0.generation?.id).toBe(first?.id);
   expect(s0.sync.appliedSeq).toBe(1);
+  // /v1/models `created` is the model artifact's publish time, from its signed manifest (#18).
+  const digest = first?.context.refs.model?.manifestDigest as string;
+  const manifest = await new LocalManifests(siteDataPaths(w.dataDir).manifests).get(digest);
+  const models = (await (await fetch(`${daemon.url}/v1/models`)).json()) as { data: { created: number }[] };
+  expect(models.data[0]?.created).toBe(Math.floor(Date.parse(manifest?.created as string) / 1000));
 
   const client = new OpenAI({ baseURL: `${daemon.url}/v1`, apiKey: 'unused', maxRetries: 0 });
   const results: { ok: boolean; error?: string; startedOn: string; route?: string }[] = [];

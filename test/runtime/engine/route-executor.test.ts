@@ -161,4 +161,44 @@ describe('route executor with one verifier client (real models, in-process verif
       await other.close().catch(() => undefined);
     }
   });
+  it("logprobs: verified tokens carry the verifier's, tokens after a fallback the draft's; cloud refuses them", async () => {
+    const other = await startVerifierServer({
+      modelDir: VERIFIER_DIR,
+      host: '127.0.0.1',
+      port: 0,
+      threads: 1,
+      io: memoryIo(),
+    });
+    const client = await HttpVerifier.connect(other.url, { timeoutMs: 1000, retries: 0 });
+    const access = { ...clientAccess(client), fallback: () => ({ kind: 'edge-unverified' as const }) };
+    const state = newRunState('speculative');
+    const sources: (string | undefined)[] = [];
+    try {
+      const run = executeRoute(
+        req('speculative', { maxTokens: 24, logprobs: 2 }),
+        { model: draft, verifier: access },
+        state,
+      );
+      for (;;) {
+        const n = await run.next();
+        if (n.done) break;
+        if (n.value.type !== 'token') continue;
+        expect(n.value.logprob?.top).toHaveLength(2);
+        sources.push(n.value.source);
+        if (sources.length === 2) await other.close();
+      }
+      expect(state.fallback).toBe(true);
+      expect(sources).toHaveLength(24);
+      expect(sources[0]).toBe('verifier');
+      expect(sources.at(-1)).toBe('draft');
+    } finally {
+      client.close();
+      await other.close().catch(() => undefined);
+    }
+    const cloud = executeRoute(req('cloud', { logprobs: 0 }), {
+      model: undefined,
+      verifier: clientAccess(verifier),
+    });
+    await expect(drainRoute(cloud, {})).rejects.toMatchObject({ status: 400, param: 'logprobs' });
+  });
 });

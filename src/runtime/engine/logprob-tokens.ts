@@ -1,0 +1,47 @@
+/**
+ * Logprobs as the engine reports them (issue #18 item 3): the route executor's token-id logprobs
+ * (src/inference/logprobs.ts; the verifier's for verified tokens, the draft's for edge-only ones)
+ * turned into tokens a transport can render without the tokenizer — each token's text and UTF-8
+ * bytes (token-bytes.ts) — tagged with the model that produced them. The OpenAI shapes (chat
+ * `logprobs.content[]`, completions `tokens`/`token_logprobs`/`top_logprobs`/`text_offset`) are
+ * the server's business (src/runtime/serve/logprobs-render.ts).
+ *
+ * Tokens are the model's: with PII redaction a placeholder's tokens appear as the placeholder
+ * (`<EMAIL_1>`), never the restored value, so logprobs leak nothing redaction hid.
+ */
+import type { TokenLogprob } from '../../inference/logprobs.js';
+import { tokenPiece } from '../../inference/token-bytes.js';
+import type { TextTokenizer } from '../../inference/tokenizer.js';
+
+/** Which model's distribution a logprob was read from. */
+export type LogprobSource = 'verifier' | 'draft';
+
+export interface LogprobAlternative {
+  token: string;
+  bytes: number[];
+  logprob: number;
+}
+
+export interface LogprobToken extends LogprobAlternative {
+  /** The most likely tokens at this position, most likely first. */
+  top: LogprobAlternative[];
+  source: LogprobSource;
+}
+
+export function logprobToken(
+  tokenizer: TextTokenizer,
+  lp: TokenLogprob,
+  source: LogprobSource,
+): LogprobToken {
+  const piece = tokenPiece(tokenizer, lp.token);
+  return {
+    token: piece.text,
+    bytes: piece.bytes,
+    logprob: lp.logprob,
+    top: lp.top.map((t) => {
+      const p = tokenPiece(tokenizer, t.token);
+      return { token: p.text, bytes: p.bytes, logprob: t.logprob };
+    }),
+    source,
+  };
+}
