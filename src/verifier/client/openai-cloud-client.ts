@@ -75,7 +75,9 @@ export class OpenAICloudClient implements CloudClient {
 
   /** The request body: standard fields only. */
   private body(req: CloudRequest): Json {
-    const text = req.text ?? '';
+    // Token ids mean nothing to a server with another tokenizer: the site always sends the text too.
+    if (req.text === undefined) throw new TypeError('the OpenAI cloud client needs the prompt as text');
+    const text = req.text;
     const common: Json = {
       model: this.opts.model,
       max_tokens: req.maxTokens,
