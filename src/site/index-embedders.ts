@@ -1,7 +1,7 @@
 /**
  * The embedder models of a site's indexes. An index is useless without the exact model that
  * embedded its passages (dense retrieval embeds the query with it), so a generation that holds an
- * index also holds that model, in `embedders/<name>`. Which model it is comes from the index
+ * index also holds that model, in `embedders/<index name>`. Which model it is comes from the index
  * manifest's `meta` (`embedder`: the model ref, `embedderDigest`: its manifest digest), written by
  * the publisher after it checked that model in the registry (src/artifact/validate/index-artifact.ts)
  * and covered by the index manifest's signature; the embedder's own manifest is then verified
@@ -38,15 +38,16 @@ export function embedderOf(index: LoadedArtifact): AssignedArtifact {
       },
     );
   }
+  // One embedder directory per index, named after it, so the runtime pairs them without a lookup.
   return {
     slot: 'embedder',
     ref: embedder,
     manifestDigest: embedderDigest,
-    dir: `embedders/${nameOf(embedder)}`,
+    dir: `embedders/${nameOf(index.art.ref)}`,
   };
 }
 
-/** `loaded` plus the embedder of every index in it (one per distinct embedder manifest), verified. */
+/** `loaded` plus the embedder of every index in it, verified. */
 export async function withEmbedders(
   store: Store,
   trust: TrustRoot,
@@ -54,14 +55,10 @@ export async function withEmbedders(
   local: LocalManifests,
 ): Promise<LoadedArtifact[]> {
   const out = [...loaded];
-  const seen = new Set<string>();
   for (const l of loaded) {
     if (l.art.slot !== 'index') continue;
+    // Two indexes with one embedder get a copy each (small; the chunks are fetched once).
     const art = embedderOf(l);
-    if (seen.has(art.manifestDigest)) continue;
-    seen.add(art.manifestDigest);
-    // Two embedders with the same name in different versions would collide in embedders/<name>.
-    if (out.some((o) => o.art.dir === art.dir)) art.dir = `${art.dir}-${art.manifestDigest.slice(7, 19)}`;
     out.push({ art, manifest: (await loadAssignedManifest(store, trust, art, local)).manifest });
   }
   return out;
