@@ -30,6 +30,7 @@ import { loadChatPrompt, type ChatPrompt } from './chat-prompt.js';
 import { Redactor } from '../../policy/redact.js';
 import type { FeedbackContext } from '../../feedback/accumulator.js';
 import type { ServedGeneration } from '../contract.js';
+import { SiteIndexes } from './site-indexes.js';
 
 /** The policy of a generation that has none: everything stays on the draft model. */
 export const DEFAULT_POLICY: EffectivePolicy = withDefaults({
@@ -135,6 +136,8 @@ export class LoadedGeneration implements ServedGeneration {
     readonly defaultPolicy: boolean,
     /** Shadow adapters by name, with the ref each came from (empty outside a shadow step). */
     readonly shadowAdapters: ReadonlyMap<string, ShadowAdapter> = new Map(),
+    /** Retrieval indexes by name (site-indexes.ts), closed with the generation. */
+    readonly indexes: SiteIndexes = SiteIndexes.empty(),
   ) {
     this.adapterNames = [...adapters.keys()].sort();
     this.blockRules = new BlockRules(policy);
@@ -189,6 +192,7 @@ export class LoadedGeneration implements ServedGeneration {
       const policyDir = join(dir, 'policy');
       const hasPolicy = isDir(policyDir);
       const policy = hasPolicy ? loadPolicyDir(policyDir) : DEFAULT_POLICY;
+      const indexes = await SiteIndexes.open(dir, opts.context);
       return new LoadedGeneration(
         opts.id,
         dir,
@@ -199,6 +203,7 @@ export class LoadedGeneration implements ServedGeneration {
         policy,
         !hasPolicy,
         shadowAdapters,
+        indexes,
       );
     } catch (err) {
       await shared.release();
@@ -247,6 +252,7 @@ export class LoadedGeneration implements ServedGeneration {
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
+    await this.indexes.close();
     await this.shared.release();
   }
 }

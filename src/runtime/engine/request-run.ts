@@ -37,6 +37,7 @@ import {
 import type { EngineParts } from './site-engine.js';
 import type { EngineEvent, EngineRequest } from './types.js';
 import { poolAccess } from './verifier-access.js';
+import { retrieve, StaleIndexError, type Retrieved } from './retrieval.js';
 
 /** Default `max_tokens` when a request gives none (capped by the context left). */
 export const DEFAULT_MAX_TOKENS = 128;
@@ -65,6 +66,9 @@ export class RequestRun {
   private state: RunState | undefined;
   private ttftMs: number | undefined;
   private leaveAdmission: (() => void) | undefined;
+  /** The retrieval step's result (retrieval.ts), when the request retrieved. */
+  private rag: Retrieved | undefined;
+  private ragRefused: RequestOutcome['retrieval'];
   private readonly t0 = performance.now();
 
   constructor(
@@ -76,8 +80,7 @@ export class RequestRun {
 
   async *steps(): AsyncGenerator<EngineEvent, RequestOutcome, undefined> {
     try {
-      const v = this.validate();
-      await this.admit(v);
+      const v = await this.retrieval(this.validate());
       // A chat is tokenized once, by its template (encode); the preparation only screens and bounds it.
       const prepared = await this.parts.prompts.prepare(this.g, v.text, v.messages === undefined);
       if (prepared.kind === 'blocked') return yield* this.blocked(prepared);
@@ -96,7 +99,24 @@ export class RequestRun {
   }
 
   private outcome(): RequestOutcome {
-    return outcomeOf(this.g, this.decision, this.state, this.redactions, this.ttftMs, this.t0);
+    const o = outcomeOf(this.g, this.decision, this.state, this.redactions, this.ttftMs, this.t0);
+    const retrieval = this.rag?.outcome ?? this.ragRefused;
+    return retrieval ? { ...o, retrieval } : o;
+  }
+
+  /**
+   * Admission, then the retrieval step (retrieval.ts): a chat that retrieves gets its context
+   * message; block rules and the length bound still screen the user's own text (`v.text`).
+   */
+  private async retrieval(v: Validated): Promise<Validated> {
+    await this.admit(v);
+    try {
+      this.rag = await retrieve(this.g, this.req);
+    } catch (err) {
+      if (err instanceof StaleIndexError) this.ragRefused = err.outcome;
+      throw err;
+    }
+    return this.rag ? { ...v, messages: this.rag.messages } : v;
   }
 
   private fail(err: unknown): HttpError {
@@ -340,7 +360,10 @@ export class RequestRun {
       unverified: live.unverified,
       promptTokens: enc.promptIds.length,
       completionTokens: live.emitted.length,
-      info: edgectlInfo(this.decision, live, this.redactions),
+      info: {
+        ...edgectlInfo(this.decision, live, this.redactions),
+        ...(this.rag ? { citations: this.rag.citations, retrieval: this.rag.info } : {}),
+      },
     };
     return outcome;
   }

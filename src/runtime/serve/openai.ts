@@ -19,8 +19,18 @@
 import { z } from 'zod';
 import { REPETITION_PENALTY_RANGE } from '../../inference/sampling.js';
 import { ROUTES, type Route } from '../../policy/schema.js';
+import { MAX_RETRIEVAL_K } from '../../policy/retrieval-policy.js';
+import type { RetrievalInfo } from '../engine/retrieval.js';
 
-const routeOverride = z.strictObject({ route: z.enum(ROUTES).optional() }).optional();
+/** `edgectl.retrieval`: attach the top `k` passages of a site index to a chat (docs/running-sites.md). */
+const retrievalField = z.strictObject({
+  index: z.string().min(1),
+  k: z.number().int().min(1).max(MAX_RETRIEVAL_K).optional(),
+});
+
+const routeOverride = z
+  .strictObject({ route: z.enum(ROUTES).optional(), retrieval: retrievalField.optional() })
+  .optional();
 
 const stopSchema = z
   .union([z.string(), z.array(z.string()).max(4)])
@@ -49,7 +59,10 @@ const commonFields = {
   n: z.literal(1).nullable().optional(),
   /** vLLM extension: keep generating past end-of-sequence (fixed-length outputs for benchmarks). */
   ignore_eos: z.boolean().optional(),
-  /** edgectl extension: `{ route: "edge" | "speculative" | "cloud" }` asks for a route (policy permitting). */
+  /**
+   * edgectl extension: `route` ("edge" | "speculative" | "cloud") asks for a route (policy
+   * permitting); `retrieval: {index, k}` attaches passages of a site index (chats only).
+   */
   edgectl: routeOverride,
 };
 
@@ -140,6 +153,10 @@ export interface EdgectlInfo {
   };
   /** PII values replaced by placeholders before anything left the site. */
   redactions: number;
+  /** Ids of the index passages attached to the prompt (retrieval, RAG); absent without retrieval. */
+  citations?: string[];
+  /** How retrieval went (index, passages, latency, index age, staleness warning). */
+  retrieval?: RetrievalInfo;
 }
 
 export interface Usage {
