@@ -10,6 +10,8 @@
 import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import OpenAI from 'openai';
+import { Registry } from 'prom-client';
+import { registerIndexMetrics } from '../../src/runtime/daemon/index-metrics.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadGeneration, type LoadedGeneration } from '../../src/runtime/engine/generation.js';
 import { contextMessage, contextText, retrieve } from '../../src/runtime/engine/retrieval.js';
@@ -171,6 +173,19 @@ describe('RAG through the site runtime (openai client)', () => {
       );
     expect(completion).toBeInstanceOf(OpenAI.BadRequestError);
     expect((completion as Error).message).toMatch(/use \/v1\/chat\/completions/);
+  });
+});
+
+describe('index freshness on /metrics', () => {
+  it('exposes the age and passages of each served index', async () => {
+    const gen = await load(await ragGeneration(TEST_POLICY, datedCorpus('2026-01-01T00:00:00Z')));
+    const registry = new Registry();
+    registerIndexMetrics(registry, () => gen);
+    const text = await registry.metrics();
+    const age = /edgectl_index_age_seconds\{index="kb",ref="index\/kb@1\.0\.0"\} (\d+)/.exec(text);
+    expect(Number(age?.[1])).toBeGreaterThan(86_400);
+    expect(text).toMatch(/edgectl_index_passages\{index="kb",ref="index\/kb@1\.0\.0"\} 2/);
+    await gen.dispose();
   });
 });
 

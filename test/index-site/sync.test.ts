@@ -15,6 +15,8 @@ import { updateIndex } from '../../src/index/index.js';
 import { decodeEnvelope, peekPayload } from '../../src/registry/envelope.js';
 import { artifactKey, blobKey } from '../../src/registry/layout.js';
 import { SiteIndexes } from '../../src/runtime/engine/site-indexes.js';
+import { describeStatus } from '../../src/site/service.js';
+import { siteStatus } from '../../src/site/status.js';
 import { overwrite } from '../artifact/fixtures.js';
 import { TEST_CONTEXT } from '../runtime/serve/helpers.js';
 import { forEachBackend } from '../helpers/stores.js';
@@ -94,6 +96,13 @@ forEachBackend((mk) => {
       expect.arrayContaining(['index:indexes/kb', 'embedder:embedders/kb']),
     );
     expect((await queryKb(gen))[0]).toMatch(/printer/);
+    // Freshness in `site status`: the index, its ref and its age.
+    const status = await siteStatus({ site: w.site, dataDir: w.dataDir });
+    expect(status.indexes).toEqual([
+      expect.objectContaining({ name: 'kb', ref: 'index/kb@1.0.0', documents: expect.any(Number) }),
+    ]);
+    expect(status.indexes[0]?.ageSeconds).toBeGreaterThanOrEqual(0);
+    expect(describeStatus(status).join('\n')).toMatch(/index age kb: index\/kb@1\.0\.0, \d+ passage\(s\)/);
 
     await w.publish(v2);
     await w.assign({ ...refs, indexes: ['index/kb@1.1.0'] });
