@@ -36,3 +36,13 @@ export {
   type QueryPassage,
   type QueryResult,
 } from './reader.js';
+export {
+  EMBEDDER_HINT_FILE,
+  embedderFor,
+  indexBuild,
+  indexCompact,
+  indexUpdate,
+  queryIndexDir,
+  type IndexQuerySummary,
+  type IndexWriteSummary,
+} from './service.js';

@@ -48,11 +48,12 @@ export function chunkText(text: string, c: Chunking): string[] {
           break;
         }
     }
+    // Paragraph breaks survive inside a passage, so RAG prompts keep the document's shape.
     out.push(
       words
         .slice(start, end)
-        .map((x) => x.w)
-        .join(' '),
+        .map((x, i) => (i === end - start - 1 ? x.w : x.para ? `${x.w}\n\n` : `${x.w} `))
+        .join(''),
     );
     if (end >= words.length) break;
     start = Math.max(end - c.overlapWords, start + 1);
