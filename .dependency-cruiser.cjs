@@ -10,6 +10,7 @@ const layers = [
   ['foundation'],
   ['config', 'registry', 'http', 'supervisor'],
   ['inference', 'lint'],
+  ['index'],
   ['policy', 'artifact'],
   ['fleet'],
   ['feedback'],

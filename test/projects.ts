@@ -28,6 +28,8 @@ export const E2E_FILES: readonly string[] = [
   'test/fleet/key-rotation.test.ts',
   'test/fleet/race.test.ts',
   'test/fleet/registry.test.ts',
+  'test/index/cli.test.ts',
+  'test/index-site/cli.test.ts',
   'test/fleet/repair.test.ts',
   'test/fleet/status.test.ts',
   'test/inference/generate-cli.test.ts',

@@ -2,7 +2,8 @@
  * The `artifacts` linter for `edgectl lint`: checks artifact source directories offline, the same
  * way `publish artifact` would before uploading anything: artifact.yaml, file names (no links, no
  * escaping paths) and the kind's own validation (a model's ONNX inputs and outputs against its
- * config, a policy's schema). Checks that need the registry (an adapter's base model) are left to
+ * config, a policy's schema, an index's index.json and segment files). Checks that need the registry
+ * (an adapter's base model, an index's embedder) are left to
  * publish. A directory is an artifact when it holds an artifact.yaml; `edgectl lint artifacts/x`
  * lints one directly.
  */
@@ -18,6 +19,7 @@ import { requireFiles, type LocalValidateContext } from './validate/common.js';
 import { validateModel } from './validate/model.js';
 import { publishedModelFiles } from './validate/model-graph.js';
 import { validatePolicy } from './validate/policy.js';
+import { validateIndexLocal } from './validate/index-artifact.js';
 
 const ADAPTER_FILES = ['adapter_config.json', 'adapter_model.safetensors'];
 
@@ -54,7 +56,7 @@ async function lintArtifactDir(dir: string, ctx: LintContext): Promise<YamlProbl
           file: ctx.display(join(dir, ARTIFACT_YAML)),
           line: 1,
           field: 'kind',
-          message: 'missing (model, adapter or policy)',
+          message: 'missing (model, adapter, policy or index)',
         },
       ];
     }
@@ -66,6 +68,7 @@ async function lintArtifactDir(dir: string, ctx: LintContext): Promise<YamlProbl
     const vctx: LocalValidateContext = { dir, files, yaml };
     if (kind === 'model') await validateModel(vctx);
     else if (kind === 'policy') validatePolicy(vctx);
+    else if (kind === 'index') validateIndexLocal(vctx);
     else requireFiles(vctx, kind, ADAPTER_FILES);
     return [];
   } catch (err) {

@@ -7,7 +7,7 @@
 import semver from 'semver';
 import { UserError } from '../foundation/errors.js';
 
-export const ARTIFACT_KINDS = ['model', 'adapter', 'policy'] as const;
+export const ARTIFACT_KINDS = ['model', 'adapter', 'policy', 'index'] as const;
 export type ArtifactKind = (typeof ARTIFACT_KINDS)[number];
 
 /** Lower-case names: they become path segments of the registry, so no dots, slashes or spaces. */

@@ -21,7 +21,7 @@ const artifactYamlSchema = z.strictObject({
     })
     .min(1)
     .optional(),
-  role: z.enum(['draft', 'verifier']).optional(),
+  role: z.enum(['draft', 'verifier', 'embedder']).optional(),
   base: z.string().min(1).optional(),
   description: z.string().max(4096).optional(),
   // Models: which ONNX graph runs (src/inference/model-files.ts) and whether a site gets only it.

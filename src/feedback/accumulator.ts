@@ -12,7 +12,8 @@
  *
  * Shadow runs (a rollout's shadow step: the candidate adapter drafts a served request's prompt
  * after the response, its output discarded) are recorded with `recordShadow` in the same segment
- * scheme, per shadow ref, and close with the window as its optional `shadow` field.
+ * scheme, per shadow ref, and close with the window as its optional `shadow` field. Retrieval
+ * (RAG) counts ride on the outcome and close as the optional `retrieval` field.
  */
 import { canonicalJson } from '../foundation/canonical-json.js';
 import type { Route } from '../policy/schema.js';
@@ -24,6 +25,7 @@ import {
   type FeedbackLatency,
   type FeedbackRefs,
   type FeedbackWindow,
+  type RetrievalCounters,
   type ShadowCounters,
 } from './report.js';
 
@@ -52,6 +54,18 @@ export interface RequestOutcome {
   e2eMs?: number;
   /** The context that served it, when it may differ from the current one. */
   context?: FeedbackContext;
+  /** Retrieval the request did (RAG), when it did. */
+  retrieval?: RetrievalOutcome;
+}
+
+/** One request's retrieval step (src/runtime/engine/retrieval.ts). */
+export interface RetrievalOutcome {
+  ms: number;
+  passages: number;
+  /** Served although the index is older than the policy's staleness budget. */
+  stale?: boolean;
+  /** Retrieval refused: the index is past the budget and the policy says refuse. */
+  refused?: boolean;
 }
 
 /** One finished shadow run (see the module comment). */
@@ -74,6 +88,25 @@ interface Segment {
   latency: FeedbackLatency;
   events: number;
   shadow: Map<string, ShadowCounters>;
+  retrieval: RetrievalCounters | undefined;
+}
+
+function recordRetrieval(seg: Segment, r: RetrievalOutcome): void {
+  const t = (seg.retrieval ??= {
+    requests: 0,
+    hits: 0,
+    passages: 0,
+    stale: 0,
+    refused: 0,
+    latencyMs: emptyHistogram(),
+  });
+  t.requests++;
+  const n = nonNegativeInt(r.passages);
+  if (n > 0) t.hits++;
+  t.passages += n;
+  if (r.stale) t.stale++;
+  if (r.refused) t.refused++;
+  observe(t.latencyMs, r.ms);
 }
 
 function contextKey(ctx: FeedbackContext): string {
@@ -118,6 +151,7 @@ export class FeedbackAccumulator {
     const seg = outcome.context ? this.segmentFor(outcome.context) : this.current;
     const c = seg.counters;
     seg.events++;
+    if (outcome.retrieval) recordRetrieval(seg, outcome.retrieval);
     if (outcome.route === 'blocked') {
       c.policyBlocks++;
       c.redactions += nonNegativeInt(outcome.redactions);
@@ -183,6 +217,7 @@ export class FeedbackAccumulator {
         ...(s.shadow.size > 0
           ? { shadow: [...s.shadow.values()].sort((a, b) => (a.ref < b.ref ? -1 : a.ref > b.ref ? 1 : 0)) }
           : {}),
+        ...(s.retrieval ? { retrieval: s.retrieval } : {}),
       }));
     const context = this.current.context;
     this.segments = [];
@@ -220,6 +255,7 @@ export class FeedbackAccumulator {
       latency: { ttftMs: emptyHistogram(), e2eMs: emptyHistogram() },
       events: 0,
       shadow: new Map(),
+      retrieval: undefined,
     };
   }
 }

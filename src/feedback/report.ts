@@ -82,6 +82,8 @@ export const refsSchema = z.strictObject({
   policy: refSchema.optional(),
   /** Shadow adapters (a rollout's shadow step) the site ran beside the served ones; absent when none. */
   shadow: z.array(refSchema).optional(),
+  /** Index artifacts (retrieval) the site served from; absent when none (older reports). */
+  indexes: z.array(refSchema).optional(),
 });
 export type FeedbackRefs = z.infer<typeof refsSchema>;
 
@@ -131,6 +133,24 @@ export const shadowCountersSchema = z
   });
 export type ShadowCounters = z.infer<typeof shadowCountersSchema>;
 
+/**
+ * Retrieval in a window (RAG requests, src/runtime/engine/retrieval.ts): how many requests
+ * retrieved, how many got at least one passage (hits), passages attached, requests served past the
+ * index's staleness budget (stale) or refused retrieval for it (refused), and the retrieval latency.
+ * Optional in a window, so reports of sites without indexes (and older ones) stay valid.
+ */
+export const retrievalCountersSchema = z
+  .strictObject({
+    requests: count,
+    hits: count,
+    passages: count,
+    stale: count,
+    refused: count,
+    latencyMs: histogramSchema,
+  })
+  .refine((r) => r.hits <= r.requests, { message: 'more hits than retrieval requests', path: ['hits'] });
+export type RetrievalCounters = z.infer<typeof retrievalCountersSchema>;
+
 const windowShape = z.strictObject({
   /** The fleet log seq the site had applied when the segment was recorded. */
   fleetSeq: z.number().int().nonnegative(),
@@ -141,6 +161,8 @@ const windowShape = z.strictObject({
   latency: latencySchema,
   /** Shadow runs in the window, per shadow adapter (optional: absent when the site ran none). */
   shadow: z.array(shadowCountersSchema).optional(),
+  /** Retrieval in the window (optional: absent when no request retrieved). */
+  retrieval: retrievalCountersSchema.optional(),
 });
 
 function checkWindow(w: z.infer<typeof windowShape>, ctx: z.RefinementCtx): void {

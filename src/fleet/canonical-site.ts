@@ -68,12 +68,23 @@ function resolvedRef(v: unknown): string | undefined {
     : undefined;
 }
 
+function refList(v: unknown): string | undefined {
+  if (!Array.isArray(v)) return undefined;
+  const out: string[] = [];
+  for (const r of v) {
+    const t = resolvedRef(r);
+    if (t === undefined) return undefined;
+    out.push(t);
+  }
+  return `[${out.join(',')}]`;
+}
+
 function fastSite(site: SiteState): string | undefined {
   const s = site as unknown;
   if (!isObject(s) || !onlyKeys(s, ['assignments', 'declaration'])) return undefined;
   const a = s.assignments;
   const d = s.declaration;
-  if (!isObject(a) || !onlyKeys(a, ['adapters', 'model', 'policy', 'shadow'])) return undefined;
+  if (!isObject(a) || !onlyKeys(a, ['adapters', 'indexes', 'model', 'policy', 'shadow'])) return undefined;
   if (!isObject(d) || !onlyKeys(d, ['labels', 'name', 'publicKey', 'runtime'])) return undefined;
 
   if (!Array.isArray(a.adapters)) return undefined;
@@ -84,6 +95,12 @@ function fastSite(site: SiteState): string | undefined {
     adapters.push(t);
   }
   let assignments = `{"adapters":[${adapters.join(',')}]`;
+  // Canonical key order: adapters, indexes, model, policy, shadow.
+  if (a.indexes !== undefined) {
+    const list = refList(a.indexes);
+    if (list === undefined) return undefined;
+    assignments += `,"indexes":${list}`;
+  }
   for (const slot of ['model', 'policy'] as const) {
     if (a[slot] === undefined) continue;
     const t = resolvedRef(a[slot]);
@@ -91,14 +108,9 @@ function fastSite(site: SiteState): string | undefined {
     assignments += `,"${slot}":${t}`;
   }
   if (a.shadow !== undefined) {
-    if (!Array.isArray(a.shadow)) return undefined;
-    const shadow: string[] = [];
-    for (const r of a.shadow) {
-      const t = resolvedRef(r);
-      if (t === undefined) return undefined;
-      shadow.push(t);
-    }
-    assignments += `,"shadow":[${shadow.join(',')}]`;
+    const list = refList(a.shadow);
+    if (list === undefined) return undefined;
+    assignments += `,"shadow":${list}`;
   }
   assignments += '}';
 

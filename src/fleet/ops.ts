@@ -14,6 +14,8 @@
  *   from `adapters`. The site must have it.
  * - `shadow` behaves exactly like `adapters` (a set keyed by name) for both ops; only rollouts'
  *   shadow steps assign it. An empty shadow list is dropped, so it never shows in the state.
+ * - `indexes` is a set of `index` refs keyed by name, like `adapters`; an empty list is dropped
+ *   like `shadow`'s, so fleets without indexes keep their state digest.
  * - `rollout.*`: handed to the rollout reducer (rollout-ops.ts).
  *
  * An op that does not fit the state (unknown site, wrong ref kind, missing adapter) makes the whole
@@ -66,7 +68,7 @@ export interface UnassignOp {
   op: 'unassign';
   sites: string[];
   slot: Slot;
-  /** For `adapters` and `shadow`: the adapter's name (`support` for `adapter/support@...`). */
+  /** For `adapters`, `shadow` and `indexes`: the artifact's name (`support` for `adapter/support@...`). */
   name?: string;
 }
 export type CoreOp = SitePutOp | SiteDeleteOp | AssignOp | UnassignOp;
@@ -74,9 +76,9 @@ export type FleetOp = CoreOp | RolloutOp;
 
 export const CORE_OP_NAMES = ['site.put', 'site.delete', 'assign', 'unassign'] as const;
 
-/** Slots holding a list of adapters keyed by name. */
-export function isAdapterList(slot: Slot): slot is 'adapters' | 'shadow' {
-  return slot === 'adapters' || slot === 'shadow';
+/** Slots holding a list of artifacts keyed by name (adapters, shadow adapters, indexes). */
+export function isAdapterList(slot: Slot): slot is 'adapters' | 'shadow' | 'indexes' {
+  return slot === 'adapters' || slot === 'shadow' || slot === 'indexes';
 }
 
 const siteNames = z.array(z.string().regex(SITE_NAME_RE, 'invalid site name')).min(1);
@@ -106,7 +108,7 @@ const unassignSchema = z
     if (isAdapterList(v.slot) !== (v.name !== undefined)) {
       ctx.addIssue({
         code: 'custom',
-        message: 'name is required for the adapters and shadow slots and only there',
+        message: 'name is required for the adapters, shadow and indexes slots and only there',
         path: ['name'],
       });
     }
@@ -164,17 +166,26 @@ function bad(ctx: ApplyContext, index: number, message: string): VerificationErr
   });
 }
 
-function assignments(
-  model: ResolvedRef | undefined,
-  adapters: ResolvedRef[],
-  policy: ResolvedRef | undefined,
-  shadow: ResolvedRef[] | undefined,
-) {
-  const a: SiteAssignments = { adapters };
-  if (model) a.model = model;
-  if (policy) a.policy = policy;
-  if (shadow && shadow.length > 0) a.shadow = shadow;
+type ListSlot = 'adapters' | 'shadow' | 'indexes';
+
+/** Assignments with empty optional lists (`shadow`, `indexes`) dropped, so they never show in the state. */
+function assignments(parts: {
+  model?: ResolvedRef | undefined;
+  adapters: ResolvedRef[];
+  policy?: ResolvedRef | undefined;
+  shadow?: ResolvedRef[] | undefined;
+  indexes?: ResolvedRef[] | undefined;
+}): SiteAssignments {
+  const a: SiteAssignments = { adapters: parts.adapters };
+  if (parts.model) a.model = parts.model;
+  if (parts.policy) a.policy = parts.policy;
+  if (parts.shadow && parts.shadow.length > 0) a.shadow = parts.shadow;
+  if (parts.indexes && parts.indexes.length > 0) a.indexes = parts.indexes;
   return a;
+}
+
+function listOf(a: SiteAssignments, slot: ListSlot): ResolvedRef[] {
+  return slot === 'adapters' ? a.adapters : (a[slot] ?? []);
 }
 
 function byRef(x: ResolvedRef, y: ResolvedRef): number {
@@ -185,22 +196,18 @@ function assignOne(site: SiteState, op: AssignOp): SiteState {
   const a = site.assignments;
   const value: ResolvedRef = { ref: op.ref, manifestDigest: op.manifestDigest };
   let next: SiteAssignments;
-  if (op.slot === 'model') next = assignments(value, a.adapters, a.policy, a.shadow);
-  else if (op.slot === 'policy') next = assignments(a.model, a.adapters, value, a.shadow);
+  if (op.slot === 'model' || op.slot === 'policy') next = assignments({ ...a, [op.slot]: value });
   else {
     const id = refIdentity(op.ref);
-    const list = (op.slot === 'shadow' ? (a.shadow ?? []) : a.adapters).filter(
-      (r) => refIdentity(r.ref) !== id,
-    );
+    const list = listOf(a, op.slot).filter((r) => refIdentity(r.ref) !== id);
     list.push(value);
     list.sort(byRef);
-    next =
-      op.slot === 'shadow'
-        ? assignments(a.model, a.adapters, a.policy, list)
-        : assignments(a.model, list, a.policy, a.shadow);
+    next = assignments({ ...a, [op.slot]: list });
   }
   return { declaration: site.declaration, assignments: next };
 }
+
+const LIST_LABEL: Record<ListSlot, string> = { adapters: 'adapter', shadow: 'shadow adapter', indexes: 'index' };
 
 /** The site without the assignment, or why it cannot be removed. */
 function unassignOne(site: SiteState, op: UnassignOp): SiteState | string {
@@ -208,19 +215,13 @@ function unassignOne(site: SiteState, op: UnassignOp): SiteState | string {
   let next: SiteAssignments;
   if (isAdapterList(op.slot)) {
     const id = `${SLOT_KIND[op.slot]}/${op.name ?? ''}`;
-    const before = op.slot === 'shadow' ? (a.shadow ?? []) : a.adapters;
+    const before = listOf(a, op.slot);
     const list = before.filter((r) => refIdentity(r.ref) !== id);
-    if (list.length === before.length) return `has no ${op.slot === 'shadow' ? 'shadow ' : ''}adapter ${id}`;
-    next =
-      op.slot === 'shadow'
-        ? assignments(a.model, a.adapters, a.policy, list)
-        : assignments(a.model, list, a.policy, a.shadow);
+    if (list.length === before.length) return `has no ${LIST_LABEL[op.slot]} ${id}`;
+    next = assignments({ ...a, [op.slot]: list });
   } else {
     if (a[op.slot] === undefined) return `has no ${op.slot} assigned`;
-    next =
-      op.slot === 'model'
-        ? assignments(undefined, a.adapters, a.policy, a.shadow)
-        : assignments(a.model, a.adapters, undefined, a.shadow);
+    next = assignments({ ...a, [op.slot]: undefined });
   }
   return { declaration: site.declaration, assignments: next };
 }

@@ -50,6 +50,7 @@ async function resolveAll(desired: DeclaredSite[], resolveRef: RefResolver): Pro
     const a = site.assignments;
     if (a.model) note(a.model, site, ['assignments', 'model']);
     a.adapters.forEach((r, i) => note(r, site, ['assignments', 'adapters', i]));
+    (a.indexes ?? []).forEach((r, i) => note(r, site, ['assignments', 'indexes', i]));
     if (a.policy) note(a.policy, site, ['assignments', 'policy']);
   }
   const refs = [...uses.keys()];
@@ -178,22 +179,26 @@ function assignmentChanges(
     change(slot, x, y);
   };
   single('model');
-  const curById = new Map(cur.adapters.map((r) => [refIdentity(r.ref), r]));
-  const wantById = new Map(want.adapters.map((r) => [refIdentity(r.ref), r]));
-  for (const id of [...new Set([...curById.keys(), ...wantById.keys()])].sort()) {
-    const x = curById.get(id);
-    const y = wantById.get(id);
-    if (sameRef(x, y)) continue;
-    if (y) addAssign(g, site, 'adapters', y);
-    else addUnassign(g, site, 'adapters', id.slice(id.indexOf('/') + 1));
-    change(`adapters[${id}]`, x, y);
-  }
+  const list = (slot: 'adapters' | 'indexes') => {
+    const curById = new Map((cur[slot] ?? []).map((r) => [refIdentity(r.ref), r]));
+    const wantById = new Map((want[slot] ?? []).map((r) => [refIdentity(r.ref), r]));
+    for (const id of [...new Set([...curById.keys(), ...wantById.keys()])].sort()) {
+      const x = curById.get(id);
+      const y = wantById.get(id);
+      if (sameRef(x, y)) continue;
+      if (y) addAssign(g, site, slot, y);
+      else addUnassign(g, site, slot, id.slice(id.indexOf('/') + 1));
+      change(`${slot}[${id}]`, x, y);
+    }
+  };
+  list('adapters');
   single('policy');
+  list('indexes');
   return out;
 }
 
 // `shadow` is never planned (only rollouts assign it); it has an order only to satisfy the type.
-const SLOT_ORDER: Record<Slot, number> = { model: 0, adapters: 1, policy: 2, shadow: 3 };
+const SLOT_ORDER: Record<Slot, number> = { model: 0, adapters: 1, policy: 2, shadow: 3, indexes: 4 };
 
 /**
  * The ops and diff from `current` to the declared sites. `resolveRef` maps a ref to its manifest
@@ -231,6 +236,8 @@ export async function planFleet(
     const wantAssignments: SiteAssignments = { adapters: want.assignments.adapters.map(pin) };
     if (want.assignments.model) wantAssignments.model = pin(want.assignments.model);
     if (want.assignments.policy) wantAssignments.policy = pin(want.assignments.policy);
+    const indexes = want.assignments.indexes ?? [];
+    if (indexes.length > 0) wantAssignments.indexes = indexes.map(pin);
     const curAssignments = cur?.assignments ?? { adapters: [] };
     const hold = applyRolloutHolds(name, curAssignments, wantAssignments, holds.get(name));
     held.push(...hold.held);

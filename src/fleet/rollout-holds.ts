@@ -8,7 +8,7 @@ import { isActive, type ResolvedRefJson, type RolloutState, type RolloutStatus }
 
 export interface RolloutHold {
   rollout: string;
-  slot: 'model' | 'adapters' | 'policy';
+  slot: 'model' | 'adapters' | 'policy' | 'indexes';
   /** `<kind>/<name>` of the held ref (the slot's identity). */
   identity: string;
   /** The rollout's ref on this site now (candidate, or previous while not yet in the canary). */
@@ -64,10 +64,13 @@ type Assignments = {
   model?: ResolvedRefJson;
   adapters: ResolvedRefJson[];
   policy?: ResolvedRefJson;
+  indexes?: ResolvedRefJson[];
 };
 
+const identityOf = (r: ResolvedRefJson) => r.ref.slice(0, r.ref.indexOf('@'));
+
 function slotRef(a: Assignments, slot: RolloutHold['slot'], identity: string): ResolvedRefJson | undefined {
-  if (slot === 'adapters') return a.adapters.find((r) => r.ref.slice(0, r.ref.indexOf('@')) === identity);
+  if (slot === 'adapters' || slot === 'indexes') return (a[slot] ?? []).find((r) => identityOf(r) === identity);
   return a[slot];
 }
 
@@ -87,9 +90,13 @@ function withSlot(
   const out: Assignments = { adapters: a.adapters };
   if (a.model) out.model = a.model;
   if (a.policy) out.policy = a.policy;
-  if (slot === 'adapters') {
-    const rest = a.adapters.filter((x) => x.ref.slice(0, x.ref.indexOf('@')) !== identity);
-    out.adapters = r ? [...rest, r].sort((x, y) => (x.ref < y.ref ? -1 : x.ref > y.ref ? 1 : 0)) : rest;
+  if (a.indexes) out.indexes = a.indexes;
+  if (slot === 'adapters' || slot === 'indexes') {
+    const rest = (a[slot] ?? []).filter((x) => identityOf(x) !== identity);
+    const list = r ? [...rest, r].sort((x, y) => (x.ref < y.ref ? -1 : x.ref > y.ref ? 1 : 0)) : rest;
+    if (slot === 'adapters') out.adapters = list;
+    else if (list.length > 0) out.indexes = list;
+    else delete out.indexes;
   } else if (r) out[slot] = r;
   else delete out[slot];
   return out;
@@ -115,7 +122,7 @@ export function applyRolloutHolds<A extends Assignments>(
     out = withSlot(out, h.slot, h.identity, cur);
     held.push({
       site,
-      field: h.slot === 'adapters' ? `adapters[${h.identity}]` : h.slot,
+      field: h.slot === 'adapters' || h.slot === 'indexes' ? `${h.slot}[${h.identity}]` : h.slot,
       rollout: h.rollout,
       kept: cur?.ref ?? null,
       declared: wanted?.ref ?? null,

@@ -25,7 +25,7 @@ export const ROLLOUT_ID_RE = /^[a-z0-9]([a-z0-9.-]{0,78}[a-z0-9])?$/;
 
 const resolvedRef = z.strictObject({ ref: z.string().min(1), manifestDigest: z.string().regex(DIGEST_RE) });
 const siteList = z.array(z.string().regex(SITE_RE));
-const slotSchema = z.enum(['model', 'adapters', 'policy']);
+const slotSchema = z.enum(['model', 'adapters', 'policy', 'indexes']);
 /** Any JSON value (rollout ops carry free-form fields such as evidence). */
 export const jsonValueSchema: z.ZodType<JsonValue> = z.lazy(() =>
   z.union([

@@ -37,7 +37,7 @@ export interface RolloutState {
   id: string;
   status: RolloutStatus;
   candidate: ResolvedRefJson;
-  slot: 'model' | 'adapters' | 'policy';
+  slot: 'model' | 'adapters' | 'policy' | 'indexes';
   identity: string;
   selector: string;
   sites: string[];

@@ -26,17 +26,19 @@ const LISTEN_RE = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})$/;
 export const RUNTIME_DEFAULTS = { listen: '127.0.0.1:8080', interval: '30s' } as const;
 
 /**
- * The assignment slots of a site and the artifact kind each takes. `shadow` (adapters a rollout's
+ * The assignment slots of a site and the artifact kind each takes (`indexes`: retrieval indexes,
+ * a set keyed by name like `adapters`). `shadow` (adapters a rollout's
  * shadow step runs beside the served ones, never serving) is only ever assigned by rollouts:
  * site declarations have no such field.
  */
-export const SLOTS = ['model', 'adapters', 'policy', 'shadow'] as const;
+export const SLOTS = ['model', 'adapters', 'policy', 'shadow', 'indexes'] as const;
 export type Slot = (typeof SLOTS)[number];
 export const SLOT_KIND = {
   model: 'model',
   adapters: 'adapter',
   policy: 'policy',
   shadow: 'adapter',
+  indexes: 'index',
 } as const satisfies Record<Slot, string>;
 
 const siteName = z
@@ -133,31 +135,43 @@ function refIn(slot: Slot) {
   });
 }
 
+/** `adapters:` / `indexes:` with nothing under it is YAML null: read it as an empty list. */
+function refList(slot: 'adapters' | 'indexes') {
+  return z
+    .array(refIn(slot))
+    .nullable()
+    .default([])
+    .transform((v) => v ?? []);
+}
+
+/** One version per `<kind>/<name>` in a list slot: a site runs one version of an adapter or index. */
+function noDuplicates(list: string[], slot: 'adapters' | 'indexes', ctx: z.RefinementCtx): void {
+  const label = SLOT_KIND[slot];
+  const seen = new Map<string, number>();
+  list.forEach((ref, i) => {
+    const name = refIdentity(ref);
+    const first = seen.get(name);
+    if (first !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `${label} ${name} is listed twice (also at ${slot}.${first}); a site runs one version of an ${label}`,
+        path: [slot, i],
+      });
+    } else seen.set(name, i);
+  });
+}
+
 const assignments = z
   .object({
     model: refIn('model').optional(),
-    // `adapters:` with nothing under it is YAML null: read it as no adapters.
-    adapters: z
-      .array(refIn('adapters'))
-      .nullable()
-      .default([])
-      .transform((v) => v ?? []),
+    adapters: refList('adapters'),
     policy: refIn('policy').optional(),
+    indexes: refList('indexes'),
   })
   .strict()
   .superRefine((v, ctx) => {
-    const seen = new Map<string, number>();
-    v.adapters.forEach((ref, i) => {
-      const name = refIdentity(ref);
-      const first = seen.get(name);
-      if (first !== undefined) {
-        ctx.addIssue({
-          code: 'custom',
-          message: `adapter ${name} is listed twice (also at adapters.${first}); a site runs one version of an adapter`,
-          path: ['adapters', i],
-        });
-      } else seen.set(name, i);
-    });
+    noDuplicates(v.adapters, 'adapters', ctx);
+    noDuplicates(v.indexes, 'indexes', ctx);
   });
 
 /** The YAML file as written (after validation). */
@@ -167,7 +181,7 @@ export const siteFileSchema = z
     labels: labels.default({}),
     publicKey,
     runtime: runtime.default({}),
-    assignments: assignments.default({ adapters: [] }),
+    assignments: assignments.default({ adapters: [], indexes: [] }),
   })
   .strict();
 export type SiteFile = z.infer<typeof siteFileSchema>;
@@ -222,6 +236,8 @@ export interface DesiredAssignments {
   model?: string;
   adapters: string[];
   policy?: string;
+  /** Index refs (absent or empty: none). */
+  indexes?: string[];
 }
 
 /** One loaded `sites/<name>.yaml`. */
@@ -257,6 +273,7 @@ export function toDeclaration(file: SiteFile): {
     };
   }
   const desired: DesiredAssignments = { adapters: [...file.assignments.adapters] };
+  if (file.assignments.indexes.length > 0) desired.indexes = [...file.assignments.indexes];
   if (file.assignments.model !== undefined) desired.model = file.assignments.model;
   if (file.assignments.policy !== undefined) desired.policy = file.assignments.policy;
   return {

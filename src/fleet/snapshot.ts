@@ -33,6 +33,7 @@ const siteState = z
         adapters: z.array(resolved),
         policy: resolved.optional(),
         shadow: z.array(resolved).optional(),
+        indexes: z.array(resolved).optional(),
       })
       .strict(),
   })

@@ -35,6 +35,8 @@ export interface SiteAssignments {
    * empty, so the state digest of a fleet that never used a shadow is unchanged.
    */
   shadow?: ResolvedRef[];
+  /** Index artifacts (retrieval), keyed by `index/<name>` like adapters; absent rather than empty. */
+  indexes?: ResolvedRef[];
 }
 
 export interface SiteState {
@@ -117,9 +119,10 @@ export function freezeSite(site: SiteState): SiteState {
   if (a.policy) Object.freeze(a.policy);
   a.adapters.forEach((r) => Object.freeze(r));
   Object.freeze(a.adapters);
-  if (a.shadow) {
-    a.shadow.forEach((r) => Object.freeze(r));
-    Object.freeze(a.shadow);
+  for (const list of [a.shadow, a.indexes]) {
+    if (!list) continue;
+    list.forEach((r) => Object.freeze(r));
+    Object.freeze(list);
   }
   Object.freeze(a);
   return Object.freeze(site);

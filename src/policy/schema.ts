@@ -10,6 +10,7 @@ import { isSupportedCountry } from 'libphonenumber-js/max';
 import { z } from 'zod';
 import { parseYamlWithSchema, readYamlWithSchema, type ParsedYaml } from '../config/yaml-file.js';
 import { DEFAULT_MIN_DRAFT_CONFIDENCE } from '../inference/adaptive-k.js';
+import { retrievalPolicySchema } from './retrieval-policy.js';
 
 export const ROUTES = ['edge', 'speculative', 'cloud'] as const;
 export type Route = (typeof ROUTES)[number];
@@ -163,6 +164,8 @@ export const policySchema = z
         timeoutMs: z.number().int().positive().default(5000),
       })
       .optional(),
+    /** Retrieval (RAG): rules that attach index passages, and the staleness budget (retrieval-policy.ts). */
+    retrieval: retrievalPolicySchema.optional(),
     circuitBreaker: z
       .strictObject({
         /** Consecutive verifier failures that open the breaker. */

@@ -31,12 +31,16 @@ export function slotOfKind(kind: string): Slot {
   if (kind === 'model') return 'model';
   if (kind === 'adapter') return 'adapters';
   if (kind === 'policy') return 'policy';
-  throw new UserError(`cannot roll out a ${kind}: only model, adapter and policy refs`, { code: 'E_SPEC' });
+  if (kind === 'index') return 'indexes';
+  throw new UserError(`cannot roll out a ${kind}: only model, adapter, policy and index refs`, {
+    code: 'E_SPEC',
+  });
 }
 
 /** The ref a site has in the rollout's slot (for adapters: the adapter with the same identity). */
 export function slotRef(a: SiteAssignments, slot: Slot, identity: string): ResolvedRefJson | undefined {
-  if (slot === 'adapters') return a.adapters.find((r) => refIdentity(r.ref) === identity);
+  if (slot === 'adapters' || slot === 'indexes')
+    return (a[slot] ?? []).find((r) => refIdentity(r.ref) === identity);
   const r = a[slot];
   return r ? { ref: r.ref, manifestDigest: r.manifestDigest } : undefined;
 }
@@ -77,7 +81,7 @@ function revertOps(r: RolloutState, sites: string[]): FleetOp[] {
   }
   if (none.length > 0) {
     const un: UnassignOp = { op: 'unassign', sites: none.sort(), slot: r.slot };
-    if (r.slot === 'adapters') un.name = r.identity.slice(r.identity.indexOf('/') + 1);
+    if (r.slot === 'adapters' || r.slot === 'indexes') un.name = r.identity.slice(r.identity.indexOf('/') + 1);
     ops.push(un);
   }
   return ops;

@@ -28,7 +28,14 @@ export { FeedbackFeed as FeedbackCache } from '../feedback/index.js';
 function hasCandidate(report: FeedbackReport, r: RolloutState): boolean {
   const { ref, manifestDigest } = r.candidate;
   const refs = report.refs;
-  const list = r.slot === 'adapters' ? refs.adapters : r.slot === 'model' ? [refs.model] : [refs.policy];
+  const list =
+    r.slot === 'adapters'
+      ? refs.adapters
+      : r.slot === 'indexes'
+        ? (refs.indexes ?? [])
+        : r.slot === 'model'
+          ? [refs.model]
+          : [refs.policy];
   return list.some((x) => x !== undefined && x.ref === ref && x.manifestDigest === manifestDigest);
 }
 

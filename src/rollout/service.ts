@@ -307,8 +307,8 @@ export async function rolloutStatus(
         const ref =
           cur === undefined
             ? null
-            : r.slot === 'adapters'
-              ? (cur.assignments.adapters.find((a) => a.ref.startsWith(`${r.identity}@`))?.ref ?? null)
+            : r.slot === 'adapters' || r.slot === 'indexes'
+              ? ((cur.assignments[r.slot] ?? []).find((a) => a.ref.startsWith(`${r.identity}@`))?.ref ?? null)
               : (cur.assignments[r.slot]?.ref ?? null);
         return {
           site,

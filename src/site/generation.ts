@@ -1,6 +1,6 @@
 /**
  * Generations (docs/running-sites.md): the materialized artifacts of one assignment set, in
- * `generations/<id>/{policy,adapters/<name>,model,shadow/<name>}` plus `generation.json` listing every artifact's
+ * `generations/<id>/{policy,adapters/<name>,indexes/<name>,embedders/<name>,model,shadow/<name>}` plus `generation.json` listing every artifact's
  * ref and manifest digest and every file's size, SHA-256 and mtime (the drift fast path).
  *
  * The id is derived from the pinned manifest digests, so the same assignments always give the same
@@ -65,10 +65,10 @@ const generationSchema = z.object({
   created: z.string(),
   artifacts: z.array(
     z.object({
-      slot: z.enum(['policy', 'adapter', 'model', 'shadow']),
+      slot: z.enum(['policy', 'adapter', 'index', 'model', 'shadow', 'embedder']),
       ref: z.string(),
       manifestDigest: digest,
-      dir: z.string().regex(/^(policy|model|(adapters|shadow)\/[a-z0-9][a-z0-9_-]*)$/),
+      dir: z.string().regex(/^(policy|model|(adapters|shadow|indexes|embedders)\/[a-z0-9][a-z0-9_-]*)$/),
       files: z.array(
         z.object({
           // generation.json is local and could be edited: its paths get the manifest path rules.

@@ -22,32 +22,38 @@ import type { Store } from '../registry/store.js';
 import type { TrustRoot } from '../registry/trust.js';
 import { writeFileAtomic } from '../foundation/atomic-file.js';
 
-export type ArtifactSlot = 'policy' | 'adapter' | 'model' | 'shadow';
+/** `index`: an assigned retrieval index; `embedder`: the model an index pins (derived, never assigned). */
+export type ArtifactSlot = 'policy' | 'adapter' | 'index' | 'model' | 'shadow' | 'embedder';
 
 /** One assigned artifact and where it goes inside a generation directory. */
 export interface AssignedArtifact {
   slot: ArtifactSlot;
   ref: string;
   manifestDigest: string;
-  /** Directory inside the generation: `policy`, `adapters/<name>`, `model` or `shadow/<name>`. */
+  /**
+   * Directory inside the generation: `policy`, `adapters/<name>`, `indexes/<name>`, `model`,
+   * `shadow/<name>` or `embedders/<name>`.
+   */
   dir: string;
 }
 
-function nameOf(ref: string): string {
+export function nameOf(ref: string): string {
   const slash = ref.indexOf('/');
   const at = ref.indexOf('@');
   return ref.slice(slash + 1, at < 0 ? undefined : at);
 }
 
 /**
- * The assigned artifacts in fetch priority order: policy, adapters (by ref), model, then shadow
- * adapters (a rollout's shadow step: lowest priority, never needed to serve).
+ * The assigned artifacts in fetch priority order: policy, adapters (by ref), indexes (small, like
+ * adapters), model, then shadow adapters (a rollout's shadow step: lowest priority, never needed to
+ * serve). The embedders the indexes pin are added by installGeneration (src/site/index-embedders.ts).
  */
 export function assignedArtifacts(a: SiteAssignments | null): AssignedArtifact[] {
   if (!a) return [];
   const out: AssignedArtifact[] = [];
   if (a.policy) out.push({ slot: 'policy', ...a.policy, dir: 'policy' });
   for (const ad of a.adapters) out.push({ slot: 'adapter', ...ad, dir: `adapters/${nameOf(ad.ref)}` });
+  for (const ix of a.indexes ?? []) out.push({ slot: 'index', ...ix, dir: `indexes/${nameOf(ix.ref)}` });
   if (a.model) out.push({ slot: 'model', ...a.model, dir: 'model' });
   for (const ad of a.shadow ?? []) out.push({ slot: 'shadow', ...ad, dir: `shadow/${nameOf(ad.ref)}` });
   return out;

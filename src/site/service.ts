@@ -12,6 +12,7 @@ import type { Store } from '../registry/store.js';
 import { SyncAgent, type LoopSummary } from './agent.js';
 import { defaultSiteDataDir } from './data-dir.js';
 import type { RollbackResult } from './rollback.js';
+import { formatAge } from './index-freshness.js';
 import type { SiteStatus } from './status.js';
 import type { SyncResult } from './sync.js';
 
@@ -113,6 +114,15 @@ export function describeStatus(s: SiteStatus): string[] {
   ];
   for (const a of s.artifacts)
     lines.push(`  ${a.slot.padEnd(8)} ${a.ref} (${a.files} file(s), ${formatBytes(a.bytes)})`);
+  for (const ix of s.indexes) {
+    const age =
+      ix.ageSeconds === null
+        ? 'no document time'
+        : `newest document ${formatAge(ix.ageSeconds)} old (${ix.newestDocumentTime})`;
+    lines.push(
+      `  index age ${ix.name}: ${ix.ref}, ${ix.passages} passage(s) of ${ix.documents} document(s), ${age}`,
+    );
+  }
   if (s.freshness) {
     lines.push(
       s.freshness.frozen

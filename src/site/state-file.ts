@@ -91,6 +91,7 @@ const stateSchema = z
         adapters: z.array(resolved),
         policy: resolved.optional(),
         shadow: z.array(resolved).optional(),
+        indexes: z.array(resolved).optional(),
       })
       .strict()
       .nullable(),

@@ -20,6 +20,7 @@ import {
   type GenerationInfo,
 } from './generation.js';
 import { LocalManifests, assignedArtifacts, type ArtifactSlot } from './manifests.js';
+import { indexFreshness, type IndexFreshness } from './index-freshness.js';
 import { readLastSync, readSiteState, type LastSync, type RollbackPin } from './state-file.js';
 
 export interface StatusArtifact {
@@ -47,6 +48,8 @@ export interface SiteStatus {
   upToDate: boolean;
   pin: RollbackPin | null;
   artifacts: StatusArtifact[];
+  /** Indexes the current generation serves, with their age (index-freshness.ts). */
+  indexes: IndexFreshness[];
   trustRootVersion: number | null;
   freshness: {
     headSeq: number;
@@ -137,6 +140,7 @@ export async function siteStatus(opts: { site: string; dataDir: string; now?: Da
     upToDate: current !== null && (current === assigned || current === state?.pin?.generation),
     pin: state?.pin ?? null,
     artifacts: artifactsOf(info),
+    indexes: current && info ? await indexFreshness(generationDir(paths, current), info, now) : [],
     trustRootVersion,
     freshness: head
       ? {

@@ -27,6 +27,7 @@ import {
   type GenerationInfo,
 } from './generation.js';
 import { LocalManifests, loadAssignedManifest, type AssignedArtifact } from './manifests.js';
+import { withEmbedders } from './index-embedders.js';
 import type { DriftReport } from './state-file.js';
 
 import type { SyncOptions } from './sync.js';
@@ -145,9 +146,11 @@ export async function installGeneration(
 ): Promise<void> {
   if (await intactGeneration(run, id)) return;
   const { store, site } = run.opts;
-  const loaded: { art: AssignedArtifact; manifest: Manifest }[] = [];
+  const assigned: { art: AssignedArtifact; manifest: Manifest }[] = [];
   for (const art of arts)
-    loaded.push({ art, manifest: (await loadAssignedManifest(store, trust, art, run.local)).manifest });
+    assigned.push({ art, manifest: (await loadAssignedManifest(store, trust, art, run.local)).manifest });
+  // Indexes bring the embedder model they pin (index-embedders.ts); it ships with them.
+  const loaded = await withEmbedders(store, trust, assigned, run.local);
   const reuse = await reusableGenerations(run);
   const ensureChunks = async (art: AssignedArtifact, manifest: Manifest) => {
     const r = await fetchChunks(store, manifest, run.cache, {

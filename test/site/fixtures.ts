@@ -106,6 +106,7 @@ export interface Assignment {
   model?: string;
   adapters?: string[];
   policy?: string;
+  indexes?: string[];
 }
 
 export interface SiteWorld {
@@ -162,6 +163,9 @@ export async function siteWorld(store: Store, site = 'store-001'): Promise<SiteW
         ...(a.model ? { model: a.model } : {}),
         adapters: a.adapters ?? [],
         ...(a.policy ? { policy: a.policy } : {}),
+        ...(a.indexes?.length
+          ? { extra: `  indexes:\n${a.indexes.map((r) => `    - ${r}`).join('\n')}` }
+          : {}),
       });
       // siteYaml always writes model and policy lines; drop the ones not assigned.
       const lines = yaml
@@ -184,7 +188,10 @@ export async function siteWorld(store: Store, site = 'store-001'): Promise<SiteW
 }
 
 /** Publishes policy 1.0.0 (the committed one), model 1.0.0 and adapter support 1.0.0; returns refs. */
-export async function publishBasics(w: SiteWorld, weightBytes = 256 * 1024): Promise<Required<Assignment>> {
+export async function publishBasics(
+  w: SiteWorld,
+  weightBytes = 256 * 1024,
+): Promise<Required<Omit<Assignment, 'indexes'>>> {
   const src = tempDir('edgectl-site-src-');
   await w.publish(POLICY_DIR);
   await w.publish(modelDir(src, '1.0.0', seededBytes(weightBytes, 11)));

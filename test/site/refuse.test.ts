@@ -47,7 +47,7 @@ import {
 
 interface Installed {
   w: SiteWorld;
-  refs: Required<Assignment>;
+  refs: Required<Omit<Assignment, 'indexes'>>;
   /** Bytes of the seq-1 head, for replaying it. */
   head1: Buffer;
 }

@@ -21,6 +21,7 @@ import {
   type Meta,
   type LocalValidateContext,
 } from './common.js';
+import { validateEmbedderModel } from './embedder-model.js';
 import { probeModelGraph } from './model-graph.js';
 
 /** Files every model artifact has besides its graph (model-files.ts finds the graph). */
@@ -52,6 +53,8 @@ function roleOf(ctx: LocalValidateContext, config: Record<string, unknown>, conf
 }
 
 export async function validateModel(ctx: LocalValidateContext): Promise<Meta> {
+  // An index's sentence encoder is a model artifact too, checked as the index engine opens it.
+  if (ctx.yaml.value.role === 'embedder') return validateEmbedderModel(ctx);
   requireFiles(ctx, 'model', MODEL_FILES);
   const { value: config, file: configFile } = readJsonObject(ctx, 'config.json');
   const layers = positiveInt(

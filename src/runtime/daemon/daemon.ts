@@ -32,6 +32,7 @@ import { startRuntimeServer } from '../serve/server.js';
 import { DaemonSync } from './daemon-sync.js';
 import { DaemonFeedback } from './feedback.js';
 import type { GenerationManager } from './generations.js';
+import { registerIndexMetrics } from './index-metrics.js';
 import { parseListen } from './listen.js';
 import type { DaemonLog } from './log.js';
 import { registerDaemonMetrics } from './metrics.js';
@@ -224,6 +225,7 @@ function registerMetrics(metrics: Registry, p: DaemonParts): void {
       rollouts: () => p.syncer.applied.rollouts,
     },
   });
+  registerIndexMetrics(metrics, () => generations.current);
 }
 
 /** The runtime server on the listen address of --listen, else the declaration, else the default. */

@@ -48,11 +48,14 @@ export function refsOf(info: GenerationInfo): FeedbackRefs {
     if (a.slot === 'model') refs.model = r;
     else if (a.slot === 'policy') refs.policy = r;
     else if (a.slot === 'shadow') (refs.shadow ??= []).push(r);
-    else refs.adapters.push(r);
+    else if (a.slot === 'index') (refs.indexes ??= []).push(r);
+    // An index's embedder is pinned by the index manifest: the index ref identifies both.
+    else if (a.slot === 'adapter') refs.adapters.push(r);
   }
   const byRef = (a: { ref: string }, b: { ref: string }) => (a.ref < b.ref ? -1 : a.ref > b.ref ? 1 : 0);
   refs.adapters.sort(byRef);
   refs.shadow?.sort(byRef);
+  refs.indexes?.sort(byRef);
   return refs;
 }
 

@@ -76,6 +76,7 @@ export function registerSiteInfoMetrics(registry: Registry, src: SiteInfoSource)
       if (refs.policy) this.set({ slot: 'policy', ref: refs.policy.ref }, 1);
       for (const a of refs.adapters) this.set({ slot: 'adapters', ref: a.ref }, 1);
       for (const a of refs.shadow ?? []) this.set({ slot: 'shadow', ref: a.ref }, 1);
+      for (const a of refs.indexes ?? []) this.set({ slot: 'indexes', ref: a.ref }, 1);
     },
   });
   new Gauge({

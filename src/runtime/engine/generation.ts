@@ -31,6 +31,7 @@ import { loadChatPrompt, type ChatPrompt } from './chat-prompt.js';
 import { Redactor } from '../../policy/redact.js';
 import type { FeedbackContext } from '../../feedback/accumulator.js';
 import type { ServedGeneration } from '../contract.js';
+import { SiteIndexes } from './site-indexes.js';
 
 /** The policy of a generation that has none: everything stays on the draft model. */
 export const DEFAULT_POLICY: EffectivePolicy = withDefaults({
@@ -143,6 +144,8 @@ export class LoadedGeneration implements ServedGeneration {
     readonly shadowAdapters: ReadonlyMap<string, ShadowAdapter>,
     /** OpenAI `created` of the served model ids (LoadGenerationOptions.modelCreated). */
     readonly created: number,
+    /** Retrieval indexes by name (site-indexes.ts), closed with the generation. */
+    readonly indexes: SiteIndexes = SiteIndexes.empty(),
   ) {
     this.adapterNames = [...adapters.keys()].sort();
     this.blockRules = new BlockRules(policy);
@@ -197,6 +200,7 @@ export class LoadedGeneration implements ServedGeneration {
       const policyDir = join(dir, 'policy');
       const hasPolicy = isDir(policyDir);
       const policy = hasPolicy ? loadPolicyDir(policyDir) : DEFAULT_POLICY;
+      const indexes = await SiteIndexes.open(dir, opts.context);
       return new LoadedGeneration(
         opts.id,
         dir,
@@ -208,6 +212,7 @@ export class LoadedGeneration implements ServedGeneration {
         !hasPolicy,
         shadowAdapters,
         opts.modelCreated ?? modelDirCreated(modelDir),
+        indexes,
       );
     } catch (err) {
       await shared.release();
@@ -261,6 +266,7 @@ export class LoadedGeneration implements ServedGeneration {
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
+    await this.indexes.close();
     await this.shared.release();
   }
 }

@@ -42,6 +42,7 @@ import { checkStructured, compileConstraint, type StructuredInfo } from './struc
 import type { CompiledConstraint } from '../../inference/grammar/index.js';
 import { cloudDeps, cloudMessages } from './cloud-route.js';
 import type { CloudMessage } from '../../verifier/client/cloud-client.js';
+import { retrieve, StaleIndexError, type Retrieved } from './retrieval.js';
 
 /** Default `max_tokens` when a request gives none (capped by the context left). */
 export const DEFAULT_MAX_TOKENS = 128;
@@ -74,6 +75,9 @@ export class RequestRun {
   private leaveAdmission: (() => void) | undefined;
   /** The request's grammar constraint, compiled for the draft's tokenizer. */
   private constraint: CompiledConstraint | undefined;
+  /** The retrieval step's result (retrieval.ts), when the request retrieved. */
+  private rag: Retrieved | undefined;
+  private ragRefused: RequestOutcome['retrieval'];
   private readonly t0 = performance.now();
 
   constructor(
@@ -85,9 +89,10 @@ export class RequestRun {
 
   async *steps(): AsyncGenerator<EngineEvent, RequestOutcome, undefined> {
     try {
-      const v = this.validate();
+      const validated = this.validate();
+      // A schema the grammar engine refuses is a 400 before the request takes an admission slot.
       this.constraint = await compileConstraint(this.g, this.req.constraint);
-      await this.admit(v);
+      const v = await this.retrieval(validated);
       // A chat is tokenized once, by its template (encode); the preparation only screens and bounds it.
       const prepared = await this.parts.prompts.prepare(this.g, v.text, v.messages === undefined);
       if (prepared.kind === 'blocked') return yield* this.blocked(prepared);
@@ -106,7 +111,24 @@ export class RequestRun {
   }
 
   private outcome(): RequestOutcome {
-    return outcomeOf(this.g, this.decision, this.state, this.redactions, this.ttftMs, this.t0);
+    const o = outcomeOf(this.g, this.decision, this.state, this.redactions, this.ttftMs, this.t0);
+    const retrieval = this.rag?.outcome ?? this.ragRefused;
+    return retrieval ? { ...o, retrieval } : o;
+  }
+
+  /**
+   * Admission, then the retrieval step (retrieval.ts): a chat that retrieves gets its context
+   * message; block rules and the length bound still screen the user's own text (`v.text`).
+   */
+  private async retrieval(v: Validated): Promise<Validated> {
+    await this.admit(v);
+    try {
+      this.rag = await retrieve(this.g, this.req);
+    } catch (err) {
+      if (err instanceof StaleIndexError) this.ragRefused = err.outcome;
+      throw err;
+    }
+    return this.rag ? { ...v, messages: this.rag.messages } : v;
   }
 
   private fail(err: unknown): HttpError {
@@ -368,6 +390,7 @@ export class RequestRun {
       info: {
         ...edgectlInfo(this.decision, live, this.redactions),
         ...(structured ? { structured } : {}),
+        ...(this.rag ? { citations: this.rag.citations, retrieval: this.rag.info } : {}),
       },
     };
     return outcome;

@@ -12,6 +12,7 @@ import type { ChatMessage, EdgectlInfo } from '../serve/openai.js';
 import type { ToolCallDelta } from './tool-call-stream.js';
 import type { ToolCallsOutcome, ToolPlan } from './tool-calls.js';
 import type { LogprobToken } from './logprob-tokens.js';
+import type { RetrievalRequest } from './retrieval.js';
 
 export interface EngineRequest {
   /** `<model>` or `<model>:<adapter>`, as GET /v1/models lists them. */
@@ -32,6 +33,8 @@ export interface EngineRequest {
   ignoreEos: boolean;
   /** A route asked for by the client; honoured when the policy's `routing.overrides` allows it. */
   override: Route | undefined;
+  /** `edgectl.retrieval`: passages of a site index to attach to a chat (retrieval.ts). */
+  retrieval?: RetrievalRequest | undefined;
   /**
    * Settles once the answer reached the client (true) or was dropped (false); a sampled shadow run
    * starts only after true, so it never delays the user. Default: delivered at once.

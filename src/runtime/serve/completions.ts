@@ -92,6 +92,7 @@ function parseRequest(kind: Kind, req: FastifyRequest, delivered: Promise<boolea
     seed: body.seed ?? undefined,
     ignoreEos: body.ignore_eos === true,
     override: routeOverride(body, req),
+    retrieval: body.edgectl?.retrieval,
     delivered,
     label: PATHS[kind],
     ...(constraint ? { constraint } : {}),

@@ -26,8 +26,18 @@ import { neutralFieldNames, type RequestKind } from '../../http/openai-fields.js
 /** OpenAI's bounds: chat `top_logprobs` 0..20, completions `logprobs` 0..5. */
 export const MAX_TOP_LOGPROBS = 20;
 export const MAX_COMPLETION_LOGPROBS = 5;
+import { MAX_RETRIEVAL_K } from '../../policy/retrieval-policy.js';
+import type { RetrievalInfo } from '../engine/retrieval.js';
 
-const routeOverride = z.strictObject({ route: z.enum(ROUTES).optional() }).optional();
+/** `edgectl.retrieval`: attach the top `k` passages of a site index to a chat (docs/running-sites.md). */
+const retrievalField = z.strictObject({
+  index: z.string().min(1),
+  k: z.number().int().min(1).max(MAX_RETRIEVAL_K).optional(),
+});
+
+const routeOverride = z
+  .strictObject({ route: z.enum(ROUTES).optional(), retrieval: retrievalField.optional() })
+  .optional();
 
 const stopSchema = z
   .union([z.string(), z.array(z.string()).max(4)])
@@ -72,7 +82,10 @@ const commonFields = {
   stream_options: z.strictObject({ include_usage: z.boolean().nullable().optional() }).nullable().optional(),
   /** vLLM extension: keep generating past end-of-sequence (fixed-length outputs for benchmarks). */
   ignore_eos: z.boolean().optional(),
-  /** edgectl extension: `{ route: "edge" | "speculative" | "cloud" }` asks for a route (policy permitting). */
+  /**
+   * edgectl extension: `route` ("edge" | "speculative" | "cloud") asks for a route (policy
+   * permitting); `retrieval: {index, k}` attaches passages of a site index (chats only).
+   */
   edgectl: routeOverride,
 };
 
@@ -183,6 +196,10 @@ export interface EdgectlInfo {
   logprobs_source?: 'verifier' | 'draft' | 'mixed';
   /** When mixed: the source of each token, in order. */
   logprobs_sources?: ('verifier' | 'draft')[];
+  /** Ids of the index passages attached to the prompt (retrieval, RAG); absent without retrieval. */
+  citations?: string[];
+  /** How retrieval went (index, passages, latency, index age, staleness warning). */
+  retrieval?: RetrievalInfo;
 }
 
 export interface Usage {

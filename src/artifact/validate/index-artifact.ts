@@ -1,0 +1,162 @@
+/**
+ * Validation of `index` artifacts (docs/formats.md "Index artifacts"): a directory built by
+ * `edgectl index build` whose root holds `index.json` (format `edgectl-index/1`: the embedder it
+ * was built with, the chunking parameters, counts, the newest document time and the segment files)
+ * next to the segment files themselves. `lint` checks the directory alone (schema, chunking present,
+ * every listed segment file shipped); publish also checks that the embedder the index pins is a
+ * model artifact in the registry, because a site can only embed a query with that exact model: an
+ * index whose embedder is missing is refused (E_INDEX_EMBEDDER, exit 2) before anything uploads.
+ *
+ * The embedder is pinned by `embedder.digest`: the digest of the model's file list (`filesDigest`,
+ * as the index engine computes it from the directory it ran) or the model artifact's manifest
+ * digest; `embedder.name` is the model's name or a model ref. The resolved ref and manifest digest go into the manifest's `meta`, so a site
+ * fetches exactly that embedder beside the index (src/site/index-embedders.ts).
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { digestOf } from '../../foundation/digest.js';
+import { UserError } from '../../foundation/errors.js';
+import { listArtifacts, readManifest } from '../manifest-store.js';
+import { parseRef } from '../ref.js';
+import {
+  invalidFile,
+  parseJsonObject,
+  requireFiles,
+  type LocalValidateContext,
+  type Meta,
+  type ValidateContext,
+} from './common.js';
+
+export const INDEX_FILE = 'index.json';
+export const INDEX_FORMAT = 'edgectl-index/1';
+
+const count = z.number().int().nonnegative();
+const fileEntry = z.looseObject({ path: z.string().min(1) });
+const segmentSchema = z.looseObject({ files: z.array(fileEntry).min(1, 'a segment lists its files') });
+
+/** The fields of index.json edgectl relies on outside the index engine (the rest is the engine's). */
+export const indexJsonSchema = z.looseObject({
+  format: z.literal(INDEX_FORMAT, { error: `expected "${INDEX_FORMAT}"` }),
+  embedder: z.looseObject({
+    name: z.string().min(1),
+    digest: z.string().regex(/^sha256:[0-9a-f]{64}$/, 'expected sha256:<64 lower-case hex>'),
+    dim: z.number().int().positive(),
+    maxTokens: z.number().int().positive(),
+  }),
+  chunking: z.record(z.string(), z.unknown()).refine((c) => Object.keys(c).length > 0, {
+    message: 'the chunking parameters are missing',
+  }),
+  passages: count,
+  documents: count,
+  tombstones: z.union([count, z.array(z.unknown())]),
+  newestDocumentTime: z.union([z.iso.datetime({ offset: true }), z.null()]),
+  segments: z.array(segmentSchema),
+  tombstoneFile: fileEntry.optional(),
+});
+export type IndexJson = z.infer<typeof indexJsonSchema>;
+
+/** Every data file index.json lists (segment files and the tombstone file), relative to its root. */
+export function segmentFiles(index: IndexJson): string[] {
+  const out = index.segments.flatMap((s) => s.files.map((f) => f.path));
+  if (index.tombstoneFile) out.push(index.tombstoneFile.path);
+  return out;
+}
+
+/**
+ * The embedder identity src/index/embedder.ts (`embedderFilesDigest`) computes from a model
+ * directory: the digest of its sorted (path, size, sha256) rows; a published model's manifest
+ * files give the same value. Repeated here so validation does not load the ONNX engine.
+ */
+export function filesDigest(files: readonly { path: string; size: number; sha256: string }[]): string {
+  const rows = [...files]
+    .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
+    .map((f) => [f.path, f.size, f.sha256]);
+  return digestOf(JSON.stringify(rows));
+}
+
+/** Parses index.json text; errors name the file and field (exit 2). */
+export function parseIndexJson(text: string, file: string): IndexJson {
+  const result = indexJsonSchema.safeParse(parseJsonObject(text, file));
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    throw invalidFile(file, issue?.path.map(String).join('.') ?? '', issue?.message ?? 'invalid');
+  }
+  return result.data;
+}
+
+/** Lint-time checks: index.json's schema and that every segment file it lists is in the directory. */
+export function validateIndexLocal(ctx: LocalValidateContext): IndexJson {
+  requireFiles(ctx, 'index', [INDEX_FILE]);
+  const file = join(ctx.dir, INDEX_FILE);
+  const index = parseIndexJson(readFileSync(file, 'utf8'), file);
+  const have = new Set(ctx.files.map((f) => f.path));
+  for (const [i, path] of segmentFiles(index).entries()) {
+    if (!have.has(path)) {
+      throw invalidFile(
+        file,
+        `segments`,
+        `segment file ${path} (#${i}) is not in ${ctx.dir}`,
+        'rebuild the index (edgectl index build) or restore the missing segment file',
+      );
+    }
+  }
+  return index;
+}
+
+/** The model name an `embedder.name` suggests (a ref's name, or the name itself), if it is one. */
+function embedderModelName(name: string): string | undefined {
+  try {
+    const ref = parseRef(name.includes('/') ? name : `model/${name.includes('@') ? name : `${name}@0.0.0`}`);
+    return ref.kind === 'model' ? ref.name : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Finds the published model whose file list (or manifest) has the pinned digest: versions of the
+ * model named like the embedder first, then every other model (a directory's name need not be the
+ * name it was published under).
+ */
+async function resolveEmbedder(
+  ctx: ValidateContext,
+  index: IndexJson,
+  file: string,
+): Promise<{ ref: string; manifestDigest: string }> {
+  const pinned = index.embedder.digest;
+  const named = embedderModelName(index.embedder.name);
+  const models = await listArtifacts(ctx.store, { kind: 'model' });
+  models.sort((x, y) => Number(y.name === named) - Number(x.name === named));
+  for (const entry of models) {
+    const loaded = await readManifest(ctx.store, 'model', entry.name, entry.version, ctx.trust);
+    if (loaded && (loaded.digest === pinned || filesDigest(loaded.manifest.files) === pinned)) {
+      return { ref: loaded.ref, manifestDigest: loaded.digest };
+    }
+  }
+  throw new UserError(
+    `${file}: embedder: ${index.embedder.name} (${pinned}) is not a model in the registry ${ctx.store.url}`,
+    {
+      code: 'E_INDEX_EMBEDDER',
+      suggestion:
+        'publish the embedder model the index was built with first (edgectl publish artifact <model dir>), then publish the index',
+      details: { file, field: 'embedder', embedder: index.embedder.name, digest: pinned },
+    },
+  );
+}
+
+export async function validateIndex(ctx: ValidateContext): Promise<Meta> {
+  const index = validateIndexLocal(ctx);
+  const embedder = await resolveEmbedder(ctx, index, join(ctx.dir, INDEX_FILE));
+  return {
+    format: index.format,
+    embedder: embedder.ref,
+    embedderDigest: embedder.manifestDigest,
+    dim: index.embedder.dim,
+    maxTokens: index.embedder.maxTokens,
+    passages: index.passages,
+    documents: index.documents,
+    segments: index.segments.length,
+    newestDocumentTime: index.newestDocumentTime,
+  };
+}
