@@ -18,9 +18,10 @@ export interface Ivf {
   members: Int32Array;
 }
 
+// Hot loop: indexes are in range by construction, so the casts stand in for `?? 0` (which costs ~2x here).
 function dot(a: Float32Array, ao: number, b: Float32Array, bo: number, dim: number): number {
   let s = 0;
-  for (let j = 0; j < dim; j++) s += (a[ao + j] ?? 0) * (b[bo + j] ?? 0);
+  for (let j = 0; j < dim; j++) s += (a[ao + j] as number) * (b[bo + j] as number);
   return s;
 }
 
