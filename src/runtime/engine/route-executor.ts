@@ -20,7 +20,7 @@
 import { OperationalError } from '../../foundation/errors.js';
 import type { AdaptiveKOptions } from '../../inference/adaptive-k.js';
 import { generate, generateSpeculative, type GenerateEvent } from '../../inference/generate.js';
-import type { CompiledConstraint, ConstraintMatcher } from '../../inference/grammar/index.js';
+import type { CompiledConstraint } from '../../inference/grammar/index.js';
 import type { HttpVerifier } from '../../verifier/client/http-verifier.js';
 import type { KvCache } from '../../inference/kv-cache.js';
 import type { LoraFeeds } from '../../inference/lora-slots.js';
@@ -28,7 +28,7 @@ import type { CausalLm } from '../../inference/model-session.js';
 import { hasRepetitionPenalty, type SamplingParams } from '../../inference/sampling.js';
 import type { Route } from '../../policy/schema.js';
 import { CountingVerifier, VerifierCallError, verifierCall } from './counting-verifier.js';
-import { responseFormatWire } from './structured.js';
+import { matcherAfter, responseFormatWire } from './structured.js';
 import type { VerifierAccess } from './verifier-access.js';
 
 export { VerifierCallError } from './counting-verifier.js';
@@ -219,23 +219,6 @@ class RouteRun {
     return p.ids;
   }
 
-  /**
-   * A fresh matcher advanced over the tokens already produced (a fallback continues the answer
-   * under the same grammar); undefined without a constraint.
-   */
-  private async matcher(): Promise<ConstraintMatcher | undefined> {
-    const c = this.req.constraint;
-    if (c === undefined) return undefined;
-    const m = await c.matcher();
-    for (const token of this.state.emitted) {
-      if (!m.accept(token)) {
-        m.dispose();
-        throw new Error(`token ${token} already produced does not follow the grammar`);
-      }
-    }
-    return m;
-  }
-
   /** The draft's own events as tokens; the inference engine's finish reason, if it gave one. */
   private async *consume(
     events: AsyncIterable<GenerateEvent>,
@@ -276,7 +259,7 @@ class RouteRun {
     const remaining = req.maxTokens - state.emitted.length;
     if (remaining <= 0) return 'length';
     const fresh = state.emitted.length === 0;
-    const constraint = await this.matcher();
+    const constraint = await matcherAfter(req.constraint, state.emitted);
     try {
       const events = generate(this.draftModel(), [...this.promptIds(), ...state.emitted], {
         ...this.common(),
@@ -302,7 +285,7 @@ class RouteRun {
     });
     const d = req.drafting;
     if (req.constraint) verifier.requireMaskSupport();
-    const constraint = await this.matcher();
+    const constraint = await matcherAfter(req.constraint, state.emitted);
     try {
       const events = generateSpeculative(this.draftModel(), counting, this.promptIds(), {
         ...this.common(),

@@ -8,7 +8,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UserError } from '../../../src/foundation/errors.js';
 import { collect, generate, generateSpeculative } from '../../../src/inference/generate.js';
-import { GrammarEngine, decodeMask, encodeMask, maskOf } from '../../../src/inference/grammar/index.js';
+import {
+  GrammarEngine,
+  countAllowed,
+  decodeMask,
+  encodeMask,
+  isAllowed,
+  maskOf,
+} from '../../../src/inference/grammar/index.js';
 import type { GrammarConstraint } from '../../../src/inference/grammar/index.js';
 import { InProcessVerifier } from '../../../src/inference/in-process-verifier.js';
 import { LmSession } from '../../../src/inference/model-session.js';
@@ -125,6 +132,58 @@ describe('constrained decoding', () => {
         expect(compiled.check(out.text), out.text).toEqual({ valid: true });
       else expect(out.done.finishReason).toBe('length');
     }
+  });
+});
+
+describe('the matcher', () => {
+  it('allows end-of-sequence only where the grammar can end, and rolls back', async () => {
+    const compiled = await compileFor(draft, { kind: 'json_schema', schema: { enum: ['ab'] } });
+    const m = await compiled.matcher();
+    const eos = draft.config.eosTokenIds[0] as number;
+    expect(isAllowed(await m.mask(), eos)).toBe(false);
+    const ids = tok.encode('"ab"', { addSpecialTokens: false });
+    for (const id of ids) expect(m.accept(id)).toBe(true);
+    const end = await m.mask();
+    expect(countAllowed(end)).toBe(1);
+    expect(isAllowed(end, eos)).toBe(true);
+    m.rollBack(ids.length);
+    expect(isAllowed(await m.mask(), eos)).toBe(false);
+    expect(m.accept(eos)).toBe(false);
+    for (const id of ids) m.accept(id);
+    expect(m.accept(eos)).toBe(true);
+    expect(m.isTerminated()).toBe(true);
+    m.dispose();
+  });
+
+  it('special tokens are never allowed inside JSON', async () => {
+    const compiled = await compileFor(draft, { kind: 'json_object' });
+    const m = await compiled.matcher();
+    for (const id of tok.encode('{"a": "', { addSpecialTokens: false })) m.accept(id);
+    const inString = await m.mask();
+    const specials = Array.from({ length: tok.vocabSize }, (_, i) => i).filter((i) => tok.isSpecial(i));
+    expect(specials.length).toBeGreaterThan(0);
+    for (const id of specials) expect(isAllowed(inString, id)).toBe(false);
+    m.dispose();
+  });
+
+  it('structural tags: free text until a trigger, then the tag schema', async () => {
+    const compiled = await compileFor(draft, {
+      kind: 'structural_tag',
+      tags: [
+        {
+          begin: '<f=a>',
+          schema: { type: 'object', properties: { n: { type: 'integer' } }, required: ['n'] },
+          end: '</f>',
+        },
+      ],
+      triggers: ['<f='],
+    });
+    const m = await compiled.matcher();
+    const free = countAllowed(await m.mask());
+    expect(free).toBeGreaterThan(900);
+    for (const id of tok.encode('hi <f=a>', { addSpecialTokens: false })) expect(m.accept(id)).toBe(true);
+    expect(countAllowed(await m.mask())).toBeLessThan(20);
+    m.dispose();
   });
 });
 
