@@ -25,7 +25,7 @@ import type { TokenLogprob } from '../../inference/logprobs.js';
 import type { LogprobSource } from './logprob-tokens.js';
 import type { AdaptiveKOptions } from '../../inference/adaptive-k.js';
 import { generate, generateSpeculative, type GenerateEvent } from '../../inference/generate.js';
-import type { CompiledConstraint, ConstraintMatcher } from '../../inference/grammar/index.js';
+import type { CompiledConstraint } from '../../inference/grammar/index.js';
 import type { HttpVerifier } from '../../verifier/client/http-verifier.js';
 import type { KvCache } from '../../inference/kv-cache.js';
 import type { LoraFeeds } from '../../inference/lora-slots.js';
@@ -37,6 +37,7 @@ import type { CloudMessage } from '../../verifier/client/cloud-client.js';
 import { verifierAsCloud, type CloudAccess } from './cloud-access.js';
 import { runCloud } from './cloud-route.js';
 import type { RemoteAccess, VerifierAccess } from './verifier-access.js';
+import { matcherAfter } from './structured.js';
 
 export { VerifierCallError } from './counting-verifier.js';
 
@@ -273,23 +274,6 @@ class RouteRun {
     return p.ids;
   }
 
-  /**
-   * A fresh matcher advanced over the tokens already produced (a fallback continues the answer
-   * under the same grammar); undefined without a constraint.
-   */
-  private async matcher(): Promise<ConstraintMatcher | undefined> {
-    const c = this.req.constraint;
-    if (c === undefined) return undefined;
-    const m = await c.matcher();
-    for (const token of this.state.emitted) {
-      if (!m.accept(token)) {
-        m.dispose();
-        throw new Error(`token ${token} already produced does not follow the grammar`);
-      }
-    }
-    return m;
-  }
-
   /** The draft's own events as tokens; the inference engine's finish reason, if it gave one. */
   private async *consume(
     events: AsyncIterable<GenerateEvent>,
@@ -335,7 +319,7 @@ class RouteRun {
     const remaining = req.maxTokens - state.emitted.length;
     if (remaining <= 0) return 'length';
     const fresh = state.emitted.length === 0;
-    const constraint = await this.matcher();
+    const constraint = await matcherAfter(req.constraint, state.emitted);
     try {
       const events = generate(this.draftModel(), [...this.promptIds(), ...state.emitted], {
         ...this.common(),
@@ -361,7 +345,7 @@ class RouteRun {
     });
     const d = req.drafting;
     if (req.constraint) verifier.requireMaskSupport();
-    const constraint = await this.matcher();
+    const constraint = await matcherAfter(req.constraint, state.emitted);
     try {
       const events = generateSpeculative(this.draftModel(), counting, this.promptIds(), {
         ...this.common(),

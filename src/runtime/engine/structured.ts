@@ -9,6 +9,7 @@ import { isEdgectlError } from '../../foundation/errors.js';
 import {
   grammarEngine,
   type CompiledConstraint,
+  type ConstraintMatcher,
   type GrammarConstraint,
 } from '../../inference/grammar/index.js';
 import { HttpError } from '../../http/http.js';
@@ -37,6 +38,25 @@ export async function compileConstraint(
     const code = err.code === 'E_GRAMMAR' ? 'unsupported_schema' : 'invalid_schema';
     throw new HttpError(400, err.message, code, 'invalid_request_error', {}, 'response_format');
   }
+}
+
+/**
+ * A fresh matcher advanced over the tokens already produced (a fallback to the draft continues
+ * the answer under the same grammar); undefined without a constraint.
+ */
+export async function matcherAfter(
+  compiled: CompiledConstraint | undefined,
+  emitted: readonly number[],
+): Promise<ConstraintMatcher | undefined> {
+  if (compiled === undefined) return undefined;
+  const m = await compiled.matcher();
+  for (const token of emitted) {
+    if (!m.accept(token)) {
+      m.dispose();
+      throw new Error(`token ${token} already produced does not follow the grammar`);
+    }
+  }
+  return m;
 }
 
 /**
