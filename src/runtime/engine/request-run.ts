@@ -292,6 +292,7 @@ export class RequestRun {
         }
         const e = n.value;
         if (e.type === 'fallback') yield e;
+        if (e.type === 'logprob') yield e;
         if (e.type !== 'token') continue;
         this.ttftMs ??= performance.now() - this.t0;
         if (e.logprob)

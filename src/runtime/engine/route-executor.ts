@@ -18,9 +18,8 @@
  * without one. See docs/architecture.md (runtime) for where this sits in the request path.
  */
 import { OperationalError } from '../../foundation/errors.js';
-import { unsupportedValue } from '../../http/http.js';
 import type { TokenLogprob } from '../../inference/logprobs.js';
-import type { LogprobSource } from './logprob-tokens.js';
+import { fromCompletionLogprobs, type LogprobSource, type LogprobToken } from './logprob-tokens.js';
 import type { AdaptiveKOptions } from '../../inference/adaptive-k.js';
 import { generate, generateSpeculative, type GenerateEvent } from '../../inference/generate.js';
 import type { HttpVerifier } from '../../verifier/client/http-verifier.js';
@@ -81,6 +80,8 @@ export interface RouteRequest {
 export type RouteEvent =
   | { type: 'token'; token: number; logprob?: TokenLogprob; source?: LogprobSource }
   | { type: 'text'; text: string }
+  /** Cloud route: a token's logprob as the server rendered it (texts, no ids), before its token. */
+  | { type: 'logprob'; token: LogprobToken }
   | { type: 'fallback'; route: Route; message: string };
 
 export interface RouteDeps {
@@ -139,13 +140,6 @@ class RouteRun {
   async *run(): AsyncGenerator<RouteEvent, ExecFinish, undefined> {
     const { req, deps } = this;
     if (req.route === 'edge') return yield* this.edge();
-    if (req.route === 'cloud' && req.logprobs !== undefined) {
-      // The verifier's /v1/completions does not return logprobs yet: refused, not left out.
-      throw unsupportedValue(
-        'logprobs',
-        'this request was routed to the cloud, which does not return logprobs yet',
-      );
-    }
     const access = deps.verifier;
     if (access.url === undefined) {
       return yield* this.failover('no verifier URL is configured for this site', 'unconfigured');
@@ -321,6 +315,7 @@ class RouteRun {
           ...(req.ignoreEos ? { ignore_eos: true } : {}),
           ...(!('ids' in p) && p.stop.length > 0 ? { stop: [...p.stop] } : {}),
           ...(text ? { stream_options: { include_usage: true } } : {}),
+          ...(req.logprobs === undefined ? {} : { logprobs: req.logprobs }),
         },
         ac.signal,
       );
@@ -328,6 +323,8 @@ class RouteRun {
         if (c.usage) state.promptTokens = c.usage.prompt_tokens;
         const choice = c.choices[0];
         if (!choice) continue;
+        for (const token of choice.logprobs ? fromCompletionLogprobs(choice.logprobs, 'verifier') : [])
+          yield { type: 'logprob', token };
         for (const token of choice.token_ids) {
           state.emitted.push(token);
           // One verifier pass per cloud token (what `edgectl generate` reports too).
