@@ -217,4 +217,23 @@ describe('route executor with one verifier client (real models, in-process verif
       expect(c.logprob).toBeCloseTo(spec[i]?.logprob as number, 4);
     });
   });
+  it('a verifier that does not announce logprobs is a verifier failure, never logprobs left out', async () => {
+    const older = await HttpVerifier.connect(server.url);
+    (older.identity as { features?: string[] }).features = ['first_token', 'verify_stream'];
+    const state = newRunState('speculative');
+    try {
+      const err = await drainRoute(
+        executeRoute(
+          req('speculative', { logprobs: 0 }),
+          { model: draft, verifier: clientAccess(older) },
+          state,
+        ),
+        {},
+      ).catch((e: unknown) => e);
+      expect(String(err)).toMatch(/logprobs: the verifier does not return them/);
+      expect(state.emitted).toEqual([]);
+    } finally {
+      older.close();
+    }
+  });
 });
