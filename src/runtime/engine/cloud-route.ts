@@ -15,6 +15,7 @@ import type { TextTokenizer } from '../../inference/tokenizer.js';
 import type { CloudClient, CloudMessage, CloudRequest } from '../../verifier/client/cloud-client.js';
 import type { CloudAccess } from './cloud-access.js';
 import { VerifierCallError } from './counting-verifier.js';
+import { fromCompletionLogprobs } from './logprob-tokens.js';
 import { responseFormatWire } from './structured.js';
 import type { ExecFinish, RouteEvent, RouteRequest, RunState } from './route-executor.js';
 
@@ -34,6 +35,9 @@ export async function* runCloud(
   try {
     for await (const c of client.complete(cloudRequest(req), ac.signal)) {
       if (c.promptTokens !== undefined) state.promptTokens = c.promptTokens;
+      // Before the tokens they describe, as the consumer renders them in order.
+      if (c.logprobs)
+        for (const token of fromCompletionLogprobs(c.logprobs, 'verifier')) yield { type: 'logprob', token };
       if (c.tokens !== undefined) {
         for (const token of c.tokens) {
           state.emitted.push(token);
@@ -75,6 +79,7 @@ function cloudRequest(req: RouteRequest): CloudRequest {
     seed: req.seed,
     ignoreEos: req.ignoreEos,
     ...(req.constraint ? { responseFormat: responseFormatWire(req.constraint.constraint) } : {}),
+    ...(req.logprobs === undefined ? {} : { logprobs: req.logprobs }),
   };
   if (!('ids' in p)) return { ...base, text: p.text, stop: p.stop };
   const text = req.cloudPrompt;

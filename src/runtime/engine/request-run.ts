@@ -332,6 +332,10 @@ export class RequestRun {
           yield e;
           continue;
         }
+        if (e.type === 'logprob') {
+          yield e;
+          continue;
+        }
         this.ttftMs ??= performance.now() - this.t0;
         if (e.type === 'token' && e.logprob)
           yield { type: 'logprob', token: logprobToken(g.tokenizer, e.logprob, e.source ?? 'draft') };

@@ -22,7 +22,7 @@
 import { OperationalError } from '../../foundation/errors.js';
 import { unsupportedValue } from '../../http/http.js';
 import type { TokenLogprob } from '../../inference/logprobs.js';
-import type { LogprobSource } from './logprob-tokens.js';
+import type { LogprobSource, LogprobToken } from './logprob-tokens.js';
 import type { AdaptiveKOptions } from '../../inference/adaptive-k.js';
 import { generate, generateSpeculative, type GenerateEvent } from '../../inference/generate.js';
 import type { CompiledConstraint } from '../../inference/grammar/index.js';
@@ -99,6 +99,8 @@ export interface RouteRequest {
 export type RouteEvent =
   | { type: 'token'; token: number; logprob?: TokenLogprob; source?: LogprobSource }
   | { type: 'text'; text: string }
+  /** Cloud route: a token's logprob as the server rendered it (texts, no ids), before its token. */
+  | { type: 'logprob'; token: LogprobToken }
   | { type: 'fallback'; route: Route; message: string; unverified?: boolean };
 
 export interface RouteDeps {
@@ -161,11 +163,11 @@ class RouteRun {
   async *run(): AsyncGenerator<RouteEvent, ExecFinish, undefined> {
     const { req, deps } = this;
     if (req.route === 'edge') return yield* this.edge();
-    if (req.route === 'cloud' && req.logprobs !== undefined) {
-      // The cloud route's completions do not return logprobs yet: refused, not left out.
+    if (req.route === 'cloud' && req.logprobs !== undefined && deps.cloud !== undefined) {
+      // A hosted model's logprobs are not read (only edgectl's verifier's): refused, not left out.
       throw unsupportedValue(
         'logprobs',
-        'this request was routed to the cloud, which does not return logprobs yet',
+        "this request was routed to the site's runtime.cloud model, whose logprobs edgectl does not read",
       );
     }
     if (req.route === 'cloud') {
@@ -245,8 +247,10 @@ class RouteRun {
       const cloud = this.deps.cloud;
       // The site's hosted model answers instead, if nothing was produced yet (it cannot continue
       // the draft's tokens) and it is not the one that just failed; otherwise as edge-unverified.
-      // (`access` is generic over its lease type, so the identity check goes through unknown.)
-      if (cloud !== undefined && (access as unknown) !== cloud && state.emitted.length === 0) {
+      // (`access` is generic over its lease type, so the identity check goes through unknown.) A
+      // request for logprobs stays on the draft, whose logprobs it can give.
+      const eligible = state.emitted.length === 0 && this.req.logprobs === undefined;
+      if (cloud !== undefined && (access as unknown) !== cloud && eligible) {
         state.fallback = true;
         state.route = 'cloud';
         yield { type: 'fallback', route: 'cloud', message, unverified: false };

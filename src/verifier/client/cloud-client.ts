@@ -8,7 +8,7 @@
  * branch on which server answers.
  */
 import { hasRepetitionPenalty, type SamplingParams } from '../../inference/sampling.js';
-import type { CompletionRequest } from '../protocol.js';
+import type { CompletionLogprobs, CompletionRequest } from '../protocol.js';
 import type { HttpVerifier } from './http-verifier.js';
 
 /** A chat message as a chat completions server takes it (content already redacted). */
@@ -36,6 +36,8 @@ export interface CloudRequest {
    * decodes under the same grammar; another server is asked for it, and the site validates the answer.
    */
   responseFormat?: Record<string, unknown>;
+  /** OpenAI completions `logprobs` (top alternatives per token); edgectl's verifier only. */
+  logprobs?: number;
 }
 
 export interface CloudChunk {
@@ -46,6 +48,8 @@ export interface CloudChunk {
   finish: 'stop' | 'length' | undefined;
   /** The server's count of prompt tokens (its usage chunk), when it sends one. */
   promptTokens: number | undefined;
+  /** OpenAI completions logprobs of this chunk's tokens, when they were asked for. */
+  logprobs?: CompletionLogprobs | undefined;
 }
 
 export interface CloudClient {
@@ -82,6 +86,7 @@ export class VerifierCloudClient implements CloudClient {
         : { response_format: req.responseFormat as CompletionRequest['response_format'] }),
       ...(text && req.stop !== undefined && req.stop.length > 0 ? { stop: [...req.stop] } : {}),
       ...(text ? { stream_options: { include_usage: true } } : {}),
+      ...(req.logprobs === undefined ? {} : { logprobs: req.logprobs }),
     };
     for await (const c of this.verifier.complete(wire, signal)) {
       const choice = c.choices[0];
@@ -91,6 +96,7 @@ export class VerifierCloudClient implements CloudClient {
         tokens: Array.isArray(choice?.token_ids) ? choice.token_ids : undefined,
         finish: choice?.finish_reason ?? undefined,
         promptTokens: c.usage?.prompt_tokens,
+        logprobs: choice?.logprobs ?? undefined,
       };
     }
   }

@@ -161,7 +161,8 @@ describe('route executor with one verifier client (real models, in-process verif
       await other.close().catch(() => undefined);
     }
   });
-  it("logprobs: verified tokens carry the verifier's, tokens after a fallback the draft's; cloud refuses them", async () => {
+
+  it("logprobs: verified tokens carry the verifier's, tokens after a fallback the draft's; cloud the verifier's", async () => {
     const other = await startVerifierServer({
       modelDir: VERIFIER_DIR,
       host: '127.0.0.1',
@@ -195,10 +196,44 @@ describe('route executor with one verifier client (real models, in-process verif
       client.close();
       await other.close().catch(() => undefined);
     }
-    const cloud = executeRoute(req('cloud', { logprobs: 0 }), {
-      model: undefined,
-      verifier: clientAccess(verifier),
+    // The cloud route reads the verifier's /v1/completions logprobs: the same values as its sessions'.
+    const collect = async (route: 'speculative' | 'cloud') => {
+      const out: { logprob: number; source: string | undefined }[] = [];
+      const run = executeRoute(req(route, { maxTokens: 8, logprobs: 1 }), {
+        model: route === 'cloud' ? undefined : draft,
+        verifier: clientAccess(verifier),
+      });
+      for (let n = await run.next(); !n.done; n = await run.next()) {
+        const e = n.value;
+        if (e.type === 'token' && e.logprob) out.push({ logprob: e.logprob.logprob, source: e.source });
+        if (e.type === 'logprob') out.push({ logprob: e.token.logprob, source: e.token.source });
+      }
+      return out;
+    };
+    const [spec, cloud] = [await collect('speculative'), await collect('cloud')];
+    expect(cloud).toHaveLength(8);
+    cloud.forEach((c, i) => {
+      expect(c.source).toBe('verifier');
+      expect(c.logprob).toBeCloseTo(spec[i]?.logprob as number, 4);
     });
-    await expect(drainRoute(cloud, {})).rejects.toMatchObject({ status: 400, param: 'logprobs' });
+  });
+  it('a verifier that does not announce logprobs is a verifier failure, never logprobs left out', async () => {
+    const older = await HttpVerifier.connect(server.url);
+    (older.identity as { features?: string[] }).features = ['first_token', 'verify_stream'];
+    const state = newRunState('speculative');
+    try {
+      const err = await drainRoute(
+        executeRoute(
+          req('speculative', { logprobs: 0 }),
+          { model: draft, verifier: clientAccess(older) },
+          state,
+        ),
+        {},
+      ).catch((e: unknown) => e);
+      expect(String(err)).toMatch(/logprobs: the verifier does not return them/);
+      expect(state.emitted).toEqual([]);
+    } finally {
+      older.close();
+    }
   });
 });

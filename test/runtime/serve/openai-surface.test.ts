@@ -89,6 +89,7 @@ describe('OpenAI surface: logprobs, strict fields, models (site + verifier)', ()
 
   it.each([
     ['speculative', VERIFIER_DIR, 'verifier'],
+    ['cloud', VERIFIER_DIR, 'verifier'],
     ['edge', DRAFT_DIR, 'draft'],
   ])(
     'completions logprobs on the %s route equal log-softmax of the producing model',
