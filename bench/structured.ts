@@ -26,6 +26,7 @@ import {
   makeGenerationDir,
   startTestRuntime,
   startVerifierProcess,
+  TEST_POLICY,
 } from '../test/runtime/serve/helpers.js';
 import { REPO_ROOT } from '../test/helpers/cli.js';
 
@@ -51,6 +52,9 @@ const SCHEMA = {
 const FORMAT = { type: 'json_schema', json_schema: { name: 'ticket', schema: SCHEMA, strict: true } };
 
 interface Answer {
+  /** The route that answered and whether it fell back to the draft alone (a verifier timeout). */
+  route: string;
+  unverified: boolean;
   ms: number;
   valid: boolean;
   tokens: number;
@@ -60,7 +64,12 @@ interface Answer {
 interface Reply {
   choices: { text: string }[];
   usage: { completion_tokens: number };
-  edgectl: { route: string; stats: { verifyRounds: number }; structured?: { valid: boolean } };
+  edgectl: {
+    route: string;
+    unverified: boolean;
+    stats: { verifyRounds: number };
+    structured?: { valid: boolean };
+  };
 }
 
 async function one(url: string, prompt: string, route: string, constrained: boolean): Promise<Answer> {
@@ -86,6 +95,8 @@ async function one(url: string, prompt: string, route: string, constrained: bool
     // counted as invalid
   }
   return {
+    route: body.edgectl.route,
+    unverified: body.edgectl.unverified,
     ms: performance.now() - t0,
     valid: parses && body.edgectl.structured?.valid === true,
     tokens: body.usage.completion_tokens,
@@ -119,6 +130,8 @@ async function pass(
     route,
     constrained,
     requests: answers.length,
+    /** Answers not served by the route asked for (an edge fallback after a verifier failure). */
+    fellBack: answers.filter((a) => a.route !== route || a.unverified).length,
     schemaValidPct: round((100 * answers.filter((a) => a.valid).length) / answers.length, 1),
     e2eMs: { p50: round(percentile(ms, 50), 0), p95: round(percentile(ms, 95), 0) },
     tokensPerRequest: round(tokens / answers.length, 1),
@@ -174,7 +187,9 @@ async function main(): Promise<void> {
   const verifier = await startVerifierProcess();
   const target = new URL(verifier.url);
   const proxy = await startDelayProxy({ host: target.hostname, port: Number(target.port) }, RTT_MS / 2);
-  const gen = await loadTestGeneration(makeGenerationDir());
+  // The test policy's 1.5 s verifier timeout would turn queueing at 16 streams into edge fallbacks.
+  const policy = TEST_POLICY.replace('timeoutMs: 1500', 'timeoutMs: 120000');
+  const gen = await loadTestGeneration(makeGenerationDir({ policy }));
   const rt = await startTestRuntime(gen, proxy.url, { maxConcurrent: STREAMS, maxQueue: STREAMS * 4 });
   try {
     const site = rt.server.url;

@@ -173,7 +173,7 @@ export class InProcessVerifierSession implements VerifierSession {
     const q = checkDraft(draft, draftDists, this.state.model.vocabSize, greedy);
     if (masks !== undefined && masks.length !== draft.length + 1) {
       throw new UserError(
-        `masks: ${masks.length} token masks for ${draft.length} drafted tokens; send ${draft.length + 1}`,
+        `token_masks: ${masks.length} masks for ${draft.length} drafted tokens; send ${draft.length + 1}`,
         {
           code: 'E_VERIFY_INPUT',
           suggestion: 'Send the mask before each drafted token and the one after the last.',
