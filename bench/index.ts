@@ -25,6 +25,7 @@ import { createRng } from '../src/inference/rng.js';
 import {
   buildIndex,
   compactIndex,
+  defaultNprobe,
   openIndex,
   readCorpus,
   updateIndex,
@@ -204,7 +205,7 @@ async function main(): Promise<void> {
       }
       recall[`nprobe${nprobe}`] = round(sum / vecs.length, 3);
     }
-    out.denseRecallAt10VsExact = { ...recall, defaultNprobe: Math.max(8, Math.ceil(Math.sqrt(N) / 10)) };
+    out.denseRecallAt10VsExact = { ...recall, defaultNprobe: defaultNprobe(Math.round(Math.sqrt(N))) };
     await r.close();
 
     const changed = new Set<number>();

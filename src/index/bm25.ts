@@ -2,7 +2,7 @@
  * BM25 over immutable segments with corpus-wide statistics. Each segment stores its own postings
  * (`bm25.json`: passage lengths in terms, and per term a flat [position, term frequency, ...] list);
  * document frequency, passage count and average length are computed over the live passages of all
- * segments at query and open time, so scores are exactly those of one index over the live corpus,
+ * segments when the index is opened, so scores are exactly those of one index over the live corpus,
  * whatever the segment layout and tombstones (a per-segment engine such as minisearch would score each
  * segment with its own IDF). k1 = 1.2, b = 0.75.
  */
@@ -65,9 +65,11 @@ export interface Bm25Stats {
   live: Uint8Array;
   liveCount: number;
   avgLength: number;
+  /** Live passages per term, counted once at open (a query then walks each posting list once). */
+  df: Map<string, number>;
 }
 
-/** Live passage count and average length over all segments. */
+/** Live passage count, average length and document frequencies over all segments. */
 export function bm25Stats(segments: readonly Bm25Segment[], live: Uint8Array): Bm25Stats {
   let count = 0;
   let total = 0;
@@ -78,7 +80,14 @@ export function bm25Stats(segments: readonly Bm25Segment[], live: Uint8Array): B
         total += len;
       }
     });
-  return { live, liveCount: count, avgLength: count > 0 ? total / count : 1 };
+  const df = new Map<string, number>();
+  for (const s of segments)
+    for (const [term, list] of s.postings.terms) {
+      let n = 0;
+      for (let i = 0; i < list.length; i += 2) if (live[s.base + (list[i] as number)] === 1) n++;
+      if (n > 0) df.set(term, (df.get(term) ?? 0) + n);
+    }
+  return { live, liveCount: count, avgLength: count > 0 ? total / count : 1, df };
 }
 
 /**
@@ -94,11 +103,7 @@ export function searchBm25(
 ): TopK {
   const touched: number[] = [];
   for (const term of new Set(analyze(query))) {
-    let df = 0;
-    for (const s of segments) {
-      const list = s.postings.terms.get(term);
-      if (list) for (let i = 0; i < list.length; i += 2) if (stats.live[s.base + (list[i] ?? 0)] === 1) df++;
-    }
+    const df = stats.df.get(term) ?? 0;
     if (df === 0) continue;
     const idf = Math.log(1 + (stats.liveCount - df + 0.5) / (df + 0.5));
     for (const s of segments) {

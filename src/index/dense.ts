@@ -109,7 +109,8 @@ export function decodeIvf(bytes: Uint8Array, n: number, dim: number): Ivf | stri
   if (view.getInt32(4, true) !== dim) return `dimension ${view.getInt32(4, true)}, expected ${dim}`;
   if (nlist < 1 || bytes.length !== 8 + nlist * dim * 4 + (nlist + 1) * 4 + n * 4)
     return 'size does not match its header';
-  const copy = bytes.slice(8); // aligned copy for typed-array views
+  // A fresh, aligned copy: Buffer#slice is a view, and a Buffer's ArrayBuffer may not start at its first byte.
+  const copy = new Uint8Array(bytes.subarray(8));
   const centroids = new Float32Array(copy.buffer, 0, nlist * dim);
   const offsets = new Int32Array(copy.buffer, nlist * dim * 4, nlist + 1);
   const members = new Int32Array(copy.buffer, nlist * dim * 4 + (nlist + 1) * 4, n);

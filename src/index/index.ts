@@ -27,6 +27,7 @@ export {
   type SegmentEntry,
 } from './manifest.js';
 export {
+  defaultNprobe,
   openIndex,
   RRF_K,
   type IndexReader,

@@ -3,7 +3,7 @@
  * manifest (size and SHA-256; a corrupted or truncated segment is refused with exit 4 naming the
  * file), loads the segments, masks tombstoned passages and opens the embedder, refusing one whose
  * dimension or digest differs from the index's (exit 2). `query` runs BM25 (bm25.ts) and dense search
- * (dense.ts: IVF in large segments, exact in small ones, or exact everywhere with `exact`), and
+ * (dense.ts: IVF in large segments probing `defaultNprobe` lists, exact in small ones, or exact everywhere with `exact`), and
  * `hybrid` fuses the two lists by reciprocal rank fusion (RRF, k = 60; each list cut at
  * max(50, 5k)). A query longer than the encoder's context is truncated for the dense side, with
  * `truncated: true` in the result and a warning; BM25 always sees the whole text.
@@ -23,10 +23,16 @@ import { TopK } from './topk.js';
 export type QueryMode = 'hybrid' | 'bm25' | 'dense';
 export const RRF_K = 60;
 
+/**
+ * IVF lists probed by default: a twentieth, at least 8. On the 100k-passage benchmark (316 lists)
+ * that is 16 lists, recall@10 0.99 against exact search (a tenth: 0.998 at twice the dense cost).
+ */
+export const defaultNprobe = (nlist: number): number => Math.max(8, Math.ceil(nlist / 20));
+
 export interface QueryOptions {
   k: number;
   mode?: QueryMode;
-  /** IVF lists probed per large segment (default: a tenth of them, at least 8). */
+  /** IVF lists probed per large segment (default: defaultNprobe, a twentieth of them, at least 8). */
   nprobe?: number;
   /** Exact dense search (no IVF): the reference the benchmark compares against. */
   exact?: boolean;
@@ -110,7 +116,7 @@ class Reader implements IndexReader {
     const dim = this.manifest.embedder.dim;
     for (const { seg, base } of this.placed) {
       if (seg.ivf && !exact) {
-        const probe = nprobe ?? Math.max(8, Math.ceil(seg.ivf.nlist / 10));
+        const probe = nprobe ?? defaultNprobe(seg.ivf.nlist);
         scanIvf(q, seg.vectors, seg.ivf, dim, probe, base, this.live, top);
       } else scanExact(q, seg.vectors, seg.entry.passages, dim, base, this.live, top);
     }
