@@ -207,7 +207,11 @@ function assignOne(site: SiteState, op: AssignOp): SiteState {
   return { declaration: site.declaration, assignments: next };
 }
 
-const LIST_LABEL: Record<ListSlot, string> = { adapters: 'adapter', shadow: 'shadow adapter', indexes: 'index' };
+const LIST_LABEL: Record<ListSlot, string> = {
+  adapters: 'adapter',
+  shadow: 'shadow adapter',
+  indexes: 'index',
+};
 
 /** The site without the assignment, or why it cannot be removed. */
 function unassignOne(site: SiteState, op: UnassignOp): SiteState | string {

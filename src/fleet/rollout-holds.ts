@@ -70,7 +70,8 @@ type Assignments = {
 const identityOf = (r: ResolvedRefJson) => r.ref.slice(0, r.ref.indexOf('@'));
 
 function slotRef(a: Assignments, slot: RolloutHold['slot'], identity: string): ResolvedRefJson | undefined {
-  if (slot === 'adapters' || slot === 'indexes') return (a[slot] ?? []).find((r) => identityOf(r) === identity);
+  if (slot === 'adapters' || slot === 'indexes')
+    return (a[slot] ?? []).find((r) => identityOf(r) === identity);
   return a[slot];
 }
 

@@ -81,7 +81,8 @@ function revertOps(r: RolloutState, sites: string[]): FleetOp[] {
   }
   if (none.length > 0) {
     const un: UnassignOp = { op: 'unassign', sites: none.sort(), slot: r.slot };
-    if (r.slot === 'adapters' || r.slot === 'indexes') un.name = r.identity.slice(r.identity.indexOf('/') + 1);
+    if (r.slot === 'adapters' || r.slot === 'indexes')
+      un.name = r.identity.slice(r.identity.indexOf('/') + 1);
     ops.push(un);
   }
   return ops;

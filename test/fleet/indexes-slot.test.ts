@@ -64,7 +64,11 @@ describe('indexes slot', () => {
 
   it('plans and applies index assignments by name, and an emptied slot leaves the digest as before', async () => {
     const f0 = fleet();
-    const plan = await planFleet(declared(f0, (n) => (n === 's1' ? [KB1.ref] : [])), f0.state, resolve);
+    const plan = await planFleet(
+      declared(f0, (n) => (n === 's1' ? [KB1.ref] : [])),
+      f0.state,
+      resolve,
+    );
     expect(plan.ops).toEqual([{ op: 'assign', sites: ['s1'], slot: 'indexes', ...KB1 }]);
     expect(plan.sites[0]?.fields[0]?.field).toBe('indexes[index/kb]');
     let f = write(f0, plan.ops, 1);
@@ -73,7 +77,11 @@ describe('indexes slot', () => {
     f = write(f, [{ op: 'assign', sites: ['s1'], slot: 'indexes', ...FAQ }], 3);
     expect(f.state.sites.s1?.assignments.indexes).toEqual([FAQ, KB2]);
     expect(f.state.sites.s1?.assignments.adapters).toEqual([A100]);
-    const unplan = await planFleet(declared(f, () => []), f.state, resolve);
+    const unplan = await planFleet(
+      declared(f, () => []),
+      f.state,
+      resolve,
+    );
     expect(unplan.ops).toEqual([
       { op: 'unassign', sites: ['s1'], slot: 'indexes', name: 'faq' },
       { op: 'unassign', sites: ['s1', 's2'], slot: 'indexes', name: 'kb' },
