@@ -39,6 +39,8 @@ export interface BuildOptions {
   embedderDir: string;
   outDir: string;
   chunking?: Partial<Chunking>;
+  /** Segments with at least this many passages get an IVF (default 4096; lower in tests). */
+  ivfMinPassages?: number;
 }
 
 export interface BuildResult {
@@ -170,7 +172,7 @@ export async function buildIndex(
         `${truncated} passage(s) longer than the encoder's context were truncated for embedding`,
       );
     const name = segmentName(1);
-    const entry = writeSegment(out, name, data, embedder.info.dim);
+    const entry = writeSegment(out, name, data, embedder.info.dim, opts.ivfMinPassages);
     const manifest = finish(out, embedder.info, chunking, [{ entry, docs: data.docs }], new Map());
     const ms = performance.now() - t0;
     return {
@@ -315,7 +317,10 @@ export async function updateIndex(
           'warn',
           `${truncated} passage(s) longer than the encoder's context were truncated for embedding`,
         );
-      kept.push({ entry: writeSegment(out, name, emb.data, prev.embedder.dim), docs: emb.data.docs });
+      kept.push({
+        entry: writeSegment(out, name, emb.data, prev.embedder.dim, opts.ivfMinPassages),
+        docs: emb.data.docs,
+      });
       newSegments.push(name);
     }
     const manifest = finish(out, prev.embedder, prev.chunking, kept, diff.tombstones);
@@ -338,7 +343,11 @@ export async function updateIndex(
 }
 
 /** Rewrites the live passages of `dir` into one segment in `outDir` (vectors reused, nothing re-embedded). */
-export function compactIndex(dir: string, outDir: string): BuildResult {
+export function compactIndex(
+  dir: string,
+  outDir: string,
+  opts: Pick<BuildOptions, 'ivfMinPassages'> = {},
+): BuildResult {
   const t0 = performance.now();
   const m = readIndexManifest(dir);
   const tombstones = readTombstones(dir, m);
@@ -361,7 +370,7 @@ export function compactIndex(dir: string, outDir: string): BuildResult {
     }
   }
   const name = nextSegment(m);
-  const entry = writeSegment(out, name, data, dim);
+  const entry = writeSegment(out, name, data, dim, opts.ivfMinPassages);
   const manifest = finish(out, m.embedder, m.chunking, [{ entry, docs: data.docs }], new Map());
   const n = docs.length;
   return {

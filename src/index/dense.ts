@@ -18,9 +18,10 @@ export interface Ivf {
   members: Int32Array;
 }
 
+// Hot loop: indexes are in range by construction, so the casts stand in for `?? 0` (which costs ~2x here).
 function dot(a: Float32Array, ao: number, b: Float32Array, bo: number, dim: number): number {
   let s = 0;
-  for (let j = 0; j < dim; j++) s += (a[ao + j] ?? 0) * (b[bo + j] ?? 0);
+  for (let j = 0; j < dim; j++) s += (a[ao + j] as number) * (b[bo + j] as number);
   return s;
 }
 
@@ -108,7 +109,8 @@ export function decodeIvf(bytes: Uint8Array, n: number, dim: number): Ivf | stri
   if (view.getInt32(4, true) !== dim) return `dimension ${view.getInt32(4, true)}, expected ${dim}`;
   if (nlist < 1 || bytes.length !== 8 + nlist * dim * 4 + (nlist + 1) * 4 + n * 4)
     return 'size does not match its header';
-  const copy = bytes.slice(8); // aligned copy for typed-array views
+  // A fresh, aligned copy: Buffer#slice is a view, and a Buffer's ArrayBuffer may not start at its first byte.
+  const copy = new Uint8Array(bytes.subarray(8));
   const centroids = new Float32Array(copy.buffer, 0, nlist * dim);
   const offsets = new Int32Array(copy.buffer, nlist * dim * 4, nlist + 1);
   const members = new Int32Array(copy.buffer, nlist * dim * 4 + (nlist + 1) * 4, n);

@@ -45,7 +45,13 @@ export interface LoadedSegment extends SegmentData {
 export const segmentName = (n: number): string => `seg-${String(n).padStart(6, '0')}`;
 
 /** Writes a segment under `<indexDir>/segments/<name>/` and returns its manifest entry. */
-export function writeSegment(indexDir: string, name: string, data: SegmentData, dim: number): SegmentEntry {
+export function writeSegment(
+  indexDir: string,
+  name: string,
+  data: SegmentData,
+  dim: number,
+  ivfMinPassages = IVF_MIN_PASSAGES,
+): SegmentEntry {
   const rel = `segments/${name}`;
   mkdirSync(join(indexDir, rel), { recursive: true });
   const n = data.passages.length;
@@ -56,7 +62,7 @@ export function writeSegment(indexDir: string, name: string, data: SegmentData, 
     ['vectors.f32', vecBytes],
     ['bm25.json', buildPostingsJson(data.passages.map((p) => p.text))],
   ];
-  const ivf = n >= IVF_MIN_PASSAGES;
+  const ivf = n >= ivfMinPassages;
   if (ivf) contents.push(['ivf.bin', encodeIvf(buildIvf(data.vectors, n, dim), dim)]);
   const files: IndexFile[] = contents.map(([file, body]) => {
     const bytes = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;

@@ -164,3 +164,29 @@ describe('update and compaction', () => {
     }
   });
 });
+
+describe('IVF dense search', () => {
+  it('stores and reloads the IVF; probing every list equals exact search, the default nearly so', async () => {
+    const dir = join(tmp, 'ivf');
+    const b = await buildIndex(CORPUS, { embedderDir: EMBEDDER, outDir: dir, ivfMinPassages: 16 });
+    expect(b.manifest.segments[0]?.ivf).toBe(true);
+    const r = await openIndex(dir, { embedderDir: EMBEDDER });
+    try {
+      const qs = readFileSync(QUERIES, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => (JSON.parse(l) as { query: string }).query);
+      let overlap = 0;
+      for (const q of qs) {
+        const { vector } = await r.embedQuery(q);
+        const exact = r.denseSearch(vector, 10, { exact: true });
+        expect(r.denseSearch(vector, 10, { nprobe: 1000 })).toEqual(exact);
+        const approx = new Set(r.denseSearch(vector, 10));
+        overlap += exact.filter((id) => approx.has(id)).length / 10;
+      }
+      expect(overlap / qs.length).toBeGreaterThanOrEqual(0.8);
+    } finally {
+      await r.close();
+    }
+  });
+});
