@@ -30,6 +30,8 @@ export const E2E_FILES: readonly string[] = [
   'test/fleet/registry.test.ts',
   'test/index/cli.test.ts',
   'test/index-site/cli.test.ts',
+  'test/index-site/done-when.test.ts',
+  'test/index-site/rag-redaction.test.ts',
   'test/fleet/repair.test.ts',
   'test/fleet/status.test.ts',
   'test/inference/generate-cli.test.ts',

@@ -38,7 +38,7 @@ export function makeTrust(): TestTrust {
 
 /** Publishes a signed, file-less manifest for `<kind>/<name>@<version>`; returns its digest. */
 export async function publishManifest(store: Store, signer: KeyPair, ref: string): Promise<string> {
-  const m = /^(model|adapter|policy)\/([a-z0-9_-]+)@(.+)$/.exec(ref);
+  const m = /^(model|adapter|policy|index)\/([a-z0-9_-]+)@(.+)$/.exec(ref);
   if (!m) throw new Error(`bad test ref ${ref}`);
   const [, kind, name, version] = m as unknown as [string, Manifest['kind'], string, string];
   const manifest: Manifest = {

@@ -6,7 +6,7 @@
  * missing) are refused naming the file and field. The embedder digest this module computes equals
  * the index engine's.
  */
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ExitCode, UserError } from '../../src/foundation/errors.js';
@@ -95,5 +95,18 @@ describe('index artifacts', () => {
     expect(local(dir)).toThrow(/index\.json: chunking: the chunking parameters are missing/);
     writeFileSync(join(dir, 'index.json'), JSON.stringify({ ...json, format: 'other/1' }));
     expect(local(dir)).toThrow(/index\.json: format: expected "edgectl-index\/1"/);
+  });
+
+  it('lint refuses an index whose embedder (the local hint index build leaves) changed since', async () => {
+    const dir = await indexDir(tempDir());
+    const changed = join(tempDir(), 'embedder');
+    cpSync(EMBEDDER, changed, { recursive: true });
+    writeFileSync(join(dir, '.edgectl-embedder'), `${changed}\n`);
+    expect(local(dir)()).toMatchObject({ format: 'edgectl-index/1' });
+    const config = readFileSync(join(EMBEDDER, 'config.json'), 'utf8');
+    writeFileSync(join(changed, 'config.json'), config.replace('"pooling"', '"extra": 1, "pooling"'));
+    expect(local(dir)).toThrow(
+      /index\.json: embedder\.digest: does not match the embedder that built this index/,
+    );
   });
 });

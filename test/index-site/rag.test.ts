@@ -207,7 +207,7 @@ describe('retrieval step (unit)', () => {
       )[0],
     ).toEqual({
       role: 'system',
-      content: `be brief\n\n${ctx}`,
+      content: `be brief ${ctx}`,
     });
   });
 

@@ -132,6 +132,7 @@ export function feedbackWriter(
         adapters: a.adapters.map((r) => ({ ...r })),
         ...(a.policy ? { policy: { ...a.policy } } : {}),
         ...(a.shadow ? { shadow: a.shadow.map((r) => ({ ...r })) } : {}),
+        ...(a.indexes ? { indexes: a.indexes.map((r) => ({ ...r })) } : {}),
       },
       counters,
       latency: { ttftMs: ttft, e2eMs: e2e },
@@ -155,7 +156,13 @@ export function feedbackWriter(
 
 export async function rolloutWorld(
   store: Store,
-  opts: { sites?: number; labels?: (i: number) => Record<string, string>; clock?: () => Date } = {},
+  opts: {
+    sites?: number;
+    labels?: (i: number) => Record<string, string>;
+    clock?: () => Date;
+    /** Index refs to publish (stub manifests); the first is assigned to every site. */
+    indexes?: string[];
+  } = {},
 ): Promise<RolloutWorld> {
   const dir = mkdtempSync(join(tmpdir(), 'edgectl-rollout-'));
   const t = makeTrust();
@@ -163,7 +170,8 @@ export async function rolloutWorld(
   writeFileSync(trustPath, encodeEnvelope(t.envelope));
   await store.putIfAbsent(trustRootKey(1), encodeEnvelope(t.envelope));
   const digests: Record<string, string> = {};
-  for (const ref of Object.values(REFS)) digests[ref] = await publishManifest(store, t.artifacts, ref);
+  for (const ref of [...Object.values(REFS), ...(opts.indexes ?? [])])
+    digests[ref] = await publishManifest(store, t.artifacts, ref);
   const sitesDir = join(dir, 'sites');
   const n = opts.sites ?? 4;
   const sites: string[] = [];
@@ -182,6 +190,7 @@ export async function rolloutWorld(
         model: REFS.model,
         adapters: [REFS.base],
         policy: REFS.policy,
+        ...(opts.indexes?.[0] ? { extra: `  indexes:\n    - ${opts.indexes[0]}` } : {}),
       }),
     );
   }

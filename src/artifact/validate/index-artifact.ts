@@ -12,11 +12,11 @@
  * digest; `embedder.name` is the model's name or a model ref. The resolved ref and manifest digest go into the manifest's `meta`, so a site
  * fetches exactly that embedder beside the index (src/site/index-embedders.ts).
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { digestOf } from '../../foundation/digest.js';
 import { UserError } from '../../foundation/errors.js';
+import { EMBEDDER_HINT_FILE, embedderDirFiles, embedderFilesDigest } from '../../index/index.js';
 import { listArtifacts, readManifest } from '../manifest-store.js';
 import { parseRef } from '../ref.js';
 import {
@@ -63,16 +63,9 @@ export function segmentFiles(index: IndexJson): string[] {
   return out;
 }
 
-/**
- * The embedder identity src/index/embedder.ts (`embedderFilesDigest`) computes from a model
- * directory: the digest of its sorted (path, size, sha256) rows; a published model's manifest
- * files give the same value. Repeated here so validation does not load the ONNX engine.
- */
+/** The embedder identity indexes pin: the digest of a model's sorted (path, size, sha256) rows. */
 export function filesDigest(files: readonly { path: string; size: number; sha256: string }[]): string {
-  const rows = [...files]
-    .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
-    .map((f) => [f.path, f.size, f.sha256]);
-  return digestOf(JSON.stringify(rows));
+  return embedderFilesDigest(files);
 }
 
 /** Parses index.json text; errors name the file and field (exit 2). */
@@ -85,7 +78,20 @@ export function parseIndexJson(text: string, file: string): IndexJson {
   return result.data;
 }
 
-/** Lint-time checks: index.json's schema and that every segment file it lists is in the directory. */
+/**
+ * The embedder directory that built the index, when `index build` left its local hint (a hidden
+ * file, never published) and that directory still exists: lint checks the pin against it.
+ */
+function hintedEmbedder(dir: string): string | undefined {
+  try {
+    const path = readFileSync(join(dir, EMBEDDER_HINT_FILE), 'utf8').trim();
+    return path !== '' && existsSync(join(path, 'config.json')) ? path : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Lint-time checks: schema, every listed file present, and the pin against the hinted embedder. */
 export function validateIndexLocal(ctx: LocalValidateContext): IndexJson {
   requireFiles(ctx, 'index', [INDEX_FILE]);
   const file = join(ctx.dir, INDEX_FILE);
@@ -100,6 +106,15 @@ export function validateIndexLocal(ctx: LocalValidateContext): IndexJson {
         'rebuild the index (edgectl index build) or restore the missing segment file',
       );
     }
+  }
+  const embedderDir = hintedEmbedder(ctx.dir);
+  if (embedderDir && filesDigest(embedderDirFiles(embedderDir)) !== index.embedder.digest) {
+    throw invalidFile(
+      file,
+      'embedder.digest',
+      `does not match the embedder that built this index (${embedderDir}): it changed since`,
+      'rebuild the index with the embedder it will be served with (edgectl index build)',
+    );
   }
   return index;
 }

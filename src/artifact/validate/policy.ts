@@ -18,5 +18,11 @@ export function validatePolicy(ctx: LocalValidateContext): Meta {
     ],
     blockRules: policy.block.length,
     verifierFallback: policy.verifier?.fallback ?? 'error',
+    ...(policy.retrieval
+      ? {
+          retrievalRules: policy.retrieval.rules.length,
+          ...(policy.retrieval.maxAge ? { retrievalMaxAge: policy.retrieval.maxAge } : {}),
+        }
+      : {}),
   };
 }

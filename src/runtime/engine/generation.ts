@@ -266,8 +266,10 @@ export class LoadedGeneration implements ServedGeneration {
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
-    await this.indexes.close();
+    // Indexes close alongside the model release; none (the common case) adds no await at all.
+    const closing = this.indexes.all().length > 0 ? this.indexes.close() : undefined;
     await this.shared.release();
+    if (closing) await closing;
   }
 }
 

@@ -68,7 +68,7 @@ export interface Retrieved {
   outcome: RetrievalOutcome;
 }
 
-/** The header of the context message; passages follow as `[<id>] <text>` paragraphs. */
+/** The header of the context message; passages follow as `[<id>] <text>`. */
 export const CONTEXT_HEADER =
   "Answer using the site's documents below when they are relevant, and cite them by their [id].";
 
@@ -77,10 +77,14 @@ function contentText(m: ChatMessage): string {
   return typeof m.content === 'string' ? m.content : m.content.map((p) => p.text).join('');
 }
 
-/** The passages as the context text the model sees. */
+/**
+ * The passages as the context text the model sees: one line, `[<id>] <text>` after the header.
+ * One line because transcript-style templates (the built-in one, the fixture models') end a turn
+ * at a newline; whitespace inside a passage is collapsed for the same reason.
+ */
 export function contextText(passages: readonly Pick<QueryPassage, 'id' | 'text'>[]): string {
   return [CONTEXT_HEADER, ...passages.map((p) => `[${p.id}] ${p.text.replace(/\s+/g, ' ').trim()}`)].join(
-    '\n\n',
+    ' ',
   );
 }
 
@@ -88,7 +92,7 @@ export function contextText(passages: readonly Pick<QueryPassage, 'id' | 'text'>
 export function contextMessage(messages: readonly ChatMessage[], context: string): ChatMessage[] {
   const first = messages[0];
   if (first && (first.role === 'system' || first.role === 'developer')) {
-    return [{ ...first, content: `${contentText(first)}\n\n${context}` }, ...messages.slice(1)];
+    return [{ ...first, content: `${contentText(first)} ${context}` }, ...messages.slice(1)];
   }
   return [{ role: 'system', content: context }, ...messages];
 }
