@@ -26,7 +26,7 @@ import { planFleet } from '../src/fleet/plan.js';
 import { readEntries, readFleet } from '../src/fleet/read.js';
 import { registryRefResolver } from '../src/fleet/resolve.js';
 import { signFleetBytes, signFleetObject } from '../src/fleet/signed.js';
-import { loadSiteDeclarations } from '../src/fleet/site-schema.js';
+import { loadSiteDeclarations } from '../src/fleet/site-files.js';
 import { DEFAULT_SNAPSHOT_EVERY, buildSnapshot, snapshotPayloadBytes } from '../src/fleet/snapshot.js';
 import { canonicalState, stateDigest } from '../src/fleet/state.js';
 import { canonicalJson } from '../src/foundation/canonical-json.js';

@@ -4,7 +4,7 @@ import { Flags } from '@oclif/core';
 import { BaseCommand } from '../../src/cli/base-command.js';
 import { NotFoundError, UserError } from '../../src/foundation/errors.js';
 import { durationFlag, registryFlag, siteDataDirFlag, siteNameArg, trustFlag } from '../../src/cli/flags.js';
-import { readSiteFile } from '../../src/fleet/site-schema.js';
+import { readSiteFile } from '../../src/fleet/site-files.js';
 import { VERIFIER_TOKEN_ENV } from '../../src/verifier/protocol.js';
 import { SITE_TOKEN_ENV, startSiteDaemon, type SiteUpResult } from '../../src/runtime/daemon/client.js';
 import { parseListen } from '../../src/runtime/daemon/listen.js';

@@ -18,7 +18,7 @@ import { resolveRef } from '../artifact/manifest-store.js';
 import { parseRef } from '../artifact/ref.js';
 import { readFleet, type FleetRead } from '../fleet/read.js';
 import { pinnedDigests } from '../fleet/resolve.js';
-import { checkSiteFiles, siteFilesIn } from '../fleet/site-schema.js';
+import { checkSiteFiles, siteFilesIn } from '../fleet/site-files.js';
 import type { FleetState } from '../fleet/state.js';
 import { assignedArtifacts } from '../site/manifests.js';
 import { openStore } from '../registry/open-store.js';

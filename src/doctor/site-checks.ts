@@ -10,7 +10,7 @@ import type { ProjectConfig } from '../config/project.js';
 import { isSameProcess } from '../supervisor/process-identity.js';
 import { readPidIdentity, readState, runFiles } from '../supervisor/run-files.js';
 import { defaultSiteDataDir } from '../fleet/site-add.js';
-import { checkSiteFiles, siteFilesIn } from '../fleet/site-schema.js';
+import { checkSiteFiles, siteFilesIn } from '../fleet/site-files.js';
 import { checkSecretKeyMode } from '../registry/keys.js';
 import { siteDataPaths } from '../site/data-dir.js';
 import { siteStatus } from '../site/status.js';

@@ -33,7 +33,8 @@ import { readEntry, readFleet, type FleetRead } from './read.js';
 import { pinnedDigests, registryRefResolver, type RefResolver } from './resolve.js';
 import type { RolloutReducer } from './rollout-ops.js';
 import { checkFleetSigners, fleetKeys, signFleetBytes, signFleetObject, type FleetKeys } from './signed.js';
-import { loadSiteDeclarations, type DeclaredSite } from './site-schema.js';
+import { type DeclaredSite } from './site-schema.js';
+import { loadSiteDeclarations } from './site-files.js';
 import { DEFAULT_SNAPSHOT_EVERY, buildSnapshot, snapshotPayloadBytes } from './snapshot.js';
 import { stateDigest } from './state.js';
 

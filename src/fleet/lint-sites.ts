@@ -6,7 +6,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { resolve, sep } from 'node:path';
 import type { Linter } from '../lint/lint.js';
-import { checkSiteFiles, siteFilesIn } from './site-schema.js';
+import { checkSiteFiles, siteFilesIn } from './site-files.js';
 
 function inside(path: string, dir: string): boolean {
   const d = resolve(dir);

@@ -20,7 +20,7 @@ import { repairFleet, type FleetRepairResult } from './repair.js';
 import { resignFleet, type ResignFleetResult } from './resign.js';
 import { fleetKeys } from './signed.js';
 import { pinnedDigests, registryRefResolver } from './resolve.js';
-import { loadSiteDeclarations } from './site-schema.js';
+import { loadSiteDeclarations } from './site-files.js';
 import { guardFleetWrite } from './write-guard.js';
 
 export interface RegistryTarget {

@@ -15,7 +15,8 @@ import { copyFileSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSy
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { OperationalError, UserError } from '../foundation/errors.js';
 import { defaultSiteDataDir, siteKeyPath } from '../fleet/site-add.js';
-import { readSiteFile, toDeclaration } from '../fleet/site-schema.js';
+import { toDeclaration } from '../fleet/site-schema.js';
+import { readSiteFile } from '../fleet/site-files.js';
 import { generateKeyPair, publicKeyFile, readPublicKeyFile, writeKeyPair } from '../registry/keys.js';
 import { edgectlDependency } from './edgectl-spec.js';
 import { edgectlPackage } from '../foundation/package-root.js';

@@ -9,7 +9,7 @@ import { buildHead } from '../../src/fleet/head.js';
 import { listFleetLog } from '../../src/fleet/log.js';
 import { readFleet } from '../../src/fleet/read.js';
 import { signFleetObject } from '../../src/fleet/signed.js';
-import { loadSiteDeclarations } from '../../src/fleet/site-schema.js';
+import { loadSiteDeclarations } from '../../src/fleet/site-files.js';
 import { buildSnapshot } from '../../src/fleet/snapshot.js';
 import { stateDigest } from '../../src/fleet/state.js';
 import {

@@ -23,7 +23,7 @@ import { readFleet } from '../../src/fleet/read.js';
 import type { FleetRepairResult } from '../../src/fleet/repair.js';
 import { registryRefResolver } from '../../src/fleet/resolve.js';
 import { signFleetBytes, signFleetObject } from '../../src/fleet/signed.js';
-import { loadSiteDeclarations } from '../../src/fleet/site-schema.js';
+import { loadSiteDeclarations } from '../../src/fleet/site-files.js';
 import type { DoctorReport } from '../../src/doctor/doctor.js';
 import { PayloadType, encodeEnvelope } from '../../src/registry/envelope.js';
 import { generateKeyPair, writeKeyPair } from '../../src/registry/keys.js';

@@ -4,12 +4,8 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { UserError } from '../../src/foundation/errors.js';
 import { canonicalSiteJson } from '../../src/fleet/canonical-site.js';
-import {
-  checkSiteFiles,
-  effectiveRuntime,
-  loadSiteDeclarations,
-  siteFilesIn,
-} from '../../src/fleet/site-schema.js';
+import { effectiveRuntime } from '../../src/fleet/site-schema.js';
+import { checkSiteFiles, loadSiteDeclarations, siteFilesIn } from '../../src/fleet/site-files.js';
 import type { SiteState } from '../../src/fleet/state.js';
 import { canonicalJson } from '../../src/foundation/canonical-json.js';
 import { generateKeyPair } from '../../src/registry/keys.js';

@@ -1,8 +1,8 @@
 /**
  * The steps of one site request, in order (issue #16 item 1; docs/architecture.md, runtime):
- * validate (404 for an unknown model or adapter, the chat rendered by the model's template) → a
- * cheap context bound (text that cannot fit is refused without tokenizing) → admission (429 past
- * the queue) → block rules, PII redaction and tokenization (prompt-pool.ts, off the event loop for
+ * validate (404 for an unknown model or adapter; a cheap context bound) → compile the output grammar
+ * (structured.ts, 400 before taking a slot) → admission (429 past the queue) → retrieval of index
+ * passages into the chat (retrieval.ts) → block rules, PII redaction and tokenization (prompt-pool.ts, off the event loop for
  * long prompts) → context-length checks → route (policy rules, prompt length, draft entropy on the
  * prompt, running acceptance, the client's override) → the route executor (edge / speculative /
  * cloud with fallback and breaker) → the text pipeline (detokenize, stop strings, restore
