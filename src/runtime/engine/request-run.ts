@@ -328,11 +328,7 @@ export class RequestRun {
           break;
         }
         const e = n.value;
-        if (e.type === 'fallback') {
-          yield e;
-          continue;
-        }
-        if (e.type === 'logprob') {
+        if (e.type === 'fallback' || e.type === 'logprob') {
           yield e;
           continue;
         }
