@@ -14,6 +14,7 @@ import {
   startRecordingProxy,
   startTestRuntime,
   startVerifierProcess,
+  TEST_POLICY,
   type RecordingProxy,
   type TestRuntime,
   type VerifierProcess,
@@ -57,7 +58,11 @@ describe('response_format on a site with a verifier', () => {
   beforeAll(async () => {
     verifier = await startVerifierProcess();
     proxy = await startRecordingProxy(verifier.url);
-    gen = await loadTestGeneration(makeGenerationDir());
+    // The test policy's 1.5 s verifier timeout could turn the verifier's first grammar compile, on a
+    // loaded CI machine, into an edge fallback; the routes asked for are what these tests check.
+    const policy = TEST_POLICY.replace('timeoutMs: 1500', 'timeoutMs: 15000');
+    expect(policy).not.toBe(TEST_POLICY);
+    gen = await loadTestGeneration(makeGenerationDir({ policy }));
     rt = await startTestRuntime(gen, proxy.url);
   });
   afterAll(async () => {
