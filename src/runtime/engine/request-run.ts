@@ -376,6 +376,7 @@ export class RequestRun {
           sampling: v.sampling,
           seed: this.req.seed,
           costs: servedCosts(live),
+          constraint: this.constraint,
         },
         this.req.delivered,
       );

@@ -13,6 +13,7 @@
  */
 import type { RoundCosts } from '../../inference/adaptive-k.js';
 import { generateSpeculative } from '../../inference/generate.js';
+import type { CompiledConstraint } from '../../inference/grammar/index.js';
 import { MAX_DRAFT_TOKENS } from '../../inference/in-process-verifier.js';
 import type { SamplingParams } from '../../inference/sampling.js';
 import type { FeedbackContext, ShadowOutcome } from '../../feedback/accumulator.js';
@@ -38,6 +39,11 @@ export interface ShadowJob {
    * share of its tokens, so its acceptance would not compare with the served one it is judged against.
    */
   costs?: RoundCosts | undefined;
+  /**
+   * The served request's grammar (`response_format`, tool calls): the shadow drafts under the same
+   * masks, or its acceptance would be measured on free text while the served one was constrained.
+   */
+  constraint?: CompiledConstraint | undefined;
 }
 
 export interface ShadowRunnerOptions {
@@ -116,6 +122,8 @@ export class ShadowRunner {
       const policy = gen.policy;
       const lease = await this.opts.pool.acquire(url, gen.tokenizerSha256, policy.verifier.timeoutMs);
       try {
+        if (job.constraint) lease.verifier.requireMaskSupport();
+        const constraint = job.constraint ? await job.constraint.matcher() : undefined;
         const verifier = new CountingVerifier(lease.verifier, (drafted, accepted) => {
           counting.drafted += drafted;
           counting.accepted += accepted;
@@ -137,8 +145,13 @@ export class ShadowRunner {
           minDraftConfidence: spec.minDraftConfidence,
           verifierMaxPositions: lease.verifier.maxContext,
           signal,
+          ...(constraint ? { constraint } : {}),
         });
-        for await (const e of events) void e; // output discarded: only the counts matter
+        try {
+          for await (const e of events) void e; // output discarded: only the counts matter
+        } finally {
+          constraint?.dispose();
+        }
       } finally {
         lease.release();
       }

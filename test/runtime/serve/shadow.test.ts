@@ -126,6 +126,37 @@ describe('shadow runs in the site runtime (real verifier process)', () => {
     await until(() => shadowed.source.outstanding === 0);
   }, 60_000);
 
+  it('drafts the shadow of a constrained request under the same grammar (every shadow round sends masks)', async () => {
+    const schema = {
+      type: 'object',
+      properties: {
+        intent: { enum: ['refund', 'other'] },
+        priority: { type: 'integer', minimum: 1, maximum: 5 },
+      },
+      required: ['intent', 'priority'],
+      additionalProperties: false,
+    };
+    const before = runs.length;
+    const b = await complete(shadowed.server.url, {
+      ...REQUEST,
+      max_tokens: 40,
+      response_format: { type: 'json_schema', json_schema: { name: 't', schema } },
+    });
+    expect(JSON.parse(b.choices[0]?.text ?? '')).toMatchObject({ intent: expect.any(String) });
+    const verifyCallsBefore = proxy.requests.length;
+    await until(() => runs.length === before + 1);
+    const run = runs.at(-1)!;
+    expect(run.outcome.error).toBeUndefined();
+    expect(run.outcome.verifyRounds).toBeGreaterThan(0);
+    // The shadow's own verify rounds, after the served answer: each carries the grammar's masks.
+    const shadowCalls = proxy.requests
+      .slice(verifyCallsBefore)
+      .filter((r) => r.path.includes('verify') && r.method === 'POST');
+    expect(shadowCalls.length).toBeGreaterThan(0);
+    for (const call of shadowCalls) expect(call.body).toContain('token_masks');
+    await until(() => shadowed.source.outstanding === 0);
+  }, 60_000);
+
   it('runs none for a request without a shadowed adapter, or with a sample of 0', async () => {
     const before = runs.length;
     await complete(shadowed.server.url, { ...REQUEST, model: 'draft' });
