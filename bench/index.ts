@@ -9,8 +9,9 @@
  *    smoke run): documents recombined from the committed corpus' sentences plus random identifiers,
  *    one passage each. Build throughput (passages/s, embedding included) and bytes per passage.
  * 3. Queries (200: labelled queries and 3-word snippets of generated documents): p50/p95 latency of
- *    hybrid k = 10 with the IVF dense search (default nprobe) and with exact brute force, in the same
- *    run; recall@10 of IVF dense search against exact for several nprobe values.
+ *    hybrid k = 10 with the IVF dense search (default nprobe) and pruned BM25, and with exact brute
+ *    force and exhaustive BM25, in the same run; BM25 alone pruned and exhaustive; recall@10 of IVF
+ *    dense search against exact for several nprobe values.
  * 4. A 1% update (1% of documents changed): time, and bytes a site would fetch, by file (files whose
  *    SHA-256 is new) and by the registry's content-defined chunks (src/artifact/chunker.ts), against the
  *    new version's size; time to open (verify + load) the new version. Then compaction: time and size.
@@ -114,16 +115,16 @@ function moved(prev: string, next: string): { total: number; byFile: number; byC
 async function latency(
   r: IndexReader,
   queries: string[],
-  exact: boolean,
-): Promise<{ p50: number; p95: number }> {
-  for (const q of queries.slice(0, 20)) await r.query(q, { k: 10, exact });
+  opts: { k: number; exact: boolean; mode?: 'hybrid' | 'bm25' },
+): Promise<{ p50: number; p95: number; max: number }> {
+  for (const q of queries.slice(0, 20)) await r.query(q, opts);
   const ms: number[] = [];
   for (const q of queries) {
     const t0 = performance.now();
-    await r.query(q, { k: 10, exact });
+    await r.query(q, opts);
     ms.push(performance.now() - t0);
   }
-  return { p50: round(pct(ms, 0.5)), p95: round(pct(ms, 0.95)) };
+  return { p50: round(pct(ms, 0.5)), p95: round(pct(ms, 0.95)), max: round(Math.max(...ms)) };
 }
 
 const stage = (what: string) =>
@@ -190,8 +191,11 @@ async function main(): Promise<void> {
     out.query = {
       openMs: Math.round(openMs),
       queries: queries.length,
-      hybridK10Ivf: await latency(r, queries, false),
-      hybridK10Exact: await latency(r, queries, true),
+      hybridK10Ivf: await latency(r, queries, { k: 10, exact: false }),
+      hybridK10Exact: await latency(r, queries, { k: 10, exact: true }),
+      // BM25 alone at the depth a hybrid k = 10 query reads it (50): pruned against exhaustive.
+      bm25K50Pruned: await latency(r, queries, { k: 50, exact: false, mode: 'bm25' }),
+      bm25K50Exhaustive: await latency(r, queries, { k: 50, exact: true, mode: 'bm25' }),
     };
     stage('recall vs exact');
     const vecs = await Promise.all(queries.map(async (q) => (await r.embedQuery(q)).vector));

@@ -2,7 +2,7 @@
  * `openIndex`: an index directory loaded for queries. Opening verifies every file against the
  * manifest (size and SHA-256; a corrupted or truncated segment is refused with exit 4 naming the
  * file), loads the segments, masks tombstoned passages and opens the embedder, refusing one whose
- * dimension or digest differs from the index's (exit 2). `query` runs BM25 (bm25.ts) and dense search
+ * dimension or digest differs from the index's (exit 2). `query` runs BM25 (bm25-search.ts: exact top-k, pruned for long posting lists) and dense search
  * (dense.ts: IVF in large segments probing `defaultNprobe` lists, exact in small ones, or exact everywhere with `exact`), and
  * `hybrid` fuses the two lists by reciprocal rank fusion (RRF, k = 60; each list cut at
  * max(50, 5k)). A query longer than the encoder's context is truncated for the dense side, with
@@ -11,7 +11,8 @@
 import { join } from 'node:path';
 import type { IoHost } from '../foundation/io-host.js';
 import { UserError } from '../foundation/errors.js';
-import { bm25Stats, searchBm25, type Bm25Segment, type Bm25Stats } from './bm25.js';
+import { bm25Scratch, bm25Stats, type Bm25Scratch, type Bm25Stats } from './bm25.js';
+import { impactOrder, LONG_SHARE, searchBm25, type ImpactSegment } from './bm25-search.js';
 import { checkEmbedder } from './build.js';
 import { scanExact, scanIvf } from './dense.js';
 import { Embedder } from './embedder.js';
@@ -34,7 +35,10 @@ export interface QueryOptions {
   mode?: QueryMode;
   /** IVF lists probed per large segment (default: defaultNprobe, a twentieth of them, at least 8). */
   nprobe?: number;
-  /** Exact dense search (no IVF): the reference the benchmark compares against. */
+  /**
+   * Exact dense search (no IVF) and exhaustive BM25 (no pruning; same ranking, bm25-search.ts): the
+   * reference the benchmark compares against.
+   */
   exact?: boolean;
 }
 
@@ -74,9 +78,9 @@ interface Placed {
 }
 
 class Reader implements IndexReader {
-  private readonly scratch: Float64Array;
+  private readonly scratch: Bm25Scratch;
   private readonly stats: Bm25Stats;
-  private readonly bm25Segs: Bm25Segment[];
+  private readonly bm25Segs: ImpactSegment[];
 
   constructor(
     readonly dir: string,
@@ -86,9 +90,14 @@ class Reader implements IndexReader {
     private readonly embedder: Embedder,
     private readonly io: Pick<IoHost, 'log'> | undefined,
   ) {
-    this.scratch = new Float64Array(live.length);
-    this.bm25Segs = placed.map((p) => ({ base: p.base, postings: p.seg.postings }));
-    this.stats = bm25Stats(this.bm25Segs, live);
+    this.scratch = bm25Scratch(live.length);
+    const segs = placed.map((p) => ({ base: p.base, postings: p.seg.postings }));
+    this.stats = bm25Stats(segs, live);
+    const longDf = this.stats.liveCount * LONG_SHARE;
+    this.bm25Segs = segs.map((s) => ({
+      ...s,
+      impacts: impactOrder(s.postings, (t) => (this.stats.df.get(t) ?? 0) >= longDf),
+    }));
   }
 
   private at(pos: number): { seg: LoadedSegment; i: number } {
@@ -144,7 +153,11 @@ class Reader implements IndexReader {
       });
     const depth = mode === 'hybrid' ? Math.max(50, opts.k * 5) : opts.k;
     const bm =
-      mode === 'dense' ? undefined : searchBm25(text, this.bm25Segs, this.stats, depth, this.scratch);
+      mode === 'dense'
+        ? undefined
+        : searchBm25(text, this.bm25Segs, this.stats, depth, this.scratch, {
+            ...(opts.exact ? { longShare: Infinity } : {}),
+          });
     let dn: TopK | undefined;
     let truncated = false;
     if (mode !== 'bm25') {
