@@ -66,6 +66,8 @@ export interface RetrievalOutcome {
   stale?: boolean;
   /** Retrieval refused: the index is past the budget and the policy says refuse. */
   refused?: boolean;
+  /** Passages withheld because they match a policy block rule, per rule (absent: none). */
+  withheld?: readonly { rule: string; passages: number }[];
 }
 
 /** One finished shadow run (see the module comment). */
@@ -106,6 +108,8 @@ function recordRetrieval(seg: Segment, r: RetrievalOutcome): void {
   t.passages += n;
   if (r.stale) t.stale++;
   if (r.refused) t.refused++;
+  // Only present once a passage was withheld, so windows of sites without such rules stay as before.
+  for (const w of r.withheld ?? []) t.withheld = (t.withheld ?? 0) + nonNegativeInt(w.passages);
   observe(t.latencyMs, r.ms);
 }
 

@@ -136,7 +136,8 @@ export type ShadowCounters = z.infer<typeof shadowCountersSchema>;
 /**
  * Retrieval in a window (RAG requests, src/runtime/engine/retrieval.ts): how many requests
  * retrieved, how many got at least one passage (hits), passages attached, requests served past the
- * index's staleness budget (stale) or refused retrieval for it (refused), and the retrieval latency.
+ * index's staleness budget (stale) or refused retrieval for it (refused), passages withheld because
+ * they match a policy block rule (withheld; absent when none was), and the retrieval latency.
  * Optional in a window, so reports of sites without indexes (and older ones) stay valid.
  */
 export const retrievalCountersSchema = z
@@ -146,6 +147,7 @@ export const retrievalCountersSchema = z
     passages: count,
     stale: count,
     refused: count,
+    withheld: count.optional(),
     latencyMs: histogramSchema,
   })
   .refine((r) => r.hits <= r.requests, { message: 'more hits than retrieval requests', path: ['hits'] });

@@ -5,7 +5,9 @@
  * user sees is predictable. Keywords match case-insensitively as whole words or phrases (`bomb`
  * does not match `bombastic`; any run of whitespace inside a phrase matches any other), patterns
  * are the policy's regular expressions, also case-insensitive. The check runs on the original
- * (unredacted) prompt so a rule can name things redaction would hide.
+ * (unredacted) prompt so a rule can name things redaction would hide. The same compiled rules
+ * screen passages retrieved for RAG (src/runtime/engine/retrieval-screen.ts), which are withheld
+ * rather than refusing the request.
  */
 import type { BlockRule, Policy } from './schema.js';
 

@@ -1,12 +1,14 @@
 /**
  * Shared pieces of the index-site tests: the committed corpus and fixture encoder, an index built
  * from them into a temp directory, and the encoder as a publishable model directory
- * (`role: embedder` in its artifact.yaml, which the embedder digest leaves out).
+ * (`role: embedder` in its artifact.yaml, which the embedder digest leaves out), and a site
+ * generation directory serving an index of a few given documents.
  */
-import { cpSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildIndex } from '../../src/index/index.js';
+import { makeGenerationDir } from '../runtime/serve/helpers.js';
 
 export const CORPUS = 'artifacts/corpus/kiosk';
 export const EMBEDDER = 'artifacts/models/embedder';
@@ -37,5 +39,27 @@ export async function indexDir(
     join(dir, 'artifact.yaml'),
     `kind: index\nname: ${opts.name ?? 'kb'}\nversion: "${opts.version ?? '1.0.0'}"\n`,
   );
+  return dir;
+}
+
+/** A JSONL corpus document. */
+export interface CorpusDoc {
+  id: string;
+  text: string;
+  time: string;
+}
+
+/**
+ * A generation directory (the draft model, `policy` or the test policy) serving `indexes/<name>`,
+ * an index of `docs`, with the fixture encoder as `embedders/<name>`.
+ */
+export async function ragGenerationDir(name: string, docs: CorpusDoc[], policy?: string): Promise<string> {
+  const corpus = tempDir('edgectl-rag-corpus-');
+  writeFileSync(join(corpus, 'docs.jsonl'), docs.map((d) => JSON.stringify(d)).join('\n'));
+  const dir = makeGenerationDir(policy === undefined ? {} : { policy });
+  mkdirSync(join(dir, 'indexes'));
+  mkdirSync(join(dir, 'embedders'));
+  await indexDir(join(dir, 'indexes'), { out: name, corpus });
+  symlinkSync(join(process.cwd(), EMBEDDER), join(dir, 'embedders', name));
   return dir;
 }

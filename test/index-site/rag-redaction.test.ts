@@ -5,14 +5,11 @@
  * the passage reached it (raw bodies and token ids decoded), only placeholders; with an echo
  * verifier (the cloud answer repeats the prompt) the user sees the values restored.
  */
-import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FeedbackContext } from '../../src/feedback/accumulator.js';
 import { loadGeneration, type LoadedGeneration } from '../../src/runtime/engine/generation.js';
 import {
-  makeGenerationDir,
   startRecordingProxy,
   startTestRuntime,
   startVerifierProcess,
@@ -21,7 +18,7 @@ import {
   type TestRuntime,
   type VerifierProcess,
 } from '../runtime/serve/helpers.js';
-import { EMBEDDER, indexDir, tempDir } from './fixtures.js';
+import { ragGenerationDir } from './fixtures.js';
 
 const VALUES = ['dana.ortiz@example.com', '4111 1111 1111 1111', 'EMP-204518'];
 const CONTEXT: FeedbackContext = {
@@ -33,8 +30,7 @@ const CONTEXT: FeedbackContext = {
 };
 
 async function generation(): Promise<string> {
-  const corpus = tempDir('edgectl-pii-corpus-');
-  const docs = [
+  return ragGenerationDir('hr', [
     {
       id: 'refund-contact',
       text: `Refund escalations go to Dana Ortiz at ${VALUES[0]}, badge ${VALUES[2]}; the test card is ${VALUES[1]}.`,
@@ -45,14 +41,7 @@ async function generation(): Promise<string> {
       text: 'The store wifi router resets with the button on its back.',
       time: '2026-11-01T00:00:00Z',
     },
-  ];
-  writeFileSync(join(corpus, 'docs.jsonl'), docs.map((d) => JSON.stringify(d)).join('\n'));
-  const dir = makeGenerationDir();
-  mkdirSync(join(dir, 'indexes'));
-  mkdirSync(join(dir, 'embedders'));
-  await indexDir(join(dir, 'indexes'), { out: 'hr', corpus });
-  symlinkSync(join(process.cwd(), EMBEDDER), join(dir, 'embedders', 'hr'));
-  return dir;
+  ]);
 }
 
 describe('RAG redaction (real verifier process)', () => {

@@ -30,6 +30,7 @@ const RUNTIME_METRIC_NAMES = [
   'edgectl_runtime_verify_rounds_total',
   'edgectl_runtime_verifier_errors_total',
   'edgectl_runtime_events_total',
+  'edgectl_runtime_retrieval_withheld_total',
   'edgectl_runtime_ttft_seconds',
   'edgectl_runtime_request_seconds',
   'edgectl_runtime_in_flight',
@@ -97,6 +98,13 @@ function createSeries(registry: Registry) {
       labelNames: ['event'],
       registers,
     }),
+    // Labelled by rule name: bounded by the policy's block list, and never the passage's text.
+    withheld: new Counter({
+      name: 'edgectl_runtime_retrieval_withheld_total',
+      help: 'Retrieved passages withheld from the prompt because they match a policy block rule, by rule',
+      labelNames: ['rule'],
+      registers,
+    }),
     ttftSeconds: new Histogram({
       name: 'edgectl_runtime_ttft_seconds',
       help: 'Time to first token, by route',
@@ -136,6 +144,7 @@ export class RuntimeMetrics {
   private readonly verifyRounds: Counter;
   private readonly verifierErrors: Counter<'kind'>;
   private readonly events: Counter<'event'>;
+  private readonly withheld: Counter<'rule'>;
   private readonly ttftSeconds: Histogram<'route'>;
   private readonly e2eSeconds: Histogram<'route'>;
 
@@ -154,6 +163,7 @@ export class RuntimeMetrics {
     this.verifyRounds = series.verifyRounds;
     this.verifierErrors = series.verifierErrors;
     this.events = series.events;
+    this.withheld = series.withheld;
     this.ttftSeconds = series.ttftSeconds;
     this.e2eSeconds = series.e2eSeconds;
     new Gauge({
@@ -236,6 +246,7 @@ export class RuntimeMetrics {
     if (o.fallback) this.events.inc({ event: 'fallback' });
     if (o.escalated) this.events.inc({ event: 'escalated' });
     if (o.redactions) this.events.inc({ event: 'redactions' }, o.redactions);
+    for (const w of o.retrieval?.withheld ?? []) this.withheld.inc({ rule: w.rule }, w.passages);
     this.routed.inc({ route });
     if (o.outputTokens) this.tokens.inc({ kind: 'output' }, o.outputTokens);
     if (o.ttftMs !== undefined) {

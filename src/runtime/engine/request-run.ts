@@ -118,7 +118,8 @@ export class RequestRun {
 
   /**
    * Admission, then the retrieval step (retrieval.ts): a chat that retrieves gets its context
-   * message; block rules and the length bound still screen the user's own text (`v.text`).
+   * message (passages matching a block rule already withheld there); block rules and the length
+   * bound still screen the user's own text (`v.text`).
    */
   private async retrieval(v: Validated): Promise<Validated> {
     await this.admit(v);

@@ -8,7 +8,8 @@
  * first. Because it is an ordinary message, the request's redaction (chat-prompt.ts) covers it like
  * the user's text: PII in a retrieved passage is replaced by placeholders before any token leaves
  * the site and restored in the answer. The response lists the passage ids used
- * (`edgectl.citations`) and how retrieval went (`edgectl.retrieval`).
+ * (`edgectl.citations`) and how retrieval went (`edgectl.retrieval`). Passages that match a policy
+ * block rule are withheld first (retrieval-screen.ts): never attached, never cited, counted by rule.
  *
  * Freshness: an index older than the policy's `maxAge` (now minus its newest document time) is
  * served with a warning, or refused with 503 `index_stale` when the policy says `stale: refuse`.
@@ -21,6 +22,7 @@ import type { QueryPassage } from '../../index/index.js';
 import { matchRetrievalRule, MAX_RETRIEVAL_K } from '../../policy/retrieval-policy.js';
 import type { ChatMessage } from '../serve/openai.js';
 import type { LoadedGeneration } from './generation.js';
+import { screenPassages, type WithheldByRule } from './retrieval-screen.js';
 import { indexAgeSeconds, type ServedIndex } from './site-indexes.js';
 import type { EngineRequest } from './types.js';
 
@@ -54,6 +56,10 @@ export interface RetrievalInfo {
   passages: number;
   /** Passages retrieved but left out because they did not fit the context budget. */
   dropped?: number;
+  /** Passages retrieved but withheld because they match a policy block rule (never attached or cited). */
+  withheld?: number;
+  /** The block rules that withheld them, by name, with how many each (never the passages' text). */
+  withheldBy?: WithheldByRule[];
   ms: number;
   /** Seconds since the index's newest document. */
   ageSeconds: number;
@@ -83,9 +89,12 @@ function contentText(m: ChatMessage): string {
  * at a newline; whitespace inside a passage is collapsed for the same reason.
  */
 export function contextText(passages: readonly Pick<QueryPassage, 'id' | 'text'>[]): string {
-  return [CONTEXT_HEADER, ...passages.map((p) => `[${p.id}] ${p.text.replace(/\s+/g, ' ').trim()}`)].join(
-    ' ',
-  );
+  return [CONTEXT_HEADER, ...passages.map(passageLine)].join(' ');
+}
+
+/** One passage as the model sees it in the context (and as block rules screen it). */
+export function passageLine(p: Pick<QueryPassage, 'id' | 'text'>): string {
+  return `[${p.id}] ${p.text.replace(/\s+/g, ' ').trim()}`;
 }
 
 /** The chat with the context: joined to a leading system message, or a new one put first. */
@@ -192,21 +201,28 @@ export async function retrieve(
   const t0 = performance.now();
   const result = query.trim() === '' ? { passages: [] } : await served.reader.query(query, { k: chosen.k });
   const ms = performance.now() - t0;
-  const passages = fitToBudget(g, result.passages);
+  // Withheld before the budget, so a passage that may not be sent takes no room from one that may.
+  const screened = screenPassages(result.passages, g.blockRules, passageLine);
+  const passages = fitToBudget(g, screened.kept);
   const citations = passages.map((p) => p.id);
+  const withheld = screened.count > 0 ? { withheld: screened.count, withheldBy: screened.withheld } : {};
   const info: RetrievalInfo = {
     ...base,
     k: chosen.k,
     passages: passages.length,
-    ...(passages.length < result.passages.length
-      ? { dropped: result.passages.length - passages.length }
-      : {}),
+    ...(passages.length < screened.kept.length ? { dropped: screened.kept.length - passages.length } : {}),
+    ...withheld,
     ms: Math.round(ms * 100) / 100,
     ageSeconds,
     stale: warning !== undefined,
     ...(warning ? { warning } : {}),
   };
-  const outcome: RetrievalOutcome = { ms, passages: passages.length, ...(warning ? { stale: true } : {}) };
+  const outcome: RetrievalOutcome = {
+    ms,
+    passages: passages.length,
+    ...(warning ? { stale: true } : {}),
+    ...(screened.count > 0 ? { withheld: screened.withheld } : {}),
+  };
   if (passages.length === 0) return { messages, citations, info, outcome };
   return { messages: contextMessage(messages, contextText(passages)), citations, info, outcome };
 }
