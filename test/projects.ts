@@ -32,6 +32,7 @@ export const E2E_FILES: readonly string[] = [
   'test/index-site/cli.test.ts',
   'test/index-site/done-when.test.ts',
   'test/index-site/rag-block.test.ts',
+  'test/index-site/procedure.test.ts',
   'test/index-site/rag-redaction.test.ts',
   'test/fleet/repair.test.ts',
   'test/fleet/status.test.ts',

@@ -14,6 +14,7 @@ export default class SiteAdd extends BaseCommand<typeof SiteAdd> {
   static override examples = [
     '<%= config.bin %> site add store-004 --labels region=eu-west,tier=branch',
     '<%= config.bin %> site add store-004 --labels region=eu-west --model model/draft@1.0.0 --adapter adapter/support@1.0.0 --policy policy/default@1.0.0',
+    '<%= config.bin %> site add kiosk-001 --labels tier=branch --model model/draft@1.0.0 --index index/kb@1.0.0',
     '<%= config.bin %> site add store-001 --rekey --data-dir /var/lib/edgectl/store-001',
   ];
   static override args = {
@@ -38,6 +39,11 @@ export default class SiteAdd extends BaseCommand<typeof SiteAdd> {
       helpValue: 'adapter/<name>@<version>',
     }),
     policy: Flags.string({ summary: 'Policy ref to assign.', helpValue: 'policy/<name>@<version>' }),
+    index: Flags.string({
+      summary: 'Retrieval index ref to assign (repeatable).',
+      multiple: true,
+      helpValue: 'index/<name>@<version>',
+    }),
     rekey: Flags.boolean({ summary: 'Replace the key of an existing site instead of adding one.' }),
   };
 
@@ -51,7 +57,7 @@ export default class SiteAdd extends BaseCommand<typeof SiteAdd> {
       dataDir: f['data-dir'] ? resolve(f['data-dir']) : defaultSiteDataDir(cfg.root, name),
       labels: parseLabels(f.labels),
       runtime: { listen: f.listen, verifier: f.verifier, interval: f.interval },
-      assignments: { model: f.model, adapters: f.adapter ?? [], policy: f.policy },
+      assignments: { model: f.model, adapters: f.adapter ?? [], policy: f.policy, indexes: f.index ?? [] },
       rekey: f.rekey,
       display: displayPath(),
     });

@@ -33,7 +33,7 @@ export interface AddSiteOptions {
   dataDir: string;
   labels?: Record<string, string>;
   runtime?: { listen?: string; verifier?: string; interval?: string };
-  assignments?: { model?: string; adapters?: string[]; policy?: string };
+  assignments?: { model?: string; adapters?: string[]; policy?: string; indexes?: string[] };
   /** Replace the key of an existing site instead of creating one. */
   rekey?: boolean;
   display?: (path: string) => string;
@@ -77,6 +77,15 @@ const FLAG_OF: Record<string, string> = {
   'assignments.model': '--model',
   'assignments.adapters': '--adapter',
   'assignments.policy': '--policy',
+  'assignments.indexes': '--index',
+};
+
+/** What a good value of each ref flag looks like, for the error's suggestion. */
+const REF_EXAMPLE: Record<string, string> = {
+  '--model': 'model/draft@1.0.0',
+  '--adapter': 'adapter/support@1.0.0',
+  '--policy': 'policy/default@1.0.0',
+  '--index': 'index/kb@1.0.0',
 };
 
 function flagFor(path: PropertyKey[]): string {
@@ -100,6 +109,7 @@ function siteDocument(opts: AddSiteOptions, kp: KeyPair): Record<string, unknown
   if (a.model) assignments.model = a.model;
   if (a.adapters?.length) assignments.adapters = a.adapters;
   if (a.policy) assignments.policy = a.policy;
+  if (a.indexes?.length) assignments.indexes = a.indexes;
   if (Object.keys(assignments).length > 0) doc.assignments = assignments;
   return doc;
 }
@@ -109,9 +119,19 @@ function validate(doc: Record<string, unknown>): void {
   if (result.success) return;
   const issue = result.error.issues[0];
   const path = (issue?.path ?? []) as PropertyKey[];
-  throw new UserError(`${flagFor(path)}: ${issue?.message ?? 'invalid'}`, {
+  const flag = flagFor(path);
+  const example = REF_EXAMPLE[flag];
+  const message = issue?.message ?? 'invalid';
+  // A repeated name is the schema's one-version-per-name rule, not a malformed ref.
+  const suggestion = !example
+    ? undefined
+    : message.includes('listed twice')
+      ? `pass ${flag} once per name, with the version the site should run`
+      : `pass a published ref of that kind, e.g. ${flag} ${example}`;
+  throw new UserError(`${flag}: ${message}`, {
     code: 'E_SITE_INPUT',
     details: { field: path.map(String).join('.') },
+    ...(suggestion ? { suggestion } : {}),
   });
 }
 

@@ -83,6 +83,12 @@ describe('fleet commands (CLI)', () => {
     expect(bad.stderr).toMatch(
       /--model: ref "adapter\/support@1\.0\.0" is a adapter; the model slot takes model refs/,
     );
+    const badIndex = await cli('site', 'add', 'store-005', '--index', 'model/draft@1.0.0');
+    expect(badIndex.code).toBe(2);
+    expect(badIndex.stderr).toMatch(
+      /--index: ref "model\/draft@1\.0\.0" is a model; the indexes slot takes index refs/,
+    );
+    expect(badIndex.stderr).toContain('e.g. --index index/kb@1.0.0');
   });
 
   it('plan --detailed-exitcode: 2 with changes; apply; then 0; fleet log lists the entries', async () => {
