@@ -124,7 +124,7 @@ async function main(): Promise<void> {
     const names = Object.keys(fleet.state.sites);
     const digests = new Map<string, string>();
     const resolver = registryRefResolver(store, t.trust);
-    for (const ref of EXAMPLE_REFS) digests.set(ref, (await resolver(ref)) as string);
+    for (const ref of EXAMPLE_REFS) digests.set(ref, (await resolver(ref))?.digest as string);
     const model = digests.get('model/draft@1.0.0') as string;
     let lastSnapshot: number | null = null;
     const target = applied.seq + BEHIND + 98; // ends at 1,100 with 2 entries already written

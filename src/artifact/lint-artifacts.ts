@@ -28,7 +28,7 @@ function artifactsRoot(ctx: LintContext): string {
 }
 
 /** Directories at any depth under `dir` that hold an artifact.yaml. */
-function artifactDirsUnder(dir: string): string[] {
+export function artifactDirsUnder(dir: string): string[] {
   if (existsSync(join(dir, ARTIFACT_YAML))) return [dir];
   return readdirSync(dir, { withFileTypes: true })
     .filter((e) => e.isDirectory() && !e.name.startsWith('.'))

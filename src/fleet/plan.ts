@@ -2,7 +2,8 @@
  * Planning (`edgectl site plan`): the ops that take the fleet state from what the registry's log
  * says to what `sites/*.yaml` declares, and a readable per-site diff of them. Every ref is
  * resolved to its manifest digest first; a ref the registry lacks is a UserError (exit 2) naming
- * the file:line of each place it is used.
+ * the file:line of each place it is used, and so is a model ref that names an embedder (a site's
+ * model must be a draft LM; src/artifact/model-role.ts).
  *
  * Ops come out in a fixed order (deletes, puts, assigns, unassigns; sites sorted) and `assign` ops
  * are grouped by (slot, ref, digest), so the same desired state always plans to the same entry and
@@ -10,8 +11,9 @@
  */
 import { UserError } from '../foundation/errors.js';
 import { formatProblem, type YamlProblem } from '../config/yaml-file.js';
+import { SITE_MODEL_ROLE_CODE, SITE_MODEL_ROLE_FIX, siteModelRoleProblem } from '../artifact/model-role.js';
 import type { AssignOp, FleetOp, UnassignOp } from './ops.js';
-import { refIdentity } from './refs.js';
+import { refIdentity, refKind } from './refs.js';
 import type { DeclaredSite, SiteDeclaration, Slot } from './site-schema.js';
 import type { FleetState, ResolvedRef, SiteAssignments } from './state.js';
 import type { RefResolver } from './resolve.js';
@@ -38,9 +40,11 @@ export interface FleetPlan {
   held?: HeldField[];
 }
 
-/** Resolves every distinct ref once; throws one UserError naming each missing ref's uses. */
-async function resolveAll(desired: DeclaredSite[], resolveRef: RefResolver): Promise<Map<string, string>> {
-  const uses = new Map<string, { site: DeclaredSite; path: PropertyKey[] }[]>();
+type RefUse = { site: DeclaredSite; path: PropertyKey[] };
+
+/** Every distinct ref of the declared sites, with the places (file, field) that use it. */
+function refUses(desired: DeclaredSite[]): Map<string, RefUse[]> {
+  const uses = new Map<string, RefUse[]>();
   const note = (ref: string, site: DeclaredSite, path: PropertyKey[]) => {
     const list = uses.get(ref);
     if (list) list.push({ site, path });
@@ -53,36 +57,60 @@ async function resolveAll(desired: DeclaredSite[], resolveRef: RefResolver): Pro
     (a.indexes ?? []).forEach((r, i) => note(r, site, ['assignments', 'indexes', i]));
     if (a.policy) note(a.policy, site, ['assignments', 'policy']);
   }
+  return uses;
+}
+
+/** One problem per use (the first three; the count says how many more). */
+function problemsAt(list: RefUse[], message: string): YamlProblem[] {
+  const more = list.length > 3 ? ` (used by ${list.length} sites)` : '';
+  return list.slice(0, 3).map((use) => ({
+    file: use.site.file,
+    line: use.site.lineOf(use.path),
+    field: use.path.map(String).join('.'),
+    message: `${message}${more}`,
+  }));
+}
+
+function problemsText(problems: YamlProblem[]): string {
+  const [first, ...rest] = problems;
+  return [formatProblem(first as YamlProblem), ...rest.map((p) => `  ${formatProblem(p)}`)].join('\n');
+}
+
+/**
+ * Resolves every distinct ref once; throws one UserError naming each missing ref's uses, then one
+ * naming each model ref whose role cannot be served as a site's model (an embedder: model-role.ts).
+ */
+async function resolveAll(desired: DeclaredSite[], resolveRef: RefResolver): Promise<Map<string, string>> {
+  const uses = refUses(desired);
   const refs = [...uses.keys()];
-  const digests = await Promise.all(refs.map((r) => resolveRef(r)));
+  const found = await Promise.all(refs.map((r) => resolveRef(r)));
   const resolved = new Map<string, string>();
-  const problems: YamlProblem[] = [];
+  const missing: YamlProblem[] = [];
+  const wrongRole: YamlProblem[] = [];
   refs.forEach((ref, i) => {
-    const digest = digests[i];
-    if (digest !== undefined) {
-      resolved.set(ref, digest);
+    const list = uses.get(ref) ?? [];
+    const hit = found[i];
+    if (hit === undefined) {
+      missing.push(...problemsAt(list, `${ref} is not in the registry`));
       return;
     }
-    const list = uses.get(ref) ?? [];
-    const more = list.length > 3 ? ` (used by ${list.length} sites)` : '';
-    for (const use of list.slice(0, 3)) {
-      problems.push({
-        file: use.site.file,
-        line: use.site.lineOf(use.path),
-        field: use.path.map(String).join('.'),
-        message: `${ref} is not in the registry${more}`,
-      });
-    }
+    resolved.set(ref, hit.digest);
+    // Model refs only ever sit in the model slot (the schema checks slot kinds).
+    const roleProblem = refKind(ref) === 'model' ? siteModelRoleProblem(ref, hit.role) : undefined;
+    if (roleProblem) wrongRole.push(...problemsAt(list, roleProblem));
   });
-  if (problems.length > 0) {
-    const [first, ...rest] = problems;
-    const text = [formatProblem(first as YamlProblem), ...rest.map((p) => `  ${formatProblem(p)}`)].join(
-      '\n',
-    );
-    throw new UserError(text, {
+  if (missing.length > 0) {
+    throw new UserError(problemsText(missing), {
       code: 'E_ARTIFACT_MISSING',
       suggestion: 'publish the artifact first (`edgectl publish artifact <dir>`), or fix the ref',
-      details: { problems },
+      details: { problems: missing },
+    });
+  }
+  if (wrongRole.length > 0) {
+    throw new UserError(problemsText(wrongRole), {
+      code: SITE_MODEL_ROLE_CODE,
+      suggestion: SITE_MODEL_ROLE_FIX,
+      details: { problems: wrongRole },
     });
   }
   return resolved;

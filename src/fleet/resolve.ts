@@ -8,9 +8,11 @@
  * earlier trust root version's artifacts key (registry/trust-history.ts): the fleet key vouched for
  * that exact manifest when it was assigned, so a rotation does not block re-applying it. A ref
  * assigned for the first time needs the current artifacts role (or `edgectl artifact resign`).
+ * A model's role comes along, so the planner can refuse an embedder in the model slot.
  */
 import { NotFoundError } from '../foundation/errors.js';
 import { resolveRef } from '../artifact/manifest-store.js';
+import { modelRole } from '../artifact/model-role.js';
 import { parseRef } from '../artifact/ref.js';
 import type { Store } from '../registry/store.js';
 import type { TrustRoot } from '../registry/trust.js';
@@ -25,8 +27,16 @@ export function pinnedDigests(state: FleetState): Set<string> {
   return out;
 }
 
-/** Manifest digest of a ref, or undefined when the registry does not have it. */
-export type RefResolver = (ref: string) => Promise<string | undefined>;
+/** What the planner needs of a published ref. */
+export interface ResolvedManifestRef {
+  /** The manifest digest the fleet state pins. */
+  digest: string;
+  /** A model's `meta.role` (draft, verifier, embedder); absent for other kinds. */
+  role?: string;
+}
+
+/** A published ref's digest (and model role), or undefined when the registry does not have it. */
+export type RefResolver = (ref: string) => Promise<ResolvedManifestRef | undefined>;
 
 /** A resolver reading the registry; each ref is looked up once for the resolver's lifetime. */
 export function registryRefResolver(
@@ -34,10 +44,12 @@ export function registryRefResolver(
   trust: TrustRoot,
   pinned: ReadonlySet<string> = new Set(),
 ): RefResolver {
-  const cache = new Map<string, Promise<string | undefined>>();
-  const lookup = async (text: string): Promise<string | undefined> => {
+  const cache = new Map<string, Promise<ResolvedManifestRef | undefined>>();
+  const lookup = async (text: string): Promise<ResolvedManifestRef | undefined> => {
     try {
-      return (await resolveRef(store, parseRef(text), trust, { pinned })).digest;
+      const loaded = await resolveRef(store, parseRef(text), trust, { pinned });
+      const role = loaded.manifest.kind === 'model' ? modelRole(loaded.manifest) : undefined;
+      return { digest: loaded.digest, ...(role !== undefined ? { role } : {}) };
     } catch (err) {
       if (err instanceof NotFoundError) return undefined;
       throw err;

@@ -3,12 +3,13 @@
  * rules.ts (which carry the cohort labels) by `$cohort` (region, tier, edgectl version or site),
  * filtered by the `$region` and `$tier` variables. Panels: TTFT and end-to-end p50/p95/p99,
  * tokens/s, acceptance, route mix, verifier passes saved and verifier CPU, violations and
- * abstentions, queue depth, 429s, sync freshness, rollout state, versions running and the SLO
- * error budgets left. The fleet view (`edgectl fleet status`) shows the same figures from signed
+ * abstentions, queue depth, 429s, sync freshness, rollout state, versions running, the SLO
+ * error budgets left, and the indexes sites serve (age, age against the policy's staleness budget,
+ * passages, retrieval time and results, versions). The fleet view (`edgectl fleet status`) shows the same figures from signed
  * feedback; docs/observability.md pairs each panel with its column there.
  */
 import { layout, targets, unit, DS, type Dashboard, type PanelSpec, type Variable } from './grafana.js';
-import { SLOS, ratioRecord } from './slo.js';
+import { INDEX_BUDGET_SHARE, INDEX_STALE_AFTER_SECONDS, SLOS, ratioRecord } from './slo.js';
 
 const SEL = '{region=~"$region", tier=~"$tier"}';
 const by = (e: string, extra = '') => `sum by ($cohort${extra}) (${e})`;
@@ -196,6 +197,99 @@ function fleetPanels(): PanelSpec[] {
   ];
 }
 
+/** A per-instance index gauge with the site's cohort labels joined on (rules.ts, cohort info). */
+const indexSeries = (e: string) =>
+  `(${e}) * on(instance, job) group_left(site, region, tier, version) edgectl:site_cohort:info${SEL}`;
+
+/** Red threshold lines on a time series (Grafana draws `thresholdsStyle: line`). */
+function thresholdLines(unitName: string, steps: [string, number][]): PanelSpec['fieldConfig'] {
+  return unit(unitName, {
+    custom: { thresholdsStyle: { mode: 'line' } },
+    thresholds: {
+      mode: 'absolute',
+      steps: [{ color: 'green', value: null }, ...steps.map(([color, value]) => ({ color, value }))],
+    },
+  });
+}
+
+function indexPanels(): PanelSpec[] {
+  return [
+    { type: 'row', title: 'Indexes' },
+    {
+      type: 'timeseries',
+      title: 'Index age (oldest site per index)',
+      description:
+        'Seconds since the newest document of each index the sites serve (edgectl_index_age_seconds). ' +
+        `The line: ${INDEX_STALE_AFTER_SECONDS} s, where EdgectlIndexStale fires for sites whose policy sets no budget.`,
+      targets: targets([
+        `max by ($cohort, index) (${indexSeries('edgectl_index_age_seconds')})`,
+        '{{index}} {{$cohort}}',
+      ]),
+      fieldConfig: thresholdLines('s', [['red', INDEX_STALE_AFTER_SECONDS]]),
+    },
+    {
+      type: 'timeseries',
+      title: 'Index age / staleness budget',
+      description:
+        "Age over the policy's retrieval.maxAge (edgectl_index_max_age_seconds; sites whose policy sets none are not shown). " +
+        `EdgectlIndexStale fires past ${INDEX_BUDGET_SHARE}; past 1 retrieval warns or is refused (policy \`stale\`).`,
+      targets: targets([
+        `max by ($cohort, index) (${indexSeries('edgectl_index_age_seconds / edgectl_index_max_age_seconds')})`,
+        '{{index}} {{$cohort}}',
+      ]),
+      fieldConfig: thresholdLines('percentunit', [
+        ['orange', INDEX_BUDGET_SHARE],
+        ['red', 1],
+      ]),
+    },
+    {
+      type: 'timeseries',
+      title: 'Passages per index',
+      description: 'Live passages of each index version served (edgectl_index_passages).',
+      targets: targets([
+        `max by (index, ref) (${indexSeries('edgectl_index_passages')})`,
+        '{{index}} {{ref}}',
+      ]),
+      fieldConfig: unit('short'),
+    },
+    {
+      type: 'timeseries',
+      title: 'Retrieval time p50 / p95 / p99',
+      description:
+        'The RAG retrieval step: query embedding and hybrid search (edgectl_runtime_retrieval_seconds).',
+      targets: targets(...quantiles('edgectl_runtime_retrieval_seconds_bucket')),
+      fieldConfig: unit('s'),
+    },
+    {
+      type: 'timeseries',
+      title: 'Retrievals: hits, misses, refusals',
+      description:
+        "Retrieval steps per second by result (hit: passages attached; refused: past the policy's staleness budget " +
+        'with `stale: refuse`), and retrievals served past the budget with a warning.',
+      targets: targets(
+        [by(rate('edgectl_runtime_retrievals', 'result="hit"')), 'hits {{$cohort}}'],
+        [by(rate('edgectl_runtime_retrievals', 'result="miss"')), 'misses {{$cohort}}'],
+        [by(rate('edgectl_runtime_retrievals', 'result="refused"')), 'refused {{$cohort}}'],
+        [by(rate('edgectl_runtime_events', 'event="stale_index"')), 'served stale {{$cohort}}'],
+      ),
+      fieldConfig: unit('reqps'),
+    },
+    {
+      type: 'table',
+      title: 'Sites per index version',
+      description: 'How many sites serve each index version (an index canary shows two rows).',
+      targets: [
+        {
+          refId: 'A',
+          expr: `count by (index, ref) (${indexSeries('edgectl_index_passages')})`,
+          instant: true,
+          format: 'table',
+        },
+      ],
+    },
+  ];
+}
+
 function variables(): Variable[] {
   const labelValues = (name: string): Variable => ({
     name,
@@ -239,7 +333,13 @@ export function buildDashboard(): Dashboard {
     refresh: '30s',
     templating: { list: variables() },
     annotations: { list: [] },
-    panels: layout([...latencyPanels(), ...speculationPanels(), ...safetyPanels(), ...fleetPanels()]),
+    panels: layout([
+      ...latencyPanels(),
+      ...speculationPanels(),
+      ...safetyPanels(),
+      ...fleetPanels(),
+      ...indexPanels(),
+    ]),
   };
 }
 

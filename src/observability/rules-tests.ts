@@ -1,7 +1,8 @@
 /**
  * Unit tests for the generated rules in promtool's format (`promtool test rules`): synthetic
  * scrapes of two sites in two cohorts over three hours, one healthy and one with a fault, and the
- * alerts that must (and must not) fire at a given time, plus the values of a recording rule.
+ * alerts that must (and must not) fire at a given time, plus the values of a recording rule; and
+ * the index gauges of those sites for the stale-index alert (budgeted and unbudgeted indexes).
  * Generated beside the rules so the expected annotations are rendered from the same rule objects.
  */
 import { stringify } from 'yaml';
@@ -122,6 +123,60 @@ function scenario(name: string, fault: Fault, alert: string, extra: object[] = [
   };
 }
 
+/** One index gauge pair of a site: age rising a minute per minute, and the budget if any. */
+function indexSeries(site: Site, index: string, ageAtStart: number, budget?: number) {
+  const labels = { index, ref: `index/${index}@1.0.0` };
+  return [
+    { series: `edgectl_index_age_seconds${sel(site, labels)}`, values: `${ageAtStart}+60x180` },
+    ...(budget === undefined
+      ? []
+      : [{ series: `edgectl_index_max_age_seconds${sel(site, labels)}`, values: constant(budget) }]),
+  ];
+}
+
+/**
+ * EdgectlIndexStale: with a 6 h budget, kb on the faulty site (4 h old at the start) passes 80% of
+ * it at minute 48 and fires 30 minutes later while the healthy site's kb (1 h old) never does; faq
+ * has no budget and passes the 1-day default at minute 24; archive is 1.2 days old, over the
+ * default, but its 30-day budget is what counts, so it stays quiet.
+ */
+function indexScenario() {
+  const rule = alertRule('EdgectlIndexStale');
+  const firing = (site: Site, index: string) => {
+    const labels = {
+      ...rule.labels,
+      instance: site.instance,
+      job: site.job,
+      index,
+      ref: `index/${index}@1.0.0`,
+    };
+    return {
+      exp_labels: labels,
+      exp_annotations: Object.fromEntries(
+        Object.entries(rule.annotations).map(([k, v]) => [k, render(v, labels)]),
+      ),
+    };
+  };
+  return {
+    name: 'indexes past 80% of their staleness budget, or a day old without one',
+    interval: '1m',
+    input_series: [
+      ...indexSeries(HEALTHY, 'kb', 3_600, 21_600),
+      ...indexSeries(HEALTHY, 'archive', 100_000, 2_592_000),
+      ...indexSeries(FAULTY, 'kb', 14_400, 21_600),
+      ...indexSeries(FAULTY, 'faq', 85_000),
+    ],
+    alert_rule_test: [
+      { eval_time: '30m', alertname: 'EdgectlIndexStale', exp_alerts: [] },
+      {
+        eval_time: '120m',
+        alertname: 'EdgectlIndexStale',
+        exp_alerts: [firing(FAULTY, 'faq'), firing(FAULTY, 'kb')],
+      },
+    ],
+  };
+}
+
 export function buildRuleTests(rulesFile: string): object {
   return {
     rule_files: [rulesFile],
@@ -149,6 +204,7 @@ export function buildRuleTests(rulesFile: string): object {
         'EdgectlViolationBudgetBurnFast',
       ),
       scenario('a site that never syncs', { stale: true }, 'EdgectlFreshnessBudgetBurnFast'),
+      indexScenario(),
     ],
   };
 }

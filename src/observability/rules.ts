@@ -7,7 +7,7 @@
  *   joined on, which is what the dashboard sums by cohort;
  * - `edgectl.slo`: each SLO's error ratio per cohort over every burn-rate window;
  * - `edgectl.alerts`: the multi-window multi-burn-rate alerts (page and ticket) plus plain alerts
- *   for a site whose sync is refused or failing.
+ *   for a site whose sync is refused or failing and for an index getting stale.
  *
  * Rules are plain objects in the layout of a Prometheus rule file; `rulesYaml` renders them.
  */
@@ -16,6 +16,8 @@ import {
   BURN_RATE_ALERTS,
   COHORT_LABELS,
   SLOS,
+  INDEX_BUDGET_SHARE,
+  INDEX_STALE_AFTER_SECONDS,
   STALE_AFTER_SECONDS,
   WINDOWS,
   ratioRecord,
@@ -78,6 +80,14 @@ function cohortRules(): RecordingRule[] {
       expr: rate('edgectl_runtime_request_seconds_bucket', 'le'),
     },
     {
+      record: 'instance:edgectl_runtime_retrievals:rate5m',
+      expr: rate('edgectl_runtime_retrievals_total', 'result'),
+    },
+    {
+      record: 'instance:edgectl_runtime_retrieval_seconds_bucket:rate5m',
+      expr: rate('edgectl_runtime_retrieval_seconds_bucket', 'le'),
+    },
+    {
       record: 'instance:edgectl_site_stale:bool',
       expr: `time() - edgectl_site_last_sync_timestamp_seconds > bool ${STALE_AFTER_SECONDS}`,
     },
@@ -133,7 +143,32 @@ function plainAlerts(): AlertingRule[] {
           'Run `edgectl site status` and `edgectl site logs` on it; docs/operations.md has the recovery steps.',
       },
     },
+    indexStaleAlert(),
   ];
+}
+
+/**
+ * An index nearing its policy's staleness budget (past INDEX_BUDGET_SHARE of it), or, on a site
+ * whose policy sets none, older than INDEX_STALE_AFTER_SECONDS. Both gauges carry the same labels
+ * (instance, job, index, ref), so the division and the `unless` match one to one.
+ */
+function indexStaleAlert(): AlertingRule {
+  const budget = `${(INDEX_BUDGET_SHARE * 100).toFixed(0)}% of the policy's retrieval.maxAge`;
+  return {
+    alert: 'EdgectlIndexStale',
+    expr:
+      `edgectl_index_age_seconds > ${INDEX_BUDGET_SHARE} * edgectl_index_max_age_seconds\nor\n` +
+      `(edgectl_index_age_seconds > ${INDEX_STALE_AFTER_SECONDS} unless edgectl_index_max_age_seconds)`,
+    for: '30m',
+    labels: { severity: 'ticket' },
+    annotations: {
+      summary: 'site {{ $labels.instance }}: index {{ $labels.index }} ({{ $labels.ref }}) is getting stale',
+      description:
+        `Its newest document is older than ${budget} (${INDEX_STALE_AFTER_SECONDS} s when the policy sets ` +
+        'none) for 30 minutes; past the budget, retrieval warns or is refused. Re-publish it from fresh ' +
+        'documents (`edgectl index update`, `edgectl rollout canary index/...`); see docs/operations.md "Rolling out an index".',
+    },
+  };
 }
 
 export function buildRules(): RuleFile {

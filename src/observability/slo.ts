@@ -50,6 +50,14 @@ export interface Slo {
 
 /** Seconds without a completed sync after which a site counts as stale (freshness SLI). */
 export const STALE_AFTER_SECONDS = 300;
+/**
+ * An index is getting stale (the EdgectlIndexStale alert) past this share of the staleness budget
+ * its site's policy sets (`retrieval.maxAge`, exported as `edgectl_index_max_age_seconds`): early
+ * enough to re-publish it before requests are warned or refused.
+ */
+export const INDEX_BUDGET_SHARE = 0.8;
+/** Index age that alerts when the policy sets no budget: a corpus with no new document in a day. */
+export const INDEX_STALE_AFTER_SECONDS = 86_400;
 /** TTFT objective: this share of requests get their first token within TTFT_THRESHOLD_SECONDS. */
 export const TTFT_THRESHOLD_SECONDS = 1;
 

@@ -12,6 +12,7 @@ import { ConflictError, NotFoundError, UserError } from '../foundation/errors.js
 import type { Io } from '../foundation/output.js';
 import { parseRef } from '../artifact/ref.js';
 import { resolveRef } from '../artifact/manifest-store.js';
+import { refuseNonDraftModel } from '../artifact/model-role.js';
 import { isActive, type RolloutState } from '../fleet/rollout-ops.js';
 import { fleetWriteGuard } from '../fleet/write-guard.js';
 import type { FleetState } from '../fleet/state.js';
@@ -158,6 +159,8 @@ export async function startCanary(opts: CanaryOptions): Promise<RolloutReport> {
   const key = signer(opts);
   return withRegistry(opts, async (store, trust) => {
     const loaded = await resolveRef(store, parseRef(spec.candidate), trust);
+    // A model candidate goes into the sites' model slot: an embedder cannot serve there.
+    refuseNonDraftModel(loaded.manifest, loaded.ref, 'rollout candidate');
     const candidate = { ref: loaded.ref, manifestDigest: loaded.digest };
     const id = opts.id ?? newId(candidate.ref);
     const w = writer(opts, store, trust, key);

@@ -10,6 +10,7 @@
  */
 import { VerificationError } from '../foundation/errors.js';
 import type { Manifest } from '../artifact/manifest.js';
+import { modelRole } from '../artifact/model-role.js';
 import { isDigest } from '../foundation/digest.js';
 import type { Store } from '../registry/store.js';
 import type { TrustRoot } from '../registry/trust.js';
@@ -47,6 +48,20 @@ export function embedderOf(index: LoadedArtifact): AssignedArtifact {
   };
 }
 
+/** An index pinning a draft or verifier LM (publish refuses that; a hand-built registry may not). */
+function refuseNonEmbedder(index: LoadedArtifact, art: AssignedArtifact, manifest: Manifest): void {
+  const role = modelRole(manifest);
+  if (role === undefined || role === 'embedder') return;
+  throw new VerificationError(
+    `${index.art.ref}: the index pins ${art.ref} as its embedder, but that is a model of role ${role}`,
+    {
+      code: 'E_INDEX_EMBEDDER',
+      suggestion: 'rebuild the index with its sentence encoder (role: embedder) and republish it',
+      details: { ref: index.art.ref, embedder: art.ref, role },
+    },
+  );
+}
+
 /** `loaded` plus the embedder of every index in it, verified. */
 export async function withEmbedders(
   store: Store,
@@ -59,7 +74,9 @@ export async function withEmbedders(
     if (l.art.slot !== 'index') continue;
     // Two indexes with one embedder get a copy each (small; the chunks are fetched once).
     const art = embedderOf(l);
-    out.push({ art, manifest: (await loadAssignedManifest(store, trust, art, local)).manifest });
+    const { manifest } = await loadAssignedManifest(store, trust, art, local);
+    refuseNonEmbedder(l, art, manifest);
+    out.push({ art, manifest });
   }
   return out;
 }

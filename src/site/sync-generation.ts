@@ -13,6 +13,7 @@ import { formatBytes, type Io } from '../foundation/output.js';
 import { ChunkCache } from '../artifact/chunk-cache.js';
 import { fetchChunks } from '../artifact/fetch.js';
 import type { Manifest } from '../artifact/manifest.js';
+import { refuseSiteModel } from '../artifact/model-role.js';
 import type { TrustRoot } from '../registry/trust.js';
 import type { SiteDataPaths } from './data-dir.js';
 import { checkDrift, driftReport, repairDrift } from './drift.js';
@@ -147,8 +148,12 @@ export async function installGeneration(
   if (await intactGeneration(run, id)) return;
   const { store, site } = run.opts;
   const assigned: { art: AssignedArtifact; manifest: Manifest }[] = [];
-  for (const art of arts)
-    assigned.push({ art, manifest: (await loadAssignedManifest(store, trust, art, run.local)).manifest });
+  for (const art of arts) {
+    const { manifest } = await loadAssignedManifest(store, trust, art, run.local);
+    // Before any chunk moves: an embedder in the model slot could never serve (model-role.ts).
+    if (art.slot === 'model') refuseSiteModel(manifest, art.ref);
+    assigned.push({ art, manifest });
+  }
   // Indexes bring the embedder model they pin (index-embedders.ts); it ships with them.
   const loaded = await withEmbedders(store, trust, assigned, run.local);
   const reuse = await reusableGenerations(run);

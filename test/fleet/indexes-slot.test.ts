@@ -14,7 +14,7 @@ import { buildSnapshot, parseSnapshotPayload } from '../../src/fleet/snapshot.js
 import { stateDigest } from '../../src/fleet/state.js';
 import { canonicalJson } from '../../src/foundation/canonical-json.js';
 import { assignedArtifacts } from '../../src/site/manifests.js';
-import { at, declaration, fakeDigest } from './fixtures.js';
+import { at, declaration, fakeDigest, resolvedFrom } from './fixtures.js';
 
 const MODEL = { ref: 'model/draft@1.0.0', manifestDigest: fakeDigest('m') };
 const A100 = { ref: 'adapter/support@1.0.0', manifestDigest: fakeDigest('a100') };
@@ -47,8 +47,7 @@ function declared(f: AppliedFleet, indexes: (name: string) => string[]): Declare
   }));
 }
 
-const resolve = (ref: string) =>
-  Promise.resolve([MODEL, A100, KB1, KB2, FAQ].find((r) => r.ref === ref)?.manifestDigest);
+const resolve = (ref: string) => Promise.resolve(resolvedFrom([MODEL, A100, KB1, KB2, FAQ], ref));
 
 describe('indexes slot', () => {
   it('site files declare indexes; a duplicate index or a ref of another kind is refused', () => {

@@ -16,7 +16,7 @@ import { buildSnapshot, parseSnapshotPayload } from '../../src/fleet/snapshot.js
 import { stateDigest } from '../../src/fleet/state.js';
 import { canonicalJson } from '../../src/foundation/canonical-json.js';
 import { assignedArtifacts } from '../../src/site/manifests.js';
-import { at, declaration, fakeDigest } from './fixtures.js';
+import { at, declaration, fakeDigest, resolvedFrom } from './fixtures.js';
 
 const MODEL = { ref: 'model/draft@1.0.0', manifestDigest: fakeDigest('m') };
 const A100 = { ref: 'adapter/support@1.0.0', manifestDigest: fakeDigest('a100') };
@@ -106,8 +106,7 @@ describe('shadow slot ops', () => {
       assignments: { model: MODEL.ref, adapters: [A100.ref] },
       lineOf: () => 1,
     })) as unknown as DeclaredSite[];
-    const resolve = (ref: string) =>
-      Promise.resolve([MODEL, A100, A110].find((r) => r.ref === ref)?.manifestDigest);
+    const resolve = (ref: string) => Promise.resolve(resolvedFrom([MODEL, A100, A110], ref));
     const plan = await planFleet(declared, f.state, resolve);
     expect(plan.ops).toEqual([]);
     expect(plan.sites).toEqual([]);

@@ -4,7 +4,9 @@
  * file (`check rules`) and its unit tests pass (`test rules`); every dashboard query parses (each is
  * handed to promtool as a recording rule); and every metric a rule or panel reads is exported by a
  * real site daemon (sync agent, runtime, ONNX draft) or a real verifier scraped here after a
- * speculative request, or is recorded by a rule. promtool comes from Debian's `prometheus` package
+ * speculative request, or is recorded by a rule; the site serves an index under a policy with a
+ * staleness budget, so the index gauges the Indexes panels and EdgectlIndexStale read are sampled,
+ * not only declared. promtool comes from Debian's `prometheus` package
  * (.ci/run installs it); without it these checks are skipped locally and fail under CI.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -23,6 +25,8 @@ import { metricNames } from '../../src/observability/promql-names.js';
 import { buildRules } from '../../src/observability/rules.js';
 import { NODE, REPO_ROOT, RUN_JS } from '../helpers/cli.js';
 import { daemonWorld, REFS } from '../runtime/daemon/world.js';
+import { embedderModelDir, indexDir } from '../index-site/fixtures.js';
+import { policyVariant } from '../site/fixtures.js';
 import { startTestVerifier } from '../verifier/helpers.js';
 
 const promtool = spawnSync('promtool', ['--version']).status === 0;
@@ -99,10 +103,21 @@ describe('metric names against real daemons', () => {
     verifier = await startTestVerifier();
     const store = new FsStore(join(mkdtempSync(join(tmpdir(), 'edgectl-obs-reg-')), 'registry'));
     const w = await daemonWorld(store, { publishExtra: false });
+    const src = mkdtempSync(join(tmpdir(), 'edgectl-obs-src-'));
+    await w.publish(embedderModelDir(src));
+    await w.publish(await indexDir(src));
+    const policy = policyVariant(src, '1.1.0');
+    writeFileSync(
+      join(policy, 'policy.yaml'),
+      `${readFileSync(join(policy, 'policy.yaml'), 'utf8')}\nretrieval:\n  maxAge: 3650d\n`,
+    );
+    await w.publish(policy);
     await w.declare({
       adapters: [REFS.support100],
       verifier: verifier.url,
       labels: { region: 'eu-west', tier: 'branch' },
+      policyRef: 'policy/default@1.1.0',
+      indexes: ['index/kb@1.0.0'],
     });
     daemon = await runSiteDaemon({
       site: w.site,
@@ -126,6 +141,18 @@ describe('metric names against real daemons', () => {
       }),
     });
     expect(res.status).toBe(200);
+    // A RAG request: the retrieval series of the Indexes row get a sample.
+    const rag = await fetch(`${daemon.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        model: 'draft',
+        messages: [{ role: 'user', content: 'The receipt printer is jammed' }],
+        max_tokens: 4,
+        edgectl: { route: 'edge', retrieval: { index: 'kb', k: 2 } },
+      }),
+    });
+    expect(rag.status).toBe(200);
     siteText = await (await fetch(`${daemon.url}/metrics`)).text();
     verifierText = await (await fetch(`${verifier.url}/metrics`)).text();
   }, 120_000);
@@ -144,6 +171,35 @@ describe('metric names against real daemons', () => {
     expect(used.size).toBeGreaterThan(20);
     expect([...used].filter((n) => !available.has(n))).toEqual([]);
     expect(available.has('edgectl_no_such_metric')).toBe(false);
+  });
+
+  it('the index gauges and retrieval series the Indexes row and the stale-index alert read have samples', () => {
+    const kb = '\\{index="kb",ref="index/kb@1\\.0\\.0"\\}';
+    expect(siteText).toMatch(new RegExp(`^edgectl_index_age_seconds${kb} \\d`, 'm'));
+    expect(siteText).toMatch(new RegExp(`^edgectl_index_passages${kb} [1-9]`, 'm'));
+    expect(siteText).toMatch(new RegExp(`^edgectl_index_max_age_seconds${kb} 315360000$`, 'm'));
+    const sampled = new Set(
+      siteText.split('\n').flatMap((l) => (l && !l.startsWith('#') ? [l.split(/[{ ]/)[0] as string] : [])),
+    );
+    const indexMetrics = [
+      ...dashboardQueries().flatMap((q) => metricNames(concrete(q))),
+      ...buildRules().groups.flatMap((g) => g.rules.flatMap((r) => metricNames(r.expr))),
+    ].filter((n) => n.startsWith('edgectl_index_'));
+    expect(new Set(indexMetrics)).toEqual(
+      new Set(['edgectl_index_age_seconds', 'edgectl_index_passages', 'edgectl_index_max_age_seconds']),
+    );
+    expect(indexMetrics.filter((n) => !sampled.has(n))).toEqual([]);
+    // The retrieval panels read these (through the cohort recording rules).
+    expect(siteText).toMatch(/^edgectl_runtime_retrievals_total\{result="hit"\} 1$/m);
+    expect(siteText).toMatch(/^edgectl_runtime_retrieval_seconds_count 1$/m);
+    const recordedFrom = buildRules()
+      .groups.flatMap((g) => g.rules)
+      .filter((r) => 'record' in r && /retriev/.test(r.record))
+      .flatMap((r) => metricNames(r.expr));
+    expect(recordedFrom.filter((n) => n.startsWith('edgectl_runtime_retriev') && !sampled.has(n))).toEqual(
+      [],
+    );
+    expect(recordedFrom).toContain('edgectl_runtime_retrieval_seconds_bucket');
   });
 
   it('names follow the conventions: counters end in _total, one meaning per label, process and build info', () => {

@@ -23,7 +23,7 @@ import {
 import type { Judgement, StepJudgement } from '../../src/rollout/judge/types.js';
 import { matches, parseSelector } from '../../src/rollout/selector.js';
 import { normalizeSpec, waveSizes } from '../../src/rollout/spec.js';
-import { at, declaration, fakeDigest } from '../fleet/fixtures.js';
+import { at, declaration, fakeDigest, resolvedFrom } from '../fleet/fixtures.js';
 
 const BASE = { ref: 'adapter/support@1.0.0', manifestDigest: fakeDigest('a100') };
 const CAND = { ref: 'adapter/support@1.1.0', manifestDigest: fakeDigest('a110') };
@@ -207,8 +207,7 @@ describe('site plan and rollouts', () => {
       },
       lineOf: () => 1,
     })) as unknown as DeclaredSite[];
-  const resolve = (ref: string) =>
-    Promise.resolve([BASE, CAND, MODEL].find((r) => r.ref === ref)?.manifestDigest);
+  const resolve = (ref: string) => Promise.resolve(resolvedFrom([BASE, CAND, MODEL], ref));
 
   it('does not undo what an active rollout assigned, and says so', async () => {
     const f = started();

@@ -16,6 +16,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { UserError } from '../../foundation/errors.js';
+import { modelRole } from '../model-role.js';
 import { EMBEDDER_HINT_FILE, embedderDirFiles, embedderFilesDigest } from '../../index/index.js';
 import { listArtifacts, readManifest } from '../manifest-store.js';
 import { parseRef } from '../ref.js';
@@ -143,11 +144,29 @@ async function resolveEmbedder(
   const named = embedderModelName(index.embedder.name);
   const models = await listArtifacts(ctx.store, { kind: 'model' });
   models.sort((x, y) => Number(y.name === named) - Number(x.name === named));
+  let wrongRole: { ref: string; role: string } | undefined;
   for (const entry of models) {
     const loaded = await readManifest(ctx.store, 'model', entry.name, entry.version, ctx.trust);
-    if (loaded && (loaded.digest === pinned || filesDigest(loaded.manifest.files) === pinned)) {
-      return { ref: loaded.ref, manifestDigest: loaded.digest };
+    if (!loaded || (loaded.digest !== pinned && filesDigest(loaded.manifest.files) !== pinned)) continue;
+    // A draft or verifier LM is no sentence encoder: the site could not embed queries with it.
+    const role = modelRole(loaded.manifest);
+    if (role !== undefined && role !== 'embedder') {
+      wrongRole ??= { ref: loaded.ref, role };
+      continue;
     }
+    return { ref: loaded.ref, manifestDigest: loaded.digest };
+  }
+  const details = { file, field: 'embedder', embedder: index.embedder.name, digest: pinned };
+  if (wrongRole) {
+    throw new UserError(
+      `${file}: embedder: ${index.embedder.name} (${pinned}) is ${wrongRole.ref}, a model of role ${wrongRole.role}, not an embedder`,
+      {
+        code: 'E_INDEX_EMBEDDER',
+        suggestion:
+          'build the index with a sentence encoder published with `role: embedder` (edgectl index build --embedder <dir>)',
+        details: { ...details, model: wrongRole.ref, role: wrongRole.role },
+      },
+    );
   }
   throw new UserError(
     `${file}: embedder: ${index.embedder.name} (${pinned}) is not a model in the registry ${ctx.store.url}`,
@@ -155,7 +174,7 @@ async function resolveEmbedder(
       code: 'E_INDEX_EMBEDDER',
       suggestion:
         'publish the embedder model the index was built with first (edgectl publish artifact <model dir>), then publish the index',
-      details: { file, field: 'embedder', embedder: index.embedder.name, digest: pinned },
+      details,
     },
   );
 }

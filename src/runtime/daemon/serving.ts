@@ -4,12 +4,14 @@
  * one) and swaps it in by leases, the feedback context requests are counted under, and the
  * reconcile step that follows the `current` pointer — after a sync switched it, and on a poll that
  * catches `site rollback` run by another process (one readlink per poll; generation.json is read
- * only when the pointer moved). Reconciles are serialized.
+ * only when the pointer moved). Reconciles are serialized. A generation whose model is an embedder
+ * is refused before anything loads (src/artifact/model-role.ts).
  */
 import { currentGeneration } from '../../site/agent.js';
 import { siteDataPaths } from '../../site/data-dir.js';
 import { pointerTarget } from '../../site/generation.js';
 import { LocalManifests } from '../../site/manifests.js';
+import { refuseSiteModel } from '../../artifact/model-role.js';
 import { isoToUnixSeconds } from '../../http/openai-models.js';
 import type { FeedbackContext } from '../../feedback/index.js';
 import { loadGeneration, type LoadedGeneration } from '../engine/generation.js';
@@ -36,7 +38,7 @@ export class Serving {
     this.context = initial;
     this.generations = new GenerationManager<LoadedGeneration>({
       load: async (target, previous) => {
-        const modelCreated = await this.modelCreated(target.context);
+        const modelCreated = await this.checkModel(target.context);
         return loadGeneration(target.dir, {
           id: target.id,
           context: target.context,
@@ -68,13 +70,19 @@ export class Serving {
   }
 
   /**
-   * The model artifact's publish time from its verified manifest in the data directory (OpenAI
-   * `created`, stable across restarts); undefined when the manifest is not there.
+   * Refuses a generation whose model is not a draft LM (an embedder put in the model slot by a
+   * fleet state older than the check in `site plan`, or a generation built before it: the
+   * GenerationManager then keeps the installed one serving), and returns the model artifact's
+   * publish time (OpenAI `created`, stable across restarts). Both come from its verified manifest
+   * in the data directory; undefined (and no check) when the manifest is not there.
    */
-  private async modelCreated(context: FeedbackContext): Promise<number | undefined> {
-    const digest = context.refs.model?.manifestDigest;
-    if (digest === undefined) return undefined;
-    const manifest = await new LocalManifests(siteDataPaths(this.dataDir).manifests).get(digest);
+  private async checkModel(context: FeedbackContext): Promise<number | undefined> {
+    const model = context.refs.model;
+    if (model === undefined) return undefined;
+    const manifest = await new LocalManifests(siteDataPaths(this.dataDir).manifests).get(
+      model.manifestDigest,
+    );
+    if (manifest) refuseSiteModel(manifest, model.ref);
     return isoToUnixSeconds(manifest?.created);
   }
 

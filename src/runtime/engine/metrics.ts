@@ -36,7 +36,11 @@ const RUNTIME_METRIC_NAMES = [
   'edgectl_runtime_in_flight',
   'edgectl_runtime_queued',
   'edgectl_runtime_acceptance_ratio',
+  'edgectl_runtime_retrievals_total',
+  'edgectl_runtime_retrieval_seconds',
 ];
+/** Retrieval is a few ms (docs/benchmarks.md: hybrid p95 under 5 ms at 100k passages). */
+const RETRIEVAL_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];
 
 function p95(values: readonly number[]): number | null {
   if (values.length === 0) return null;
@@ -92,9 +96,22 @@ function createSeries(registry: Registry) {
       labelNames: ['kind'],
       registers,
     }),
+    // The Prometheus side of the feedback window's retrieval counters (feedback/accumulator.ts).
+    retrievals: new Counter({
+      name: 'edgectl_runtime_retrievals_total',
+      help: "Retrieval (RAG) steps, by result: hit (passages attached), miss (none found), refused (index past the policy's staleness budget)",
+      labelNames: ['result'],
+      registers,
+    }),
+    retrievalSeconds: new Histogram({
+      name: 'edgectl_runtime_retrieval_seconds',
+      help: 'Time of the retrieval step (query embedding and hybrid search)',
+      buckets: RETRIEVAL_BUCKETS,
+      registers,
+    }),
     events: new Counter({
       name: 'edgectl_runtime_events_total',
-      help: 'Request events: rejected (429), error, fallback (edge-unverified), escalated, redactions',
+      help: 'Request events: rejected (429), error, fallback (edge-unverified), escalated, redactions, stale_index (retrieval served past the staleness budget)',
       labelNames: ['event'],
       registers,
     }),
@@ -147,6 +164,8 @@ export class RuntimeMetrics {
   private readonly withheld: Counter<'rule'>;
   private readonly ttftSeconds: Histogram<'route'>;
   private readonly e2eSeconds: Histogram<'route'>;
+  private readonly retrievals: Counter<'result'>;
+  private readonly retrievalSeconds: Histogram;
 
   constructor(
     registry: Registry,
@@ -166,6 +185,8 @@ export class RuntimeMetrics {
     this.withheld = series.withheld;
     this.ttftSeconds = series.ttftSeconds;
     this.e2eSeconds = series.e2eSeconds;
+    this.retrievals = series.retrievals;
+    this.retrievalSeconds = series.retrievalSeconds;
     new Gauge({
       name: 'edgectl_runtime_in_flight',
       help: 'Generations running now',
@@ -256,6 +277,12 @@ export class RuntimeMetrics {
     if (o.e2eMs !== undefined) {
       this.e2e.push(o.e2eMs);
       this.e2eSeconds.observe({ route }, o.e2eMs / 1000);
+    }
+    const r = o.retrieval;
+    if (r) {
+      this.retrievals.inc({ result: r.refused ? 'refused' : r.passages > 0 ? 'hit' : 'miss' });
+      if (r.stale) this.events.inc({ event: 'stale_index' });
+      if (!r.refused) this.retrievalSeconds.observe(r.ms / 1000);
     }
   }
 

@@ -49,6 +49,10 @@ export interface DaemonWorld extends SiteWorld {
     /** `runtime.cloud` lines (YAML under `cloud:`, indented four spaces). */
     cloud?: string;
     policy?: boolean;
+    /** Another published policy than REFS.policy. */
+    policyRef?: string;
+    /** `assignments.indexes`. */
+    indexes?: string[];
     labels?: Record<string, string>;
   }): Promise<ApplyFleetResult>;
   /** The registry's directory (fs backend only). */
@@ -76,17 +80,15 @@ export async function daemonWorld(store: Store, opts: { publishExtra?: boolean }
         key: Buffer.from(w.siteKey.publicKey).toString('base64'),
         model: REFS.model,
         adapters: a.adapters,
-        policy: REFS.policy,
+        policy: a.policyRef ?? REFS.policy,
         ...(a.labels ? { labels: a.labels } : {}),
-        ...(a.verifier || a.cloud
-          ? {
-              extra: [
-                'runtime:',
-                ...(a.verifier ? [`  verifier: ${a.verifier}`] : []),
-                ...(a.cloud ? ['  cloud:', a.cloud.replace(/\n$/, '')] : []),
-              ].join('\n'),
-            }
-          : {}),
+        // `extra` follows the assignments block: indexes first (still in it), then runtime.
+        extra: [
+          ...(a.indexes?.length ? ['  indexes:', ...a.indexes.map((r) => `    - ${r}`)] : []),
+          ...(a.verifier || a.cloud ? ['runtime:'] : []),
+          ...(a.verifier ? [`  verifier: ${a.verifier}`] : []),
+          ...(a.cloud ? ['  cloud:', a.cloud.replace(/\n$/, '')] : []),
+        ].join('\n'),
       });
       const lines =
         a.policy === false ? yaml.split('\n').filter((l) => !l.startsWith('  policy:')) : yaml.split('\n');
