@@ -265,12 +265,14 @@ function indexPanels(): PanelSpec[] {
       title: 'Retrievals: hits, misses, refusals',
       description:
         "Retrieval steps per second by result (hit: passages attached; refused: past the policy's staleness budget " +
-        'with `stale: refuse`), and retrievals served past the budget with a warning.',
+        'with `stale: refuse`), retrievals served past the budget with a warning, and retrieved passages ' +
+        'withheld from the prompt because they match a policy block rule.',
       targets: targets(
         [by(rate('edgectl_runtime_retrievals', 'result="hit"')), 'hits {{$cohort}}'],
         [by(rate('edgectl_runtime_retrievals', 'result="miss"')), 'misses {{$cohort}}'],
         [by(rate('edgectl_runtime_retrievals', 'result="refused"')), 'refused {{$cohort}}'],
         [by(rate('edgectl_runtime_events', 'event="stale_index"')), 'served stale {{$cohort}}'],
+        [by(rate('edgectl_runtime_retrieval_withheld')), 'passages withheld {{$cohort}}'],
       ),
       fieldConfig: unit('reqps'),
     },

@@ -84,6 +84,10 @@ function cohortRules(): RecordingRule[] {
       expr: rate('edgectl_runtime_retrievals_total', 'result'),
     },
     {
+      record: 'instance:edgectl_runtime_retrieval_withheld:rate5m',
+      expr: rate('edgectl_runtime_retrieval_withheld_total', 'rule'),
+    },
+    {
       record: 'instance:edgectl_runtime_retrieval_seconds_bucket:rate5m',
       expr: rate('edgectl_runtime_retrieval_seconds_bucket', 'le'),
     },

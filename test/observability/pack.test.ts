@@ -107,10 +107,13 @@ describe('metric names against real daemons', () => {
     await w.publish(embedderModelDir(src));
     await w.publish(await indexDir(src));
     const policy = policyVariant(src, '1.1.0');
-    writeFileSync(
-      join(policy, 'policy.yaml'),
-      `${readFileSync(join(policy, 'policy.yaml'), 'utf8')}\nretrieval:\n  maxAge: 3650d\n`,
+    // A staleness budget (the index budget gauge) and a block rule one retrieved passage matches
+    // (the withheld-passages series); the user's text does not match it.
+    const base = readFileSync(join(policy, 'policy.yaml'), 'utf8').replace(
+      '\nblock:\n',
+      "\nblock:\n  - name: obs-withheld\n    keywords: ['applies to']\n    message: withheld\n",
     );
+    writeFileSync(join(policy, 'policy.yaml'), `${base}\nretrieval:\n  maxAge: 3650d\n`);
     await w.publish(policy);
     await w.declare({
       adapters: [REFS.support100],
@@ -192,6 +195,7 @@ describe('metric names against real daemons', () => {
     // The retrieval panels read these (through the cohort recording rules).
     expect(siteText).toMatch(/^edgectl_runtime_retrievals_total\{result="hit"\} 1$/m);
     expect(siteText).toMatch(/^edgectl_runtime_retrieval_seconds_count 1$/m);
+    expect(siteText).toMatch(/^edgectl_runtime_retrieval_withheld_total\{rule="obs-withheld"\} [1-9]/m);
     const recordedFrom = buildRules()
       .groups.flatMap((g) => g.rules)
       .filter((r) => 'record' in r && /retriev/.test(r.record))
