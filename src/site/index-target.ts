@@ -2,14 +2,15 @@
  * What `edgectl index query <target> "text"` queries (docs/cli.md): an index directory (the index
  * engine's own case), a site (the index its current generation serves, with the embedder beside
  * it: `generations/<id>/indexes/<name>` and `embedders/<name>`), or a registry ref
- * (`index/<name>@<version>`: the index and the embedder its manifest pins are pulled, verified,
- * into a temporary directory through the local chunk cache, and removed after the query).
+ * (`index/<name>@<version>`: the index is pulled, verified, into a temporary directory through the
+ * local chunk cache and removed after the query; the embedder its manifest pins is pulled into the
+ * pulled-artifact cache, `pulledArtifactDir`, where it stays for the next query or update).
  * A site serving several indexes needs `--index <name>`. Nothing found is a NotFoundError (exit 3)
  * naming what was tried.
  */
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { NotFoundError, UserError } from '../foundation/errors.js';
 import type { Io } from '../foundation/output.js';
 import { defaultCacheDir } from '../artifact/chunk-cache.js';
@@ -43,6 +44,14 @@ export interface IndexTargetOptions {
 }
 
 const none = () => undefined;
+
+/**
+ * Where a pulled artifact that outlives one command is kept (an embedder named by ref): beside the
+ * chunk cache, `<XDG_CACHE_HOME or ~/.cache>/edgectl/artifacts/<kind>/<name>@<version>`. A pull
+ * into it verifies every file and rewrites only what differs, so reusing it is safe.
+ */
+export const pulledArtifactDir = (ref: string): string =>
+  join(dirname(defaultCacheDir()), 'artifacts', ...ref.split('/'));
 
 function isDir(path: string): boolean {
   return existsSync(path) && statSync(path).isDirectory();
@@ -98,10 +107,10 @@ async function fromRef(text: string, o: IndexTargetOptions): Promise<IndexTarget
     }
     const common = { store, trust, cacheDir: defaultCacheDir(), io: o.io };
     await pullArtifact({ ...common, ref: loaded.ref, dir: join(tmp, 'index') });
-    await pullArtifact({ ...common, ref: embedder, dir: join(tmp, 'embedder') });
+    const pulled = await pullArtifact({ ...common, ref: embedder, dir: pulledArtifactDir(embedder) });
     return {
       dir: join(tmp, 'index'),
-      embedderDir: join(tmp, 'embedder'),
+      embedderDir: pulled.dir,
       label: loaded.ref,
       cleanup: () => rmSync(tmp, { recursive: true, force: true }),
     };

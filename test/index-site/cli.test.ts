@@ -1,15 +1,20 @@
 /**
  * `edgectl index query <site|ref>` as a user runs it (child processes, dist/): against a site's
  * data directory (the index its current generation serves, with the embedder synced beside it),
- * against a registry ref (index and embedder pulled and verified into a temporary directory), and
- * a target that is none of these (exit 3). The registry and the site are set up in process.
+ * against a registry ref (index and embedder pulled and verified), and a target that is none of
+ * these (exit 3). Then `index build --embedder <model ref>` and `index update <index ref>`: the
+ * published encoder and index pulled (verified) and used, and refs of the wrong kind or role
+ * refused (exit 2). The registry and the site are set up in process.
  */
+import { cpSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FsStore } from '../../src/registry/fs-store.js';
-import { runCli } from '../helpers/cli.js';
+import { REPO_ROOT, runCli } from '../helpers/cli.js';
 import { publishBasics, siteWorld, type SiteWorld } from '../site/fixtures.js';
-import { embedderModelDir, indexDir, tempDir } from './fixtures.js';
+import { CORPUS as CORPUS_REL, embedderModelDir, indexDir, tempDir } from './fixtures.js';
+
+const CORPUS = join(REPO_ROOT, CORPUS_REL);
 
 interface QueryJson {
   index: string;
@@ -79,5 +84,83 @@ describe('edgectl index query <site|ref>', () => {
     const r = await cli(['index', 'query', 'no-such-site', 'x', '--data-dir', join(cwd, 'nowhere')]);
     expect(r.code).toBe(3);
     expect(r.stderr).toMatch(/"no-such-site" is not an index directory, an index ref or a site/);
+  });
+});
+
+interface WriteJson {
+  dir: string;
+  from?: string;
+  added: number;
+  unchanged: number;
+  manifest: { documents: number; embedder: { name: string; digest: string } };
+}
+
+describe('edgectl index build|update with registry refs', () => {
+  const reg = () => ['--registry', `file:${registry}`, '--trust', w.trustPath, '--json'];
+
+  it('builds with --embedder model/<name>@<version>: the published encoder, pulled and verified', async () => {
+    const out = join(cwd, 'built-from-ref');
+    const r = await cli([
+      'index',
+      'build',
+      CORPUS,
+      '--embedder',
+      'model/kiosk-embedder@1.0.0',
+      '--out',
+      out,
+      ...reg(),
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    const built = JSON.parse(r.stdout) as WriteJson;
+    expect(built.manifest.documents).toBe(120);
+    // The encoder stays in the artifact cache, which the index's embedder hint names, so a later
+    // query needs no --embedder.
+    const cached = join(cwd, 'cache/edgectl/artifacts/model/kiosk-embedder@1.0.0');
+    expect(existsSync(join(cached, 'model.onnx'))).toBe(true);
+    expect(readFileSync(join(out, '.edgectl-embedder'), 'utf8').trim()).toBe(cached);
+    const q = await cli(['index', 'query', out, 'the receipt printer is jammed', '--json']);
+    expect(q.code, q.stderr).toBe(0);
+    expect((JSON.parse(q.stdout) as QueryJson).passages[0]?.id).toMatch(/printer/);
+  });
+
+  it('updates from index/<name>@<version>: only the changed documents are new', async () => {
+    const corpus = join(cwd, 'corpus-v2');
+    cpSync(CORPUS, corpus, { recursive: true });
+    writeFileSync(
+      join(corpus, 'self-checkout.md'),
+      '# Self checkout frozen\n\nRestart it from the back panel.\n',
+    );
+    const out = join(cwd, 'kb-1.1.0');
+    const r = await cli(['index', 'update', 'index/kb@1.0.0', corpus, '--out', out, ...reg()]);
+    expect(r.code, r.stderr).toBe(0);
+    const up = JSON.parse(r.stdout) as WriteJson;
+    expect(up.from).toBe('index/kb@1.0.0');
+    expect(up.added).toBe(1);
+    expect(up.unchanged).toBe(120);
+    expect(up.manifest.embedder.name).toBe('kiosk-lsa-embedder');
+    const q = await cli(['index', 'query', out, 'self checkout frozen', '--json', '--k', '1']);
+    expect(q.code, q.stderr).toBe(0);
+    expect((JSON.parse(q.stdout) as QueryJson).passages[0]?.id).toBe('self-checkout.md#0');
+  });
+
+  it('refuses an --embedder ref of another kind or of a non-embedder model (exit 2)', async () => {
+    for (const [ref, msg] of [
+      ['index/kb@1.0.0', /--embedder index\/kb@1\.0\.0 is an index ref/],
+      ['model/draft@1.0.0', /--embedder model\/draft@1\.0\.0 is a model of role draft, not an embedder/],
+    ] as const) {
+      const r = await cli([
+        'index',
+        'build',
+        CORPUS,
+        '--embedder',
+        ref,
+        '--out',
+        join(cwd, 'never'),
+        ...reg(),
+      ]);
+      expect(r.code, r.stderr).toBe(2);
+      expect(`${r.stdout}${r.stderr}`).toMatch(msg);
+      expect(existsSync(join(cwd, 'never'))).toBe(false);
+    }
   });
 });
