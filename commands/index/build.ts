@@ -44,7 +44,7 @@ export default class IndexBuild extends BaseCommand<typeof IndexBuild> {
         out: f.out,
         chunking: { maxWords: f['max-words'], overlapWords: f['overlap-words'] },
       },
-      { registryUrl: cfg.registry, trustPath: cfg.trustPath, io: this.io },
+      { projectRoot: cfg.root, registryUrl: cfg.registry, trustPath: cfg.trustPath, io: this.io },
     );
     for (const line of renderWrite('built', r)) this.out(line);
     return r;

@@ -22,6 +22,17 @@ import { pathProblem } from './paths.js';
 import type { Progress } from './progress.js';
 import { parseRef, type ArtifactRef } from './ref.js';
 
+/**
+ * Where a command keeps an artifact it pulled by ref for local use (`verifier up --model <ref>`,
+ * `index build --embedder <ref>`, the embedder of `index query <ref>`): the project's
+ * `.edgectl/artifacts/<kind>/<name>/<version or digest>`. A later pull into it verifies every file
+ * and rewrites only what differs, so reusing it is safe.
+ */
+export function projectArtifactDir(projectRoot: string, ref: ArtifactRef | string): string {
+  const r = typeof ref === 'string' ? parseRef(ref) : ref;
+  return join(projectRoot, '.edgectl', 'artifacts', r.kind, r.name, r.version ?? r.digest.replace(':', '-'));
+}
+
 export interface PullOptions {
   store: Store;
   ref: ArtifactRef | string;

@@ -4,15 +4,15 @@
  * sentence encoder by directory or by published ref (`model/<name>@<version>`, role embedder),
  * and `index update` starts from an index directory, a site (the index it serves) or a registry
  * ref (`index/<name>@<version>`, see index-target.ts). Refs are resolved against the trust root
- * and pulled through the chunk cache, every file verified; an embedder ref lands in the
- * pulled-artifact cache (`pulledArtifactDir`) so the index's embedder hint stays valid after the
- * command. The index engine (src/index/service.ts) then runs on plain directories.
+ * and pulled through the chunk cache, every file verified; an embedder ref lands in the project's
+ * `.edgectl/artifacts/model/<name>/<version>` (`projectArtifactDir`, where `verifier up --model
+ * <ref>` puts models too), so the index's embedder hint stays valid after the command. The index engine (src/index/service.ts) then runs on plain directories.
  */
 import { existsSync, statSync } from 'node:fs';
 import { defaultCacheDir } from '../artifact/chunk-cache.js';
 import { resolveRef } from '../artifact/manifest-store.js';
 import { modelRole } from '../artifact/model-role.js';
-import { pullArtifact } from '../artifact/pull.js';
+import { projectArtifactDir, pullArtifact } from '../artifact/pull.js';
 import { parseRef } from '../artifact/ref.js';
 import { UserError } from '../foundation/errors.js';
 import type { Io } from '../foundation/output.js';
@@ -20,9 +20,10 @@ import type { Chunking } from '../index/index.js';
 import { indexBuild, indexUpdate, type IndexWriteSummary } from '../index/service.js';
 import { openStore } from '../registry/open-store.js';
 import { loadTrustInForce } from '../registry/trust-history.js';
-import { pulledArtifactDir, resolveIndexTarget, type IndexTargetOptions } from './index-target.js';
+import { resolveIndexTarget, type IndexTargetOptions } from './index-target.js';
 
 export interface RegistryAccess {
+  projectRoot: string;
   registryUrl: string;
   trustPath: string;
   io: Io;
@@ -60,7 +61,7 @@ export async function resolveEmbedderSource(value: string, o: RegistryAccess): P
       cacheDir: defaultCacheDir(),
       io: o.io,
       ref: loaded.ref,
-      dir: pulledArtifactDir(loaded.ref),
+      dir: projectArtifactDir(o.projectRoot, loaded.ref),
     });
     return pulled.dir;
   } finally {

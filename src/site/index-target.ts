@@ -4,18 +4,18 @@
  * it: `generations/<id>/indexes/<name>` and `embedders/<name>`), or a registry ref
  * (`index/<name>@<version>`: the index is pulled, verified, into a temporary directory through the
  * local chunk cache and removed after the query; the embedder its manifest pins is pulled into the
- * pulled-artifact cache, `pulledArtifactDir`, where it stays for the next query or update).
+ * project's `.edgectl/artifacts/` (`projectArtifactDir`), where it stays for the next query or update).
  * A site serving several indexes needs `--index <name>`. Nothing found is a NotFoundError (exit 3)
  * naming what was tried.
  */
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { NotFoundError, UserError } from '../foundation/errors.js';
 import type { Io } from '../foundation/output.js';
 import { defaultCacheDir } from '../artifact/chunk-cache.js';
 import { resolveRef } from '../artifact/manifest-store.js';
-import { pullArtifact } from '../artifact/pull.js';
+import { projectArtifactDir, pullArtifact } from '../artifact/pull.js';
 import { parseRef } from '../artifact/ref.js';
 import { openStore } from '../registry/open-store.js';
 import { loadTrustInForce } from '../registry/trust-history.js';
@@ -44,14 +44,6 @@ export interface IndexTargetOptions {
 }
 
 const none = () => undefined;
-
-/**
- * Where a pulled artifact that outlives one command is kept (an embedder named by ref): beside the
- * chunk cache, `<XDG_CACHE_HOME or ~/.cache>/edgectl/artifacts/<kind>/<name>@<version>`. A pull
- * into it verifies every file and rewrites only what differs, so reusing it is safe.
- */
-export const pulledArtifactDir = (ref: string): string =>
-  join(dirname(defaultCacheDir()), 'artifacts', ...ref.split('/'));
 
 function isDir(path: string): boolean {
   return existsSync(path) && statSync(path).isDirectory();
@@ -107,7 +99,11 @@ async function fromRef(text: string, o: IndexTargetOptions): Promise<IndexTarget
     }
     const common = { store, trust, cacheDir: defaultCacheDir(), io: o.io };
     await pullArtifact({ ...common, ref: loaded.ref, dir: join(tmp, 'index') });
-    const pulled = await pullArtifact({ ...common, ref: embedder, dir: pulledArtifactDir(embedder) });
+    const pulled = await pullArtifact({
+      ...common,
+      ref: embedder,
+      dir: projectArtifactDir(o.projectRoot, embedder),
+    });
     return {
       dir: join(tmp, 'index'),
       embedderDir: pulled.dir,

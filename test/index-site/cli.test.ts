@@ -113,9 +113,9 @@ describe('edgectl index build|update with registry refs', () => {
     expect(r.code, r.stderr).toBe(0);
     const built = JSON.parse(r.stdout) as WriteJson;
     expect(built.manifest.documents).toBe(120);
-    // The encoder stays in the artifact cache, which the index's embedder hint names, so a later
-    // query needs no --embedder.
-    const cached = join(cwd, 'cache/edgectl/artifacts/model/kiosk-embedder@1.0.0');
+    // The encoder stays in the project's .edgectl/artifacts (where `verifier up --model <ref>` puts
+    // models too), which the index's embedder hint names, so a later query needs no --embedder.
+    const cached = join(cwd, '.edgectl/artifacts/model/kiosk-embedder/1.0.0');
     expect(existsSync(join(cached, 'model.onnx'))).toBe(true);
     expect(readFileSync(join(out, '.edgectl-embedder'), 'utf8').trim()).toBe(cached);
     const q = await cli(['index', 'query', out, 'the receipt printer is jammed', '--json']);

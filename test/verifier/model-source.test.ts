@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { memoryIo } from '../../src/foundation/output.js';
@@ -8,6 +8,7 @@ import { FsStore } from '../../src/registry/fs-store.js';
 import { resolveModelSource } from '../../src/verifier/server/model-source.js';
 import { publish, setupRegistry, tempDir, type RegistryFixture } from '../artifact/fixtures.js';
 import { VERIFIER_DIR } from './helpers.js';
+import { embedderModelDir } from '../index-site/fixtures.js';
 
 describe('resolveModelSource', () => {
   let fx: RegistryFixture;
@@ -19,6 +20,7 @@ describe('resolveModelSource', () => {
     const registryDir = join(tempDir(), 'registry');
     fx = await setupRegistry(new FsStore(registryDir));
     await publish(fx, VERIFIER_DIR);
+    await publish(fx, embedderModelDir(tempDir('edgectl-embedder-')));
     const root = tempDir('edgectl-project-');
     cfg = {
       root,
@@ -69,5 +71,23 @@ describe('resolveModelSource', () => {
     await expect(resolveModelSource('model/absent@1.0.0', cfg, memoryIo())).rejects.toMatchObject({
       exitCode: 3,
     });
+  });
+
+  it('refuses an embedder, by directory or by ref, naming it (exit 2, nothing pulled)', async () => {
+    const dir = embedderModelDir(tempDir('edgectl-embedder-dir-'));
+    await expect(resolveModelSource(dir, cfg, memoryIo())).rejects.toMatchObject({
+      exitCode: 2,
+      code: 'E_MODEL_ROLE',
+      message: `--model ${dir} is an embedder (a sentence encoder), not a language model`,
+    });
+    await expect(
+      resolveModelSource('model/kiosk-embedder@1.0.0', cfg, memoryIo(), 'model', '--verifier'),
+    ).rejects.toMatchObject({
+      exitCode: 2,
+      code: 'E_MODEL_ROLE',
+      message:
+        '--verifier model/kiosk-embedder@1.0.0 is an embedder (a sentence encoder), not a language model',
+    });
+    expect(existsSync(join(cfg.root, '.edgectl/artifacts/model/kiosk-embedder'))).toBe(false);
   });
 });
