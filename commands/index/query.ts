@@ -2,7 +2,7 @@ import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../../src/cli/base-command.js';
 import { queryIndexDir, type IndexQuerySummary } from '../../src/index/service.js';
 import { renderQuery } from '../../src/index/render.js';
-import { registryFlag, siteDataDirFlag, trustFlag } from '../../src/cli/flags.js';
+import { registryFlag, siteDataDirFlag, siteIndexFlag, trustFlag } from '../../src/cli/flags.js';
 import { resolveIndexTarget } from '../../src/site/index-target.js';
 
 export default class IndexQuery extends BaseCommand<typeof IndexQuery> {
@@ -33,10 +33,7 @@ export default class IndexQuery extends BaseCommand<typeof IndexQuery> {
       default: 'hybrid',
       summary: 'Retrieval mode.',
     })(),
-    index: Flags.string({
-      summary: "Which of a site's indexes (when it serves several).",
-      helpValue: '<name>',
-    }),
+    index: siteIndexFlag,
     'data-dir': siteDataDirFlag,
     registry: registryFlag,
     trust: trustFlag,

@@ -2,7 +2,7 @@ import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../../src/cli/base-command.js';
 import type { IndexWriteSummary } from '../../src/index/service.js';
 import { renderWrite } from '../../src/index/render.js';
-import { registryFlag, siteDataDirFlag, trustFlag } from '../../src/cli/flags.js';
+import { registryFlag, siteDataDirFlag, siteIndexFlag, trustFlag } from '../../src/cli/flags.js';
 import { indexUpdateFromTarget } from '../../src/site/index-sources.js';
 
 export default class IndexUpdate extends BaseCommand<typeof IndexUpdate> {
@@ -35,10 +35,7 @@ export default class IndexUpdate extends BaseCommand<typeof IndexUpdate> {
         'Sentence encoder: a directory or a model ref (default: the one that built the index here, or the one a site or ref pins).',
       helpValue: '<dir|model/<name>@<version>>',
     }),
-    index: Flags.string({
-      summary: "Which of a site's indexes (when it serves several).",
-      helpValue: '<name>',
-    }),
+    index: siteIndexFlag,
     'data-dir': siteDataDirFlag,
     registry: registryFlag,
     trust: trustFlag,

@@ -16,6 +16,12 @@ export const trustFlag = Flags.string({
   helpValue: '<path>',
 });
 
+/** `index query|update <site>`: which of the site's indexes. */
+export const siteIndexFlag = Flags.string({
+  summary: "Which of a site's indexes (when it serves several).",
+  helpValue: '<name>',
+});
+
 export const keyFlag = Flags.string({
   summary: 'Secret key file (mode 0600). EDGECTL_SIGNING_KEY may hold the key instead.',
   helpValue: '<path>',

@@ -11,34 +11,15 @@ import { join, resolve } from 'node:path';
 import { UserError } from '../foundation/errors.js';
 import type { IoHost } from '../foundation/io-host.js';
 import { buildIndex, compactIndex, updateIndex, type BuildResult } from './build.js';
-import { readIndexManifest, type Chunking, type IndexManifest } from './manifest.js';
+import { readIndexManifest, type Chunking } from './manifest.js';
 import { openIndex, type QueryMode, type QueryPassage } from './reader.js';
 
 export const EMBEDDER_HINT_FILE = '.edgectl-embedder';
 
-export interface IndexWriteSummary {
-  dir: string;
-  added: number;
-  changed: number;
-  deleted: number;
-  unchanged: number;
-  newSegments: string[];
-  truncated: number;
-  ms: number;
-  manifest: IndexManifest;
-}
+/** What `index build|update|compact` report: the engine's result, time in whole milliseconds. */
+export type IndexWriteSummary = BuildResult;
 
-const summary = (r: BuildResult): IndexWriteSummary => ({
-  dir: r.dir,
-  added: r.added,
-  changed: r.changed,
-  deleted: r.deleted,
-  unchanged: r.unchanged,
-  newSegments: r.newSegments,
-  truncated: r.truncated,
-  ms: Math.round(r.ms),
-  manifest: r.manifest,
-});
+const summary = (r: BuildResult): IndexWriteSummary => ({ ...r, ms: Math.round(r.ms) });
 
 function writeHint(indexDir: string, embedderDir: string): void {
   writeFileSync(join(indexDir, EMBEDDER_HINT_FILE), `${resolve(embedderDir)}\n`);

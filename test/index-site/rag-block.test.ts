@@ -20,6 +20,7 @@ import {
   type RecordingProxy,
   type TestRuntime,
   type VerifierProcess,
+  verifierSawText,
 } from '../runtime/serve/helpers.js';
 import { ragGenerationDir } from './fixtures.js';
 
@@ -80,21 +81,7 @@ describe('block rules withhold retrieved passages (real verifier process)', () =
       edgectl: { route, retrieval: { index: 'kb', k } },
     });
 
-  /** Everything the verifier received: raw bodies and their token ids decoded. */
-  function verifierSaw(): string {
-    const seen: string[] = [];
-    for (const r of proxy.requests) {
-      seen.push(r.body);
-      if (!r.body) continue;
-      const body = JSON.parse(r.body) as Record<string, unknown>;
-      for (const key of ['prompt_ids', 'draft_ids', 'prompt']) {
-        const ids = body[key];
-        if (Array.isArray(ids) && ids.every((x) => typeof x === 'number'))
-          seen.push(gen.tokenizer.decode(ids as number[]));
-      }
-    }
-    return seen.join('\n');
-  }
+  const verifierSaw = () => verifierSawText(proxy, gen.tokenizer);
 
   it('answers from the other passages; the blocked one is not cited and never reaches the verifier', async () => {
     proxy.requests.length = 0;

@@ -17,6 +17,7 @@ import {
   type RecordingProxy,
   type TestRuntime,
   type VerifierProcess,
+  verifierSawText,
 } from '../runtime/serve/helpers.js';
 import { ragGenerationDir } from './fixtures.js';
 
@@ -85,18 +86,7 @@ describe('RAG redaction (real verifier process)', () => {
       expect(info.route).toBe(route);
       expect(info.redactions).toBeGreaterThanOrEqual(3);
     }
-    const seen: string[] = [];
-    for (const r of proxy.requests) {
-      seen.push(r.body);
-      if (!r.body) continue;
-      const body = JSON.parse(r.body) as Record<string, unknown>;
-      for (const key of ['prompt_ids', 'draft_ids', 'prompt']) {
-        const ids = body[key];
-        if (Array.isArray(ids) && ids.every((x) => typeof x === 'number'))
-          seen.push(gen.tokenizer.decode(ids as number[]));
-      }
-    }
-    const text = seen.join('\n');
+    const text = verifierSawText(proxy, gen.tokenizer);
     expect(text).toContain('<EMAIL_1>');
     expect(text).toContain('<EMPLOYEE_ID_1>');
     expect(VALUES.filter((v) => text.includes(v) || text.includes(v.replace(/\s/g, '')))).toEqual([]);

@@ -10,46 +10,59 @@
 import { Gauge, type Registry } from 'prom-client';
 import { parseDuration } from '../../foundation/duration.js';
 import type { LoadedGeneration } from '../engine/generation.js';
-import { indexAgeSeconds } from '../engine/site-indexes.js';
+import { indexAgeSeconds, type ServedIndex } from '../engine/site-indexes.js';
 
-export function registerIndexMetrics(registry: Registry, current: () => LoadedGeneration | undefined): void {
+type Current = () => LoadedGeneration | undefined;
+
+/** A gauge with one sample per index the serving generation holds (`value` undefined: no sample). */
+function perIndexGauge(
+  registry: Registry,
+  current: Current,
+  name: string,
+  help: string,
+  value: (ix: ServedIndex, gen: LoadedGeneration) => number | undefined,
+): void {
   new Gauge({
-    name: 'edgectl_index_age_seconds',
-    help: "Seconds since the newest document of each index the site serves (its freshness; a policy's retrieval.maxAge bounds it).",
-    labelNames: ['index', 'ref'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const ix of current()?.indexes.all() ?? []) {
-        this.set({ index: ix.name, ref: ix.ref ?? '' }, indexAgeSeconds(ix.reader));
-      }
-    },
-  });
-  new Gauge({
-    name: 'edgectl_index_passages',
-    help: 'Live passages of each index the site serves.',
-    labelNames: ['index', 'ref'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const ix of current()?.indexes.all() ?? []) {
-        this.set({ index: ix.name, ref: ix.ref ?? '' }, ix.reader.manifest.passages);
-      }
-    },
-  });
-  new Gauge({
-    name: 'edgectl_index_max_age_seconds',
-    help: "The staleness budget of each index the site serves: the served policy's retrieval.maxAge (absent when it sets none).",
+    name,
+    help,
     labelNames: ['index', 'ref'],
     registers: [registry],
     collect() {
       this.reset();
       const gen = current();
-      const budget = gen?.policy.retrieval?.maxAge;
-      if (!gen || budget === undefined) return;
-      // The policy was validated at publish (a duration), so this parse cannot fail here.
-      const seconds = parseDuration(budget, 'retrieval.maxAge') / 1000;
-      for (const ix of gen.indexes.all()) this.set({ index: ix.name, ref: ix.ref ?? '' }, seconds);
+      if (!gen) return;
+      for (const ix of gen.indexes.all()) {
+        const v = value(ix, gen);
+        if (v !== undefined) this.set({ index: ix.name, ref: ix.ref ?? '' }, v);
+      }
     },
   });
+}
+
+export function registerIndexMetrics(registry: Registry, current: Current): void {
+  perIndexGauge(
+    registry,
+    current,
+    'edgectl_index_age_seconds',
+    "Seconds since the newest document of each index the site serves (its freshness; a policy's retrieval.maxAge bounds it).",
+    (ix) => indexAgeSeconds(ix.reader),
+  );
+  perIndexGauge(
+    registry,
+    current,
+    'edgectl_index_passages',
+    'Live passages of each index the site serves.',
+    (ix) => ix.reader.manifest.passages,
+  );
+  perIndexGauge(
+    registry,
+    current,
+    'edgectl_index_max_age_seconds',
+    "The staleness budget of each index the site serves: the served policy's retrieval.maxAge (absent when it sets none).",
+    (_ix, gen) => {
+      const budget = gen.policy.retrieval?.maxAge;
+      // The policy was validated at publish (a duration), so this parse cannot fail here.
+      return budget === undefined ? undefined : parseDuration(budget, 'retrieval.maxAge') / 1000;
+    },
+  );
 }

@@ -217,6 +217,30 @@ export interface RecordingProxy {
 }
 
 /**
+ * Everything the verifier received through `proxy`, as one text: each raw body, then its token-id
+ * arrays decoded and its text prompt (`prompt_ids`, `draft_ids`, `prompt`), joined by NUL lines so
+ * no match spans two of them. Tests assert on it what did and did not leave the site.
+ */
+export function verifierSawText(
+  proxy: RecordingProxy,
+  tokenizer: Pick<LoadedGeneration['tokenizer'], 'decode'>,
+): string {
+  const seen: string[] = [];
+  for (const r of proxy.requests) {
+    seen.push(r.body);
+    if (!r.body) continue;
+    const body = JSON.parse(r.body) as Record<string, unknown>;
+    for (const key of ['prompt_ids', 'draft_ids', 'prompt']) {
+      const ids = body[key];
+      if (Array.isArray(ids) && ids.every((x) => typeof x === 'number'))
+        seen.push(tokenizer.decode(ids as number[]));
+      else if (typeof ids === 'string') seen.push(ids);
+    }
+  }
+  return seen.join('\n\u0000\n');
+}
+
+/**
  * An HTTP proxy in front of the verifier that records every request (method, path, body). When
  * the verifier is gone, the client's connection is cut, as it would be by a dead verifier.
  */

@@ -16,6 +16,7 @@ import {
   type RecordingProxy,
   type TestRuntime,
   type VerifierProcess,
+  verifierSawText,
 } from './helpers.js';
 
 interface Case {
@@ -100,19 +101,7 @@ describe('PII redaction on the request path (real verifier process)', () => {
       expect(r.body.edgectl.redactions).toBeGreaterThanOrEqual(all[i]!.values.length);
     }
     // Everything the verifier received, as text: raw bodies and every token-id array decoded.
-    const seen: string[] = [];
-    for (const r of proxy.requests) {
-      seen.push(r.body);
-      if (!r.body) continue;
-      const body = JSON.parse(r.body) as Record<string, unknown>;
-      for (const key of ['prompt_ids', 'draft_ids', 'prompt']) {
-        const ids = body[key];
-        if (Array.isArray(ids) && ids.every((x) => typeof x === 'number'))
-          seen.push(gen.tokenizer.decode(ids as number[]));
-        else if (typeof ids === 'string') seen.push(ids);
-      }
-    }
-    const prompts = seen.join('\n\u0000\n');
+    const prompts = verifierSawText(proxy, gen.tokenizer);
     expect(proxy.requests.filter((r) => r.path === '/v1/sessions').length).toBe(Math.ceil(all.length / 2));
     expect(proxy.requests.filter((r) => r.path === '/v1/completions').length).toBe(
       Math.floor(all.length / 2),
